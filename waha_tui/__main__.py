@@ -1,0 +1,3 @@
+from waha_tui.cli import main
+
+main()

@@ -1,0 +1,405 @@
+"""Async WAHA client over httpx, following WAHA's OpenAPI spec (2026.7.2).
+
+Every failure is turned into one of the typed errors in `waha_tui.waha.errors`, so the
+runner can decide between retrying, pausing and failing a single recipient.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from waha_tui.errors import UserError
+from waha_tui.secret import Secret
+from waha_tui.waha.errors import (
+    Ambiguous,
+    BadResponse,
+    RecipientRejected,
+    ServerError,
+    SessionNotFound,
+    SessionNotWorking,
+    Unauthorized,
+    Unreachable,
+    WahaError,
+)
+
+KNOWN_STATUSES = ("STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED")
+MAX_BODY_BYTES = 2 * 1024 * 1024
+_SESSION_NAME = re.compile(r"session with name '([^']*)'")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """WAHA's NOWEB engine can hang forever on a malformed chatId: never wait unbounded."""
+
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 10.0
+    pool: float = 5.0
+
+    def to_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    name: str
+    status: str  # kept as WAHA sent it: new statuses appear in new releases
+    me_id: str | None = None
+    me_push_name: str | None = None
+    engine: str | None = None
+
+    @property
+    def working(self) -> bool:
+        return self.status == "WORKING"
+
+    @classmethod
+    def from_json(cls, data: Any) -> SessionInfo:
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise BadResponse("WAHA answered a session without a name")
+        me = data.get("me") if isinstance(data.get("me"), dict) else {}
+        engine = data.get("engine")
+        return cls(
+            name=data["name"],
+            status=str(data.get("status") or "UNKNOWN"),
+            me_id=me.get("id"),
+            me_push_name=me.get("pushName"),
+            engine=engine.get("engine") if isinstance(engine, dict) else None,
+        )
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: str | None
+    body: Any = field(default=None, repr=False)
+
+
+def extract_message_id(body: Any) -> str | None:
+    """Each engine answers a send in its own shape (WAHA #760); take the id where it is."""
+    if not isinstance(body, dict):
+        return None
+    ident = body.get("id")
+    if isinstance(ident, str) and ident:
+        return ident
+    if isinstance(ident, dict) and isinstance(ident.get("_serialized"), str):
+        return ident["_serialized"]
+    data = body.get("_data")
+    if isinstance(data, dict):
+        inner = data.get("id")
+        if isinstance(inner, dict) and isinstance(inner.get("_serialized"), str):
+            return inner["_serialized"]
+    key = body.get("key")
+    if isinstance(key, dict) and isinstance(key.get("id"), str):
+        return key["id"]
+    return None
+
+
+def validate_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"WAHA URL {_redact_url(url)!r} is not valid: expected http://host:port")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise UserError(f"WAHA URL {_redact_url(url)!r} has an invalid port") from None
+    return url.rstrip("/")
+
+
+def _redact_url(url: str) -> str:
+    # A key passed as ?x-api-key=... must not leak into a message.
+    return url.split("?", 1)[0]
+
+
+def _error_message(body: Any, text: str) -> str:
+    if isinstance(body, dict):
+        exc = body.get("exception")
+        if isinstance(exc, dict) and exc.get("message"):
+            return str(exc["message"])
+        msg = body.get("message")
+        if isinstance(msg, list):
+            return "; ".join(str(m) for m in msg)
+        if msg:
+            return str(msg)
+        if body.get("error"):
+            return str(body["error"])
+    snippet = " ".join(text.split())[:200]
+    return snippet or "no details"
+
+
+class WahaClient:
+    """One per process: holds the single httpx.AsyncClient and its connection pool."""
+
+    def __init__(
+        self,
+        base_url: str = "http://localhost:3000",
+        api_key: Secret | str | None = None,
+        *,
+        timeouts: Timeouts | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.base_url = validate_base_url(base_url)
+        key = api_key if isinstance(api_key, Secret) or api_key is None else Secret(api_key)
+        headers = {"Accept": "application/json"}
+        if key:
+            headers["X-Api-Key"] = key.reveal()
+        self.timeouts = timeouts or Timeouts()
+        self.max_body_bytes = max_body_bytes
+        # None: not asked yet; False: the server predates 2026.4.3 (404), remembered.
+        self.supports_message_ids: bool | None = None
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=self.timeouts.to_httpx(),
+            transport=transport,
+            # Shorter than uvicorn's and WAHA's keep-alive, so a pooled connection is never
+            # reused just as the server closes it (that would make a send look ambiguous).
+            limits=httpx.Limits(max_connections=20, keepalive_expiry=4.0),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"WahaClient({self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> WahaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- transport ---------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> tuple[int, Any]:
+        where = f"{method} {path}"
+        try:
+            async with self._http.stream(method, path, json=json_body, params=params) as resp:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        limit_mb = self.max_body_bytes / (1024 * 1024)
+                        raise BadResponse(
+                            f"WAHA answered {where} with a body over {limit_mb:g} MB; "
+                            "is WAHA_URL pointing at WAHA?",
+                            status_code=resp.status_code,
+                        )
+                    chunks.append(chunk)
+                raw = b"".join(chunks)
+                status = resp.status_code
+                content_type = resp.headers.get("content-type", "")
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise Unreachable(
+                f"WAHA at {self.base_url} is unreachable ({type(exc).__name__})"
+            ) from None
+        except httpx.TimeoutException:
+            raise Ambiguous(
+                f"no answer from WAHA within {self.timeouts.read:g} s for {where}; "
+                "the request may have been carried out"
+            ) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise UserError(f"WAHA URL {_redact_url(self.base_url)!r} is not valid") from None
+        except httpx.TransportError as exc:
+            raise Ambiguous(
+                f"connection to WAHA lost during {where} ({type(exc).__name__}); "
+                "the request may have been carried out"
+            ) from None
+        body = self._decode(raw, content_type, status, where)
+        if 200 <= status < 300:
+            return status, body
+        self._raise_for(status, body, raw, where)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _decode(raw: bytes, content_type: str, status: int, where: str) -> Any:
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if 200 <= status < 300:
+                kind = content_type.split(";")[0] or "unknown content"
+                raise BadResponse(
+                    f"WAHA answered {where} with non-JSON ({kind}, HTTP {status}); "
+                    "is WAHA_URL pointing at WAHA?",
+                    status_code=status,
+                ) from None
+            return None  # an error status with an HTML page: the status says enough
+
+    @staticmethod
+    def _raise_for(status: int, body: Any, raw: bytes, where: str) -> None:
+        text = raw[:500].decode("utf-8", "replace")
+        message = _error_message(body, text)
+        if status == 401:
+            raise Unauthorized(
+                "WAHA refused the API key (HTTP 401 Unauthorized): check WAHA_API_KEY",
+                status_code=401,
+            )
+        if status == 404:
+            found = _SESSION_NAME.search(message)
+            if found:
+                raise SessionNotFound(
+                    f"WAHA has no session named '{found.group(1)}'", session=found.group(1)
+                )
+        if status == 422 and isinstance(body, dict) and "WORKING" in (body.get("expected") or []):
+            session, actual = body.get("session"), body.get("status")
+            raise SessionNotWorking(
+                f"session '{session}' is {actual}, not WORKING", session=session, status=actual
+            )
+        if 400 <= status < 500:
+            raise RecipientRejected(
+                f"WAHA rejected {where} (HTTP {status}): {message}", status_code=status
+            )
+        if status >= 500:
+            raise ServerError(f"WAHA error (HTTP {status}): {message}", status_code=status)
+        raise BadResponse(f"WAHA answered {where} with HTTP {status}", status_code=status)
+
+    # -- server ------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        _, body = await self._request("GET", "/ping")
+        return isinstance(body, dict) and body.get("message") == "pong"
+
+    async def server_version(self) -> dict[str, Any]:
+        _, body = await self._request("GET", "/api/server/version")
+        if not isinstance(body, dict):
+            raise BadResponse("WAHA answered /api/server/version without a JSON object")
+        return body
+
+    # -- sessions ----------------------------------------------------------------------
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        _, body = await self._request("GET", "/api/sessions", params={"all": "true"})
+        if not isinstance(body, list):
+            raise BadResponse("WAHA answered /api/sessions without a JSON array")
+        return [SessionInfo.from_json(item) for item in body]
+
+    async def get_session(self, session: str) -> SessionInfo:
+        _, body = await self._request("GET", f"/api/sessions/{_seg(session)}")
+        return SessionInfo.from_json(body)
+
+    async def create_session(self, session: str, *, start: bool = True) -> SessionInfo:
+        _, body = await self._request(
+            "POST", "/api/sessions", json_body={"name": session, "start": start}
+        )
+        return SessionInfo.from_json(body)
+
+    async def _session_action(self, session: str, action: str) -> SessionInfo:
+        _, body = await self._request("POST", f"/api/sessions/{_seg(session)}/{action}")
+        return SessionInfo.from_json(body)
+
+    async def start_session(self, session: str) -> SessionInfo:
+        return await self._session_action(session, "start")
+
+    async def stop_session(self, session: str) -> SessionInfo:
+        return await self._session_action(session, "stop")
+
+    async def restart_session(self, session: str) -> SessionInfo:
+        return await self._session_action(session, "restart")
+
+    async def logout_session(self, session: str) -> SessionInfo:
+        return await self._session_action(session, "logout")
+
+    async def get_qr_value(self, session: str) -> str:
+        # Not under /api/sessions: the real path is /api/{session}/auth/qr.
+        _, body = await self._request(
+            "GET", f"/api/{_seg(session)}/auth/qr", params={"format": "raw"}
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("value"), str):
+            raise BadResponse("WAHA answered the QR request without a value")
+        return body["value"]
+
+    async def request_pairing_code(self, session: str, phone: str) -> str:
+        _, body = await self._request(
+            "POST", f"/api/{_seg(session)}/auth/request-code", json_body={"phoneNumber": phone}
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+            raise BadResponse("WAHA answered the pairing-code request without a code")
+        return body["code"]
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def send_text(
+        self, session: str, chat_id: str, text: str, *, message_id: str | None = None
+    ) -> SendResult:
+        payload: dict[str, Any] = {"session": session, "chatId": chat_id, "text": text}
+        if message_id:
+            payload["id"] = message_id
+        _, body = await self._request("POST", "/api/sendText", json_body=payload)
+        return SendResult(extract_message_id(body), body)
+
+    async def send_image(
+        self,
+        session: str,
+        chat_id: str,
+        *,
+        caption: str,
+        data: bytes,
+        mimetype: str,
+        filename: str | None = None,
+    ) -> SendResult:
+        file: dict[str, Any] = {"mimetype": mimetype, "data": base64.b64encode(data).decode()}
+        if filename:
+            file["filename"] = filename
+        payload = {"session": session, "chatId": chat_id, "caption": caption, "file": file}
+        _, body = await self._request("POST", "/api/sendImage", json_body=payload)
+        return SendResult(extract_message_id(body), body)
+
+    async def start_typing(self, session: str, chat_id: str) -> None:
+        await self._request(
+            "POST", "/api/startTyping", json_body={"session": session, "chatId": chat_id}
+        )
+
+    async def stop_typing(self, session: str, chat_id: str) -> None:
+        await self._request(
+            "POST", "/api/stopTyping", json_body={"session": session, "chatId": chat_id}
+        )
+
+    async def new_message_id(self, session: str) -> str | None:
+        """A pre-generated id (WAHA >= 2026.4.3), or None when the server has no such route."""
+        if self.supports_message_ids is False:
+            return None
+        try:
+            _, body = await self._request("GET", f"/api/{_seg(session)}/new-message-id")
+        except SessionNotFound:
+            raise
+        except RecipientRejected as exc:
+            if exc.status_code == 404:
+                self.supports_message_ids = False
+                return None
+            raise
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            raise BadResponse("WAHA answered new-message-id without an id")
+        self.supports_message_ids = True
+        return body["id"]
+
+    async def check_exists(self, session: str, phone: str) -> tuple[bool, str | None]:
+        _, body = await self._request(
+            "GET", "/api/contacts/check-exists", params={"phone": phone, "session": session}
+        )
+        if not isinstance(body, dict) or "numberExists" not in body:
+            raise BadResponse("WAHA answered check-exists without numberExists")
+        return bool(body["numberExists"]), body.get("chatId")
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+__all__ = ["SendResult", "SessionInfo", "Timeouts", "WahaClient", "WahaError", "extract_message_id"]

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+ERROR_463 = "2 UNKNOWN: server returned error 463"
 STATUSES = ("STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED")
 
 
@@ -29,12 +30,12 @@ class SimSession:
     stop_after: int | None = None  # flip to STOPPED after this many more sends
 
     def settle(self, now: float) -> None:
-        if self.status == "STARTING" and self.starting_until is not None:
-            if now >= self.starting_until:
-                self.status = "WORKING" if self.authenticated else "SCAN_QR_CODE"
-                self.starting_until = None
-                if self.status == "SCAN_QR_CODE":
-                    self.new_qr()
+        until = self.starting_until
+        if self.status == "STARTING" and until is not None and now >= until:
+            self.status = "WORKING" if self.authenticated else "SCAN_QR_CODE"
+            self.starting_until = None
+            if self.status == "SCAN_QR_CODE":
+                self.new_qr()
 
     def new_qr(self) -> None:
         self.qr_value = f"2@{secrets.token_urlsafe(24)},{secrets.token_urlsafe(12)},{self.name}"

@@ -1,21 +1,42 @@
-"""The `waha-tui` command line (Typer)."""
+"""The `waha-tui` command line (Typer). Exit codes: 0 done, 1 error, 2 usage, 3 paused."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
 import sys
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 import typer
 
+from waha_tui import events as ev
+from waha_tui.config import Settings
 from waha_tui.errors import UserError
+from waha_tui.models import Campaign, Recipient
+
+T = TypeVar("T")
+EXIT_PAUSED = 3
 
 app = typer.Typer(
     name="waha-tui",
     help="WhatsApp campaigns through a self-hosted WAHA server, from the terminal.",
-    no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
+contacts_app = typer.Typer(help="Contact lists imported from CSV files.", no_args_is_help=True)
+template_app = typer.Typer(help="Message templates.", no_args_is_help=True)
+campaign_app = typer.Typer(
+    help="Create, inspect, resume, pause and cancel campaigns.", no_args_is_help=True
+)
+app.add_typer(contacts_app, name="contacts")
+app.add_typer(template_app, name="template")
+app.add_typer(campaign_app, name="campaign")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.callback(invoke_without_command=True)
@@ -33,16 +54,466 @@ def root(
     ] = None,
 ) -> None:
     """With no command: open the dashboard."""
-    from waha_tui.config import Settings
-
     ctx.obj = Settings.resolve(db, waha_url, api_key)
     if ctx.invoked_subcommand is None:
-        fail("the dashboard is not built yet: try `waha-tui simulator`")
+        from waha_tui.tui.app import run_dashboard
+
+        run_dashboard(ctx.obj)
 
 
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Settings)
+    return obj
+
+
+def _with_service(ctx: typer.Context, fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """Open the store and WAHA client, run `fn(service)`, always close them."""
+    from waha_tui.service import CampaignService
+
+    async def main() -> T:
+        service = CampaignService.open(_settings(ctx))
+        try:
+            return await fn(service)
+        finally:
+            await service.aclose()
+
+    try:
+        return asyncio.run(main())
+    except UserError as exc:
+        fail(str(exc))
+        raise AssertionError("unreachable") from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def campaign_dict(c: Campaign) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "status": c.status,
+        "session": c.session,
+        "total": c.total,
+        "sent": c.sent,
+        "failed": c.failed,
+        "unknown": c.unknown,
+        "next_index": c.next_index,
+        "scheduled_at": _iso(c.scheduled_at),
+        "created_at": _iso(c.created_at),
+        "started_at": _iso(c.started_at),
+        "completed_at": _iso(c.completed_at),
+        "pause_reason": c.pause_reason,
+        "last_error": c.last_error,
+        "list": c.list_name,
+        "image": c.image_path,
+        "delay": [c.delay_min, c.delay_max],
+        "message": c.template_text,
+    }
+
+
+def recipient_dict(r: Recipient) -> dict[str, Any]:
+    return {
+        "position": r.position,
+        "phone": r.phone,
+        "chat_id": r.chat_id,
+        "name": r.name,
+        "status": r.status,
+        "message_id": r.message_id,
+        "error": r.error,
+        "attempts": r.attempts,
+        "sent_at": _iso(r.sent_at),
+    }
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _local(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+# -- contacts ----------------------------------------------------------------------------
+
+
+@contacts_app.command("import")
+def contacts_import(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="CSV file with a header row and a phone column.")],
+    list_name: Annotated[str, typer.Option("--list", help="Name of the new contact list.")],
+    country: Annotated[
+        str | None, typer.Option("--country", help="Country (e.g. DE) for national numbers.")
+    ] = None,
+) -> None:
+    """Import a CSV file as a contact list."""
+
+    async def go(service: Any) -> None:
+        _list_id, result = service.import_contacts(file, list_name, country=country)
+        for phone, lines in result.duplicates:
+            typer.echo(
+                f"duplicate {phone} on lines {', '.join(map(str, lines))}: kept once", err=True
+            )
+        typer.echo(f"imported {len(result.contacts)} contacts into list '{list_name}'")
+
+    _with_service(ctx, go)
+
+
+@contacts_app.command("lists")
+def contacts_lists(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the contact lists."""
+
+    async def go(service: Any) -> None:
+        lists = service.lists()
+        if as_json:
+            _print_json(
+                [
+                    {"name": x.name, "contacts": x.contact_count, "created_at": _iso(x.created_at)}
+                    for x in lists
+                ]
+            )
+            return
+        for x in lists:
+            typer.echo(f"{x.name}\t{x.contact_count} contacts\t{_local(x.created_at)}")
+
+    _with_service(ctx, go)
+
+
+@contacts_app.command("delete-list")
+def contacts_delete_list(ctx: typer.Context, name: str) -> None:
+    """Delete a contact list (campaigns keep their own copy of its contacts)."""
+
+    async def go(service: Any) -> None:
+        service.delete_list(name)
+        typer.echo(f"deleted list '{name}'")
+
+    _with_service(ctx, go)
+
+
+# -- templates ---------------------------------------------------------------------------
+
+
+@template_app.command("add")
+def template_add(
+    ctx: typer.Context,
+    name: str,
+    text: Annotated[str, typer.Option("--text", help="Message text; {name} and CSV columns.")],
+) -> None:
+    """Save a message template."""
+
+    async def go(service: Any) -> None:
+        service.add_template(name, text)
+        typer.echo(f"saved template '{name}'")
+
+    _with_service(ctx, go)
+
+
+@template_app.command("list")
+def template_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the templates."""
+
+    async def go(service: Any) -> None:
+        items = service.templates()
+        if as_json:
+            _print_json([{"name": t.name, "text": t.text} for t in items])
+            return
+        for t in items:
+            typer.echo(f"{t.name}\t{' '.join(t.text.split())[:60]}")
+
+    _with_service(ctx, go)
+
+
+# -- campaigns ---------------------------------------------------------------------------
+
+
+def _campaign_id(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        fail(f"campaign id {raw!r} is not a number")
+    if value <= 0:
+        fail(f"campaign id {raw!r} must be a positive number")
+    return value
+
+
+@campaign_app.command("create")
+def campaign_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Campaign name.")],
+    contacts: Annotated[str | None, typer.Option("--contacts", help="CSV file.")] = None,
+    list_name: Annotated[str | None, typer.Option("--list", help="Imported list.")] = None,
+    message: Annotated[str | None, typer.Option("--message", help="Message text.")] = None,
+    template: Annotated[str | None, typer.Option("--template", help="Template name.")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Image sent with the text.")] = None,
+    session: Annotated[str, typer.Option("--session", help="WAHA session.")] = "default",
+    at: Annotated[
+        str | None, typer.Option("--at", help="Start time, ISO-8601 (local unless offset).")
+    ] = None,
+    delay: Annotated[
+        str, typer.Option("--delay", help="Random wait between messages, MIN-MAX seconds.")
+    ] = "30-60",
+    default_name: Annotated[
+        str, typer.Option("--default-name", help="{name} for contacts without a name.")
+    ] = "there",
+    country: Annotated[
+        str | None, typer.Option("--country", help="Country for national numbers (CSV).")
+    ] = None,
+    typing: Annotated[bool, typer.Option("--typing", help="Show 'typing…' first.")] = False,
+) -> None:
+    """Create a campaign; prints its id as the last line."""
+    from waha_tui.service import CampaignDraft
+
+    draft = CampaignDraft(
+        name=name,
+        message=message,
+        template=template,
+        contacts_file=contacts,
+        list_name=list_name,
+        country=country,
+        image=image,
+        session=session,
+        at=at,
+        delay=delay,
+        default_name=default_name,
+        typing=typing,
+    )
+
+    async def go(service: Any) -> None:
+        cid = service.create_campaign(draft)
+        camp = service.campaign(cid)
+        typer.echo(
+            f"campaign '{camp.name}': {camp.total} recipients, Scheduled for "
+            f"{_local(camp.scheduled_at)} on session '{camp.session}'",
+            err=True,
+        )
+        typer.echo(str(cid))
+
+    _with_service(ctx, go)
+
+
+@campaign_app.command("list")
+def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show every campaign."""
+
+    async def go(service: Any) -> None:
+        items = service.campaigns()
+        if as_json:
+            _print_json([campaign_dict(c) for c in items])
+            return
+        for c in items:
+            note = c.pause_reason or c.last_error or ""
+            typer.echo(
+                f"{c.id}\t{c.status}\t{c.sent}/{c.total}\tfailed {c.failed}\t{c.name}\t{note}"
+            )
+
+    _with_service(ctx, go)
+
+
+@campaign_app.command("show")
+def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False) -> None:
+    """Show one campaign."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: Any) -> None:
+        c = service.campaign(cid)
+        data = campaign_dict(c)
+        if as_json:
+            _print_json(data)
+            return
+        for key, value in data.items():
+            typer.echo(f"{key:13} {value if value is not None else '-'}")
+
+    _with_service(ctx, go)
+
+
+@campaign_app.command("recipients")
+def campaign_recipients(
+    ctx: typer.Context,
+    campaign_id: str,
+    as_json: JsonOpt = False,
+    status: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
+) -> None:
+    """Show a campaign's recipients in sending order."""
+    from waha_tui.status import RecipientStatus
+
+    cid = _campaign_id(campaign_id)
+    if status and status not in {s.value for s in RecipientStatus}:
+        fail(f"--status {status!r} is not one of {', '.join(s.value for s in RecipientStatus)}")
+
+    async def go(service: Any) -> None:
+        items = service.recipients(cid, status)
+        if as_json:
+            _print_json([recipient_dict(r) for r in items])
+            return
+        for r in items:
+            typer.echo(
+                f"{r.position}\t{r.phone}\t{r.status}\t{r.message_id or '-'}\t{r.error or ''}"
+            )
+
+    _with_service(ctx, go)
+
+
+class ProgressPrinter:
+    """Renders runner events as 'sending X of Y' with a bar on a terminal, lines otherwise."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last_decile = -1
+
+    def __call__(self, event: ev.CampaignEvent) -> None:
+        if isinstance(event, ev.RecipientProcessed):
+            done = event.next_index
+            width = 30
+            filled = int(width * done / event.total) if event.total else width
+            line = (
+                f"campaign {event.campaign_id} [{'#' * filled}{'.' * (width - filled)}] "
+                f"sending {min(done + 1, event.total)} of {event.total}  sent {event.sent}  "
+                f"failed {event.failed}" + (f"  unknown {event.unknown}" if event.unknown else "")
+            )
+            if self.tty:
+                self.stream.write("\r" + line)
+            else:
+                decile = (10 * done) // max(event.total, 1)
+                if decile != self._last_decile:
+                    self._last_decile = decile
+                    self.stream.write(line + "\n")
+        elif isinstance(event, ev.Started):
+            self.stream.write(
+                f"campaign {event.campaign_id}: running from recipient "
+                f"{event.next_index + 1} of {event.total}\n"
+            )
+        elif isinstance(event, ev.Paused | ev.Completed | ev.Cancelled | ev.Failed):
+            if self.tty:
+                self.stream.write("\n")
+            self.stream.write(describe_end(event) + "\n")
+        self.stream.flush()
+
+
+def describe_end(end: ev.CampaignEvent) -> str:
+    if isinstance(end, ev.Completed):
+        extra = f", {end.unknown} unknown" if end.unknown else ""
+        return (
+            f"campaign {end.campaign_id} Completed: {end.sent} sent, {end.failed} failed"
+            f"{extra} of {end.total}"
+        )
+    if isinstance(end, ev.Paused):
+        return f"campaign {end.campaign_id} Paused at recipient {end.next_index + 1}: {end.reason}"
+    if isinstance(end, ev.Cancelled):
+        return f"campaign {end.campaign_id} Cancelled"
+    if isinstance(end, ev.Failed):
+        return f"campaign {end.campaign_id} Failed: {end.error}"
+    return str(end)
+
+
+def install_stop_signals(on_stop: Callable[[str], None]) -> None:
+    """SIGINT, SIGTERM and SIGHUP (the SSH connection dropped) pause instead of killing."""
+    loop = asyncio.get_running_loop()
+    names = {
+        signal.SIGINT: "interrupted (Ctrl-C)",
+        signal.SIGTERM: "stopped (SIGTERM)",
+        signal.SIGHUP: "stopped: the terminal closed (SIGHUP)",
+    }
+    for sig, reason in names.items():
+        loop.add_signal_handler(sig, on_stop, reason)
+
+
+@campaign_app.command("resume")
+def campaign_resume(
+    ctx: typer.Context,
+    campaign_id: str,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Only mark it Scheduled for `waha-tui run`.")
+    ] = False,
+) -> None:
+    """Resume a Paused campaign and run it here with a progress bar."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: Any) -> ev.CampaignEvent | None:
+        await asyncio.to_thread(service.recover_interrupted)
+        if detach:
+            await service.resume(cid, start=False)
+            typer.echo(f"campaign {cid} is Scheduled: `waha-tui run` will send it")
+            return None
+        service.bus.subscribe(ProgressPrinter())
+        install_stop_signals(lambda reason: service.pool.request_stop(cid, _paused(), reason))
+        await service.resume(cid)
+        return await service.pool.wait(cid)
+
+    end = _with_service(ctx, go)
+    if isinstance(end, ev.Paused):
+        raise typer.Exit(EXIT_PAUSED)
+    if isinstance(end, ev.Failed):
+        raise typer.Exit(1)
+
+
+def _paused() -> Any:
+    from waha_tui.status import CampaignStatus
+
+    return CampaignStatus.PAUSED
+
+
+@campaign_app.command("pause")
+def campaign_pause(ctx: typer.Context, campaign_id: str) -> None:
+    """Pause a Running or Scheduled campaign (after the message in flight)."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: Any) -> None:
+        await service.pause(cid)
+        typer.echo(f"campaign {cid} paused")
+
+    _with_service(ctx, go)
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(ctx: typer.Context, campaign_id: str) -> None:
+    """Cancel a campaign for good."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: Any) -> None:
+        await service.cancel(cid)
+        typer.echo(f"campaign {cid} cancelled")
+
+    _with_service(ctx, go)
+
+
+# -- headless ----------------------------------------------------------------------------
+
+
+@app.command("run")
+def run_headless(
+    ctx: typer.Context,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit when nothing is due or running.")
+    ] = False,
+) -> None:
+    """Headless scheduler and runner: sends every campaign when it is due."""
+    from waha_tui.scheduler import Scheduler
+
+    async def go(service: Any) -> None:
+        stop = asyncio.Event()
+        printer = ProgressPrinter()
+        service.bus.subscribe(printer)
+
+        def on_stop(reason: str) -> None:
+            stop.set()
+            for run_id in list(service.pool.runs):
+                service.pool.request_stop(run_id, _paused(), reason)
+
+        install_stop_signals(on_stop)
+        scheduler = Scheduler(
+            service, on_error=lambda cid, msg: typer.echo(f"campaign {cid}: {msg}", err=True)
+        )
+        await scheduler.run(until_idle=until_idle, stop=stop)
+        await service.pool.stop_all("stopped with `waha-tui run`")
+
+    _with_service(ctx, go)
 
 
 @app.command()
@@ -62,7 +533,7 @@ def simulator(
 
     sim = Simulator(SimState(api_key=api_key, message_ids=not no_message_ids))
     key_note = " (API key required)" if api_key else ""
-    typer.echo(f"WAHA simulator listening on http://{host}:{port}{key_note}", err=False)
+    typer.echo(f"WAHA simulator listening on http://{host}:{port}{key_note}")
     sys.stdout.flush()
     serve_forever(sim, host, port)
 
@@ -73,3 +544,5 @@ def main() -> None:
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

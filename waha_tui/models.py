@@ -1,0 +1,136 @@
+"""Tables (SQLModel). Portable SQL: only the connection pragmas in `store.py` are SQLite's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from waha_tui.status import CampaignStatus, RecipientStatus
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Always hands back aware UTC datetimes, whatever the backend stores."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store: use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _dt(nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable)
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str
+
+
+class ContactList(SQLModel, table=True):
+    __tablename__ = "contact_list"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    contact_count: int = 0
+    created_at: datetime | None = _dt()
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contact"
+    __table_args__ = (sa.UniqueConstraint("list_id", "position"),)
+    id: int | None = Field(default=None, primary_key=True)
+    list_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("contact_list.id", ondelete="CASCADE"), nullable=False)
+    )
+    position: int
+    phone: str = Field(max_length=20)
+    chat_id: str = Field(max_length=64)
+    name: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class Template(SQLModel, table=True):
+    __tablename__ = "template"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    text: str
+    created_at: datetime | None = _dt()
+    updated_at: datetime | None = _dt()
+
+
+class Campaign(SQLModel, table=True):
+    __tablename__ = "campaign"
+    __table_args__ = (sa.Index("ix_campaign_status_scheduled", "status", "scheduled_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    session: str = Field(default="default", max_length=100)
+    template_text: str
+    default_name: str = ""
+    image_path: str | None = None
+    image_mime: str | None = None
+    list_name: str | None = None  # where the recipients came from, for display only
+    status: str = Field(default=CampaignStatus.SCHEDULED, max_length=16)
+    scheduled_at: datetime | None = _dt()
+    created_at: datetime | None = _dt()
+    started_at: datetime | None = _dt()
+    completed_at: datetime | None = _dt()
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    next_index: int = 0  # position of the next recipient not yet processed
+    pause_reason: str | None = None
+    last_error: str | None = None
+    delay_min: float = 30.0
+    delay_max: float = 60.0
+    typing: bool = False
+    break_every: int = 0
+    break_seconds: float = 0.0
+    max_consecutive_failures: int = 10
+    consecutive_failures: int = 0
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = _dt()
+    updated_at: datetime | None = _dt()
+
+
+class Recipient(SQLModel, table=True):
+    __tablename__ = "recipient"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "position"),
+        sa.Index("ix_recipient_campaign_status", "campaign_id", "status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("campaign.id", ondelete="CASCADE"), nullable=False)
+    )
+    position: int
+    phone: str = Field(max_length=20)
+    chat_id: str = Field(max_length=64)
+    name: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+    status: str = Field(default=RecipientStatus.PENDING, max_length=10)
+    message_id: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    sent_at: datetime | None = _dt()

@@ -1,0 +1,544 @@
+"""The campaign runner: sends one campaign's recipients in order, durably, with pacing.
+
+Knows nothing of screens: progress goes out as `events`. Database calls run in a worker
+thread so a busy database never blocks the event loop the dashboard draws from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mimetypes
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from waha_tui import events as ev
+from waha_tui.errors import UserError
+from waha_tui.models import Campaign, Recipient
+from waha_tui.pacing import Pacing
+from waha_tui.render import RenderError, render
+from waha_tui.status import CampaignStatus, RecipientStatus
+from waha_tui.store import Store, StoreError
+from waha_tui.waha import (
+    Ambiguous,
+    BadResponse,
+    RecipientRejected,
+    ServerError,
+    SessionNotFound,
+    SessionNotWorking,
+    Unauthorized,
+    Unreachable,
+    WahaClient,
+    WahaError,
+)
+
+T = TypeVar("T")
+S = CampaignStatus
+RS = RecipientStatus
+BATCH = 500
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def lease_seconds_from_env() -> float:
+    raw = os.environ.get("WAHA_TUI_LEASE_SECONDS", "15")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"WAHA_TUI_LEASE_SECONDS={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise UserError("WAHA_TUI_LEASE_SECONDS must be positive")
+    return value
+
+
+class Clock:
+    """Real time. Tests pass a fake one to check pacing without sleeping."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def wait(self, seconds: float, wake: asyncio.Event) -> bool:
+        """Wait up to `seconds`; True if `wake` was set meanwhile."""
+        if wake.is_set():
+            return True
+        if seconds <= 0:
+            return False
+        try:
+            await asyncio.wait_for(wake.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass
+class RunnerConfig:
+    lease_seconds: float = 15.0
+    unreachable_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    ambiguous_retries: tuple[float, ...] = (1.0, 3.0)
+    session_check_interval: float = 10.0
+    poll_interval: float = 1.0  # how often a wait looks for a pause set by another process
+    rng: random.Random = field(default_factory=random.Random)
+    clock: Clock = field(default_factory=Clock)
+
+
+class _Stop(Exception):
+    """Ends the loop: the campaign leaves Running with this status and reason."""
+
+    def __init__(self, status: CampaignStatus, reason: str | None = None) -> None:
+        super().__init__(reason or status)
+        self.status, self.reason = status, reason
+
+
+class _StoppedElsewhere(Exception):
+    """Someone else (CLI, another dashboard) already moved the campaign out of Running."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class CampaignRun:
+    """One run of one campaign, from claim to Completed, Paused, Cancelled or Failed."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: WahaClient,
+        campaign_id: int,
+        *,
+        owner: str,
+        config: RunnerConfig,
+        publish: ev.EventSink,
+    ) -> None:
+        self.store, self.client, self.campaign_id = store, client, campaign_id
+        self.owner, self.config, self.publish = owner, config, publish
+        self.wake = asyncio.Event()
+        self.stop_request: tuple[CampaignStatus, str] | None = None
+        self.started = asyncio.get_running_loop().create_future()
+        self._last_session_check = -1e18
+        self._processed_in_run = 0
+        self._image: tuple[bytes, str, str] | None = None
+        self._ambiguous_seen = False
+
+    def request_stop(self, status: CampaignStatus, reason: str) -> None:
+        """Pause or cancel: takes effect after the message in flight, or at once in a wait."""
+        if self.stop_request is None:
+            self.stop_request = (status, reason)
+        self.wake.set()
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- the run -----------------------------------------------------------------------
+
+    async def run(self) -> ev.Ended:
+        try:
+            camp = await self._db(
+                self.store.claim, self.campaign_id, self.owner, self.config.lease_seconds
+            )
+        except BaseException as exc:
+            if not self.started.done():
+                self.started.set_exception(exc)
+            raise
+        self.started.set_result(camp)
+        self.publish(ev.Started(self.campaign_id, camp.total, camp.next_index))
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            end = await self._loop(camp)
+        except _Stop as stop:
+            end = await self._finish(stop.status, stop.reason)
+        except _StoppedElsewhere as other:
+            camp = await self._db(self.store.finish, self.campaign_id, self.owner, S.PAUSED)
+            end = self._ended_as(camp, other.status)
+        except asyncio.CancelledError:
+            # The task itself was cancelled (app shutting down): leave it resumable.
+            await asyncio.shield(
+                self._finish(
+                    S.PAUSED,
+                    self.stop_request[1]
+                    if self.stop_request
+                    else "stopped: the program running it exited",
+                )
+            )
+            raise
+        except Exception as exc:
+            end = await self._finish(S.FAILED, None, error=f"unexpected error: {exc}")
+        finally:
+            heartbeat.cancel()
+        self.publish(end)
+        return end
+
+    async def _loop(self, camp: Campaign) -> ev.Ended:
+        pacing = Pacing(
+            camp.delay_min, camp.delay_max, camp.typing, camp.break_every, camp.break_seconds
+        )
+        if camp.image_path:
+            self._image = self._load_image(camp)
+        position = camp.next_index
+        first = True
+        while True:
+            batch = await self._db(
+                self.store.recipients, self.campaign_id, start=position, limit=BATCH
+            )
+            if not batch:
+                break
+            for rec in batch:
+                if rec.position != position:
+                    raise UserError(f"recipient position {position} is missing")
+                if not first:
+                    await self._pause_between(pacing)
+                first = False
+                self._check_stop()
+                camp = await self._process(camp, rec, pacing)
+                position = rec.position + 1
+        return await self._finish(S.COMPLETED)
+
+    def _check_stop(self) -> None:
+        if self.stop_request:
+            raise _Stop(*self.stop_request)
+
+    async def _pause_between(self, pacing: Pacing) -> None:
+        delay = pacing.delay_after(self._processed_in_run, self.config.rng)
+        await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """A wait that ends at once on a pause request, and notices one set elsewhere."""
+        clock = self.config.clock
+        end = clock.monotonic() + seconds
+        while True:
+            self._check_stop()
+            remaining = end - clock.monotonic()
+            if remaining <= 0:
+                return
+            if await clock.wait(min(remaining, self.config.poll_interval), self.wake):
+                self._check_stop()
+            status = await self._db(
+                self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
+            )
+            if status != S.RUNNING:
+                raise _StoppedElsewhere(status)
+
+    async def _heartbeat(self) -> None:
+        # Keeps the lease alive while one send takes long (the waits renew it too).
+        interval = max(self.config.lease_seconds / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(StoreError):
+                await self._db(
+                    self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
+                )
+
+    # -- one recipient -----------------------------------------------------------------
+
+    async def _process(self, camp: Campaign, rec: Recipient, pacing: Pacing) -> Campaign:
+        if rec.status in (RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED):
+            # Already settled (a crash between the two writes is impossible: one
+            # transaction), so only next_index lags; never send it again.
+            return camp
+        resend_id: str | None = None
+        if rec.status == RS.SENDING:
+            # Caught in flight by a crash: the message may have gone out.
+            if not rec.message_id:
+                return await self._record(
+                    rec, RS.UNKNOWN, error="interrupted while sending; it may have been delivered"
+                )
+            resend_id = rec.message_id  # same id: WhatsApp dedupes it
+        await self._check_session(camp)
+        try:
+            text = render(
+                camp.template_text, rec.variables, name=rec.name, default_name=camp.default_name
+            )
+        except RenderError as exc:
+            return await self._record(rec, RS.FAILED, error=str(exc))
+        message_id = resend_id or await self._new_message_id(camp)
+        await self._db(self.store.mark_sending, rec.id, message_id)
+        typing = pacing.typing_seconds(text, self.config.rng)
+        if typing:
+            await self._typing(camp, rec, typing)
+        self._ambiguous_seen = resend_id is not None
+        try:
+            result = await self._send(camp, rec, text, message_id)
+        except (SessionNotWorking, SessionNotFound, Unauthorized, Unreachable) as exc:
+            if not self._ambiguous_seen:
+                # Surely not sent: it goes out normally after resume.
+                await self._db(self.store.set_recipient_pending, rec.id)
+            # Otherwise it stays `sending` with its id, and a resume re-sends that same id.
+            raise _Stop(S.PAUSED, self._pause_reason(camp, exc)) from None
+        except (RecipientRejected, ServerError) as exc:
+            camp = await self._record(rec, RS.FAILED, error=str(exc))
+            return self._after_failure(camp)
+        except (Ambiguous, BadResponse) as exc:
+            if message_id:
+                # The message keeps its pre-generated id: a resume re-sends it safely.
+                raise _Stop(
+                    S.PAUSED,
+                    f"WAHA did not confirm the message to {rec.phone} ({exc}); on resume it is "
+                    "re-sent with the same id, so it cannot arrive twice",
+                ) from None
+            camp = await self._record(rec, RS.UNKNOWN, error=f"{exc}; not re-sent automatically")
+            return self._after_failure(camp)
+        return await self._record(rec, RS.SENT, message_id=result or message_id)
+
+    def _after_failure(self, camp: Campaign) -> Campaign:
+        limit = camp.max_consecutive_failures
+        if limit and camp.consecutive_failures >= limit:
+            raise _Stop(
+                S.PAUSED,
+                f"{camp.consecutive_failures} messages in a row failed (last: {camp.last_error}); "
+                "check the list and the WhatsApp number before resuming",
+            )
+        return camp
+
+    async def _record(
+        self,
+        rec: Recipient,
+        status: RecipientStatus,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+    ) -> Campaign:
+        camp = await self._db(
+            self.store.record,
+            self.campaign_id,
+            rec,
+            status,
+            owner=self.owner,
+            lease_seconds=self.config.lease_seconds,
+            message_id=message_id,
+            error=error,
+        )
+        self._processed_in_run += 1
+        self.publish(
+            ev.RecipientProcessed(
+                self.campaign_id,
+                rec.position,
+                status,
+                camp.sent,
+                camp.failed,
+                camp.unknown,
+                camp.total,
+                camp.next_index,
+                error,
+            )
+        )
+        if camp.status != S.RUNNING:
+            raise _StoppedElsewhere(camp.status)
+        return camp
+
+    async def _retry_unreachable(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Connection refused means the request never left: retrying is always safe."""
+        delays = self.config.unreachable_backoff
+        for attempt in range(len(delays) + 1):
+            try:
+                return await call()
+            except Unreachable:
+                if attempt == len(delays):
+                    raise
+                await self._sleep(delays[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _check_session(self, camp: Campaign) -> None:
+        now = self.config.clock.monotonic()
+        if now - self._last_session_check < self.config.session_check_interval:
+            return
+        try:
+            info = await self._retry_unreachable(lambda: self.client.get_session(camp.session))
+        except (Unreachable, Unauthorized, SessionNotFound) as exc:
+            raise _Stop(S.PAUSED, self._pause_reason(camp, exc)) from None
+        except WahaError:
+            return  # a passing error on the status check: the send itself will tell
+        if not info.working:
+            raise _Stop(S.PAUSED, _session_reason(camp.session, info.status))
+        self._last_session_check = now
+
+    async def _new_message_id(self, camp: Campaign) -> str | None:
+        if self.client.supports_message_ids is False:
+            return None
+        try:
+            return await self._retry_unreachable(lambda: self.client.new_message_id(camp.session))
+        except (Unreachable, Unauthorized, SessionNotFound, SessionNotWorking) as exc:
+            raise _Stop(S.PAUSED, self._pause_reason(camp, exc)) from None
+        except WahaError:
+            return None
+
+    async def _typing(self, camp: Campaign, rec: Recipient, seconds: float) -> None:
+        try:
+            await self.client.start_typing(camp.session, rec.chat_id)
+            await self._sleep(seconds)
+            await self.client.stop_typing(camp.session, rec.chat_id)
+        except WahaError:
+            pass  # typing is cosmetic; the send reports real problems
+
+    async def _send(
+        self, camp: Campaign, rec: Recipient, text: str, message_id: str | None
+    ) -> str | None:
+        async def once() -> str | None:
+            if self._image:
+                data, mime, filename = self._image
+                res = await self.client.send_image(
+                    camp.session,
+                    rec.chat_id,
+                    caption=text,
+                    data=data,
+                    mimetype=mime,
+                    filename=filename,
+                )
+            else:
+                res = await self.client.send_text(
+                    camp.session, rec.chat_id, text, message_id=message_id
+                )
+            return res.message_id
+
+        if not message_id:
+            return await self._retry_unreachable(once)
+        # With a pre-generated id even an ambiguous send can be repeated: WhatsApp dedupes.
+        retries = self.config.ambiguous_retries
+        for attempt in range(len(retries) + 1):
+            try:
+                return await self._retry_unreachable(once)
+            except (Ambiguous, BadResponse):
+                self._ambiguous_seen = True
+                if attempt == len(retries):
+                    raise
+                await self._sleep(retries[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _load_image(self, camp: Campaign) -> tuple[bytes, str, str]:
+        path = Path(camp.image_path or "")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise _Stop(S.PAUSED, f"image {path} cannot be read ({exc.strerror})") from None
+        mime = camp.image_mime or mimetypes.guess_type(path.name)[0] or "image/jpeg"
+        return data, mime, path.name
+
+    def _pause_reason(self, camp: Campaign, exc: WahaError) -> str:
+        if isinstance(exc, SessionNotWorking):
+            return _session_reason(exc.session or camp.session, exc.status or "not WORKING")
+        if isinstance(exc, SessionNotFound):
+            return f"WAHA has no session named '{camp.session}': create and start it"
+        if isinstance(exc, Unauthorized):
+            return "WAHA refused the API key (401): check WAHA_API_KEY"
+        if isinstance(exc, Unreachable):
+            return f"WAHA at {self.client.base_url} is unreachable: is it running?"
+        return str(exc)
+
+    # -- ending ------------------------------------------------------------------------
+
+    async def _finish(
+        self, status: CampaignStatus, reason: str | None = None, *, error: str | None = None
+    ) -> ev.Ended:
+        camp = await self._db(
+            self.store.finish,
+            self.campaign_id,
+            self.owner,
+            status,
+            pause_reason=reason,
+            last_error=error,
+        )
+        return self._ended_as(camp, camp.status)
+
+    def _ended_as(self, camp: Campaign, status: str) -> ev.Ended:
+        cid = self.campaign_id
+        if status == S.COMPLETED:
+            return ev.Completed(cid, camp.sent, camp.failed, camp.unknown, camp.total)
+        if status == S.CANCELLED:
+            return ev.Cancelled(cid, camp.next_index)
+        if status == S.FAILED:
+            return ev.Failed(cid, camp.last_error or "failed")
+        return ev.Paused(cid, camp.pause_reason or status, camp.next_index)
+
+
+def _session_reason(session: str, status: str) -> str:
+    if status in ("STOPPED", "SCAN_QR_CODE", "FAILED"):
+        return f"session '{session}' is {status}: start it and scan the QR code, then resume"
+    return f"session '{session}' is {status}, not WORKING: resume once it is WORKING"
+
+
+class RunnerPool:
+    """The campaigns this process is running, one run per campaign, one per WAHA session."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: WahaClient,
+        *,
+        owner: str | None = None,
+        config: RunnerConfig | None = None,
+        bus: ev.EventBus | None = None,
+    ) -> None:
+        self.store, self.client = store, client
+        self.owner = owner or new_owner_id()
+        self.config = config or RunnerConfig(lease_seconds=lease_seconds_from_env())
+        self.bus = bus or ev.EventBus()
+        self.runs: dict[int, CampaignRun] = {}
+        self.tasks: dict[int, asyncio.Future[ev.Ended]] = {}
+
+    def is_running(self, campaign_id: int) -> bool:
+        return campaign_id in self.runs
+
+    async def start(
+        self,
+        campaign_id: int,
+        spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
+    ) -> CampaignRun:
+        """Claim and start; returns once the campaign is Running (or raises why not).
+
+        `spawn` lets the dashboard run it as one of its workers; default: an asyncio task.
+        """
+        if campaign_id in self.runs:
+            raise UserError(f"campaign {campaign_id} is already running in this process")
+        run = CampaignRun(
+            self.store,
+            self.client,
+            campaign_id,
+            owner=self.owner,
+            config=self.config,
+            publish=self.bus.publish,
+        )
+        self.runs[campaign_id] = run
+
+        async def body() -> ev.Ended:
+            try:
+                return await run.run()
+            finally:
+                self.runs.pop(campaign_id, None)
+                self.tasks.pop(campaign_id, None)
+
+        handle = (spawn or asyncio.ensure_future)(body())
+        if isinstance(handle, asyncio.Future):
+            self.tasks[campaign_id] = handle
+        try:
+            await asyncio.shield(run.started)
+        except BaseException:
+            self.runs.pop(campaign_id, None)
+            raise
+        return run
+
+    def request_stop(self, campaign_id: int, status: CampaignStatus, reason: str) -> bool:
+        run = self.runs.get(campaign_id)
+        if run is None:
+            return False
+        run.request_stop(status, reason)
+        return True
+
+    async def wait(self, campaign_id: int) -> ev.Ended | None:
+        task = self.tasks.get(campaign_id)
+        return await task if task else None
+
+    async def stop_all(self, reason: str, timeout: float = 40.0) -> None:
+        """Pause every run after its message in flight, and wait for them to settle."""
+        for run in list(self.runs.values()):
+            run.request_stop(S.PAUSED, reason)
+        deadline = time.monotonic() + timeout
+        while self.runs and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)

@@ -1,0 +1,313 @@
+"""Campaign operations and their validation: the one API the CLI and the dashboard call."""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from waha_tui import events as ev
+from waha_tui.config import Settings
+from waha_tui.csv_import import ImportResult, parse_contacts
+from waha_tui.errors import UserError
+from waha_tui.models import Campaign, Recipient, utcnow
+from waha_tui.pacing import DEFAULT_DELAY, parse_delay
+from waha_tui.phones import chat_id_for
+from waha_tui.render import placeholders, unknown_placeholders
+from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
+from waha_tui.status import FINISHED, CampaignStatus, TransitionError
+from waha_tui.store import ListInfo, NewRecipient, Store
+from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
+
+S = CampaignStatus
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+PAUSED_BY_OPERATOR = "paused by the operator"
+
+
+@dataclass
+class CampaignDraft:
+    name: str
+    message: str | None = None
+    template: str | None = None
+    contacts_file: str | None = None
+    list_name: str | None = None
+    country: str | None = None
+    image: str | None = None
+    session: str = "default"
+    at: str | datetime | None = None
+    delay: str | tuple[float, float] | None = None
+    default_name: str = "there"
+    typing: bool = False
+    break_every: int = 0
+    break_seconds: float = 0.0
+    max_consecutive_failures: int = 10
+
+
+def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> datetime:
+    """ISO-8601 to aware UTC; a time without offset is the operator's local time."""
+    if value is None or value == "":
+        return now or utcnow()
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise UserError(
+                f"--at {value!r} is not an ISO-8601 date and time, e.g. 2026-12-01T09:30"
+            ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # local time
+    return parsed.astimezone(UTC)
+
+
+class CampaignService:
+    def __init__(self, store: Store, client: WahaClient, pool: RunnerPool | None = None) -> None:
+        self.store = store
+        self.client = client
+        self.pool = pool or RunnerPool(store, client)
+
+    @classmethod
+    def open(cls, settings: Settings, *, config: RunnerConfig | None = None) -> CampaignService:
+        store = Store(settings.db)
+        client = WahaClient(settings.waha_url, settings.api_key)
+        return cls(store, client, RunnerPool(store, client, config=config))
+
+    @property
+    def bus(self) -> ev.EventBus:
+        return self.pool.bus
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        self.store.close()
+
+    # -- contacts and templates --------------------------------------------------------
+
+    def import_contacts(
+        self, path: str, list_name: str, *, country: str | None = None
+    ) -> tuple[int, ImportResult]:
+        list_name = _required("--list", list_name)
+        result = parse_contacts(path, country=country)
+        list_id = self.store.create_list(list_name, _new_recipients(result))
+        return list_id, result
+
+    def lists(self) -> list[ListInfo]:
+        return self.store.lists()
+
+    def delete_list(self, name: str) -> None:
+        # Campaigns copied their recipients when created, so none is affected.
+        self.store.delete_list(name)
+
+    def add_template(self, name: str, text: str) -> int:
+        name = _required("template name", name)
+        if not text.strip():
+            raise UserError(f"template '{name}': the text is empty")
+        return self.store.add_template(name, text)
+
+    def templates(self) -> list[Any]:
+        return self.store.templates()
+
+    # -- campaigns ---------------------------------------------------------------------
+
+    def create_campaign(self, draft: CampaignDraft) -> int:
+        name = _required("--name", draft.name)
+        if len(name) > 200:
+            raise UserError("--name is longer than 200 characters")
+        if bool(draft.message) == bool(draft.template):
+            raise UserError("give either --message or --template (exactly one)")
+        if bool(draft.contacts_file) == bool(draft.list_name):
+            raise UserError("give either --contacts FILE.csv or --list NAME (exactly one)")
+        text = draft.message or self.store.get_template(draft.template or "").text
+        if not text.strip():
+            raise UserError("the message is empty")
+        session = _required("--session", draft.session)
+        when = parse_when(draft.at)
+        low, high = (
+            parse_delay(draft.delay)
+            if isinstance(draft.delay, str)
+            else draft.delay or DEFAULT_DELAY
+        )
+        image_path, image_mime = _check_image(draft.image) if draft.image else (None, None)
+        if draft.contacts_file:
+            result = parse_contacts(draft.contacts_file, country=draft.country, template=text)
+            recipients = _new_recipients(result)
+            source = Path(draft.contacts_file).name
+        else:
+            recipients = self.store.list_contacts(draft.list_name or "")
+            _check_list_fits(text, draft.list_name or "", recipients)
+            source = draft.list_name
+        if not recipients:
+            raise UserError("the campaign has no recipients")
+        campaign = Campaign(
+            name=name,
+            session=session,
+            template_text=text,
+            default_name=draft.default_name,
+            image_path=image_path,
+            image_mime=image_mime,
+            list_name=source,
+            scheduled_at=when,
+            delay_min=low,
+            delay_max=high,
+            typing=draft.typing,
+            break_every=draft.break_every,
+            break_seconds=draft.break_seconds,
+            max_consecutive_failures=draft.max_consecutive_failures,
+        )
+        return self.store.create_campaign(campaign, recipients)
+
+    def campaigns(self) -> list[Campaign]:
+        return self.store.list_campaigns()
+
+    def campaign(self, campaign_id: int) -> Campaign:
+        return self.store.get_campaign(campaign_id)
+
+    def recipients(self, campaign_id: int, status: str | None = None) -> list[Recipient]:
+        self.store.get_campaign(campaign_id)  # a clear error for an unknown id
+        return self.store.recipients(campaign_id, status=status)
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def pause(self, campaign_id: int) -> Campaign:
+        camp = await self._db(self.store.get_campaign, campaign_id)
+        if camp.status == S.RUNNING and self.pool.request_stop(
+            campaign_id, S.PAUSED, PAUSED_BY_OPERATOR
+        ):
+            return camp  # our own runner pauses after the message in flight
+        # Scheduled, or Running in another process: that runner sees it and stops.
+        return await self._db(
+            self.store.transition,
+            campaign_id,
+            S.PAUSED,
+            expect=(S.RUNNING, S.SCHEDULED),
+            pause_reason=PAUSED_BY_OPERATOR,
+        )
+
+    async def cancel(self, campaign_id: int) -> Campaign:
+        camp = await self._db(self.store.get_campaign, campaign_id)
+        if camp.status == S.RUNNING and self.pool.request_stop(
+            campaign_id, S.CANCELLED, "cancelled by the operator"
+        ):
+            return camp
+        return await self._db(
+            self.store.transition, campaign_id, S.CANCELLED, completed_at=utcnow()
+        )
+
+    async def check_session(self, session: str) -> SessionInfo:
+        try:
+            return await self.client.get_session(session)
+        except Unreachable:
+            raise UserError(
+                f"WAHA at {self.client.base_url} is unreachable: cannot resume"
+            ) from None
+        except Unauthorized:
+            raise UserError("WAHA refused the API key (401): check WAHA_API_KEY") from None
+
+    async def resume(
+        self,
+        campaign_id: int,
+        *,
+        start: bool = True,
+        spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
+    ) -> CampaignRun | None:
+        """Paused -> Scheduled after checking its WAHA session, then start it at once.
+
+        Returns once the runner has started (the caller chooses whether to wait), or None
+        with start=False (only marked Scheduled, for a `waha-tui run` elsewhere).
+        """
+        camp = await self._db(self.store.get_campaign, campaign_id)
+        if camp.status != S.PAUSED:
+            raise UserError(
+                f"campaign {campaign_id} is {camp.status}: only a Paused campaign can be resumed"
+            )
+        info = await self.check_session(camp.session)
+        if not info.working:
+            raise UserError(
+                f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
+            )
+        await self._db(
+            self.store.transition,
+            campaign_id,
+            S.SCHEDULED,
+            expect=(S.PAUSED,),
+            pause_reason=None,
+        )
+        if not start:
+            return None
+        return await self.pool.start(campaign_id, spawn)
+
+    async def start(
+        self, campaign_id: int, spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None
+    ) -> CampaignRun:
+        return await self.pool.start(campaign_id, spawn)
+
+    def recover_interrupted(self) -> list[int]:
+        return self.store.recover_interrupted()
+
+    async def sessions(self) -> list[SessionInfo]:
+        return await self.client.list_sessions()
+
+    def is_finished(self, camp: Campaign) -> bool:
+        return camp.status in FINISHED
+
+
+def _required(what: str, value: str | None) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise UserError(f"{what} is empty")
+    return value
+
+
+def _new_recipients(result: ImportResult) -> list[NewRecipient]:
+    return [
+        NewRecipient(c.phone, chat_id_for(c.phone), c.name, c.variables) for c in result.contacts
+    ]
+
+
+def _check_list_fits(text: str, list_name: str, recipients: list[NewRecipient]) -> None:
+    columns: set[str] = set()
+    for r in recipients:
+        columns.update(r.variables)
+    unknown = unknown_placeholders(text, columns)
+    if unknown:
+        names = ", ".join("{" + u + "}" for u in unknown)
+        have = ", ".join(sorted(columns)) or "none"
+        raise UserError(
+            f"unknown placeholder {names} in the message: list '{list_name}' has the columns {have}"
+        )
+    missing: dict[str, list[int]] = {}
+    for i, r in enumerate(recipients):
+        for key in placeholders(text):
+            if key != "name" and not (r.variables.get(key) or "").strip():
+                missing.setdefault(key, []).append(i + 1)
+    if missing:
+        key, rows = next(iter(missing.items()))
+        shown = ", ".join(map(str, rows[:10])) + (
+            f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+        )
+        raise UserError(f"{{{key}}} is empty for contacts {shown} of list '{list_name}'")
+
+
+def _check_image(path_text: str) -> tuple[str, str]:
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise UserError(f"--image {path_text}: no such file")
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise UserError(f"--image {path_text}: {size // (1024 * 1024)} MB is over WhatsApp's 16 MB")
+    mime = mimetypes.guess_type(path.name)[0] or ""
+    if not mime.startswith("image/"):
+        raise UserError(f"--image {path_text}: not an image (expected .jpg, .png or .webp)")
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        raise UserError(f"--image {path_text}: {exc.strerror}") from None
+    return str(path.resolve()), mime
+
+
+__all__ = ["CampaignDraft", "CampaignService", "TransitionError", "WahaError", "parse_when"]

@@ -1,0 +1,52 @@
+"""Campaign and recipient statuses, and the one table of allowed campaign transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from waha_tui.errors import UserError
+
+
+class CampaignStatus(StrEnum):
+    SCHEDULED = "Scheduled"
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class RecipientStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # may have been delivered: never re-sent without the operator
+    SKIPPED = "skipped"
+
+
+S = CampaignStatus
+TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
+    S.SCHEDULED: frozenset({S.RUNNING, S.CANCELLED, S.PAUSED}),
+    S.RUNNING: frozenset({S.PAUSED, S.COMPLETED, S.FAILED, S.CANCELLED}),
+    S.PAUSED: frozenset({S.SCHEDULED, S.CANCELLED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+FINISHED = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
+
+
+class TransitionError(UserError):
+    def __init__(self, campaign_id: int, old: str, new: str) -> None:
+        super().__init__(f"campaign {campaign_id} is {old}: it cannot become {new}")
+        self.campaign_id, self.old, self.new = campaign_id, old, new
+
+
+def can_transition(old: str, new: str) -> bool:
+    return CampaignStatus(new) in TRANSITIONS[CampaignStatus(old)]
+
+
+def check_transition(campaign_id: int, old: str, new: str) -> None:
+    if not can_transition(old, new):
+        raise TransitionError(campaign_id, old, new)

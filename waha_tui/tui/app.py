@@ -1,0 +1,241 @@
+"""The dashboard App: owns the service, the runner workers and the scheduler loop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Coroutine
+from typing import Any
+
+from rich.text import Text
+from textual.app import App
+from textual.worker import Worker
+
+from waha_tui import events as ev
+from waha_tui.config import Settings
+from waha_tui.errors import UserError
+from waha_tui.scheduler import Scheduler
+from waha_tui.service import CampaignService
+from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.screens.main import MainScreen
+from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
+
+RUNNER_GROUP = "runner"  # its own group: `exclusive` elsewhere must never cancel a runner
+STOPPED_WITH_DASHBOARD = "stopped with the dashboard"
+SESSION_LOOK = {
+    "WORKING": "green",
+    "SCAN_QR_CODE": "yellow",
+    "STARTING": "cyan",
+    "STOPPED": "red",
+    "FAILED": "bold red",
+}
+
+
+class WahaTuiApp(App[None]):
+    CSS_PATH = "styles.tcss"
+    TITLE = "waha-tui"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(
+        self,
+        service: CampaignService,
+        *,
+        refresh_interval: float = 0.5,
+        session_interval: float = 3.0,
+        scheduler_interval: float = 1.0,
+        install_signals: bool = False,
+        run_scheduler: bool = True,
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self.refresh_interval = refresh_interval
+        self.session_interval = session_interval
+        self.scheduler_interval = scheduler_interval
+        self.install_signals = install_signals
+        self.run_scheduler = run_scheduler
+        self.resuming: set[int] = set()
+        self.main = MainScreen()
+        self._stop_scheduler = asyncio.Event()
+        self._quitting = False
+        self._unsubscribe = service.bus.subscribe(self._on_runner_event)
+
+    async def on_mount(self) -> None:
+        # Runs left Running by a process that died are shown as what they are: Paused.
+        await asyncio.to_thread(self.service.recover_interrupted)
+        await self.push_screen(self.main)
+        self.run_worker(self._watch_sessions(), group="sessions", exit_on_error=False)
+        if self.run_scheduler:
+            scheduler = Scheduler(
+                self.service,
+                interval=self.scheduler_interval,
+                spawn=self.spawn_runner,
+                on_error=lambda cid, msg: self.notify(
+                    f"campaign {cid}: {msg}", severity="warning", markup=False
+                ),
+            )
+            self.run_worker(
+                scheduler.run(stop=self._stop_scheduler), group="scheduler", exit_on_error=False
+            )
+        if self.install_signals:
+            loop = asyncio.get_running_loop()
+            # A dropped SSH connection sends SIGHUP, which Textual does not handle.
+            for sig, why in ((signal.SIGHUP, "terminal closed"), (signal.SIGTERM, "SIGTERM")):
+                loop.add_signal_handler(sig, self._on_signal, why)
+
+    # -- runner ------------------------------------------------------------------------
+
+    def spawn_runner(self, coro: Awaitable[ev.Ended]) -> Worker[ev.Ended]:
+        """Runners are App workers, so they live on when screens change."""
+        return self.run_worker(
+            coro,
+            group=RUNNER_GROUP,
+            exit_on_error=False,  # type: ignore[arg-type]
+            name="campaign runner",
+        )
+
+    def _on_runner_event(self, event: ev.CampaignEvent) -> None:
+        self.main.call_later(self.main.reload)
+        if isinstance(event, ev.Paused) and not self._quitting:
+            self.notify(
+                f"campaign {event.campaign_id} paused: {event.reason}",
+                severity="warning",
+                markup=False,
+                timeout=8,
+            )
+        elif isinstance(event, ev.Completed):
+            self.notify(
+                f"campaign {event.campaign_id} completed: {event.sent} sent, {event.failed} failed",
+                markup=False,
+            )
+        elif isinstance(event, ev.Failed):
+            self.notify(
+                f"campaign {event.campaign_id} failed: {event.error}",
+                severity="error",
+                markup=False,
+                timeout=10,
+            )
+
+    def run_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.run_worker(coro, group="actions", exit_on_error=False)
+
+    def start_resume(self, campaign_id: int) -> None:
+        if campaign_id in self.resuming:
+            return  # a second press while one is in flight does nothing
+        self.resuming.add(campaign_id)
+        self.main.refresh_bindings()
+        self.run_task(self._resume(campaign_id))
+
+    async def _resume(self, campaign_id: int) -> None:
+        try:
+            await self.service.resume(campaign_id, spawn=self.spawn_runner)
+        except UserError as exc:
+            self.notify(
+                f"cannot resume campaign {campaign_id}: {exc}",
+                severity="error",
+                markup=False,
+                timeout=8,
+            )
+        else:
+            self.notify(f"campaign {campaign_id} resumed", markup=False)
+        finally:
+            self.resuming.discard(campaign_id)
+            await self.main.reload()
+
+    async def pause_campaign(self, campaign_id: int) -> None:
+        try:
+            await self.service.pause(campaign_id)
+        except UserError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        else:
+            self.notify(
+                f"campaign {campaign_id}: pausing after the message in flight", markup=False
+            )
+        await self.main.reload()
+
+    async def cancel_campaign(self, campaign_id: int) -> None:
+        try:
+            await self.service.cancel(campaign_id)
+        except UserError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        else:
+            self.notify(f"campaign {campaign_id} cancelled", markup=False)
+        await self.main.reload()
+
+    # -- WAHA sessions line ------------------------------------------------------------
+
+    async def _watch_sessions(self) -> None:
+        while True:
+            self.main.set_waha_line(await self._sessions_line())
+            await asyncio.sleep(self.session_interval)
+
+    async def _sessions_line(self) -> Text:
+        line = Text(f"WAHA {self.service.client.base_url}  ")
+        try:
+            sessions: list[SessionInfo] = await self.service.sessions()
+        except Unreachable:
+            return line.append("unreachable", style="bold red")
+        except Unauthorized:
+            return line.append("API key refused (check WAHA_API_KEY)", style="bold red")
+        except WahaError as exc:
+            return line.append(str(exc), style="red")
+        if not sessions:
+            return line.append("no sessions", style="yellow")
+        for s in sessions:
+            line.append(" · ")
+            line.append(f"{s.name} ")
+            line.append(s.status, style=SESSION_LOOK.get(s.status, "magenta"))
+        return line
+
+    # -- leaving -----------------------------------------------------------------------
+
+    def request_quit(self) -> None:
+        running = len(self.service.pool.runs)
+        if not running:
+            self.run_task(self.shutdown(STOPPED_WITH_DASHBOARD))
+            return
+        question = (
+            f"{running} campaign{'s are' if running > 1 else ' is'} running. Quit and pause "
+            f"{'them' if running > 1 else 'it'} after the message in flight? Resume later with r."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_task(self.shutdown(STOPPED_WITH_DASHBOARD))
+
+        self.push_screen(ConfirmationModal(question, yes="Pause and quit", no="Stay"), answered)
+
+    def _on_signal(self, why: str) -> None:
+        self.run_task(self.shutdown(f"{STOPPED_WITH_DASHBOARD} ({why})"))
+
+    async def shutdown(self, reason: str) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+        self._stop_scheduler.set()
+        if self.service.pool.runs:
+            self.notify("finishing the message in flight…", markup=False)
+            await self.service.pool.stop_all(reason)
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        self._unsubscribe()
+
+
+def create_app(service: CampaignService, **kwargs: Any) -> WahaTuiApp:
+    """The app factory tests use (posting's pattern)."""
+    return WahaTuiApp(service, **kwargs)
+
+
+def run_dashboard(settings: Settings, *, service: CampaignService | None = None) -> None:
+    async def main() -> None:
+        svc = service or CampaignService.open(settings)
+        try:
+            await WahaTuiApp(svc, install_signals=True).run_async()
+        finally:
+            await svc.pool.stop_all(STOPPED_WITH_DASHBOARD)
+            await svc.aclose()
+
+    try:
+        asyncio.run(main())
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -1,0 +1,97 @@
+"""How campaign values look in cells: readable without colour, coloured when there is some."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+
+from waha_tui.models import Campaign, Recipient
+from waha_tui.status import CampaignStatus, RecipientStatus
+
+S = CampaignStatus
+RS = RecipientStatus
+
+# A symbol and a word, so the status reads the same in 16 colours, with NO_COLOR, or in tmux.
+STATUS_LOOK: dict[str, tuple[str, str]] = {
+    S.SCHEDULED: ("○", "cyan"),
+    S.RUNNING: ("●", "bold green"),
+    S.PAUSED: ("‖", "bold yellow"),
+    S.COMPLETED: ("✓", "green"),
+    S.FAILED: ("✗", "bold red"),
+    S.CANCELLED: ("–", "dim"),
+}
+RECIPIENT_LOOK: dict[str, str] = {
+    RS.PENDING: "dim",
+    RS.SENDING: "bold cyan",
+    RS.SENT: "green",
+    RS.FAILED: "red",
+    RS.UNKNOWN: "bold magenta",
+    RS.SKIPPED: "dim",
+}
+BAR_WIDTH = 8
+
+
+def status_cell(status: str) -> Text:
+    symbol, style = STATUS_LOOK.get(status, ("?", ""))
+    return Text(f"{symbol} {status}", style=style)
+
+
+def recipient_status_cell(status: str) -> Text:
+    return Text(status, style=RECIPIENT_LOOK.get(status, ""))
+
+
+def progress_cell(c: Campaign) -> Text:
+    done = c.next_index
+    total = max(c.total, 1)
+    filled = round(BAR_WIDTH * min(done, total) / total)
+    bar = "█" * filled + "░" * (BAR_WIDTH - filled)
+    if c.status == S.RUNNING and done < c.total:
+        label = f"sending {done + 1} of {c.total}"
+    else:
+        label = f"{c.sent}/{c.total} sent"
+    text = Text(bar, style="green" if c.status != S.FAILED else "red")
+    text.append(f" {label}")
+    return text
+
+
+def local_time(value: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
+    return value.astimezone().strftime(fmt) if value else "-"
+
+
+def reason_cell(c: Campaign) -> Text:
+    if c.status == S.PAUSED and c.pause_reason:
+        return Text(c.pause_reason, style="yellow")
+    if c.last_error and c.status in (S.FAILED, S.RUNNING, S.PAUSED):
+        return Text(c.last_error, style="red")
+    if c.unknown:
+        return Text(f"{c.unknown} unknown: may have been delivered", style="magenta")
+    return Text("")
+
+
+def campaign_cells(c: Campaign) -> tuple[object, ...]:
+    """One row of the campaign table; names are Text, never parsed as markup."""
+    failed = Text(str(c.failed), style="red" if c.failed else "")
+    nxt = str(c.next_index + 1) if c.next_index < c.total else "-"
+    return (
+        str(c.id),
+        Text(c.name),
+        Text(c.session),
+        status_cell(c.status),
+        progress_cell(c),
+        failed,
+        nxt,
+        local_time(c.scheduled_at),
+        reason_cell(c),
+    )
+
+
+def recipient_cells(r: Recipient) -> tuple[object, ...]:
+    return (
+        str(r.position + 1),
+        Text(r.phone),
+        Text(r.name or ""),
+        recipient_status_cell(r.status),
+        Text(r.message_id or ""),
+        Text(r.error or "", style="red" if r.error else ""),
+    )

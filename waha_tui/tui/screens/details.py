@@ -1,0 +1,100 @@
+"""`enter`: one campaign's counters, timings, pause reason and recipients, live."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from waha_tui.models import Campaign, Recipient
+from waha_tui.service import CampaignService
+from waha_tui.tui.format import local_time, progress_cell, recipient_cells, status_cell
+from waha_tui.tui.widgets.keyed_table import KeyedTable
+
+RECIPIENT_COLUMNS = [
+    ("#", "pos"),
+    ("Phone", "phone"),
+    ("Name", "name"),
+    ("Status", "status"),
+    ("WAHA message id", "message_id"),
+    ("Error", "error"),
+]
+WINDOW = 1000  # recipients shown around the next one, so huge campaigns stay light
+
+
+def summary(c: Campaign) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Campaign", Text(f"{c.id} {c.name}"), "Status", status_cell(c.status))
+    grid.add_row("Session", Text(c.session), "Progress", progress_cell(c))
+    grid.add_row(
+        "Sent", str(c.sent), "Failed", Text(str(c.failed), style="red" if c.failed else "")
+    )
+    grid.add_row(
+        "Unknown",
+        Text(str(c.unknown), style="magenta" if c.unknown else ""),
+        "Next",
+        f"{c.next_index + 1} of {c.total}" if c.next_index < c.total else "-",
+    )
+    fmt = "%Y-%m-%d %H:%M:%S"
+    grid.add_row(
+        "Scheduled", local_time(c.scheduled_at, fmt), "Started", local_time(c.started_at, fmt)
+    )
+    grid.add_row("Created", local_time(c.created_at, fmt), "Ended", local_time(c.completed_at, fmt))
+    grid.add_row("Delay", f"{c.delay_min:g}-{c.delay_max:g} s", "List", Text(c.list_name or "-"))
+    if c.pause_reason:
+        grid.add_row("Paused", Text(c.pause_reason, style="yellow"), "", "")
+    if c.last_error:
+        grid.add_row("Last error", Text(c.last_error, style="red"), "", "")
+    return grid
+
+
+class DetailsScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "back", "Back")]
+
+    def __init__(self, service: CampaignService, campaign_id: int) -> None:
+        super().__init__()
+        self.service = service
+        self.campaign_id = campaign_id
+        self._loading = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="details-summary")
+        yield Static(Text("Recipients, in sending order", style="bold"), id="details-title")
+        yield KeyedTable(RECIPIENT_COLUMNS, id="recipients")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        await self.reload()
+        self.set_interval(0.5, self.reload)
+
+    async def reload(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        try:
+            camp, recipients = await asyncio.to_thread(self._read)
+        except Exception as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        finally:
+            self._loading = False
+        self.query_one("#details-summary", Static).update(summary(camp))
+        table = self.query_one("#recipients", KeyedTable)
+        table.sync((str(r.position), recipient_cells(r)) for r in recipients)
+
+    def _read(self) -> tuple[Campaign, list[Recipient]]:
+        camp = self.service.store.get_campaign(self.campaign_id)
+        start = max(0, camp.next_index - 50)
+        return camp, self.service.store.recipients(self.campaign_id, start=start, limit=WINDOW)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

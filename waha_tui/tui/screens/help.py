@@ -1,0 +1,45 @@
+"""`?`: every key of the dashboard, in one place."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+KEYS: list[tuple[str, str]] = [
+    ("↑ ↓ / j k", "move between campaigns"),
+    ("enter", "details of the campaign: counters, timings, recipients"),
+    ("r", "resume a Paused campaign (its WAHA session must be WORKING)"),
+    ("p", "pause a Running or Scheduled campaign"),
+    ("c", "cancel a campaign (asks first)"),
+    ("/", "filter by name or status; esc clears"),
+    ("?", "this help"),
+    ("esc", "back / close"),
+    ("q", "quit (running campaigns are paused after the message in flight)"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("question_mark", "dismiss", "Close", show=False),
+        Binding("q", "dismiss", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-box"):
+            yield Static("Keys", id="help-title")
+            table: DataTable[str] = DataTable(show_cursor=False, id="help-keys")
+            yield table
+            yield Static("esc closes this help", id="help-foot")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#help-keys", DataTable)
+        table.add_columns("Key", "Action")
+        for key, action in KEYS:
+            table.add_row(key, action)
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)

@@ -517,6 +517,14 @@ def run_headless(
 
 
 @app.command()
+def demo() -> None:
+    """Open the dashboard on demo campaigns sent to a built-in WAHA simulator."""
+    from waha_tui.demo import run_demo
+
+    run_demo()
+
+
+@app.command()
 def simulator(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -45,6 +45,8 @@ class WahaTuiApp(App[None]):
         scheduler_interval: float = 1.0,
         install_signals: bool = False,
         run_scheduler: bool = True,
+        banner: str | None = None,
+        timeline: Sequence[tuple[float, Callable[[], str]]] = (),
     ) -> None:
         super().__init__()
         self.service = service
@@ -53,6 +55,8 @@ class WahaTuiApp(App[None]):
         self.scheduler_interval = scheduler_interval
         self.install_signals = install_signals
         self.run_scheduler = run_scheduler
+        self.banner = banner
+        self.timeline = list(timeline)
         self.resuming: set[int] = set()
         self.main = MainScreen()
         self._stop_scheduler = asyncio.Event()
@@ -76,11 +80,19 @@ class WahaTuiApp(App[None]):
             self.run_worker(
                 scheduler.run(stop=self._stop_scheduler), group="scheduler", exit_on_error=False
             )
+        for delay, step in self.timeline:
+            self.set_timer(delay, lambda step=step: self._timeline_step(step))
         if self.install_signals:
             loop = asyncio.get_running_loop()
             # A dropped SSH connection sends SIGHUP, which Textual does not handle.
             for sig, why in ((signal.SIGHUP, "terminal closed"), (signal.SIGTERM, "SIGTERM")):
                 loop.add_signal_handler(sig, self._on_signal, why)
+
+    def _timeline_step(self, step: Callable[[], str]) -> None:
+        """A scripted event (the demo's reconnect): show what happened, where to look."""
+        text = step()
+        self.main.set_banner(text)
+        self.notify(text, markup=False, timeout=10)
 
     # -- runner ------------------------------------------------------------------------
 

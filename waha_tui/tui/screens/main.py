@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from waha_tui.models import Campaign
 from waha_tui.status import CampaignStatus
-from waha_tui.tui.format import campaign_cells
+from waha_tui.tui.format import campaign_cells, reason_cell, status_cell
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
@@ -35,7 +35,7 @@ CAMPAIGN_COLUMNS = [
     ("Scheduled", "scheduled"),
     ("Reason", "reason"),
 ]
-BAN_WARNING = "⚠ Bulk messages to people who did not ask for them get WhatsApp numbers banned."
+BAN_WARNING = "⚠ Messaging people who did not ask for it gets WhatsApp numbers banned."
 
 
 class CampaignTable(KeyedTable):
@@ -70,12 +70,15 @@ class MainScreen(Screen[None]):
             Text(f"WAHA {self.wapp.service.client.base_url}  ·  checking sessions…"), id="waha-line"
         )
         yield Static(Text(BAN_WARNING), id="ban-warning")
+        yield Static(Text(self.wapp.banner or ""), id="banner")
         yield CampaignTable(CAMPAIGN_COLUMNS, id="campaigns")
+        yield Static(id="row-info")
         yield Static(id="empty-hint")
         yield Input(placeholder="filter by name or status (esc clears)", id="filter")
         yield Footer()
 
     async def on_mount(self) -> None:
+        self.query_one("#banner", Static).display = bool(self.wapp.banner)
         self.query_one("#campaigns", KeyedTable).focus()
         await self.reload()
         self.set_interval(self.wapp.refresh_interval, self.reload)
@@ -117,6 +120,7 @@ class MainScreen(Screen[None]):
         else:
             hint.update("")
         hint.display = not rows
+        self._show_row_info()
         # update_cell does not refresh dynamic bindings: the footer must follow the row.
         self.refresh_bindings()
 
@@ -145,8 +149,25 @@ class MainScreen(Screen[None]):
             return bool(self.filter_text) or self.query_one("#filter", Input).display
         return True
 
+    def _show_row_info(self) -> None:
+        """The highlighted campaign's reason in full: the Reason column is off-screen at 80x24."""
+        c = self.current()
+        info = self.query_one("#row-info", Static)
+        line = Text()
+        if c is not None:
+            line.append(f"#{c.id} ", style="bold")
+            line.append_text(status_cell(c.status))
+            detail = reason_cell(c)
+            if detail.plain:
+                line.append(": ")
+                line.append_text(detail)
+            elif c.status == S.PAUSED:
+                line.append(": press r to resume")
+        info.update(line)
+
     @on(DataTable.RowHighlighted, "#campaigns")
     def _row_moved(self) -> None:
+        self._show_row_info()
         self.refresh_bindings()
 
     @on(DataTable.RowSelected, "#campaigns")
@@ -220,3 +241,8 @@ class MainScreen(Screen[None]):
 
     def set_waha_line(self, text: Text) -> None:
         self.query_one("#waha-line", Static).update(text)
+
+    def set_banner(self, text: str) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.update(Text(text))
+        banner.display = bool(text)

@@ -54,7 +54,7 @@ class KeyedTable(DataTable[object]):
                 elif old != cells:
                     for column, before, after in zip(columns, old, cells, strict=True):
                         if before != after:
-                            self.update_cell(key, column, after)
+                            self.update_cell(key, column, after, update_width=True)
                     updated = True
                 self._shown[key] = cells
             if added:

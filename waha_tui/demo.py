@@ -1,0 +1,197 @@
+"""`waha-tui demo`: the whole product against the simulator, with no WhatsApp account.
+
+Builds a fresh database (never ./campaigns.db) with campaigns in every interesting state,
+made by the real runner against the simulator, then opens the dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from waha_tui.config import Settings
+from waha_tui.models import Campaign, utcnow
+from waha_tui.phones import chat_id_for
+from waha_tui.runner import RunnerConfig, RunnerPool
+from waha_tui.service import CampaignService
+from waha_tui.simulator import SimState, Simulator, SimulatorServer
+from waha_tui.store import C, NewRecipient, Store
+from waha_tui.waha import WahaClient
+
+FIRST = [
+    "Ana",
+    "Budi",
+    "Chen",
+    "Dewi",
+    "Emma",
+    "Farid",
+    "Gita",
+    "Hugo",
+    "Ines",
+    "Joko",
+    "Kai",
+    "Lena",
+    "Mira",
+    "Nadia",
+    "Omar",
+    "Putri",
+    "Rafael",
+    "Sari",
+    "Tomas",
+    "Wulan",
+]
+CITIES = ["Jakarta", "Bandung", "Berlin", "Lisbon", "Surabaya", "Porto", "Hamburg", "Medan"]
+DEMO_DELAY = (1.0, 3.0)
+RECONNECT_AFTER = 8.0
+
+
+@dataclass
+class Demo:
+    server: SimulatorServer
+    service: CampaignService
+    db_path: Path
+    banner: str
+    # (seconds after the dashboard opens, action returning the new banner text)
+    timeline: list[tuple[float, Callable[[], str]]] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def _people(count: int, seed: int) -> list[NewRecipient]:
+    rng = random.Random(seed)
+    people = []
+    for i in range(count):
+        phone = f"6281{seed:02d}{i:06d}"
+        name = rng.choice(FIRST) if rng.random() > 0.15 else None  # some have no name
+        people.append(NewRecipient(phone, chat_id_for(phone), name, {"city": rng.choice(CITIES)}))
+    return people
+
+
+def _campaign(name: str, session: str, text: str, **kwargs: object) -> Campaign:
+    values: dict[str, object] = {
+        "delay_min": DEMO_DELAY[0],
+        "delay_max": DEMO_DELAY[1],
+        "scheduled_at": utcnow(),
+    }
+    values.update(kwargs)
+    return Campaign(
+        name=name,
+        session=session,
+        template_text=text,
+        default_name="there",
+        list_name="demo contacts",
+        **values,  # type: ignore[arg-type]
+    )
+
+
+async def build_demo(db_dir: Path | None = None) -> Demo:
+    folder = db_dir or Path(tempfile.mkdtemp(prefix="waha-tui-demo-"))
+    db_path = folder / "demo.db"
+    state = SimState(
+        sessions={"default": "WORKING", "sales": "WORKING", "support": "WORKING"},
+        start_delay=1.0,
+    )
+    server = SimulatorServer(Simulator(state)).start()
+    store = Store(db_path)
+    client = WahaClient(server.url)
+    fast = RunnerConfig(lease_seconds=15, unreachable_backoff=(0.2,), ambiguous_retries=(0.2,))
+    quick = CampaignService(store, client, RunnerPool(store, client, config=fast))
+
+    # Completed: really sent, so its recipients carry WAHA message ids.
+    done = store.create_campaign(
+        _campaign(
+            "Spring sale",
+            "default",
+            "Hi {name}! *20% off* everything in {city} this week.",
+            delay_min=0,
+            delay_max=0,
+        ),
+        _people(12, 1),
+    )
+    await quick.start(done)
+    await quick.pool.wait(done)
+
+    # Paused half-way: the 'sales' session drops after 9 messages.
+    state.stop_after("sales", 9)
+    paused = store.create_campaign(
+        _campaign(
+            "Welcome series",
+            "sales",
+            "Welcome aboard, {name}! Reply STOP to opt out.",
+            delay_min=0,
+            delay_max=0,
+        ),
+        _people(20, 2),
+    )
+    await quick.start(paused)
+    await quick.pool.wait(paused)
+    # Give it demo-speed delays for when it is resumed.
+    with store.write() as conn:
+        conn.execute(
+            C.update()
+            .where(C.c.id == paused)
+            .values(delay_min=DEMO_DELAY[0], delay_max=DEMO_DELAY[1])
+        )
+
+    # Due now: the dashboard's scheduler starts it at once, so it is Running on screen.
+    store.create_campaign(
+        _campaign(
+            "Order updates",
+            "default",
+            "Hello {name}, your order is on its way to {city}.",
+            scheduled_at=utcnow(),
+        ),
+        _people(40, 3),
+    )
+    # A minute ahead, on its own session.
+    store.create_campaign(
+        _campaign(
+            "Weekend promo",
+            "support",
+            "{name}, the weekend market opens Saturday at 9.",
+            scheduled_at=utcnow() + timedelta(minutes=1),
+        ),
+        _people(25, 4),
+    )
+    await client.aclose()
+
+    service = CampaignService.open(Settings(db=str(db_path), waha_url=server.url))
+
+    def reconnect() -> str:
+        state.set_status("sales", "WORKING")
+        return (
+            f"DEMO · session 'sales' is WORKING again: select “Welcome series” (id "
+            f"{paused}) and press r to resume it."
+        )
+
+    banner = (
+        f"DEMO · simulated WAHA at {server.url} · session 'sales' dropped and "
+        f"reconnects in a few seconds · ? shows every key"
+    )
+    return Demo(server, service, db_path, banner, [(RECONNECT_AFTER, reconnect)])
+
+
+def run_demo() -> None:
+    from waha_tui.tui.app import WahaTuiApp
+
+    async def main() -> Path:
+        demo = await build_demo()
+        try:
+            app = WahaTuiApp(
+                demo.service, install_signals=True, banner=demo.banner, timeline=demo.timeline
+            )
+            await app.run_async()
+        finally:
+            await demo.service.pool.stop_all("stopped with the dashboard")
+            await demo.service.aclose()
+            demo.close()
+        return demo.db_path
+
+    db_path = asyncio.run(main())
+    print(f"The demo database is kept at {db_path}: try `waha-tui --db {db_path} campaign list`.")

@@ -7,11 +7,14 @@ The same app serves tests in-process (httpx.ASGITransport) and users on a loopba
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,9 +22,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from waha_tui.simulator.state import STATUSES, SimSession, SimState
+from waha_tui.simulator.state import ERROR_463, STATUSES, SimSession, SimState
 
 ENGINE = "NOWEB"
+QR_PNG_BASE64 = (  # a 1x1 grey PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
+)
 
 
 class DroppedResponse(Response):
@@ -173,11 +179,16 @@ class Simulator:
         key = self.state.api_key
         if not key:
             return True
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        if headers.get("x-api-key") == key:
-            return True
-        query = scope.get("query_string", b"").decode()
-        return any(part == f"x-api-key={key}" for part in query.split("&"))
+        wanted = key.encode()
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"x-api-key" and secrets.compare_digest(value, wanted):
+                return True
+        # WAHA >= 2026.4.3 also takes ?x-api-key= (percent-encoded like any query value).
+        query = scope.get("query_string", b"").decode("latin-1")
+        for value in parse_qs(query, keep_blank_values=True).get("x-api-key", []):
+            if secrets.compare_digest(value.encode(), wanted):
+                return True
+        return False
 
     @staticmethod
     async def _route_not_found(request: Request, exc: Exception) -> Response:
@@ -266,7 +277,7 @@ class Simulator:
         chat_id = str(body.get("chatId") or "")
         if "@" not in chat_id and chat_id:
             chat_id += "@c.us"  # WAHA's ensureSuffix
-        text = str(body.get("text") if kind == "text" else body.get("caption") or "")
+        text = str(body.get("text" if kind == "text" else "caption") or "")
         image = None
         if kind == "image":
             file = body.get("file")
@@ -346,7 +357,10 @@ class Simulator:
             return _not_working(sess, "SCAN_QR_CODE")
         if request.query_params.get("format") == "raw":
             return _json({"value": sess.qr_value})
-        return _json({"mimetype": "image/png", "data": ""})
+        # A stand-in picture (WAHA draws the QR): base64 JSON when asked, else a PNG.
+        if "application/json" in request.headers.get("accept", ""):
+            return _json({"mimetype": "image/png", "data": QR_PNG_BASE64})
+        return Response(base64.b64decode(QR_PNG_BASE64), media_type="image/png")
 
     async def request_code(self, request: Request) -> Response:
         name = request.path_params["session"]
@@ -387,27 +401,42 @@ class Simulator:
         clear (true: drop every fault first)."""
         body = await _body(request)
         st = self.state
+        stop: tuple[str, int] | None = None
+        try:
+            fail_chat_ids = dict(body.get("fail_chat_ids") or {})
+            fail_next = body.get("fail_next")
+            if fail_next is not None and not isinstance(fail_next, dict):
+                fail_next = {"count": fail_next}
+            fail_count = int(fail_next["count"]) if fail_next is not None else 0
+            numbers = {
+                k: float(body[k]) for k in ("latency", "hang", "drop_after_record") if k in body
+            }
+            if any(not math.isfinite(v) or v < 0 for v in numbers.values()):
+                raise ValueError("latency, hang and drop_after_record must be >= 0")
+            if body.get("stop_after") is not None:
+                stop = (str(body["stop_after"]["session"]), int(body["stop_after"]["sends"]))
+        except (TypeError, ValueError, KeyError) as exc:
+            return _unprocessable(f"invalid fault: {type(exc).__name__}: {exc}")
+        if stop is not None and st.get(stop[0]) is None:
+            return _not_found_session(stop[0])
         if body.get("clear"):
             st.clear_faults()
-        for chat_id, message in (body.get("fail_chat_ids") or {}).items():
-            st.fail_chat(chat_id, message)
-        if "fail_next" in body:
-            st.fail_next_sends(
-                int(body["fail_next"]["count"]),
-                body["fail_next"].get("message", "Connection Closed"),
-            )
-        if "latency" in body:
-            st.set_latency(float(body["latency"]))
-        if "hang" in body:
-            st.set_hang(float(body["hang"]))
-        if "drop_after_record" in body:
-            st.drop_after_record(int(body["drop_after_record"]))
+        for chat_id, message in fail_chat_ids.items():
+            st.fail_chat(str(chat_id), str(message or ERROR_463))
+        if fail_next is not None:
+            st.fail_next_sends(fail_count, str(fail_next.get("message") or "Connection Closed"))
+        if "latency" in numbers:
+            st.set_latency(numbers["latency"])
+        if "hang" in numbers:
+            st.set_hang(numbers["hang"])
+        if "drop_after_record" in numbers:
+            st.drop_after_record(int(numbers["drop_after_record"]))
         if "api_key" in body:
-            st.require_api_key(body["api_key"] or None)
+            st.require_api_key(str(body["api_key"]) if body["api_key"] else None)
         if "message_ids" in body:
             st.message_ids = bool(body["message_ids"])
-        if "stop_after" in body:
-            st.stop_after(body["stop_after"]["session"], int(body["stop_after"]["sends"]))
+        if stop is not None:
+            st.stop_after(*stop)
         return _json({"ok": True})
 
     async def sim_status(self, request: Request) -> Response:

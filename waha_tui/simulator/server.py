@@ -10,6 +10,7 @@ import threading
 import uvicorn
 
 from waha_tui.simulator.app import Simulator
+from waha_tui.simulator.state import SimState
 
 
 def _config(sim: Simulator, host: str, port: int, log_level: str) -> uvicorn.Config:
@@ -33,9 +34,15 @@ class SimulatorServer:
         self.sim = sim or Simulator()
         self.host = host
         # Bind first, so port 0 becomes a real free port before anything else starts.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # The socket must say IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted
+        # connections whose proto is TCP, and without it every keep-alive request waits
+        # ~40 ms on Nagle + delayed ACK.
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )[0]
+        self._sock = socket.socket(family, kind, proto)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self._sock.bind(address)
         self.port: int = self._sock.getsockname()[1]
         self._server = uvicorn.Server(_config(self.sim, host, self.port, "critical"))
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -43,10 +50,11 @@ class SimulatorServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @property
-    def state(self):
+    def state(self) -> SimState:
         return self.sim.state
 
     def start(self) -> SimulatorServer:

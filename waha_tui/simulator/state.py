@@ -166,14 +166,22 @@ class SimState:
             sess.starting_until = None
 
     def stop_after(self, name: str, sends: int) -> None:
+        """Flip the session to STOPPED right after its next `sends` accepted messages."""
         with self._lock:
-            self.sessions[name].stop_after = sends
+            sess = self.sessions[name]
+            if sends <= 0:
+                sess.status = "STOPPED"
+                sess.starting_until = None
+                sess.stop_after = None
+            else:
+                sess.stop_after = sends
 
     # -- faults ------------------------------------------------------------------------
 
-    def fail_chat(
-        self, chat_id: str, message: str = "2 UNKNOWN: server returned error 463"
-    ) -> None:
+    def fail_chat(self, chat_id: str, message: str = ERROR_463) -> None:
+        """Answer sends to this chat with a 500 carrying `message` (WhatsApp's 463 by default)."""
+        if "@" not in chat_id:
+            chat_id += "@c.us"  # as WAHA's ensureSuffix does to the sends themselves
         with self._lock:
             self.faults.fail_chat_ids[chat_id] = message
 
@@ -237,8 +245,9 @@ class SimState:
             return [m for m in self.messages if session is None or m.session == session]
 
     def reset(self) -> None:
+        """Forget the messages and typing log, and drop every fault."""
         with self._lock:
             self.messages.clear()
             self._by_id.clear()
             self.typing.clear()
-            self.faults = Faults()
+            self.clear_faults()

@@ -101,19 +101,65 @@ def extract_message_id(body: Any) -> str | None:
 
 
 def validate_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"WAHA URL {_redact_url(url)!r} is not valid: expected http://host:port")
+    """Check a WAHA base URL up front, so a typo is one clear line and not an httpx trace."""
+    shown = _redact_url(url)
+    if not isinstance(url, str) or not url.strip():
+        raise UserError("WAHA URL is empty: expected http://host:port")
+    url = url.strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise UserError(f"WAHA URL {shown!r} contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise UserError(f"WAHA URL {shown!r} is not valid: expected http://host:port") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise UserError(f"WAHA URL {shown!r} is not valid: expected http://host:port")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
-        raise UserError(f"WAHA URL {_redact_url(url)!r} has an invalid port") from None
+        raise UserError(f"WAHA URL {shown!r} has an invalid port") from None
+    if parts.username is not None or parts.password is not None:
+        raise UserError(
+            f"WAHA URL {shown!r} must not contain credentials: pass the API key with "
+            "--api-key or WAHA_API_KEY"
+        )
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise UserError(
+            f"WAHA URL {shown!r} must not contain a query string or fragment: pass the API key "
+            "with --api-key or WAHA_API_KEY"
+        )
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL:
+        raise UserError(f"WAHA URL {shown!r} is not valid: expected http://host:port") from None
     return url.rstrip("/")
 
 
-def _redact_url(url: str) -> str:
-    # A key passed as ?x-api-key=... must not leak into a message.
-    return url.split("?", 1)[0]
+def _redact_url(url: object) -> str:
+    """The URL without anything that may hold a secret (credentials, query, fragment)."""
+    if not isinstance(url, str):
+        return "<not a string>"
+    text = url.strip().split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        if "@" in authority:
+            authority = "***@" + authority.rsplit("@", 1)[1]
+        text = f"{scheme}{sep}{authority}{slash}{path}"
+    elif "@" in text:
+        text = "***@" + text.rsplit("@", 1)[1]
+    return text
+
+
+def _check_api_key(key: Secret) -> None:
+    # httpx would fail with an encoding error that carries the key itself, or h11 would
+    # refuse the header only when the first request is sent.
+    if any(not 0x20 <= ord(ch) <= 0x7E for ch in key.reveal()):
+        raise UserError(
+            "the WAHA API key contains characters that cannot be sent in an HTTP header "
+            "(only printable ASCII is allowed)"
+        )
 
 
 def _error_message(body: Any, text: str) -> str:
@@ -148,7 +194,9 @@ class WahaClient:
         key = api_key if isinstance(api_key, Secret) or api_key is None else Secret(api_key)
         headers = {"Accept": "application/json"}
         if key:
+            _check_api_key(key)
             headers["X-Api-Key"] = key.reveal()
+        self._api_key: Secret | None = key or None
         self.timeouts = timeouts or Timeouts()
         self.max_body_bytes = max_body_bytes
         # None: not asked yet; False: the server predates 2026.4.3 (404), remembered.
@@ -189,17 +237,15 @@ class WahaClient:
         where = f"{method} {path}"
         try:
             async with self._http.stream(method, path, json=json_body, params=params) as resp:
+                declared = _content_length(resp.headers.get("content-length"))
+                if declared is not None and declared > self.max_body_bytes:
+                    raise self._oversized(where, resp.status_code, declared)
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in resp.aiter_bytes():
                     size += len(chunk)
                     if size > self.max_body_bytes:
-                        limit_mb = self.max_body_bytes / (1024 * 1024)
-                        raise BadResponse(
-                            f"WAHA answered {where} with a body over {limit_mb:g} MB; "
-                            "is WAHA_URL pointing at WAHA?",
-                            status_code=resp.status_code,
-                        )
+                        raise self._oversized(where, resp.status_code, None)
                     chunks.append(chunk)
                 raw = b"".join(chunks)
                 status = resp.status_code
@@ -220,11 +266,28 @@ class WahaClient:
                 f"connection to WAHA lost during {where} ({type(exc).__name__}); "
                 "the request may have been carried out"
             ) from None
+        except httpx.DecodingError:
+            raise BadResponse(
+                f"WAHA answered {where} with a body that could not be decoded "
+                "(bad Content-Encoding); is WAHA_URL pointing at WAHA?"
+            ) from None
         body = self._decode(raw, content_type, status, where)
         if 200 <= status < 300:
             return status, body
-        self._raise_for(status, body, raw, where)
+        self._raise_for(status, body, raw, where, self._api_key)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _oversized(self, where: str, status: int, size: int | None) -> BadResponse:
+        limit = f"the {_megabytes(self.max_body_bytes)} MB limit"
+        got = (
+            f"a {_megabytes(size)} MB body, over {limit}"
+            if size is not None
+            else f"a body over {limit}"
+        )
+        return BadResponse(
+            f"WAHA answered {where} with {got}; is WAHA_URL pointing at WAHA?",
+            status_code=status,
+        )
 
     @staticmethod
     def _decode(raw: bytes, content_type: str, status: int, where: str) -> Any:
@@ -232,7 +295,7 @@ class WahaClient:
             return None
         try:
             return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # bad UTF-8, invalid or absurdly nested JSON
             if 200 <= status < 300:
                 kind = content_type.split(";")[0] or "unknown content"
                 raise BadResponse(
@@ -243,9 +306,13 @@ class WahaClient:
             return None  # an error status with an HTML page: the status says enough
 
     @staticmethod
-    def _raise_for(status: int, body: Any, raw: bytes, where: str) -> None:
+    def _raise_for(
+        status: int, body: Any, raw: bytes, where: str, api_key: Secret | None = None
+    ) -> None:
         text = raw[:500].decode("utf-8", "replace")
         message = _error_message(body, text)
+        if api_key and len(api_key.reveal()) >= 4:  # a proxy may echo the request back
+            message = message.replace(api_key.reveal(), "***")
         if status == 401:
             raise Unauthorized(
                 "WAHA refused the API key (HTTP 401 Unauthorized): check WAHA_API_KEY",
@@ -257,7 +324,8 @@ class WahaClient:
                 raise SessionNotFound(
                     f"WAHA has no session named '{found.group(1)}'", session=found.group(1)
                 )
-        if status == 422 and isinstance(body, dict) and "WORKING" in (body.get("expected") or []):
+        expected = body.get("expected") if isinstance(body, dict) else None
+        if status == 422 and isinstance(expected, list) and "WORKING" in expected:
             session, actual = body.get("session"), body.get("status")
             raise SessionNotWorking(
                 f"session '{session}' is {actual}, not WORKING", session=session, status=actual
@@ -396,6 +464,17 @@ class WahaClient:
         if not isinstance(body, dict) or "numberExists" not in body:
             raise BadResponse("WAHA answered check-exists without numberExists")
         return bool(body["numberExists"]), body.get("chatId")
+
+
+def _content_length(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
 
 
 def _seg(value: str) -> str:

@@ -1,0 +1,55 @@
+"""The layers go one way: tui -> service -> runner/store/waha. Enforced on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "waha_tui"
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def modules() -> list[Path]:
+    found = sorted(PACKAGE.rglob("*.py"))
+    assert len(found) > 20, "the package was not found where the test expects it"
+    return found
+
+
+def test_nothing_outside_the_tui_package_imports_textual() -> None:
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in modules()
+        if "tui" not in path.relative_to(PACKAGE).parts[:1]
+        and any(name == "textual" or name.startswith("textual.") for name in imports_of(path))
+    ]
+    assert offenders == []
+
+
+def test_core_layers_never_import_the_layers_above_them() -> None:
+    core = ["runner.py", "store.py", "models.py", "status.py", "pacing.py", "events.py",
+            "render.py", "phones.py", "csv_import.py"]
+    core += [str(p.relative_to(PACKAGE)) for p in (PACKAGE / "waha").rglob("*.py")]
+    above = ("waha_tui.tui", "waha_tui.service", "waha_tui.cli", "waha_tui.scheduler",
+             "waha_tui.demo")
+    offenders = {
+        name: sorted(i for i in imports_of(PACKAGE / name) if i.startswith(above))
+        for name in core
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_waha_client_knows_nothing_of_campaigns() -> None:
+    for path in (PACKAGE / "waha").rglob("*.py"):
+        bad = [i for i in imports_of(path) if i.startswith("waha_tui.")
+               and not i.startswith(("waha_tui.waha", "waha_tui.errors", "waha_tui.secret"))]
+        assert bad == [], f"{path.name} imports {bad}"

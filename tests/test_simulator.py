@@ -1,0 +1,557 @@
+"""The WAHA simulator itself: WAHA's routes, bodies and status codes, the session lifecycle,
+the message log, and every fault, from Python (SimState) and over HTTP (/_sim/...)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from waha_tui.simulator import SimState, Simulator, SimulatorServer
+from waha_tui.simulator.state import ERROR_463
+
+CHAT = "491511234567@c.us"
+ID_RE = re.compile(r"^true_(?P<chat>.+@c\.us)_(?P<hex>[0-9A-F]{20})$")
+UNAUTHORIZED = {"message": "Unauthorized", "statusCode": 401}
+
+
+@pytest.fixture
+def state() -> SimState:
+    return SimState(start_delay=0.1)
+
+
+@pytest.fixture
+async def http(state: SimState) -> AsyncIterator[httpx.AsyncClient]:
+    """Raw HTTP to the simulator, in-process (no WAHA client in between)."""
+    transport = httpx.ASGITransport(app=Simulator(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://waha.test") as client:
+        yield client
+
+
+@pytest.fixture
+def live() -> Iterator[SimulatorServer]:
+    with SimulatorServer(Simulator(SimState(start_delay=0.0))) as server:
+        yield server
+
+
+@pytest.fixture
+def live_http(live: SimulatorServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, timeout=5.0) as client:
+        yield client
+
+
+async def send(
+    http: httpx.AsyncClient, text: str = "hi", chat: str = CHAT, **extra: Any
+) -> httpx.Response:
+    return await http.post(
+        "/api/sendText", json={"session": "default", "chatId": chat, "text": text, **extra}
+    )
+
+
+async def status_of(http: httpx.AsyncClient, name: str) -> str:
+    resp = await http.get(f"/api/sessions/{name}")
+    assert resp.status_code == 200, resp.text
+    return resp.json()["status"]
+
+
+async def settle(http: httpx.AsyncClient, name: str, timeout: float = 2.0) -> str:
+    """Wait until the session leaves STARTING, and return where it went."""
+    deadline = time.monotonic() + timeout
+    status = await status_of(http, name)
+    while status == "STARTING" and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        status = await status_of(http, name)
+    return status
+
+
+# -- session lifecycle ---------------------------------------------------------------------
+
+
+async def test_full_lifecycle_with_qr_and_pairing_code(http: httpx.AsyncClient) -> None:
+    created = await http.post("/api/sessions", json={"name": "shop"})
+    assert created.status_code == 201
+    assert created.json()["name"] == "shop" and created.json()["status"] == "STARTING"
+    info = (await http.get("/api/sessions/shop")).json()
+    assert (info["status"], info["me"]) == ("STARTING", None)
+
+    assert await settle(http, "shop") == "SCAN_QR_CODE"
+    info = (await http.get("/api/sessions/shop")).json()
+    assert info["me"] is None and info["engine"] == {"engine": "NOWEB"}
+
+    qr = await http.get("/api/shop/auth/qr", params={"format": "raw"})
+    assert qr.status_code == 200
+    assert set(qr.json()) == {"value"} and qr.json()["value"].startswith("2@")
+    code = await http.post("/api/shop/auth/request-code", json={"phoneNumber": "15551234567"})
+    assert code.status_code == 201
+    assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}", code.json()["code"])
+    bad_phone = await http.post("/api/shop/auth/request-code", json={"phoneNumber": "+1 555"})
+    assert bad_phone.status_code == 422 and bad_phone.json()["statusCode"] == 422
+
+    # Not WORKING yet: sending is refused with the 422 body WAHA uses.
+    refused = await http.post(
+        "/api/sendText", json={"session": "shop", "chatId": CHAT, "text": "x"}
+    )
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "error": "Session status is not as expected. Try again later or restart the session",
+        "session": "shop",
+        "status": "SCAN_QR_CODE",
+        "expected": ["WORKING"],
+    }
+
+    scanned = await http.post("/_sim/sessions/shop/scan")
+    assert scanned.status_code == 200
+    info = (await http.get("/api/sessions/shop")).json()
+    assert info["status"] == "WORKING"
+    assert info["me"] == {"id": "15550000000@c.us", "pushName": "WAHA simulator"}
+    # The QR is gone once paired.
+    assert (await http.get("/api/shop/auth/qr", params={"format": "raw"})).status_code == 422
+
+    stopped = await http.post("/api/sessions/shop/stop")
+    assert (stopped.status_code, stopped.json()["status"]) == (201, "STOPPED")
+    assert (await http.get("/api/sessions/shop")).json()["me"] is None
+
+    # Still paired: a restart goes back to WORKING without a QR.
+    assert (await http.post("/api/sessions/shop/start")).json()["status"] == "STARTING"
+    assert await settle(http, "shop") == "WORKING"
+    assert (await http.post("/api/sessions/shop/restart")).json()["status"] == "STARTING"
+    assert await settle(http, "shop") == "WORKING"
+
+    logged_out = await http.post("/api/sessions/shop/logout")
+    assert (logged_out.status_code, logged_out.json()["status"]) == (201, "STOPPED")
+    assert (await http.get("/api/sessions/shop")).json()["me"] is None
+    # Logged out: starting again needs a new scan.
+    await http.post("/api/sessions/shop/start")
+    assert await settle(http, "shop") == "SCAN_QR_CODE"
+
+
+async def test_start_and_stop_are_idempotent(http: httpx.AsyncClient) -> None:
+    started = await http.post("/api/sessions/default/start")
+    assert (started.status_code, started.json()["status"]) == (201, "WORKING")
+    for _ in range(2):
+        stopped = await http.post("/api/sessions/default/stop")
+        assert (stopped.status_code, stopped.json()["status"]) == (201, "STOPPED")
+
+
+async def test_create_without_start_and_duplicates(http: httpx.AsyncClient) -> None:
+    created = await http.post("/api/sessions", json={"name": "idle", "start": False})
+    assert (created.status_code, created.json()["status"]) == (201, "STOPPED")
+    again = await http.post("/api/sessions", json={"name": "idle"})
+    assert again.status_code == 422
+    assert again.json() == {
+        "statusCode": 422,
+        "message": "Session 'idle' already exists",
+        "error": "Unprocessable Entity",
+    }
+
+
+async def test_list_sessions_all_includes_stopped(http: httpx.AsyncClient, state: SimState) -> None:
+    state.add_session("off", "STOPPED")
+    everything = (await http.get("/api/sessions", params={"all": "true"})).json()
+    assert [(s["name"], s["status"]) for s in everything] == [
+        ("default", "WORKING"),
+        ("off", "STOPPED"),
+    ]
+    running = (await http.get("/api/sessions")).json()
+    assert [s["name"] for s in running] == ["default"]
+
+
+async def test_unknown_session_is_a_404_naming_it(http: httpx.AsyncClient) -> None:
+    expected = {
+        "statusCode": 404,
+        "message": (
+            "We didn't find a session with name 'ghost'.\n"
+            "Please start it first by using POST /api/sessions/ghost/start request"
+        ),
+        "error": "Not Found",
+    }
+    for method, path, body in [
+        ("GET", "/api/sessions/ghost", None),
+        ("POST", "/api/sessions/ghost/stop", None),
+        ("POST", "/api/sessions/ghost/logout", None),
+        ("GET", "/api/ghost/auth/qr", None),
+        ("GET", "/api/ghost/new-message-id", None),
+        ("POST", "/api/sendText", {"session": "ghost", "chatId": CHAT, "text": "x"}),
+        ("POST", "/_sim/sessions/ghost/scan", None),
+    ]:
+        resp = await http.request(method, path, json=body)
+        assert (resp.status_code, resp.json()) == (404, expected), path
+
+
+async def test_unknown_route_is_nests_404(http: httpx.AsyncClient) -> None:
+    resp = await http.get("/api/nothing-here")
+    assert resp.status_code == 404
+    assert resp.json() == {
+        "message": "Cannot GET /api/nothing-here",
+        "error": "Not Found",
+        "statusCode": 404,
+    }
+    assert (await http.post("/api/sessions/default/explode")).status_code == 404
+
+
+# -- sending --------------------------------------------------------------------------------
+
+
+async def test_send_text_answers_a_pending_wamessage(
+    http: httpx.AsyncClient, state: SimState
+) -> None:
+    resp = await send(http, "hello there")
+    assert resp.status_code == 201
+    body = resp.json()
+    match = ID_RE.match(body["id"])
+    assert match and match["chat"] == CHAT
+    assert (body["ack"], body["ackName"], body["fromMe"]) == (0, "PENDING", True)
+    assert (body["to"], body["body"], body["hasMedia"]) == (CHAT, "hello there", False)
+    [msg] = state.sent()
+    assert (msg.session, msg.chat_id, msg.text, msg.kind, msg.id) == (
+        "default",
+        CHAT,
+        "hello there",
+        "text",
+        body["id"],
+    )
+
+
+async def test_chat_id_without_suffix_gets_c_us(http: httpx.AsyncClient, state: SimState) -> None:
+    resp = await send(http, chat="491511234567")
+    assert ID_RE.match(resp.json()["id"])
+    assert state.sent()[0].chat_id == CHAT
+
+
+async def test_send_without_text_records_empty_text(
+    http: httpx.AsyncClient, state: SimState
+) -> None:
+    resp = await http.post("/api/sendText", json={"session": "default", "chatId": CHAT})
+    assert resp.status_code == 201
+    assert state.sent()[0].text == ""  # not the string "None"
+
+
+async def test_send_image_records_the_file(http: httpx.AsyncClient, state: SimState) -> None:
+    file = {"mimetype": "image/png", "filename": "x.png", "data": "iVBORw0KGgo="}
+    resp = await http.post(
+        "/api/sendImage",
+        json={"session": "default", "chatId": CHAT, "caption": "cap", "file": file},
+    )
+    assert resp.status_code == 201 and resp.json()["hasMedia"] is True
+    [msg] = state.sent()
+    assert (msg.kind, msg.text) == ("image", "cap")
+    assert msg.image == {**file, "url": None}
+    missing = await http.post("/api/sendImage", json={"session": "default", "chatId": CHAT})
+    assert missing.status_code == 400 and missing.json()["error"] == "Bad Request"
+    assert len(state.sent()) == 1
+
+
+async def test_pre_generated_id_sent_twice_is_stored_once(
+    http: httpx.AsyncClient, state: SimState
+) -> None:
+    pre = (await http.get("/api/default/new-message-id")).json()["id"]
+    assert re.fullmatch(r"3EB0[0-9A-F]{16}", pre)
+    first = await send(http, "once", id=pre)
+    second = await send(http, "once", id=pre)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"] == f"true_{CHAT}_{pre}"
+    assert [m.text for m in state.sent()] == ["once"]
+    await send(http, "other", id="3EB0FFFF")
+    await send(http, "no id")
+    assert [m.text for m in state.sent()] == ["once", "other", "no id"]
+
+
+async def test_typing_and_check_exists(http: httpx.AsyncClient, state: SimState) -> None:
+    for what in ("start", "stop"):
+        resp = await http.post(f"/api/{what}Typing", json={"session": "default", "chatId": CHAT})
+        assert resp.status_code == 201
+    assert state.typing == [("default", CHAT, "start"), ("default", CHAT, "stop")]
+    exists = await http.get(
+        "/api/contacts/check-exists", params={"phone": "491511234567", "session": "default"}
+    )
+    assert exists.json() == {"numberExists": True, "chatId": CHAT}
+    local = await http.get(
+        "/api/contacts/check-exists", params={"phone": "0532030482", "session": "default"}
+    )
+    assert local.json() == {"numberExists": False}
+    state.set_status("default", "STARTING")
+    refused = await http.get("/api/contacts/check-exists", params={"phone": "491511234567"})
+    assert refused.status_code == 422
+
+
+# -- faults from Python -------------------------------------------------------------------
+
+
+async def test_stop_after_n_sends(http: httpx.AsyncClient, state: SimState) -> None:
+    state.stop_after("default", 2)
+    assert (await send(http, "1")).status_code == 201
+    assert await status_of(http, "default") == "WORKING"
+    assert (await send(http, "2")).status_code == 201
+    assert await status_of(http, "default") == "STOPPED"
+    third = await send(http, "3")
+    assert third.status_code == 422 and third.json()["status"] == "STOPPED"
+    assert [m.text for m in state.sent()] == ["1", "2"]
+
+
+async def test_stop_after_zero_stops_now(http: httpx.AsyncClient, state: SimState) -> None:
+    state.stop_after("default", 0)
+    assert await status_of(http, "default") == "STOPPED"
+    assert (await send(http)).status_code == 422
+
+
+async def test_duplicate_does_not_count_towards_stop_after(
+    http: httpx.AsyncClient, state: SimState
+) -> None:
+    state.stop_after("default", 2)
+    await send(http, id="3EB0AAAA")
+    await send(http, id="3EB0AAAA")
+    assert await status_of(http, "default") == "WORKING"
+
+
+async def test_fail_next_sends(http: httpx.AsyncClient, state: SimState) -> None:
+    state.fail_next_sends(2, "No sessions")
+    for _ in range(2):
+        resp = await send(http)
+        assert resp.status_code == 500
+        body = resp.json()
+        assert body["statusCode"] == 500 and body["exception"]["message"] == "No sessions"
+        assert body["request"]["path"] == "/api/sendText"
+    assert (await send(http, "ok")).status_code == 201
+    assert [m.text for m in state.sent()] == ["ok"]
+
+
+async def test_fail_chat_ids_with_463(http: httpx.AsyncClient, state: SimState) -> None:
+    state.fail_chat("4915100000")  # normalised like a send's chatId
+    state.fail_chat("4915100001@c.us", "Connection Closed")
+    cold = await send(http, chat="4915100000@c.us")
+    assert cold.status_code == 500
+    assert cold.json()["exception"]["message"] == ERROR_463
+    closed = await send(http, chat="4915100001")
+    assert closed.json()["exception"]["message"] == "Connection Closed"
+    assert (await send(http, chat=CHAT)).status_code == 201
+    assert [m.chat_id for m in state.sent()] == [CHAT]
+
+
+async def test_latency(http: httpx.AsyncClient, state: SimState) -> None:
+    state.set_latency(0.15)
+    started = time.monotonic()
+    assert (await send(http)).status_code == 201
+    assert time.monotonic() - started >= 0.15
+
+
+async def test_status_fault(http: httpx.AsyncClient, state: SimState) -> None:
+    state.set_status("default", "FAILED")
+    assert (await send(http)).json()["status"] == "FAILED"
+    state.set_status("default", "WORKING")
+    assert (await send(http)).status_code == 201
+
+
+async def test_message_id_support_off(http: httpx.AsyncClient, state: SimState) -> None:
+    state.message_ids = False
+    resp = await http.get("/api/default/new-message-id")
+    assert resp.status_code == 404
+    assert resp.json()["message"] == "Cannot GET /api/default/new-message-id"
+
+
+async def test_reset_clears_messages_and_faults(http: httpx.AsyncClient, state: SimState) -> None:
+    await send(http)
+    state.fail_next_sends(5)
+    state.fail_chat("1@c.us")
+    state.stop_after("default", 3)
+    state.set_latency(1.0)
+    state.reset()
+    assert state.sent() == [] and state.typing == []
+    assert state.faults.fail_next == 0 and state.faults.fail_chat_ids == {}
+    assert state.faults.latency == 0.0
+    assert state.sessions["default"].stop_after is None
+    assert (await send(http, chat="1@c.us")).status_code == 201
+
+
+# -- the API key ----------------------------------------------------------------------------
+
+
+async def test_api_key_by_header_or_query(http: httpx.AsyncClient, state: SimState) -> None:
+    key = "k/ey+with&odd=chars"
+    state.require_api_key(key)
+    for headers, params in [({}, {}), ({"X-Api-Key": "nope"}, {}), ({}, {"x-api-key": "nope"})]:
+        resp = await http.get("/api/sessions", headers=headers, params=params)
+        assert (resp.status_code, resp.json()) == (401, UNAUTHORIZED)
+    by_header = await http.get("/api/sessions", headers={"X-Api-Key": key})
+    assert by_header.status_code == 200
+    by_lower_header = await http.get("/api/sessions", headers={"x-api-key": key})
+    assert by_lower_header.status_code == 200
+    by_query = await http.get("/api/sessions", params={"all": "true", "x-api-key": key})
+    assert by_query.status_code == 200 and by_query.json()[0]["name"] == "default"
+    # Sending is refused, and nothing is recorded.
+    assert (await send(http)).status_code == 401
+    assert state.sent() == []
+
+
+async def test_ping_and_control_api_need_no_key(http: httpx.AsyncClient, state: SimState) -> None:
+    state.require_api_key("secret")
+    ping = await http.get("/ping")
+    assert (ping.status_code, ping.json()) == (200, {"message": "pong"})
+    assert (await http.get("/_sim/messages")).status_code == 200
+    assert (await http.get("/api/server/version")).status_code == 401
+    assert (await http.get("/health")).status_code == 401
+
+
+async def test_non_utf8_header_does_not_crash(http: httpx.AsyncClient, state: SimState) -> None:
+    state.require_api_key("secret")
+    resp = await http.get("/api/sessions", headers={"X-Api-Key": b"\xff\xfe"})
+    assert resp.status_code == 401
+
+
+# -- the control API over HTTP (real socket) ---------------------------------------------------
+
+
+def post_faults(client: httpx.Client, **faults: Any) -> httpx.Response:
+    return client.post("/_sim/faults", json=faults)
+
+
+def test_control_messages_and_reset(live_http: httpx.Client, live: SimulatorServer) -> None:
+    live.state.add_session("second")
+    for session, text in [("default", "a"), ("second", "b"), ("default", "c")]:
+        resp = live_http.post(
+            "/api/sendText", json={"session": session, "chatId": CHAT, "text": text}
+        )
+        assert resp.status_code == 201
+    every = live_http.get("/_sim/messages").json()
+    assert [m["text"] for m in every] == ["a", "b", "c"]
+    assert set(every[0]) == {"session", "chatId", "kind", "text", "id", "at", "image"}
+    only = live_http.get("/_sim/messages", params={"session": "second"}).json()
+    assert [m["text"] for m in only] == ["b"]
+    assert live_http.post("/_sim/reset").json() == {"ok": True}
+    assert live_http.get("/_sim/messages").json() == []
+
+
+def test_control_session_status_and_scan(live_http: httpx.Client, live: SimulatorServer) -> None:
+    resp = live_http.post("/_sim/sessions/default/status", json={"status": "STARTING"})
+    assert resp.json() == {"ok": True}
+    refused = live_http.post("/api/sendText", json={"chatId": CHAT, "text": "x"})
+    assert refused.status_code == 422 and refused.json()["status"] == "STARTING"
+    bad = live_http.post("/_sim/sessions/default/status", json={"status": "ASLEEP"})
+    assert bad.status_code == 422 and "WORKING" in bad.json()["message"]
+    # A status for a new name creates the session (handy to script a second account).
+    live_http.post("/_sim/sessions/new/status", json={"status": "SCAN_QR_CODE"})
+    assert live_http.get("/api/new/auth/qr", params={"format": "raw"}).json()["value"]
+    assert live_http.post("/_sim/sessions/new/scan").status_code == 200
+    assert live_http.get("/api/sessions/new").json()["status"] == "WORKING"
+
+
+def test_control_faults(live_http: httpx.Client, live: SimulatorServer) -> None:
+    def send_http(chat: str = CHAT) -> httpx.Response:
+        return live_http.post("/api/sendText", json={"chatId": chat, "text": "x"})
+
+    assert post_faults(live_http, fail_chat_ids={"4915100000@c.us": ""}).json() == {"ok": True}
+    assert send_http("4915100000@c.us").json()["exception"]["message"] == ERROR_463
+    post_faults(live_http, fail_next={"count": 1, "message": "rate-overlimit"})
+    assert send_http().json()["exception"]["message"] == "rate-overlimit"
+    assert send_http().status_code == 201
+
+    post_faults(live_http, clear=True, latency=0.1)
+    started = time.monotonic()
+    assert send_http().status_code == 201
+    assert time.monotonic() - started >= 0.1
+
+    post_faults(live_http, clear=True, stop_after={"session": "default", "sends": 1})
+    assert send_http().status_code == 201
+    assert send_http().json()["status"] == "STOPPED"
+    live_http.post("/_sim/sessions/default/status", json={"status": "WORKING"})
+
+    post_faults(live_http, drop_after_record=1)
+    with pytest.raises(httpx.RemoteProtocolError):
+        send_http()
+    assert send_http().status_code == 201
+
+    post_faults(live_http, message_ids=False)
+    assert live_http.get("/api/default/new-message-id").status_code == 404
+    post_faults(live_http, message_ids=True)
+    assert live_http.get("/api/default/new-message-id").status_code == 200
+
+    post_faults(live_http, api_key="sekret")
+    assert send_http().json() == UNAUTHORIZED
+    ok = live_http.post(
+        "/api/sendText", json={"chatId": CHAT, "text": "k"}, headers={"X-Api-Key": "sekret"}
+    )
+    assert ok.status_code == 201
+    post_faults(live_http, api_key=None)
+    assert send_http().status_code == 201
+    # Accepted: after fail_next, latency, stop_after, the dropped one, after it, keyless.
+    assert [m.text for m in live.state.sent()].count("x") == 6
+
+
+def test_control_hang(live: SimulatorServer) -> None:
+    with httpx.Client(base_url=live.url, timeout=httpx.Timeout(5.0, read=0.1)) as client:
+        post_faults(client, hang=0.3)
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/api/sendText", json={"chatId": CHAT, "text": "slow"})
+        post_faults(client, hang=0)
+    assert wait_for(lambda: [m.text for m in live.state.sent()] == ["slow"])
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"fail_next": {"message": "no count"}},
+        {"fail_next": {"count": "many"}},
+        {"latency": "slow"},
+        {"hang": -1},
+        {"stop_after": {"sends": 1}},
+        {"fail_chat_ids": "not-a-mapping"},
+    ],
+)
+def test_control_faults_reject_bad_input(live_http: httpx.Client, faults: dict[str, Any]) -> None:
+    resp = post_faults(live_http, **faults)
+    assert resp.status_code == 422
+    assert resp.json()["message"].startswith("invalid fault")
+
+
+def test_control_stop_after_unknown_session_is_404(live_http: httpx.Client) -> None:
+    resp = post_faults(live_http, stop_after={"session": "ghost", "sends": 1})
+    assert resp.status_code == 404 and "ghost" in resp.json()["message"]
+
+
+def test_server_binds_a_free_port_and_stops() -> None:
+    server = SimulatorServer(Simulator(SimState()))
+    assert server.port > 0 and server.url == f"http://127.0.0.1:{server.port}"
+    with server:
+        assert httpx.get(f"{server.url}/ping").json() == {"message": "pong"}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/ping", timeout=1.0)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_keep_alive_requests_are_not_delayed_by_nagle() -> None:
+    """asyncio sets TCP_NODELAY only on sockets created as IPPROTO_TCP; without it every
+    request on a kept-alive connection waited ~40 ms (Nagle + delayed ACK)."""
+    with SimulatorServer(Simulator(SimState())) as server:
+        assert server._sock.proto == socket.IPPROTO_TCP
+        with httpx.Client(base_url=server.url, timeout=5.0) as client:
+            client.get("/ping")
+            started = time.monotonic()
+            for i in range(20):
+                resp = client.post("/api/sendText", json={"chatId": CHAT, "text": str(i)})
+                assert resp.status_code == 201
+            elapsed = time.monotonic() - started
+    assert elapsed < 0.6, f"20 kept-alive sends took {elapsed:.2f} s"
+
+
+def test_server_on_ipv6_loopback() -> None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback in this environment")
+    with SimulatorServer(Simulator(SimState()), host="::1") as server:
+        assert server.url == f"http://[::1]:{server.port}"
+        assert httpx.get(f"{server.url}/ping").json() == {"message": "pong"}

@@ -40,7 +40,11 @@ BAN_WARNING = "⚠ Messaging people who did not ask for it gets WhatsApp numbers
 
 class CampaignTable(KeyedTable):
     # DataTable's own enter binding is hidden; this one shows in the footer.
-    BINDINGS = [Binding("enter", "select_cursor", "Details")]
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Details"),
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
 
 
 class MainScreen(Screen[None]):

@@ -1,0 +1,306 @@
+"""Pilot tests of every key of the dashboard, against the simulator and a real SQLite file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Footer, Input
+
+from tests.tui_helpers import Rig, make_rig
+from waha_tui.status import CampaignStatus
+from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.screens.details import DetailsScreen
+from waha_tui.tui.screens.help import KEYS, HelpScreen
+from waha_tui.tui.screens.main import MainScreen
+from waha_tui.tui.widgets.keyed_table import KeyedTable
+
+S = CampaignStatus
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    rig = make_rig(tmp_path)
+    yield rig
+    await rig.service.aclose()
+
+
+async def wait_for(pilot: Pilot, check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+def table(pilot: Pilot) -> KeyedTable:
+    return pilot.app.screen.query_one("#campaigns", KeyedTable)
+
+
+async def select(pilot: Pilot, campaign_id: int) -> None:
+    t = table(pilot)
+    await wait_for(pilot, lambda: str(campaign_id) in [k.value for k in t.rows])
+    t.move_cursor(row=t.get_row_index(str(campaign_id)))
+    await pilot.pause(0.05)
+
+
+def footer_keys(pilot: Pilot) -> set[str]:
+    screen = pilot.app.screen
+    pilot.app.screen.query_one(Footer)
+    return {
+        b.description
+        for _key, (_node, b, enabled, _tooltip) in screen.active_bindings.items()
+        if b.show and enabled
+    }
+
+
+def main_screen(pilot: Pilot) -> MainScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, MainScreen)
+    return screen
+
+
+async def test_r_is_not_offered_and_does_nothing_on_rows_that_are_not_paused(rig: Rig) -> None:
+    ids = {
+        S.SCHEDULED: rig.add("Scheduled one"),
+        S.COMPLETED: rig.add("Done one", status=S.COMPLETED, done=5),
+        S.CANCELLED: rig.add("Cancelled one", status=S.CANCELLED),
+        S.FAILED: rig.add("Failed one", status=S.FAILED),
+        S.PAUSED: rig.add("Paused one", status=S.PAUSED, done=2, reason="session dropped"),
+    }
+    before = {c.id: c.model_dump() for c in rig.store.list_campaigns()}
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        for status, cid in ids.items():
+            await select(pilot, cid)
+            offered = "Resume" in footer_keys(pilot)
+            assert offered == (status == S.PAUSED), status
+            if status != S.PAUSED:
+                await pilot.press("r")
+                await pilot.pause(0.3)
+        assert rig.sim.state.sent() == []
+    after = {c.id: c.model_dump() for c in rig.store.list_campaigns()}
+    assert after == before
+
+
+async def test_r_resumes_a_paused_campaign_and_sends_only_the_rest(rig: Rig) -> None:
+    cid = rig.add("Half done", 8, status=S.PAUSED, done=3, reason="session 'default' dropped")
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.COMPLETED)
+        # The row shows it too, from the table's own cells.
+        await wait_for(pilot, lambda: "Completed" in str(table(pilot).get_cell(str(cid), "status")))
+    sent = [m.chat_id for m in rig.sim.state.sent()]
+    expected = [f"4915{0:02d}{i:06d}@c.us" for i in range(3, 8)]
+    assert sent == expected  # only the remaining five, once each, in order
+    camp = rig.store.get_campaign(cid)
+    assert (camp.sent, camp.next_index, camp.failed) == (8, 8, 0)
+
+
+async def test_a_second_r_while_a_resume_is_in_flight_does_nothing(rig: Rig) -> None:
+    cid = rig.add("Once", 4, status=S.PAUSED, done=1)
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("r", "r", "r")
+        await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.COMPLETED)
+        await pilot.pause(0.3)
+        errors = [n.message for n in pilot.app._notifications if n.severity == "error"]
+        assert errors == []
+    assert len(rig.sim.state.sent()) == 3
+
+
+async def test_resume_refused_while_the_session_is_stopped_shows_a_toast(rig: Rig) -> None:
+    cid = rig.add("Dropped", 4, status=S.PAUSED, done=2, reason="session dropped")
+    rig.sim.state.set_status("default", "STOPPED")
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any("STOPPED" in n.message for n in pilot.app._notifications))
+        message = next(n.message for n in pilot.app._notifications if "STOPPED" in n.message)
+        assert "session 'default' is STOPPED" in message
+        assert "Resume" in footer_keys(pilot)  # offered again once the refusal is back
+    assert rig.store.get_campaign(cid).status == S.PAUSED
+    assert rig.sim.state.sent() == []
+
+
+async def test_p_pauses_a_running_campaign_mid_way(rig: Rig) -> None:
+    cid = rig.add("Slow", 30, status=S.PAUSED, delay=(0.15, 0.15))
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: len(rig.sim.state.sent()) >= 3)
+        await wait_for(pilot, lambda: main_screen(pilot).campaigns[cid].status == S.RUNNING)
+        assert "Pause" in footer_keys(pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.PAUSED)
+    camp = rig.store.get_campaign(cid)
+    sent = rig.sim.state.sent()
+    assert 3 <= camp.next_index < 30
+    assert len(sent) == camp.next_index == camp.sent  # nothing sent past next_index
+    assert camp.pause_reason == "paused by the operator"
+
+
+async def test_c_asks_first_and_then_cancels(rig: Rig) -> None:
+    cid = rig.add("To cancel", 6)
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+        assert rig.store.get_campaign(cid).status == S.SCHEDULED
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.CANCELLED)
+        await wait_for(pilot, lambda: "Cancel" not in footer_keys(pilot))
+
+
+async def test_the_table_follows_another_process_without_moving_the_cursor(
+    rig: Rig, tmp_path: Path
+) -> None:
+    first = rig.add("First", 3)
+    second = rig.add("Second", 3, seed=1)
+    rig.add("Third", 3, seed=2)
+    db = str(tmp_path / "campaigns.db")
+    csv = tmp_path / "more.csv"
+    csv.write_text("phone,name\n4917000000001,Zoe\n", encoding="utf-8")
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, second)
+        t = table(pilot)
+        cli = [sys.executable, "-m", "waha_tui", "--db", db]
+        subprocess.run(
+            [*cli, "campaign", "pause", str(first)], check=True, timeout=60, capture_output=True
+        )
+        subprocess.run(
+            [
+                *cli,
+                "campaign",
+                "create",
+                "--name",
+                "From the CLI",
+                "--contacts",
+                str(csv),
+                "--message",
+                "Hi {name}",
+            ],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
+        await wait_for(pilot, lambda: t.row_count == 4, timeout=5)
+        await wait_for(pilot, lambda: "Paused" in str(t.get_cell(str(first), "status")))
+        assert t.current_key == str(second)
+        assert t.cursor_row == 1
+        assert [k.value for k in t.rows] == ["1", "2", "3", "4"]
+
+
+async def test_enter_opens_details_with_recipients_and_esc_goes_back(rig: Rig) -> None:
+    cid = rig.add("Detailed", 4, status=S.PAUSED, done=2, reason="session 'default' dropped")
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailsScreen))
+        rows = pilot.app.screen.query_one("#recipients", KeyedTable)
+        await wait_for(pilot, lambda: rows.row_count == 4)
+        assert str(rows.get_cell("0", "status")) == "sent"
+        assert str(rows.get_cell("3", "status")) == "pending"
+        summary = str(pilot.app.screen.query_one("#details-summary").render())
+        assert summary  # rendered
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+
+
+async def test_slash_filters_by_name_or_status_and_esc_clears(rig: Rig) -> None:
+    rig.add("Welcome series")
+    rig.add("Black Friday", status=S.PAUSED)
+    rig.add("Renewals", status=S.COMPLETED)
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        t = table(pilot)
+        await wait_for(pilot, lambda: t.row_count == 3)
+        await pilot.press("slash")
+        assert pilot.app.screen.query_one("#filter", Input).has_focus
+        await pilot.press(*"friday")
+        await wait_for(pilot, lambda: t.row_count == 1)
+        await pilot.press("enter")
+        assert t.has_focus
+        await pilot.press("slash", *["backspace"] * len("friday"))
+        await pilot.press(*"paused")
+        await wait_for(pilot, lambda: [k.value for k in t.rows] == ["2"])
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: t.row_count == 3)
+
+
+async def test_question_mark_lists_every_key(rig: Rig) -> None:
+    rig.add("Any")
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        listed = " ".join(k for k, _ in KEYS)
+        for binding in MainScreen.BINDINGS:
+            key = {"slash": "/", "question_mark": "?", "escape": "esc"}.get(
+                binding.key, binding.key
+            )
+            assert key in listed, key
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+
+
+async def test_q_while_running_asks_then_leaves_it_paused_at_the_right_place(rig: Rig) -> None:
+    cid = rig.add("Long", 40, status=S.PAUSED, delay=(0.1, 0.1))
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: len(rig.sim.state.sent()) >= 2)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not pilot.app.is_running, timeout=10)
+    camp = rig.store.get_campaign(cid)
+    assert camp.status == S.PAUSED
+    assert camp.pause_reason == "stopped with the dashboard"
+    assert camp.next_index == len(rig.sim.state.sent()) == camp.sent
+    assert camp.lease_owner is None
+
+
+async def test_q_with_nothing_running_quits_without_asking(rig: Rig) -> None:
+    rig.add("Idle")
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not pilot.app.is_running)
+
+
+async def test_a_campaign_left_running_by_a_dead_process_shows_as_interrupted(rig: Rig) -> None:
+    cid = rig.add("Orphan", 5, status=S.RUNNING, done=2)  # no lease: its owner is gone
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: cid in main_screen(pilot).campaigns)
+        camp = main_screen(pilot).campaigns[cid]
+        assert camp.status == S.PAUSED
+        assert "interrupted" in (camp.pause_reason or "")
+
+
+async def test_the_scheduler_starts_due_campaigns_one_per_session(rig: Rig) -> None:
+    a = rig.add("A", 3, delay=(0.05, 0.05))
+    b = rig.add("B", 3, delay=(0.05, 0.05), seed=1)
+    seen_together: list[bool] = []
+
+    def both_running() -> None:
+        running = [c for c in rig.store.list_campaigns() if c.status == S.RUNNING]
+        seen_together.append(len(running) > 1)
+
+    async with rig.app(run_scheduler=True, scheduler_interval=0.05).run_test() as pilot:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            both_running()
+            if all(rig.store.get_campaign(x).status == S.COMPLETED for x in (a, b)):
+                break
+            await pilot.pause(0.02)
+    assert rig.store.get_campaign(a).status == S.COMPLETED
+    assert rig.store.get_campaign(b).status == S.COMPLETED
+    assert not any(seen_together)
+    assert len(rig.sim.state.sent()) == 6

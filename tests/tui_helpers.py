@@ -1,0 +1,96 @@
+"""Shared set-up for the dashboard tests: a real store file, the simulator, the real app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from waha_tui.models import Campaign
+from waha_tui.phones import chat_id_for
+from waha_tui.runner import RunnerConfig, RunnerPool
+from waha_tui.service import CampaignService
+from waha_tui.simulator import SimState, Simulator
+from waha_tui.status import CampaignStatus
+from waha_tui.store import C, NewRecipient, Store
+from waha_tui.tui.app import WahaTuiApp, create_app
+from waha_tui.waha import WahaClient
+
+FROZEN = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+
+
+@dataclass
+class Rig:
+    store: Store
+    sim: Simulator
+    service: CampaignService
+
+    def app(self, **kwargs: object) -> WahaTuiApp:
+        kwargs.setdefault("run_scheduler", False)
+        kwargs.setdefault("refresh_interval", 0.2)
+        return create_app(self.service, **kwargs)  # type: ignore[arg-type]
+
+    def add(
+        self,
+        name: str,
+        count: int = 5,
+        *,
+        status: CampaignStatus = CampaignStatus.SCHEDULED,
+        session: str = "default",
+        delay: tuple[float, float] = (0.0, 0.0),
+        done: int = 0,
+        reason: str | None = None,
+        text: str = "Hi {name}",
+        seed: int = 0,
+    ) -> int:
+        people = [
+            NewRecipient(p, chat_id_for(p), f"Person {i}", {})
+            for i, p in ((i, f"4915{seed:02d}{i:06d}") for i in range(count))
+        ]
+        cid = self.store.create_campaign(
+            Campaign(
+                name=name,
+                session=session,
+                template_text=text,
+                delay_min=delay[0],
+                delay_max=delay[1],
+                scheduled_at=FROZEN,
+            ),
+            people,
+        )
+        if status != CampaignStatus.SCHEDULED or done:
+            self.force(cid, status=status, next_index=done, sent=done, pause_reason=reason)
+        return cid
+
+    def force(self, cid: int, **values: object) -> None:
+        """Write a campaign row as another process would (no transition check)."""
+        with self.store.write() as conn:
+            conn.execute(sa.update(C).where(C.c.id == cid).values(**values))
+            if "next_index" in values:
+                conn.execute(
+                    sa.text(
+                        "UPDATE recipient SET status='sent', message_id='true_x_' || position "
+                        "WHERE campaign_id=:c AND position < :n"
+                    ),
+                    {"c": cid, "n": values["next_index"]},
+                )
+
+    def freeze_times(self) -> None:
+        with self.store.write() as conn:
+            conn.execute(
+                sa.update(C).values(created_at=FROZEN, scheduled_at=FROZEN, updated_at=FROZEN)
+            )
+
+
+def make_rig(tmp_path: Path, *, sessions: dict[str, str] | None = None) -> Rig:
+    store = Store(tmp_path / "campaigns.db")
+    sim = Simulator(SimState(sessions=sessions or {"default": "WORKING"}, start_delay=0.05))
+    client = WahaClient("http://waha.test", transport=httpx.ASGITransport(app=sim))
+    config = RunnerConfig(
+        lease_seconds=15, unreachable_backoff=(0.01,), ambiguous_retries=(0.01,), poll_interval=0.05
+    )
+    service = CampaignService(store, client, RunnerPool(store, client, config=config))
+    return Rig(store, sim, service)

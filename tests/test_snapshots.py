@@ -1,0 +1,157 @@
+"""Snapshots of each screen, with time, ids and message ids frozen so they are deterministic.
+
+Regenerate after an intended change with: python -m pytest tests/test_snapshots.py
+--snapshot-update (then look at the report before committing).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from tests.tui_helpers import FROZEN, Rig, make_rig
+from waha_tui.status import CampaignStatus
+from waha_tui.store import R
+
+S = CampaignStatus
+SIZE = (80, 24)  # the smallest terminal an operator may have
+
+
+@pytest.fixture(autouse=True)
+def utc() -> Iterator[None]:
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def every_status(tmp_path: Path) -> Rig:
+    rig = make_rig(tmp_path, sessions={"default": "WORKING", "sales": "STOPPED"})
+    rig.add("Spring sale", 12, status=S.COMPLETED, done=12)
+    rig.add(
+        "Welcome [series]",
+        20,
+        status=S.PAUSED,
+        done=9,
+        session="sales",
+        reason="session 'sales' is STOPPED: start it and scan the QR code, then resume",
+        seed=1,
+    )
+    running = rig.add("Order updates", 40, status=S.RUNNING, done=17, seed=2)
+    rig.add("Weekend promo", 25, seed=3)
+    rig.add("Old list", 8, status=S.CANCELLED, done=3, seed=4)
+    rig.add("Broken", 5, status=S.FAILED, done=1, seed=5)
+    rig.freeze_times()
+    # Running in another process that holds a live lease, so start-up leaves it Running.
+    rig.force(
+        running, lease_owner="other-host:4242:abcd1234", lease_until=FROZEN + timedelta(days=3650)
+    )
+    rig.force(6, last_error="unexpected error: disk full", failed=1)
+    with rig.store.write() as conn:
+        conn.execute(
+            sa.update(R)
+            .where(R.c.campaign_id == 2, R.c.position == 3)
+            .values(
+                status="failed",
+                message_id=None,
+                error="WAHA error (HTTP 500): 2 UNKNOWN: server returned error 463",
+            )
+        )
+        conn.execute(
+            sa.update(R)
+            .where(R.c.campaign_id == 2, R.c.position == 5)
+            .values(
+                status="unknown",
+                message_id=None,
+                error="no answer from WAHA within 30 s; not re-sent automatically",
+            )
+        )
+    return rig
+
+
+async def settled(pilot: Pilot) -> None:
+    """Wait for the sessions line (fetched from the simulator) and the first table load."""
+    deadline = time.monotonic() + 10
+    while "WORKING" not in str(pilot.app.screen.query_one("#waha-line", Static).render()):
+        assert time.monotonic() < deadline, "the sessions line never loaded"
+        await pilot.pause(0.05)
+    await pilot.pause(0.1)
+
+
+async def select_row(pilot: Pilot, index: int) -> None:
+    await settled(pilot)
+    table = pilot.app.screen.query_one("#campaigns")
+    table.move_cursor(row=index)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+def test_main_screen_with_every_status(snap_compare, tmp_path: Path) -> None:
+    rig = every_status(tmp_path)
+    assert snap_compare(
+        rig.app(session_interval=3600),
+        terminal_size=SIZE,
+        run_before=lambda pilot: select_row(pilot, 1),
+    )
+
+
+def test_details_screen(snap_compare, tmp_path: Path) -> None:
+    rig = every_status(tmp_path)
+
+    async def open_details(pilot: Pilot) -> None:
+        await select_row(pilot, 1)
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+
+    assert snap_compare(
+        rig.app(session_interval=3600), terminal_size=(100, 30), run_before=open_details
+    )
+
+
+def test_confirmation_modal(snap_compare, tmp_path: Path) -> None:
+    rig = every_status(tmp_path)
+
+    async def ask(pilot: Pilot) -> None:
+        await select_row(pilot, 3)
+        await pilot.press("c")
+        await pilot.pause(0.2)
+
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=ask)
+
+
+def test_help_screen(snap_compare, tmp_path: Path) -> None:
+    rig = every_status(tmp_path)
+
+    async def help_(pilot: Pilot) -> None:
+        await settled(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=help_)
+
+
+def test_refusal_toast(snap_compare, tmp_path: Path) -> None:
+    rig = every_status(tmp_path)
+
+    async def refuse(pilot: Pilot) -> None:
+        await select_row(pilot, 1)
+        await pilot.press("r")
+        deadline = time.monotonic() + 10
+        while not pilot.app._notifications:
+            assert time.monotonic() < deadline, "no toast"
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=refuse)

@@ -44,8 +44,26 @@ def test_country_turns_national_numbers_international(
     assert normalise_phone(raw, country) == expected
 
 
-def test_without_country_a_national_number_is_taken_as_international() -> None:
-    assert normalise_phone("030 1234567") == "0301234567"
+@pytest.mark.parametrize("raw", ["030 1234567", "0812-3456-789", "(030) 123-4567"])
+def test_without_country_a_national_number_is_refused(raw: str) -> None:
+    with pytest.raises(PhoneError) as info:
+        normalise_phone(raw)
+    message = str(info.value)
+    assert message.startswith(f"{raw!r} is a national number (it starts with 0)")
+    assert "--country" in message
+
+
+@pytest.mark.parametrize("raw", ["+030 1234567", "000301234567", "+0 301234567"])
+def test_a_zero_after_the_international_prefix_is_refused(raw: str) -> None:
+    with pytest.raises(PhoneError, match="starts with 0 after the international prefix"):
+        normalise_phone(raw)
+    with pytest.raises(PhoneError, match="starts with 0 after the international prefix"):
+        normalise_phone(raw, "DE")
+
+
+def test_without_country_international_digits_are_kept() -> None:
+    assert normalise_phone("49301234567") == "49301234567"
+    assert normalise_phone("00 49 30 1234567") == "49301234567"
 
 
 @pytest.mark.parametrize(

@@ -232,6 +232,10 @@ def template_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 # -- campaigns ---------------------------------------------------------------------------
 
 
+# A negative id ("-3") would otherwise be taken for an unknown option: usage error, exit 2.
+ID_COMMAND: dict[str, Any] = {"ignore_unknown_options": True}
+
+
 def _campaign_id(raw: str) -> int:
     try:
         value = int(raw)
@@ -315,7 +319,7 @@ def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     _with_service(ctx, go)
 
 
-@campaign_app.command("show")
+@campaign_app.command("show", context_settings=ID_COMMAND)
 def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False) -> None:
     """Show one campaign."""
     cid = _campaign_id(campaign_id)
@@ -332,7 +336,7 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
     _with_service(ctx, go)
 
 
-@campaign_app.command("recipients")
+@campaign_app.command("recipients", context_settings=ID_COMMAND)
 def campaign_recipients(
     ctx: typer.Context,
     campaign_id: str,
@@ -424,7 +428,7 @@ def install_stop_signals(on_stop: Callable[[str], None]) -> None:
         loop.add_signal_handler(sig, on_stop, reason)
 
 
-@campaign_app.command("resume")
+@campaign_app.command("resume", context_settings=ID_COMMAND)
 def campaign_resume(
     ctx: typer.Context,
     campaign_id: str,
@@ -459,7 +463,7 @@ def _paused() -> Any:
     return CampaignStatus.PAUSED
 
 
-@campaign_app.command("pause")
+@campaign_app.command("pause", context_settings=ID_COMMAND)
 def campaign_pause(ctx: typer.Context, campaign_id: str) -> None:
     """Pause a Running or Scheduled campaign (after the message in flight)."""
     cid = _campaign_id(campaign_id)
@@ -471,7 +475,7 @@ def campaign_pause(ctx: typer.Context, campaign_id: str) -> None:
     _with_service(ctx, go)
 
 
-@campaign_app.command("cancel")
+@campaign_app.command("cancel", context_settings=ID_COMMAND)
 def campaign_cancel(ctx: typer.Context, campaign_id: str) -> None:
     """Cancel a campaign for good."""
     cid = _campaign_id(campaign_id)

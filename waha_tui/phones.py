@@ -52,9 +52,9 @@ def normalise_phone(raw: str, country: str | None = None) -> str:
 
     Removes spaces, dashes, dots, parentheses, a leading '+' or '00'. With ``country`` (ISO
     3166 alpha-2, case-insensitive), a national number (not starting with + or 00) is
-    converted with `phonenumbers`; without it the digits are taken as international.
-    Raises PhoneError for junk, an unknown country, an impossible number, or a result
-    outside 7-15 digits.
+    converted with `phonenumbers`; without it the digits are taken as international, and a
+    number still starting with 0 (a national one) is refused. Raises PhoneError for junk, an
+    unknown country, an impossible number, or a result outside 7-15 digits.
     """
     region = check_country(country) if country is not None and country.strip() else None
     text = raw.strip()
@@ -83,6 +83,14 @@ def normalise_phone(raw: str, country: str | None = None) -> str:
 
     if region is not None and not international and number:
         number = _national_to_international(raw, number, region)
+    if number.startswith("0"):
+        # No country code starts with 0: WhatsApp could never deliver to it.
+        if not international:  # with a country it was converted above
+            raise PhoneError(
+                f"{_shown(raw)} is a national number (it starts with 0): give its country "
+                "with --country (e.g. --country DE) or write it as +<country code><number>"
+            )
+        raise PhoneError(f"{_shown(raw)} starts with 0 after the international prefix")
 
     if not MIN_DIGITS <= len(number) <= MAX_DIGITS:
         raise PhoneError(

@@ -217,15 +217,18 @@ class CampaignRun:
         while True:
             self._check_stop()
             remaining = end - clock.monotonic()
-            if remaining <= 0:
-                return
-            if await clock.wait(min(remaining, self.config.poll_interval), self.wake):
+            if remaining > 0 and await clock.wait(
+                min(remaining, self.config.poll_interval), self.wake
+            ):
                 self._check_stop()
+            # Even after no wait at all (delay 0): a pause set elsewhere must stop the next send.
             status = await self._db(
                 self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
             )
             if status != S.RUNNING:
                 raise _StoppedElsewhere(status)
+            if end - clock.monotonic() <= 0:
+                return
 
     async def _heartbeat(self) -> None:
         # Keeps the lease alive while one send takes long (the waits renew it too).
@@ -247,7 +250,7 @@ class CampaignRun:
         resend_id: str | None = None
         if rec.status == RS.SENDING:
             # Caught in flight by a crash: the message may have gone out.
-            if not rec.message_id:
+            if not rec.message_id or self._image:  # an image cannot be re-sent with its id
                 return await self._record(
                     rec, RS.UNKNOWN, error="interrupted while sending; it may have been delivered"
                 )
@@ -259,14 +262,21 @@ class CampaignRun:
             )
         except RenderError as exc:
             return await self._record(rec, RS.FAILED, error=str(exc))
-        message_id = resend_id or await self._new_message_id(camp)
-        await self._db(self.store.mark_sending, rec.id, message_id)
+        # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
+        message_id = resend_id or (None if self._image else await self._new_message_id(camp))
         typing = pacing.typing_seconds(text, self.config.rng)
         if typing:
             await self._typing(camp, rec, typing)
+        # Only now: a pause during typing must leave it pending, as nothing was sent.
+        await self._db(self.store.mark_sending, rec.id, message_id)
         self._ambiguous_seen = resend_id is not None
         try:
             result = await self._send(camp, rec, text, message_id)
+        except (_Stop, _StoppedElsewhere):
+            # Stopped in a retry wait: unless an attempt may have gone out, nothing was sent.
+            if not self._ambiguous_seen:
+                await self._db(self.store.set_recipient_pending, rec.id)
+            raise
         except (SessionNotWorking, SessionNotFound, Unauthorized, Unreachable) as exc:
             if not self._ambiguous_seen:
                 # Surely not sent: it goes out normally after resume.
@@ -274,7 +284,16 @@ class CampaignRun:
             # Otherwise it stays `sending` with its id, and a resume re-sends that same id.
             raise _Stop(S.PAUSED, self._pause_reason(camp, exc)) from None
         except (RecipientRejected, ServerError) as exc:
-            camp = await self._record(rec, RS.FAILED, error=str(exc))
+            if self._ambiguous_seen:
+                # An earlier attempt may have gone out: reporting it failed invites a re-send.
+                camp = await self._record(
+                    rec,
+                    RS.UNKNOWN,
+                    error=f"{exc} after an unconfirmed attempt; it may have "
+                    "been delivered, so it is not re-sent automatically",
+                )
+            else:
+                camp = await self._record(rec, RS.FAILED, error=str(exc))
             return self._after_failure(camp)
         except (Ambiguous, BadResponse) as exc:
             if message_id:
@@ -464,6 +483,11 @@ def _session_reason(session: str, status: str) -> str:
     return f"session '{session}' is {status}, not WORKING: resume once it is WORKING"
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class RunnerPool:
     """The campaigns this process is running, one run per campaign, one per WAHA session."""
 
@@ -482,6 +506,7 @@ class RunnerPool:
         self.bus = bus or ev.EventBus()
         self.runs: dict[int, CampaignRun] = {}
         self.tasks: dict[int, asyncio.Future[ev.Ended]] = {}
+        self.ended: dict[int, ev.Ended] = {}  # how each campaign's last run here ended
 
     def is_running(self, campaign_id: int) -> bool:
         return campaign_id in self.runs
@@ -506,10 +531,13 @@ class RunnerPool:
             publish=self.bus.publish,
         )
         self.runs[campaign_id] = run
+        self.ended.pop(campaign_id, None)
 
         async def body() -> ev.Ended:
             try:
-                return await run.run()
+                end = await run.run()
+                self.ended[campaign_id] = end
+                return end
             finally:
                 self.runs.pop(campaign_id, None)
                 self.tasks.pop(campaign_id, None)
@@ -521,6 +549,9 @@ class RunnerPool:
             await asyncio.shield(run.started)
         except BaseException:
             self.runs.pop(campaign_id, None)
+            if isinstance(handle, asyncio.Future):
+                # The caller gets the error here; asyncio must not also log it with a traceback.
+                handle.add_done_callback(_retrieve)
             raise
         return run
 
@@ -532,8 +563,10 @@ class RunnerPool:
         return True
 
     async def wait(self, campaign_id: int) -> ev.Ended | None:
+        """How the run ends; also after it already ended (a run can end before `start`
+        returns to its caller, e.g. at once on a missing image)."""
         task = self.tasks.get(campaign_id)
-        return await task if task else None
+        return await task if task else self.ended.get(campaign_id)
 
     async def stop_all(self, reason: str, timeout: float = 40.0) -> None:
         """Pause every run after its message in flight, and wait for them to settle."""

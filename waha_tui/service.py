@@ -215,7 +215,7 @@ class CampaignService:
         start: bool = True,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
     ) -> CampaignRun | None:
-        """Paused -> Scheduled after checking its WAHA session, then start it at once.
+        """Check its WAHA session, then run a Paused campaign at once (Paused -> Running).
 
         Returns once the runner has started (the caller chooses whether to wait), or None
         with start=False (only marked Scheduled, for a `waha-tui run` elsewhere).
@@ -230,15 +230,17 @@ class CampaignService:
             raise UserError(
                 f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
             )
-        await self._db(
-            self.store.transition,
-            campaign_id,
-            S.SCHEDULED,
-            expect=(S.PAUSED,),
-            pause_reason=None,
-        )
         if not start:
+            await self._db(
+                self.store.transition,
+                campaign_id,
+                S.SCHEDULED,
+                expect=(S.PAUSED,),
+                pause_reason=None,
+            )
             return None
+        # The claim takes it from Paused to Running in one transaction, so a refusal (its
+        # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
         return await self.pool.start(campaign_id, spawn)
 
     async def start(

@@ -159,8 +159,13 @@ class Store:
             # Future migrations from `version` up to SCHEMA_VERSION go here.
             return
         with self.engine.begin() as conn:
-            SQLModel.metadata.create_all(conn)
-            conn.execute(sa.insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            # Another process may have created it since we looked: under the write lock
+            # (BEGIN IMMEDIATE) this second look is final.
+            if "meta" not in sa.inspect(conn).get_table_names():
+                SQLModel.metadata.create_all(conn)
+                conn.execute(
+                    sa.insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
         os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR)
 
     def close(self) -> None:

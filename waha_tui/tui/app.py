@@ -16,6 +16,7 @@ from waha_tui.config import Settings
 from waha_tui.errors import UserError
 from waha_tui.scheduler import Scheduler
 from waha_tui.service import CampaignService
+from waha_tui.sessions import SessionService
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.main import MainScreen
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
@@ -50,6 +51,7 @@ class WahaTuiApp(App[None]):
     ) -> None:
         super().__init__()
         self.service = service
+        self.session_service = SessionService(service.client)  # the sessions screen's (w)
         self.refresh_interval = refresh_interval
         self.session_interval = session_interval
         self.scheduler_interval = scheduler_interval

@@ -15,6 +15,7 @@ KEYS: list[tuple[str, str]] = [
     ("p", "pause a Running or Scheduled campaign"),
     ("c", "cancel a campaign (asks first)"),
     ("/", "filter by name or status; esc clears"),
+    ("w", "WhatsApp sessions; link a phone by QR or pairing code"),
     ("?", "this help"),
     ("esc", "back / close"),
     ("q", "quit (running campaigns are paused after the message in flight)"),

@@ -18,6 +18,7 @@ from waha_tui.tui.format import campaign_cells, reason_cell, status_cell
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
+from waha_tui.tui.screens.sessions import SessionsScreen
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class MainScreen(Screen[None]):
         Binding("c", "cancel", "Cancel"),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter"),
+        Binding("w", "sessions", "WhatsApp"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_app", "Quit"),
     ]
@@ -224,6 +226,9 @@ class MainScreen(Screen[None]):
         self.filter_text = ""
         self.query_one("#campaigns", KeyedTable).focus()
         self.show()
+
+    def action_sessions(self) -> None:
+        self.app.push_screen(SessionsScreen(self.wapp.session_service))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())

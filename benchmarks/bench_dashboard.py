@@ -1,0 +1,914 @@
+"""The dashboard on a big database: launch, refresh tick, keypress latency, memory, idle CPU.
+
+    python benchmarks/bench_dashboard.py            # 10,000 campaigns, 1,000,000 recipients
+    python benchmarks/bench_dashboard.py --campaigns 2000 --recipients 200000
+    python benchmarks/bench_dashboard.py --small    # 20 campaigns (the smoke test)
+
+The database is built once with bulk SQLAlchemy Core inserts and cached under
+/tmp/waha_tui_bench keyed by its size; every measurement runs on a throwaway copy.
+Each measurement runs the real `WahaTuiApp` headless (`app.run_test()`) in a child process
+of its own, so import time, the database build and the other measurements do not leak into
+its timings or its peak RSS. The WAHA simulator runs in one more child process.
+
+Headless Textual builds every frame but writes nothing; the frame probe here also renders
+each frame to the terminal string (`render_segments`), so the cost of a real terminal's
+output is in the figures (minus the write itself).
+
+Baselines, measured in the same run: an empty Textual `App` (launch, idle CPU, peak RSS),
+a bare `sqlite3` SELECT of the same campaign rows (refresh tick), the same keypresses with
+no campaign running (keypress latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+from _common import (
+    DbSize,
+    cached_database,
+    figure,
+    heading,
+    median,
+    ms,
+    pct,
+    peak_rss_mb,
+    python_cmd,
+    ru_maxrss_mb,
+    simulator_process,
+    target,
+    working_copy,
+)
+
+TARGET_LAUNCH_S = 1.5
+TARGET_TICK_MS = 50.0
+TARGET_KEY_MS = 100.0
+TARGET_RSS_MB = 250.0
+TARGET_IDLE_PCT = 2.0
+SIZE = (120, 40)  # a common terminal; the table shows ~30 rows
+RESULT = "RESULT "
+
+
+# =============================================================================================
+# In the child process: probes on the event loop and on the app
+# =============================================================================================
+
+
+class LoopMonitor:
+    """Times every callback the asyncio loop runs (Handle._run): busy time, longest stretch."""
+
+    def __init__(self) -> None:
+        self.busy = 0.0
+        self.longest = 0.0
+        self.stalls: list[float] = []  # callbacks over 50 ms, in seconds
+
+    def install(self) -> None:
+        original = asyncio.events.Handle._run
+        monitor = self
+
+        def _run(handle: asyncio.events.Handle) -> None:
+            started = time.perf_counter()
+            try:
+                original(handle)
+            finally:
+                spent = time.perf_counter() - started
+                monitor.busy += spent
+                if spent > monitor.longest:
+                    monitor.longest = spent
+                if spent > 0.05:
+                    monitor.stalls.append(spent)
+
+        asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+
+    def mark(self) -> tuple[float, float, float]:
+        """(busy so far, wall clock, longest callback since the last mark); resets `longest`."""
+        longest, self.longest = self.longest, 0.0
+        return self.busy, time.perf_counter(), longest
+
+
+@dataclass
+class AppProbe:
+    """Frames, reloads and cursor moves of a running app, seen from inside its loop."""
+
+    app: Any
+    frames: int = 0
+    frame_times: list[float] = field(default_factory=list)
+    painted_at: float | None = None  # first frame with rows in the campaign table
+    rows_at: float | None = None  # first time the table had rows (end of show())
+    repaint_seconds: list[tuple[float, float]] = field(default_factory=list)  # (at, spent)
+    shows: list[float] = field(default_factory=list)
+    syncs: list[float] = field(default_factory=list)
+    db_reads: list[tuple[float, float]] = field(default_factory=list)  # (start, end)
+    frame_waiters: list[Callable[[float], None]] = field(default_factory=list)
+
+    def install(self, table_rows: Callable[[], int]) -> None:
+        from textual._compositor import CompositorUpdate
+
+        app = self.app
+        original_display = app._display
+
+        def display(screen: Any, renderable: Any) -> None:
+            original_display(screen, renderable)
+            if renderable is None or app._batch_count:
+                return
+            if isinstance(renderable, CompositorUpdate):
+                renderable.render_segments(app.console)  # what a real terminal would be sent
+            now = time.perf_counter()
+            self.frames += 1
+            self.frame_times.append(now)
+            if self.painted_at is None:
+                try:
+                    if table_rows() > 0:
+                        self.painted_at = now
+                except Exception:
+                    pass
+            waiters, self.frame_waiters = self.frame_waiters, []
+            for waiter in waiters:
+                waiter(now)
+
+        app._display = display
+
+    def wrap_screen(self, screen: Any, table_rows: Callable[[], int]) -> None:
+        """Times show(), the repaint cycle, and marks when the table first had rows."""
+        probe = self
+        if hasattr(screen, "show"):
+            original_show = screen.show
+
+            def show(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return original_show(*args, **kwargs)
+                finally:
+                    now = time.perf_counter()
+                    probe.shows.append(now - started)
+                    if probe.rows_at is None and table_rows() > 0:
+                        probe.rows_at = now
+
+            screen.show = show
+        original_update = screen._on_timer_update
+
+        def on_timer_update() -> None:
+            started = time.perf_counter()
+            try:
+                original_update()
+            finally:
+                probe.repaint_seconds.append((started, time.perf_counter() - started))
+
+        # Must be set before the screen creates its update timer (on first refresh).
+        screen._on_timer_update = on_timer_update
+
+    def wrap_table(self, table: Any) -> None:
+        if not hasattr(table, "sync"):
+            return
+        original_sync = table.sync
+        probe = self
+
+        def sync(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original_sync(*args, **kwargs)
+            finally:
+                probe.syncs.append(time.perf_counter() - started)
+
+        table.sync = sync
+
+    def wrap_store(self, store: Any) -> None:
+        probe = self
+        for name in ("list_campaigns", "campaigns_changed_since"):
+            original = getattr(store, name, None)
+            if original is None:
+                continue
+
+            def timed(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    probe.db_reads.append((started, time.perf_counter()))
+
+            setattr(store, name, timed)
+
+    async def next_frame(self, timeout: float = 2.0) -> float | None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[float] = loop.create_future()
+        self.frame_waiters.append(lambda at: fut.done() or fut.set_result(at))
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return None
+
+
+async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+_T0 = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """Progress of a child phase, on stderr (shown with --verbose, or when it fails)."""
+    print(f"[{time.perf_counter() - _T0:7.2f}s] {message}", file=sys.stderr, flush=True)
+
+
+def emit(result: dict[str, Any]) -> None:
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["ru_maxrss_mb"] = ru_maxrss_mb()
+    print(RESULT + json.dumps(result), flush=True)
+
+
+# -- launching the real app --------------------------------------------------------------------
+
+
+@dataclass
+class Launched:
+    app: Any
+    service: Any
+    probe: AppProbe
+    monitor: LoopMonitor
+    t0: float
+    service_open: float
+
+
+def make_app(db: str, sim_url: str, monitor: LoopMonitor, **app_kwargs: Any) -> Launched:
+    from waha_tui.config import Settings
+    from waha_tui.service import CampaignService
+    from waha_tui.tui.app import WahaTuiApp
+
+    t_open = time.perf_counter()
+    service = CampaignService.open(Settings(db=db, waha_url=sim_url))
+    t0 = time.perf_counter()  # "from constructing the app"
+    app = WahaTuiApp(service, **app_kwargs)
+    probe = AppProbe(app)
+    screen = getattr(app, "main", None)
+
+    def table_rows() -> int:
+        scr = screen if screen is not None else app.screen
+        return scr.query_one("#campaigns").row_count
+
+    probe.install(table_rows)
+    if screen is not None:
+        probe.wrap_screen(screen, table_rows)
+    probe.wrap_store(service.store)
+    return Launched(app, service, probe, monitor, t0, t0 - t_open)
+
+
+async def wait_painted(launched: Launched, timeout: float = 300.0) -> dict[str, Any]:
+    probe = launched.probe
+    await wait_until(lambda: probe.painted_at is not None, timeout, "the first painted table")
+    table = launched.app.main.query_one("#campaigns")
+    launched.probe.wrap_table(table)
+    assert probe.painted_at is not None
+    return {
+        "launch_to_rows_s": (probe.rows_at or probe.painted_at) - launched.t0,
+        "launch_to_painted_s": probe.painted_at - launched.t0,
+        "service_open_s": launched.service_open,
+        "launch_longest_callback_s": launched.monitor.mark()[2],
+        "rows": table.row_count,
+    }
+
+
+# -- phase: baseline (an empty Textual App) ---------------------------------------------------
+
+
+async def phase_baseline(args: argparse.Namespace) -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    monitor = LoopMonitor()
+    monitor.install()
+    t0 = time.perf_counter()
+    app: App[None] = App()
+    probe = AppProbe(app)
+    probe.install(lambda: 1)
+    async with app.run_test(size=SIZE):
+        await wait_until(lambda: probe.painted_at is not None, 60, "the first frame")
+        assert probe.painted_at is not None
+        launch = probe.painted_at - t0
+        idle = await measure_idle(probe, monitor, args.settle, args.idle_seconds)
+    rss_empty = peak_rss_mb()
+
+    # Keys on a plain DataTable of as many rows, filled once and never refreshed: what
+    # Textual itself costs per keypress.
+    class TableApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield DataTable(cursor_type="row", id="campaigns")
+
+        def on_mount(self) -> None:
+            table = self.query_one(DataTable)
+            table.add_columns(*[f"col{i}" for i in range(9)])
+            table.add_rows(
+                [
+                    (
+                        str(i),
+                        f"Campaign {i}",
+                        "default",
+                        "Completed",
+                        "████████ 100/100 sent",
+                        "0",
+                        "-",
+                        "01-01 10:00",
+                        "",
+                    )
+                    for i in range(args.campaigns)
+                ]
+            )
+            table.focus()
+
+    table_app = TableApp()
+    table_probe = AppProbe(table_app)
+    table_probe.install(lambda: table_app.query_one(DataTable).row_count)
+    async with table_app.run_test(size=SIZE):
+        await wait_until(lambda: table_probe.painted_at is not None, 60, "the table")
+        await asyncio.sleep(args.settle)
+        table = table_app.query_one(DataTable)
+        window = max(1, min(20, table.row_count - 1))
+        presser = KeyPresser(table_app, table, table_probe, random.Random(11))
+        plain_keys = await presser.press(args.presses, (0.05, 0.15), window)
+    emit({"launch_s": launch, **idle, "keys_plain_table": plain_keys, "rss_empty_mb": rss_empty})
+
+
+async def measure_idle(
+    probe: AppProbe, monitor: LoopMonitor, settle: float, seconds: float
+) -> dict[str, Any]:
+    await asyncio.sleep(settle)
+    frames0, shows0 = probe.frames, len(probe.shows)
+    busy0, wall0, _ = monitor.mark()
+    cpu0 = time.process_time()
+    await asyncio.sleep(seconds)
+    cpu = time.process_time() - cpu0
+    busy1, wall1, longest = monitor.mark()
+    wall = wall1 - wall0
+    return {
+        "idle_cpu_pct": 100 * cpu / wall,
+        "idle_loop_busy_pct": 100 * (busy1 - busy0) / wall,
+        "idle_frames_per_s": (probe.frames - frames0) / wall,
+        "idle_reloads_per_s": (len(probe.shows) - shows0) / wall,
+        "idle_seconds": wall,
+        "idle_longest_callback_s": longest,
+    }
+
+
+# -- phase: idle ------------------------------------------------------------------------------
+
+
+async def phase_idle(args: argparse.Namespace) -> None:
+    monitor = LoopMonitor()
+    monitor.install()
+    launched = make_app(args.db, args.sim_url, monitor)
+    async with launched.app.run_test(size=SIZE):
+        launch = await wait_painted(launched)
+        idle = await measure_idle(launched.probe, monitor, args.settle, args.idle_seconds)
+    await launched.service.aclose()
+    emit({**launch, **idle})
+
+
+# -- phase: refresh ---------------------------------------------------------------------------
+
+
+def bare_select_seconds(db: str, repeats: int = 5) -> float:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    times = []
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            conn.execute("SELECT * FROM campaign ORDER BY id").fetchall()
+            times.append(time.perf_counter() - started)
+    finally:
+        conn.close()
+    return median(times)
+
+
+async def phase_refresh(args: argparse.Namespace) -> None:
+    import sqlalchemy as sa
+
+    from waha_tui.models import utcnow
+    from waha_tui.store import C
+
+    select_s = bare_select_seconds(args.db)
+    monitor = LoopMonitor()
+    monitor.install()
+    # The screen's own refresh timer would race with the timed reloads: push it out.
+    launched = make_app(args.db, args.sim_url, monitor, refresh_interval=1e6)
+    other = sa.create_engine(f"sqlite:///{args.db}")  # "another process" writing
+    rng = random.Random(7)
+    ticks: list[dict[str, Any]] = []
+    async with launched.app.run_test(size=SIZE):
+        launch = await wait_painted(launched)
+        await asyncio.sleep(args.settle)
+        screen, probe = launched.app.main, launched.probe
+        all_ids = list(screen.campaigns)
+        for tick in range(args.ticks + 1):
+            changes = 0 if tick == 0 else min(args.changes, len(all_ids))
+            ids = rng.sample(all_ids, changes)
+            with other.begin() as conn:
+                if ids:
+                    conn.execute(
+                        sa.update(C)
+                        .where(C.c.id.in_(ids))
+                        .values(
+                            sent=C.c.sent + 1,
+                            next_index=sa.func.min(C.c.next_index + 1, C.c.total),
+                            updated_at=utcnow(),
+                        )
+                    )
+                expected = dict(
+                    conn.execute(sa.select(C.c.id, C.c.sent).where(C.c.id.in_(ids))).all()
+                )
+            await wait_until(lambda: not getattr(screen, "_loading", False), 30, "a quiet moment")
+            await asyncio.sleep(0)  # the write above is not part of the tick
+            shows0, syncs0, reads0 = len(probe.shows), len(probe.syncs), len(probe.db_reads)
+            # The reload runs as a task of its own and is timed from the step after it ends,
+            # so the loop monitor has accounted for every callback of it.
+            busy0, t0, _ = monitor.mark()
+            await asyncio.create_task(screen.reload())
+            busy1, t1, longest = monitor.mark()
+            gap = args.tick_gap
+            await asyncio.sleep(gap)
+            frames = [at for at in probe.frame_times if t1 <= at < t1 + gap]
+            repaint = sum(spent for at, spent in probe.repaint_seconds if t1 <= at < t1 + gap)
+            reads = probe.db_reads[reads0:]
+            thread = sum(end - start for start, end in reads)
+            seen = all(
+                getattr(screen.campaigns.get(cid), "sent", None) == sent
+                for cid, sent in expected.items()
+            )
+            ticks.append(
+                {
+                    "changes": changes,
+                    "wall_s": t1 - t0,
+                    "db_read_s": thread,
+                    "event_loop_s": (t1 - t0) - thread,
+                    "loop_busy_s": busy1 - busy0,
+                    "longest_callback_s": longest,
+                    "show_s": sum(probe.shows[shows0:]),
+                    "sync_s": sum(probe.syncs[syncs0:]),
+                    "reloads": len(probe.shows) - shows0,
+                    "to_frame_s": (frames[0] - t1) if frames else None,
+                    "frames_after": len(frames),
+                    "repaint_s": repaint,
+                    "changes_seen": seen,
+                }
+            )
+    other.dispose()
+    await launched.service.aclose()
+    emit({**launch, "bare_select_s": select_s, "ticks": ticks})
+
+
+# -- phase: keys ------------------------------------------------------------------------------
+
+
+class KeyPresser:
+    """Presses keys from another thread, as a terminal driver does, and times each one
+    from the press to the cursor moving (and to the next frame after that)."""
+
+    def __init__(self, app: Any, table: Any, probe: AppProbe, rng: random.Random) -> None:
+        self.app, self.table, self.probe, self.rng = app, table, probe, rng
+        self.loop = asyncio.get_running_loop()
+        self.moved = threading.Event()
+        self.pressed_at: float | None = None
+        self.latencies: list[float] = []
+        self.to_frame: list[float] = []
+        self.timeouts = 0
+        app.watch(table, "cursor_coordinate", self._on_move, init=False)
+
+    def _on_move(self) -> None:
+        pressed = self.pressed_at
+        if pressed is None:
+            return
+        now = time.perf_counter()
+        self.pressed_at = None
+        self.latencies.append(now - pressed)
+        self.probe.frame_waiters.append(lambda at: self.to_frame.append(at - pressed))
+        self.moved.set()
+
+    def _post(self, key: str) -> None:
+        from textual import events
+
+        self.app.post_message(events.Key(key, None))
+
+    def run(self, presses: int, gap: tuple[float, float], window: int) -> None:
+        """Down `window` times, up `window` times, ... (the cursor always moves)."""
+        for i in range(presses):
+            if i and i % 20 == 0:
+                log(f"{i} presses, slowest {max(self.latencies[-20:]):.3f} s")
+            time.sleep(self.rng.uniform(*gap))
+            key = "down" if (i // window) % 2 == 0 else "up"
+            self.moved.clear()
+            self.pressed_at = time.perf_counter()
+            self.loop.call_soon_threadsafe(self._post, key)
+            if not self.moved.wait(timeout=5.0):
+                self.timeouts += 1
+                self.pressed_at = None
+                self.latencies.append(5.0)
+
+    async def press(self, presses: int, gap: tuple[float, float], window: int) -> dict[str, Any]:
+        start = len(self.latencies), len(self.to_frame)
+        await asyncio.to_thread(self.run, presses, gap, window)
+        await asyncio.sleep(0.2)  # the last frame
+        lat, frames = self.latencies[start[0] :], self.to_frame[start[1] :]
+        return {
+            "presses": len(lat),
+            "p50_s": pct(lat, 50),
+            "p95_s": pct(lat, 95),
+            "p99_s": pct(lat, 99),
+            "max_s": max(lat) if lat else float("nan"),
+            "over_100ms": sum(1 for x in lat if x > TARGET_KEY_MS / 1000),
+            "timeouts": self.timeouts,
+            "frame_p50_s": pct(frames, 50),
+            "frame_max_s": max(frames) if frames else float("nan"),
+        }
+
+
+def prepare_running_campaign(store: Any, count: int, row_hint: int) -> int:
+    """Refill an existing campaign near the top of the table with `count` pending
+    recipients and zero delay, so the running row is on screen while keys are pressed."""
+    import sqlalchemy as sa
+    from _common import phone_for
+
+    from waha_tui.models import Recipient
+    from waha_tui.store import C, R
+
+    with store.read() as conn:
+        ids = list(conn.execute(sa.select(C.c.id).order_by(C.c.id).limit(row_hint + 1)).scalars())
+    cid = ids[-1]
+    base = Recipient(campaign_id=0, position=0, phone="1", chat_id="1").model_dump(exclude={"id"})
+    rows = []
+    for pos in range(count):
+        phone = phone_for(95_000, pos)
+        row = dict(base)
+        row.update(
+            campaign_id=cid,
+            position=pos,
+            phone=phone,
+            chat_id=f"{phone}@c.us",
+            name=f"Person {pos}",
+            variables={"city": "Berlin"},
+        )
+        rows.append(row)
+    with store.write() as conn:
+        conn.execute(sa.delete(R).where(R.c.campaign_id == cid))
+        conn.execute(sa.insert(R), rows)
+        conn.execute(
+            sa.update(C)
+            .where(C.c.id == cid)
+            .values(
+                status="Scheduled",
+                session="default",
+                scheduled_at=datetime.now(UTC) + timedelta(days=3650),
+                total=count,
+                sent=0,
+                failed=0,
+                unknown=0,
+                next_index=0,
+                delay_min=0.0,
+                delay_max=0.0,
+                pause_reason=None,
+                last_error=None,
+                completed_at=None,
+            )
+        )
+    return cid
+
+
+async def phase_keys(args: argparse.Namespace) -> None:
+    from waha_tui import events as ev
+    from waha_tui.store import Store
+
+    store = Store(args.db)
+    cid = prepare_running_campaign(store, args.run_recipients, row_hint=2)
+    store.close()
+    monitor = LoopMonitor()
+    monitor.install()
+    launched = make_app(args.db, args.sim_url, monitor)
+    app, probe, service = launched.app, launched.probe, launched.service
+    processed: list[float] = []
+    service.bus.subscribe(
+        lambda e: (
+            processed.append(time.perf_counter()) if isinstance(e, ev.RecipientProcessed) else None
+        )
+    )
+    rng = random.Random(11)
+    async with app.run_test(size=SIZE):
+        launch = await wait_painted(launched)
+        log(f"painted after {launch['launch_to_painted_s']:.2f} s")
+        await asyncio.sleep(args.settle)
+        table = app.main.query_one("#campaigns")
+        window = max(1, min(20, table.row_count - 1))
+        presser = KeyPresser(app, table, probe, rng)
+        gap = (0.05, 0.15)
+        log("pressing keys, nothing running")
+
+        stalls0 = len(monitor.stalls)
+        busy0, w0, _ = monitor.mark()
+        idle_keys = await presser.press(args.presses, gap, window)
+        busy1, w1, idle_keys["longest_callback_s"] = monitor.mark()
+        idle_keys["loop_busy_pct"] = 100 * (busy1 - busy0) / (w1 - w0)
+        idle_keys["stalls_over_50ms"] = len(monitor.stalls) - stalls0
+
+        log(f"done: max {idle_keys['max_s']:.3f} s; starting campaign {cid}")
+        await service.start(cid, spawn=app.spawn_runner)
+        await asyncio.sleep(0.5)  # under way
+        log("pressing keys, campaign running")
+        n0, shows0, stalls0 = len(processed), len(probe.shows), len(monitor.stalls)
+        busy0, w0, _ = monitor.mark()
+        running_keys = await presser.press(args.presses, gap, window)
+        busy1, w1, longest = monitor.mark()
+        still_running = service.pool.is_running(cid)
+        running_keys.update(
+            loop_busy_pct=100 * (busy1 - busy0) / (w1 - w0),
+            longest_callback_s=longest,
+            stalls_over_50ms=len(monitor.stalls) - stalls0,
+            runner_msgs_per_s=(len(processed) - n0) / (w1 - w0),
+            reloads_per_s=(len(probe.shows) - shows0) / (w1 - w0),
+            mean_show_s=(sum(probe.shows[shows0:]) / max(1, len(probe.shows) - shows0)),
+            ran_throughout=still_running,
+        )
+        log(f"done: max {running_keys['max_s']:.3f} s; stopping the campaign")
+        await service.pool.stop_all("benchmark done")
+        log("stopped; closing the app")
+    await service.aclose()
+    log("closed")
+    emit({**launch, "keys_idle": idle_keys, "keys_running": running_keys})
+
+
+PHASES = {
+    "baseline": phase_baseline,
+    "idle": phase_idle,
+    "refresh": phase_refresh,
+    "keys": phase_keys,
+}
+
+
+# =============================================================================================
+# The orchestrator
+# =============================================================================================
+
+
+def run_child(args: argparse.Namespace, phase: str, db: Path | None, sim_url: str) -> dict:
+    cmd = python_cmd(
+        "bench_dashboard.py",
+        "--phase",
+        phase,
+        "--sim-url",
+        sim_url,
+        "--idle-seconds",
+        str(args.idle_seconds),
+        "--settle",
+        str(args.settle),
+        "--ticks",
+        str(args.ticks),
+        "--changes",
+        str(args.changes),
+        "--tick-gap",
+        str(args.tick_gap),
+        "--presses",
+        str(args.presses),
+        "--run-recipients",
+        str(args.run_recipients),
+        "--campaigns",
+        str(args.campaigns),
+    )
+    if db is not None:
+        cmd += ["--db", str(db)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT):
+            return json.loads(line[len(RESULT) :])
+    sys.stderr.write(proc.stdout + proc.stderr)
+    raise RuntimeError(f"phase {phase} failed with exit code {proc.returncode}")
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    size = DbSize(args.campaigns, args.recipients)
+    idle_size = DbSize(args.idle_campaigns, args.idle_campaigns * 100)
+    big = cached_database(size)
+    idle_db = cached_database(idle_size)
+    with tempfile.TemporaryDirectory(prefix="bench_dashboard_") as tmp, simulator_process() as url:
+        folder = Path(tmp)
+        base = run_child(args, "baseline", None, url)
+        refresh = run_child(args, "refresh", working_copy(big, folder, "refresh.db"), url)
+        keys = run_child(args, "keys", working_copy(big, folder, "keys.db"), url)
+        idle = run_child(args, "idle", working_copy(idle_db, folder, "idle.db"), url)
+
+    heading(f"dashboard: launch ({size.campaigns:,} campaigns, {size.recipients:,} recipients)")
+    launches = [refresh["launch_to_painted_s"], keys["launch_to_painted_s"]]
+    launch = median(launches)
+    figure("dashboard.empty_app_launch_ms", ms(base["launch_s"]), "ms", "baseline: App()")
+    figure(
+        "dashboard.launch_to_rows_ms",
+        ms(median([refresh["launch_to_rows_s"], keys["launch_to_rows_s"]])),
+        "ms",
+    )
+    figure(
+        "dashboard.launch_to_painted_ms",
+        ms(launch),
+        "ms",
+        f"median of {len(launches)}: {', '.join(f'{ms(x):.0f}' for x in launches)} ms",
+    )
+    figure(
+        "dashboard.launch_longest_callback_ms",
+        ms(refresh["launch_longest_callback_s"]),
+        "ms",
+        "longest event-loop callback during launch",
+    )
+    figure(
+        "dashboard.service_open_ms",
+        ms(refresh["service_open_s"]),
+        "ms",
+        "CampaignService.open, before the app is built",
+    )
+    target("dashboard.launch_to_painted", launch < TARGET_LAUNCH_S, f"< {TARGET_LAUNCH_S} s")
+
+    heading(f"dashboard: one refresh tick, {args.changes} campaigns changed by another connection")
+    ticks = [t for t in refresh["ticks"] if t["changes"]]
+    none = [t for t in refresh["ticks"] if not t["changes"]]
+
+    def tick_figure(key: str, field_name: str, note: str = "") -> float:
+        values = [t[field_name] for t in ticks]
+        value = ms(median(values))
+        spread = f"median of {len(values)}, max {ms(max(values)):.1f}"
+        figure(f"dashboard.tick.{key}_ms", value, "ms", (note + "; " if note else "") + spread)
+        return value
+
+    figure(
+        "dashboard.tick.bare_sqlite3_select_ms",
+        ms(refresh["bare_select_s"]),
+        "ms",
+        "baseline: sqlite3 SELECT * FROM campaign",
+    )
+    tick_figure("db_read", "db_read_s", "store read in the worker thread")
+    tick_figure("reload_wall", "wall_s", "MainScreen.reload(), start to end")
+    loop_ms = tick_figure("event_loop", "event_loop_s", "reload wall minus the thread read")
+    tick_figure("show", "show_s", "show(): cells + sync")
+    tick_figure("sync", "sync_s", "KeyedTable.sync()")
+    tick_figure("loop_busy", "loop_busy_s", "all loop callbacks during the reload")
+    tick_figure("longest_callback", "longest_callback_s", "longest single callback")
+    repainted = sum(1 for t in ticks if t["frames_after"])
+    tick_figure(
+        "repaint",
+        "repaint_s",
+        f"screen updates in the {args.tick_gap:g} s after the tick "
+        f"({repainted} of {len(ticks)} drew)",
+    )
+    if none:
+        figure(
+            "dashboard.tick_nochange.event_loop_ms",
+            ms(none[0]["event_loop_s"]),
+            "ms",
+            "same reload with nothing changed",
+        )
+    if not all(t["changes_seen"] for t in ticks):
+        print("warning: a reload did not show every change", flush=True)
+    target(
+        "dashboard.tick.event_loop",
+        loop_ms < TARGET_TICK_MS,
+        f"< {TARGET_TICK_MS:.0f} ms event-loop time",
+    )
+
+    heading("dashboard: keypress latency (press to cursor moved), keys pressed from a thread")
+    k_idle, k_run = keys["keys_idle"], keys["keys_running"]
+    plain = base["keys_plain_table"]
+    figure(
+        "dashboard.keys_plain_datatable.p50_ms",
+        ms(plain["p50_s"]),
+        "ms",
+        f"baseline: a plain DataTable of {args.campaigns:,} rows, no refresh",
+    )
+    figure("dashboard.keys_plain_datatable.max_ms", ms(plain["max_s"]), "ms")
+    figure("dashboard.keys_idle.p50_ms", ms(k_idle["p50_s"]), "ms", "baseline: nothing running")
+    figure("dashboard.keys_idle.max_ms", ms(k_idle["max_s"]), "ms", f"{k_idle['presses']} presses")
+    figure(
+        "dashboard.keys_running.p50_ms",
+        ms(k_run["p50_s"]),
+        "ms",
+        "a zero-delay campaign running in the app",
+    )
+    figure("dashboard.keys_running.p95_ms", ms(k_run["p95_s"]), "ms")
+    figure("dashboard.keys_running.p99_ms", ms(k_run["p99_s"]), "ms")
+    figure("dashboard.keys_running.max_ms", ms(k_run["max_s"]), "ms", f"{k_run['presses']} presses")
+    figure("dashboard.keys_running.over_100ms", k_run["over_100ms"], "presses")
+    figure(
+        "dashboard.keys_running.to_frame_p50_ms",
+        ms(k_run["frame_p50_s"]),
+        "ms",
+        "press to the next frame after the move",
+    )
+    figure(
+        "dashboard.keys_running.loop_busy_pct",
+        k_run["loop_busy_pct"],
+        "%",
+        f"idle: {k_idle['loop_busy_pct']:.1f} %",
+    )
+    figure("dashboard.keys_running.longest_callback_ms", ms(k_run["longest_callback_s"]), "ms")
+    figure(
+        "dashboard.keys_running.runner_msgs_per_s",
+        k_run["runner_msgs_per_s"],
+        "msg/s",
+        "the campaign's pace meanwhile",
+    )
+    figure(
+        "dashboard.keys_running.reloads_per_s",
+        k_run["reloads_per_s"],
+        "/s",
+        f"mean show() {ms(k_run['mean_show_s']):.1f} ms",
+    )
+    if not k_run["ran_throughout"]:
+        print("warning: the campaign finished before the last press", flush=True)
+    target(
+        "dashboard.keys_running.max",
+        k_run["over_100ms"] == 0 and k_run["timeouts"] == 0,
+        f"no press waits > {TARGET_KEY_MS:.0f} ms",
+    )
+
+    heading("dashboard: memory")
+    rss = max(refresh["peak_rss_mb"], keys["peak_rss_mb"])
+    figure("dashboard.peak_rss_mb", rss, "MiB", "VmHWM, max of the refresh and keys children")
+    figure(
+        "dashboard.ru_maxrss_mb",
+        max(refresh["ru_maxrss_mb"], keys["ru_maxrss_mb"]),
+        "MiB",
+        "getrusage ru_maxrss of the same children",
+    )
+    figure("dashboard.empty_app_peak_rss_mb", base["rss_empty_mb"], "MiB", "baseline: App()")
+    target("dashboard.peak_rss", rss < TARGET_RSS_MB, f"< {TARGET_RSS_MB:.0f} MB")
+
+    heading(f"dashboard: idle, {idle_size.campaigns:,} campaigns, nothing running")
+    figure(
+        "dashboard.idle_cpu_pct",
+        idle["idle_cpu_pct"],
+        "% core",
+        f"process CPU over {idle['idle_seconds']:.1f} s",
+    )
+    figure("dashboard.empty_app_idle_cpu_pct", base["idle_cpu_pct"], "% core", "baseline: App()")
+    figure("dashboard.idle_loop_busy_pct", idle["idle_loop_busy_pct"], "%")
+    figure("dashboard.idle_frames_per_s", idle["idle_frames_per_s"], "/s")
+    figure("dashboard.idle_reloads_per_s", idle["idle_reloads_per_s"], "/s")
+    target(
+        "dashboard.idle_cpu",
+        idle["idle_cpu_pct"] < TARGET_IDLE_PCT,
+        f"< {TARGET_IDLE_PCT:.0f} % of a core",
+    )
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--campaigns", type=int, default=10_000)
+    p.add_argument("--recipients", type=int, default=1_000_000)
+    p.add_argument("--idle-campaigns", type=int, default=1_000)
+    p.add_argument("--idle-seconds", type=float, default=5.0)
+    p.add_argument("--settle", type=float, default=2.0, help="seconds after launch first")
+    p.add_argument("--ticks", type=int, default=5, help="refresh ticks to time")
+    p.add_argument("--changes", type=int, default=100, help="campaigns changed per tick")
+    p.add_argument("--tick-gap", type=float, default=1.0, help="seconds watched after a tick")
+    p.add_argument("--presses", type=int, default=100, help="keypresses per measurement")
+    p.add_argument(
+        "--run-recipients",
+        type=int,
+        default=20_000,
+        help="recipients of the campaign running during the keypresses",
+    )
+    p.add_argument("--small", action="store_true", help="tiny sizes (the smoke test)")
+    p.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--sim-url", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.small:
+        args.campaigns, args.recipients, args.idle_campaigns = 20, 1000, 20
+        args.idle_seconds, args.settle, args.ticks = 0.5, 0.2, 1
+        args.changes, args.presses, args.run_recipients = 10, 6, 2000
+        args.tick_gap = 0.3
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.phase:
+        asyncio.run(PHASES[args.phase](args))
+        return 0
+    return orchestrate(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

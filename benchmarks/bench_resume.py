@@ -1,0 +1,261 @@
+"""Resume latency: from the `r` keypress in the real app to the first message at the simulator.
+
+    python benchmarks/bench_resume.py                  # empty database, then 10,000 campaigns
+    python benchmarks/bench_resume.py --background 0   # only the small database
+    python benchmarks/bench_resume.py --small          # the smoke test
+
+The app (`WahaTuiApp`, headless, default refresh intervals) talks to the simulator in a
+child process, as it would to WAHA. Each resume: the cursor is put on a Paused zero-delay
+campaign, `r` is pressed from another thread (as a terminal driver does) and the press
+is stamped with both `time.perf_counter()` and `time.time()`; the simulator stamps every
+message it accepts with `time.time()`, read back from `/_sim/messages` afterwards. Both
+processes share the machine's clock.
+
+Milestones inside the app (when `start_resume`, the session check, the claim and the
+first `send_text` began) show where the time goes.
+
+Baseline: one bare `POST /api/sendText` round trip with httpx, on a warm keep-alive
+connection (the app's client is warm too: it polls the sessions every 3 s) and cold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+from _common import (
+    DbSize,
+    add_campaign,
+    cached_database,
+    figure,
+    heading,
+    median,
+    ms,
+    sim_messages,
+    sim_reset,
+    simulator_process,
+    target,
+    working_copy,
+)
+
+TARGET_MS = 100.0
+SIZE = (120, 40)
+
+
+async def bare_round_trips(url: str, count: int) -> tuple[float, float]:
+    """(cold: new client incl. connect, warm: median on a kept-alive connection) seconds."""
+    body = {"session": "default", "chatId": "4900000000001@c.us", "text": "Hi Person 0!"}
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url) as client:
+        (await client.post("/api/sendText", json=body)).raise_for_status()
+        cold = time.perf_counter() - started
+        warm = []
+        for _ in range(count):
+            started = time.perf_counter()
+            (await client.post("/api/sendText", json=body)).raise_for_status()
+            warm.append(time.perf_counter() - started)
+    return cold, median(warm)
+
+
+class Milestones:
+    """perf_counter stamps of the steps between the keypress and the first send."""
+
+    def __init__(self, app: Any) -> None:
+        self.at: dict[str, float] = {}
+        service = app.service
+
+        def stamp_first(name: str, fn: Any) -> Any:
+            if asyncio.iscoroutinefunction(fn):
+
+                async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+                    self.at.setdefault(name + ".begin", time.perf_counter())
+                    try:
+                        return await fn(*args, **kwargs)
+                    finally:
+                        self.at.setdefault(name + ".end", time.perf_counter())
+
+                return wrapped_async
+
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
+                self.at.setdefault(name + ".begin", time.perf_counter())
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self.at.setdefault(name + ".end", time.perf_counter())
+
+            return wrapped
+
+        for obj, attr, name in (
+            (app, "start_resume", "start_resume"),
+            (service, "resume", "service.resume"),
+            (service, "check_session", "service.check_session"),
+            (service.client, "get_session", "client.get_session"),
+            (service.store, "claim", "store.claim"),
+            (service.client, "new_message_id", "client.new_message_id"),
+            (service.store, "mark_sending", "store.mark_sending"),
+            (service.client, "send_text", "client.send_text"),
+        ):
+            if hasattr(obj, attr):
+                setattr(obj, attr, stamp_first(name, getattr(obj, attr)))
+
+    def reset(self) -> None:
+        self.at.clear()
+
+
+async def measure(db: Path, url: str, resumes: int, rng: random.Random) -> dict[str, Any]:
+    from textual import events
+
+    from waha_tui import events as ev
+    from waha_tui.config import Settings
+    from waha_tui.service import CampaignService
+    from waha_tui.store import Store
+    from waha_tui.tui.app import WahaTuiApp
+
+    sim_reset(url)
+    store = Store(db)
+    ids = [
+        add_campaign(store, f"resume me {i}", 3, seed=i, status="Paused", template="Hi {name}!")
+        for i in range(resumes)
+    ]
+    chats = {cid: {r.chat_id for r in store.recipients(cid)} for cid in ids}
+    store.close()
+
+    service = CampaignService.open(Settings(db=str(db), waha_url=url))
+    app = WahaTuiApp(service)
+    stones = Milestones(app)
+    ended: dict[int, asyncio.Event] = {cid: asyncio.Event() for cid in ids}
+    service.bus.subscribe(
+        lambda e: (
+            ended[e.campaign_id].set()
+            if isinstance(e, ev.Completed | ev.Paused | ev.Failed | ev.Cancelled)
+            and e.campaign_id in ended
+            else None
+        )
+    )
+    loop = asyncio.get_running_loop()
+    presses: list[tuple[int, float, float, dict[str, float]]] = []
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.main.query_one("#campaigns")
+        deadline = time.monotonic() + 300
+        while str(ids[-1]) not in [k.value for k in table.rows]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the campaigns never showed up in the table")
+            await pilot.pause(0.05)
+        await asyncio.sleep(1.0)  # launch work settles; the sessions poll warms the client
+        for cid in ids:
+            table.move_cursor(row=table.get_row_index(str(cid)))
+            await pilot.pause(0.05)
+            current = app.main.current()
+            if current is None or current.id != cid:
+                raise RuntimeError(f"the cursor is not on campaign {cid}")
+            # A random moment relative to the 0.5 s refresh timer, as a person would press.
+            await asyncio.sleep(rng.uniform(0.1, 0.6))
+            stones.reset()
+            stamp: dict[str, float] = {}
+
+            def press(stamp: dict[str, float] = stamp) -> None:
+                stamp["perf"], stamp["wall"] = time.perf_counter(), time.time()
+                loop.call_soon_threadsafe(app.post_message, events.Key("r", "r"))
+
+            threading.Thread(target=press).start()
+            try:
+                await asyncio.wait_for(ended[cid].wait(), 30)
+            except TimeoutError:
+                raise RuntimeError(f"campaign {cid} did not finish after r") from None
+            presses.append((cid, stamp["perf"], stamp["wall"], dict(stones.at)))
+        await service.pool.stop_all("benchmark done")
+    await service.aclose()
+
+    messages = sim_messages(url)
+    latencies, steps = [], []
+    for cid, perf, wall, at in presses:
+        first = min(m["at"] for m in messages if m["chatId"] in chats[cid])
+        latencies.append(first - wall)
+        steps.append({name: stamp - perf for name, stamp in at.items()})
+    return {"latencies": latencies, "steps": steps}
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    rng = random.Random(5)
+    backgrounds = [int(x) for x in args.background.split(",") if x.strip()]
+    if 0 not in backgrounds:
+        backgrounds.insert(0, 0)
+    results: dict[int, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_resume_") as tmp, simulator_process() as url:
+        cold, warm = await bare_round_trips(url, 50)
+        for count in backgrounds:
+            folder = Path(tmp) / f"bg{count}"
+            folder.mkdir()
+            if count:
+                pristine = cached_database(DbSize(count, count * args.per_campaign))
+                db = working_copy(pristine, folder)
+            else:
+                db = folder / "campaigns.db"
+            results[count] = await measure(db, url, args.resumes, rng)
+
+    heading("resume: r keypress to the first message at the simulator, zero delay")
+    figure("resume.bare_round_trip_warm_ms", ms(warm), "ms", "baseline: POST /api/sendText")
+    figure("resume.bare_round_trip_cold_ms", ms(cold), "ms", "new client, with connect")
+    worst = 0.0
+    for count, res in results.items():
+        lat = res["latencies"]
+        label = f"db{count}" if count else "db_empty"
+        where = f"{count:,} other campaigns" if count else "only the resumed campaigns"
+        figure(
+            f"resume.{label}.latency_ms",
+            ms(median(lat)),
+            "ms",
+            f"median of {len(lat)} ({where}); " + ", ".join(f"{ms(x):.0f}" for x in lat),
+        )
+        figure(f"resume.{label}.latency_max_ms", ms(max(lat)), "ms")
+        worst = max(worst, median(lat))
+        names = sorted(
+            {n for s in res["steps"] for n in s},
+            key=lambda n: median([s[n] for s in res["steps"] if n in s]),
+        )
+        for name in names:
+            values = [s[name] for s in res["steps"] if name in s]
+            figure(f"resume.{label}.at.{name}", ms(median(values)), "ms", "after the press")
+    target("resume.latency", worst * 1000 < TARGET_MS, f"< {TARGET_MS:.0f} ms (median, each db)")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--resumes", type=int, default=5, help="resumes per database")
+    p.add_argument(
+        "--background",
+        default="0,10000",
+        help="other campaigns in the database, comma-separated (0: none)",
+    )
+    p.add_argument(
+        "--per-campaign",
+        type=int,
+        default=100,
+        help="recipients per background campaign (10,000 x 100 = the dashboard db)",
+    )
+    p.add_argument("--small", action="store_true", help="the smoke test")
+    args = p.parse_args(argv)
+    if args.small:
+        args.resumes, args.background, args.per_campaign = 2, "0,20", 50
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(main_async(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""Runner overhead: a zero-delay campaign against the simulator vs a bare httpx loop.
+
+    python benchmarks/bench_runner.py               # 5,000 recipients, simulator in a child
+    python benchmarks/bench_runner.py --in-process  # simulator on a thread of this process
+    python benchmarks/bench_runner.py --small       # 50 recipients (the smoke test)
+
+Both the baseline and the runner talk to the same simulator in the same run. The baseline
+is one `httpx.AsyncClient` posting the same `/api/sendText` payloads one after the other;
+the runner is `RunnerPool.start` + `wait` on a real store file. Requests and database
+transactions are counted on the client side (an httpx event hook, SQLAlchemy `begin`
+events), so the per-message figures show what the runner does besides sending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+from _common import add_campaign, figure, heading, median, sim_reset, simulator_process, target
+
+from waha_tui import events as ev
+from waha_tui.render import render
+from waha_tui.runner import RunnerConfig, RunnerPool
+from waha_tui.store import Store
+from waha_tui.waha import WahaClient
+
+TARGET_RATIO = 0.8
+TEMPLATE = "Hi {name}, see you in {city}!"
+
+
+@contextlib.contextmanager
+def simulator(in_process: bool) -> Iterator[str]:
+    if not in_process:
+        with simulator_process() as url:
+            yield url
+        return
+    from waha_tui.simulator import SimState, Simulator, SimulatorServer
+
+    with SimulatorServer(Simulator(SimState())) as server:
+        yield server.url
+
+
+def payloads(store: Store, cid: int) -> list[dict[str, Any]]:
+    camp = store.get_campaign(cid)
+    return [
+        {
+            "session": camp.session,
+            "chatId": r.chat_id,
+            "text": render(
+                camp.template_text, r.variables, name=r.name, default_name=camp.default_name
+            ),
+        }
+        for r in store.recipients(cid)
+    ]
+
+
+async def bare_loop(url: str, bodies: list[dict[str, Any]]) -> tuple[float, int]:
+    """Seconds for the sequential sends; requests made (counted like the runner's)."""
+    requests = 0
+
+    async def count(_request: httpx.Request) -> None:
+        nonlocal requests
+        requests += 1
+
+    async with httpx.AsyncClient(base_url=url, event_hooks={"request": [count]}) as client:
+        for body in bodies[:20]:  # connect and warm up outside the timing
+            (await client.post("/api/sendText", json=body)).raise_for_status()
+        requests = 0
+        started = time.perf_counter()
+        for body in bodies:
+            resp = await client.post("/api/sendText", json=body)
+            resp.raise_for_status()
+        return time.perf_counter() - started, requests
+
+
+async def runner_run(url: str, store: Store, cid: int) -> dict[str, Any]:
+    client = WahaClient(url)
+    paths: collections.Counter[str] = collections.Counter()
+
+    async def count(request: httpx.Request) -> None:
+        paths[f"{request.method} {request.url.path}"] += 1
+
+    http = getattr(client, "_http", None)
+    if isinstance(http, httpx.AsyncClient):
+        http.event_hooks["request"].append(count)
+    tx = collections.Counter[str]()
+    event.listen(store.engine, "begin", lambda _conn: tx.update(["write"]))
+    event.listen(store.read_engine, "begin", lambda _conn: tx.update(["read"]))
+    threads = 0
+    real_to_thread = asyncio.to_thread
+
+    async def counted_to_thread(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        nonlocal threads
+        threads += 1
+        return await real_to_thread(fn, *args, **kwargs)
+
+    pool = RunnerPool(store, client, config=RunnerConfig(lease_seconds=15))
+    ends: list[ev.CampaignEvent] = []
+    pool.bus.subscribe(lambda e: ends.append(e) if not isinstance(e, ev.RecipientProcessed) else 0)
+    asyncio.to_thread = counted_to_thread  # type: ignore[assignment]
+    try:
+        started = time.perf_counter()
+        await pool.start(cid)
+        end = await pool.wait(cid)
+        elapsed = time.perf_counter() - started
+    finally:
+        asyncio.to_thread = real_to_thread  # type: ignore[assignment]
+        await client.aclose()
+    return {"seconds": elapsed, "end": end, "paths": paths, "tx": tx, "threads": threads}
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    n = args.recipients
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_runner_") as tmp,
+        simulator(args.in_process) as url,
+    ):
+        heading(
+            f"runner: {n:,} recipients, zero delay, simulator "
+            f"{'on a thread of this process' if args.in_process else 'in its own process'}"
+        )
+        bare_rates: list[float] = []
+        runner_rates: list[float] = []
+        last: dict[str, Any] = {}
+        bare_requests = 0
+        for round_no in range(args.rounds):
+            store = Store(Path(tmp) / f"round{round_no}.db")
+            cid = add_campaign(store, f"bench {round_no}", n, seed=round_no, template=TEMPLATE)
+            bodies = payloads(store, cid)
+            sim_reset(url)
+            seconds, bare_requests = await bare_loop(url, bodies)
+            bare_rates.append(n / seconds)
+            sim_reset(url)
+            last = await runner_run(url, store, cid)
+            camp = store.get_campaign(cid)
+            store.close()
+            if not isinstance(last["end"], ev.Completed) or camp.sent != n:
+                print(f"runner did not complete: {last['end']!r} sent={camp.sent}", flush=True)
+                return 1
+            runner_rates.append(n / last["seconds"])
+            if args.rounds > 1:
+                figure(f"runner.round{round_no + 1}.bare_msgs_per_s", bare_rates[-1], "msg/s")
+                figure(f"runner.round{round_no + 1}.runner_msgs_per_s", runner_rates[-1], "msg/s")
+
+        bare, runner = median(bare_rates), median(runner_rates)
+        ratio = runner / bare
+        figure("runner.bare_loop_msgs_per_s", bare, "msg/s", "baseline: httpx POST /api/sendText")
+        figure("runner.runner_msgs_per_s", runner, "msg/s", "RunnerPool.start + wait")
+        figure("runner.ratio", ratio, "x", "runner / bare loop")
+        figure("runner.bare_ms_per_msg", 1000 / bare, "ms")
+        figure("runner.runner_ms_per_msg", 1000 / runner, "ms")
+        figure("runner.overhead_ms_per_msg", 1000 / runner - 1000 / bare, "ms", "runner - bare")
+        target("runner.ratio", ratio >= TARGET_RATIO, f">= {TARGET_RATIO}x the bare loop")
+
+        paths: collections.Counter[str] = last["paths"]
+        total_requests = sum(paths.values())
+        figure("runner.bare_http_requests_per_msg", bare_requests / n, "req")
+        figure("runner.http_requests_per_msg", total_requests / n, "req", "runner, last round")
+        for path, count in paths.most_common():
+            figure(f"runner.http[{path}]", count / n, "req/msg", f"{count:,} in all")
+        tx = last["tx"]
+        figure("runner.db_write_transactions_per_msg", tx["write"] / n, "tx", "BEGIN IMMEDIATE")
+        figure("runner.db_read_transactions_per_msg", tx["read"] / n, "tx")
+        figure("runner.to_thread_calls_per_msg", last["threads"] / n, "calls")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--recipients", type=int, default=5000)
+    p.add_argument("--rounds", type=int, default=1, help="repeat baseline+runner; median")
+    p.add_argument("--in-process", action="store_true", help="simulator on a thread here")
+    p.add_argument("--small", action="store_true", help="50 recipients (smoke test)")
+    args = p.parse_args(argv)
+    if args.small:
+        args.recipients = 50
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(main_async(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

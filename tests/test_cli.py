@@ -1,0 +1,547 @@
+"""The `waha-tui` command line through Typer's CliRunner (and one real subprocess), against
+the WAHA simulator on a real loopback socket and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from engine_helpers import closed_port, module_simulator, phone, reset_simulator
+from typer.testing import CliRunner
+
+from waha_tui.cli import app
+from waha_tui.simulator import SimState, SimulatorServer
+from waha_tui.store import Store
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[SimulatorServer]:
+    yield from module_simulator()
+
+
+@pytest.fixture
+def sim_server(module_server: SimulatorServer) -> SimulatorServer:
+    """Overrides conftest's per-test server: the module's one, reset."""
+    return reset_simulator(module_server)
+
+
+KEY = "sekrit-Key-4242-do-not-print"
+CAMPAIGN_FIELDS = {
+    "id",
+    "name",
+    "status",
+    "session",
+    "total",
+    "sent",
+    "failed",
+    "next_index",
+    "scheduled_at",
+    "started_at",
+    "completed_at",
+    "pause_reason",
+    "last_error",
+}
+RECIPIENT_FIELDS = {"position", "phone", "chat_id", "name", "status", "message_id", "error"}
+
+
+class Cli:
+    """Runs commands against one database and one simulator, and keeps every output."""
+
+    def __init__(self, db: Path, server: SimulatorServer) -> None:
+        self.db, self.server = db, server
+        self.runner = CliRunner()
+        self.outputs: list[str] = []
+        self.env: dict[str, str | None] = {
+            "WAHA_TUI_DB": str(db),
+            "WAHA_URL": server.url,
+            "WAHA_API_KEY": None,
+            "WAHA_TUI_LEASE_SECONDS": None,
+        }
+
+    def __call__(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
+        result = self.runner.invoke(app, list(args), env={**self.env, **(env or {})})
+        self.outputs += [result.stdout, result.stderr]
+        return result
+
+    def ok(self, *args: str, **kw: Any) -> Result:
+        result = self(*args, **kw)
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json").stdout)
+
+    def error(self, *args: str, code: int = 1, **kw: Any) -> str:
+        """Runs a command that must fail with one `error: ...` line and no traceback."""
+        result = self(*args, **kw)
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+        return lines[0]
+
+    def create(self, *args: str) -> int:
+        result = self.ok("campaign", "create", *args)
+        return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def cli(tmp_path: Path, sim_server: SimulatorServer) -> Cli:
+    return Cli(tmp_path / "campaigns.db", sim_server)
+
+
+@pytest.fixture
+def state(sim_server: SimulatorServer) -> SimState:
+    return sim_server.state
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def csv5(tmp_path: Path) -> str:
+    rows = "".join(f"+{phone(i)},{'N' + str(i) if i % 2 else ''},C{i}\n" for i in range(5))
+    return write(tmp_path / "five.csv", "phone,name,city\n" + rows)
+
+
+def db_tables(db: Path) -> dict[str, list[Any]]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return {
+            t: conn.execute(f"SELECT * FROM {t}").fetchall()
+            for t in ("campaign", "recipient", "contact_list", "contact")
+        }
+
+
+# -- contacts and templates --------------------------------------------------------------
+
+
+def test_contacts_import_lists_and_delete_list(cli: Cli, csv5: str, tmp_path: Path) -> None:
+    result = cli.ok("contacts", "import", csv5, "--list", "friends")
+    assert "imported 5 contacts into list 'friends'" in result.stdout
+    national = write(tmp_path / "de.csv", "phone\n030 1234567\n(030) 7654321\n")
+    cli.ok("contacts", "import", national, "--list", "berlin", "--country", "de")
+    lists = cli.json("contacts", "lists")
+    assert [(x["name"], x["contacts"]) for x in lists] == [("berlin", 2), ("friends", 5)]
+    assert all(x["created_at"] for x in lists)
+    assert "friends\t5 contacts" in cli.ok("contacts", "lists").stdout
+
+    cid = cli.create("--name", "b", "--list", "berlin", "--message", "hi", "--delay", "0-0")
+    phones = [r["phone"] for r in cli.json("campaign", "recipients", str(cid))]
+    assert phones == ["49301234567", "49307654321"]
+
+    assert "deleted list 'berlin'" in cli.ok("contacts", "delete-list", "berlin").stdout
+    assert [x["name"] for x in cli.json("contacts", "lists")] == ["friends"]
+    assert len(cli.json("campaign", "recipients", str(cid))) == 2  # the campaign's own copy
+    assert cli.error("contacts", "delete-list", "berlin") == "error: no contact list named 'berlin'"
+    assert "already exists" in cli.error("contacts", "import", csv5, "--list", "friends")
+
+
+def test_duplicates_are_kept_once_with_a_warning(cli: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", f"phone\n{phone(1)}\n+{phone(1)}\n{phone(2)}\n")
+    result = cli.ok("contacts", "import", path, "--list", "d")
+    assert f"duplicate {phone(1)} on lines 2, 3: kept once" in result.stderr
+    assert cli.json("contacts", "lists")[0]["contacts"] == 2
+
+
+def test_templates(cli: Cli) -> None:
+    assert (
+        "saved template 'welcome'"
+        in cli.ok("template", "add", "welcome", "--text", "Hi {name}!").stdout
+    )
+    cli.ok("template", "add", "bye", "--text", "Bye   now\nsee you")
+    assert cli.json("template", "list") == [
+        {"name": "bye", "text": "Bye   now\nsee you"},
+        {"name": "welcome", "text": "Hi {name}!"},
+    ]
+    assert "bye\tBye now see you" in cli.ok("template", "list").stdout
+    assert "already exists" in cli.error("template", "add", "welcome", "--text", "x")
+    assert "is empty" in cli.error("template", "add", "blank", "--text", "   ")
+    cid = cli.create(
+        "--name", "t", "--template", "welcome", "--contacts", _one(cli), "--delay", "0-0"
+    )
+    assert cli.json("campaign", "show", str(cid))["message"] == "Hi {name}!"
+
+
+def _one(cli: Cli) -> str:
+    return write(cli.db.parent / "one.csv", f"phone,name\n{phone(9)},Zoe\n")
+
+
+# -- campaigns ---------------------------------------------------------------------------
+
+
+def test_create_list_show_recipients(cli: Cli, csv5: str) -> None:
+    result = cli.ok(
+        "campaign", "create", "--name", "Spring", "--contacts", csv5,
+        "--message", "Hello {name} in {City}", "--delay", "0-0",
+        "--at", "2030-01-02T03:04:05+00:00", "--default-name", "friend",
+    )  # fmt: skip
+    cid = int(result.stdout.strip().splitlines()[-1])
+    assert "5 recipients" in result.stderr
+
+    [listed] = cli.json("campaign", "list")
+    shown = cli.json("campaign", "show", str(cid))
+    assert set(shown) >= CAMPAIGN_FIELDS and listed == shown
+    assert {k: shown[k] for k in ("id", "name", "status", "session", "total", "sent")} == {
+        "id": cid,
+        "name": "Spring",
+        "status": "Scheduled",
+        "session": "default",
+        "total": 5,
+        "sent": 0,
+    }
+    assert shown["scheduled_at"] == "2030-01-02T03:04:05+00:00"
+    assert (shown["next_index"], shown["failed"], shown["started_at"]) == (0, 0, None)
+    assert (shown["completed_at"], shown["pause_reason"], shown["last_error"]) == (None,) * 3
+
+    recipients = cli.json("campaign", "recipients", str(cid))
+    assert all(set(r) >= RECIPIENT_FIELDS for r in recipients)
+    assert [(r["position"], r["phone"], r["chat_id"], r["name"], r["status"]) for r in recipients][
+        :2
+    ] == [
+        (0, phone(0), f"{phone(0)}@c.us", None, "pending"),
+        (1, phone(1), f"{phone(1)}@c.us", "N1", "pending"),
+    ]
+    assert "Spring" in cli.ok("campaign", "list").stdout
+    assert "Scheduled" in cli.ok("campaign", "show", str(cid)).stdout
+    assert cli.json("campaign", "recipients", str(cid), "--status", "sent") == []
+    assert "--status 'bogus'" in cli.error("campaign", "recipients", str(cid), "--status", "bogus")
+
+
+def test_resume_exit_codes_disconnect_and_reconnect(cli: Cli, csv5: str, state: SimState) -> None:
+    cid = cli.create(
+        "--name", "story", "--contacts", csv5, "--message", "Hi {name} from {city}",
+        "--delay", "0-0", "--default-name", "friend",
+    )  # fmt: skip
+    assert f"campaign {cid} paused" in cli.ok("campaign", "pause", str(cid)).stdout
+    assert cli.json("campaign", "show", str(cid))["status"] == "Paused"
+
+    state.stop_after("default", 2)
+    result = cli("campaign", "resume", str(cid))
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert f"campaign {cid} Paused at recipient 3: session 'default' is STOPPED" in result.stderr
+    shown = cli.json("campaign", "show", str(cid))
+    assert (shown["status"], shown["next_index"], shown["sent"]) == ("Paused", 2, 2)
+    assert shown["pause_reason"].startswith("session 'default' is STOPPED")
+
+    line = cli.error("campaign", "resume", str(cid))
+    assert line.startswith("error: session 'default' is STOPPED")
+
+    state.set_status("default", "WORKING")
+    result = cli("campaign", "resume", str(cid))
+    assert result.exit_code == 0, result.stderr
+    assert f"campaign {cid} Completed: 5 sent, 0 failed of 5" in result.stderr
+    shown = cli.json("campaign", "show", str(cid))
+    assert (shown["status"], shown["next_index"], shown["sent"]) == ("Completed", 5, 5)
+    assert shown["completed_at"] and shown["started_at"]
+    assert [m.text for m in state.sent()] == [
+        "Hi friend from C0",
+        "Hi N1 from C1",
+        "Hi friend from C2",
+        "Hi N3 from C3",
+        "Hi friend from C4",
+    ]
+    recipients = cli.json("campaign", "recipients", str(cid))
+    assert [r["message_id"] for r in recipients] == [m.id for m in state.sent()]
+    assert {r["status"] for r in recipients} == {"sent"}
+    assert "only a Paused campaign" in cli.error("campaign", "resume", str(cid))
+
+
+def test_resume_refused_by_a_busy_session_is_one_line(cli: Cli, csv5: str) -> None:
+    busy = cli.create("--name", "a", "--contacts", csv5, "--message", "x")
+    cid = cli.create("--name", "b", "--contacts", csv5, "--message", "x")
+    cli.ok("campaign", "pause", str(cid))
+    store = Store(cli.db)
+    store.claim(busy, "another:1:x", 60)  # running in another process
+    store.close()
+    line = cli.error("campaign", "resume", str(cid))
+    assert line == (
+        f"error: session 'default' is busy sending campaign {busy}: one campaign per WAHA "
+        "session at a time"
+    )
+    shown = cli.json("campaign", "show", str(cid))
+    assert (shown["status"], shown["pause_reason"]) == ("Paused", "paused by the operator")
+
+
+def test_resume_detach_then_run_until_idle(cli: Cli, csv5: str, state: SimState) -> None:
+    cid = cli.create("--name", "d", "--contacts", csv5, "--message", "x", "--delay", "0-0")
+    cli.ok("campaign", "pause", str(cid))
+    result = cli.ok("campaign", "resume", str(cid), "--detach")
+    assert "Scheduled" in result.stdout
+    assert cli.json("campaign", "show", str(cid))["status"] == "Scheduled"
+    assert state.sent() == []
+    result = cli.ok("run", "--until-idle")
+    assert f"campaign {cid} Completed" in result.stderr
+    assert cli.json("campaign", "show", str(cid))["status"] == "Completed"
+    assert len(state.sent()) == 5
+
+
+def test_run_until_idle_leaves_future_campaigns(cli: Cli, csv5: str, state: SimState) -> None:
+    cid = cli.create(
+        "--name", "later", "--contacts", csv5, "--message", "x", "--at", "2999-01-01T00:00"
+    )
+    cli.ok("run", "--until-idle")
+    assert cli.json("campaign", "show", str(cid))["status"] == "Scheduled"
+    assert state.sent() == []
+
+
+def test_cancel(cli: Cli, csv5: str) -> None:
+    cid = cli.create("--name", "c", "--contacts", csv5, "--message", "x")
+    assert f"campaign {cid} cancelled" in cli.ok("campaign", "cancel", str(cid)).stdout
+    shown = cli.json("campaign", "show", str(cid))
+    assert shown["status"] == "Cancelled" and shown["completed_at"]
+    assert cli.error("campaign", "cancel", str(cid)) == (
+        f"error: campaign {cid} is Cancelled: it cannot become Cancelled"
+    )
+    assert "is Cancelled" in cli.error("campaign", "pause", str(cid))
+
+
+# -- bad input and usage -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["campaign", "show", "abc"], "campaign id 'abc' is not a number"),
+        (["campaign", "show", "-3"], "campaign id '-3' must be a positive number"),
+        (["campaign", "show", "0"], "must be a positive number"),
+        (["campaign", "show", "99"], "no campaign with id 99"),
+        (["campaign", "recipients", "99", "--json"], "no campaign with id 99"),
+        (["campaign", "resume", "-1"], "must be a positive number"),
+        (["campaign", "resume", "99"], "no campaign with id 99"),
+        (["campaign", "pause", "x1"], "is not a number"),
+        (["campaign", "cancel", "99"], "no campaign with id 99"),
+    ],
+)
+def test_bad_ids(cli: Cli, args: list[str], message: str) -> None:
+    assert message in cli.error(*args)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--delay", "5"], "--delay '5' is not MIN-MAX in seconds"),
+        (["--delay", "9-3"], "MIN is larger than MAX"),
+        (["--at", "tomorrow"], "--at 'tomorrow' is not an ISO-8601 date and time"),
+        (["--message", "Hi {nickname}"], "the template uses {nickname}, which is not a column"),
+        (["--template", "nope"], "no template named 'nope'"),
+        (["--image", "/nonexistent.png"], "--image /nonexistent.png: no such file"),
+        (["--list", "nope"], "give either --contacts FILE.csv or --list NAME"),
+        (["--country", "XX"], "unknown country code 'XX'"),
+    ],
+)
+def test_create_refuses_bad_input(cli: Cli, csv5: str, extra: list[str], message: str) -> None:
+    args = ["campaign", "create", "--name", "x", "--contacts", csv5, *extra]
+    if "--message" not in extra and "--template" not in extra:
+        args += ["--message", "hi"]
+    assert message in cli.error(*args)
+    assert cli.json("campaign", "list") == []
+
+
+def test_create_from_a_list_refuses_an_unknown_placeholder(cli: Cli, csv5: str) -> None:
+    cli.ok("contacts", "import", csv5, "--list", "friends")
+    line = cli.error(
+        "campaign", "create", "--name", "x", "--list", "friends", "--message", "{town}"
+    )
+    assert "unknown placeholder {town}" in line and "list 'friends' has the columns city" in line
+    assert cli.json("campaign", "list") == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["campaign", "show"],
+        ["campaign", "create", "--message", "x"],  # no --name
+        ["contacts", "import", "f.csv"],  # no --list
+        ["campaign", "frobnicate"],
+        ["campaign", "list", "--bogus"],
+        ["template", "add", "x"],  # no --text
+    ],
+)
+def test_usage_errors_exit_2(cli: Cli, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+# -- CSV files ---------------------------------------------------------------------------
+
+BAD_CSVS = [
+    (None, "no such file"),
+    ("", "has no contacts (the file is empty)"),
+    ("phone,name\n", "has no contacts (only a header row)"),
+    ("tel,name\n491511234567,A\n", "has no phone column"),
+    ("phone,name\n491511234567,A\nnot a phone,B\n", "invalid phone on line 3"),
+    ("phone\n030 1234567\n", "is a national number (it starts with 0)"),
+    ('phone,name\n491511234567,"Ana\n491511234568,B\n', "is never closed"),
+    ("phone,name\n491511234567,A,extra\n", "more cells than the header's 2 on line 2"),
+    ("phone,phone_number\n1,2\n", "more than one phone column"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_CSVS)
+def test_a_rejected_import_writes_nothing(
+    cli: Cli, tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        write(path, content)
+    line = cli.error("contacts", "import", str(path), "--list", "bad")
+    assert message in line and str(path) in line
+    if "national number" in message:
+        assert "--country" in line
+    assert db_tables(cli.db) == {"campaign": [], "recipient": [], "contact_list": [], "contact": []}
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_CSVS)
+def test_a_rejected_contacts_file_creates_no_campaign(
+    cli: Cli, tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        write(path, content)
+    args = ["campaign", "create", "--name", "x", "--contacts", str(path), "--message", "hi"]
+    assert message in cli.error(*args)
+    assert db_tables(cli.db) == {"campaign": [], "recipient": [], "contact_list": [], "contact": []}
+
+
+def test_csv_template_checks_through_campaign_create(cli: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path / "c.csv", f"phone,city\n{phone(1)},Oslo\n{phone(2)},\n")
+    args = ["campaign", "create", "--name", "x", "--contacts", path]
+    assert "{city} is empty on line 3" in cli.error(*args, "--message", "Hi {City}")
+    assert "write {name} for the contact's name" in cli.error(*args, "--message", "{first_name}")
+    assert db_tables(cli.db)["campaign"] == []
+    cli.create(*args[2:], "--message", "Hi {name}")  # {name} never needs a column
+
+
+def test_semicolons_bom_and_utf16(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffPhone;Name;City\n+49 151 0000 0001;Ana;Köln\n".encode())
+    cli.ok("contacts", "import", str(path), "--list", "excel")
+    cid = cli.create("--name", "e", "--list", "excel", "--message", "{name} {city}")
+    [rec] = cli.json("campaign", "recipients", str(cid))
+    assert (rec["phone"], rec["name"]) == ("4915100000001", "Ana")
+    utf16 = tmp_path / "u16.csv"
+    utf16.write_bytes("phone\n491511234567\n".encode("utf-16"))
+    assert "is not UTF-8" in cli.error("contacts", "import", str(utf16), "--list", "u")
+
+
+# -- settings: --db, --waha-url, --api-key -----------------------------------------------
+
+
+def test_db_flag_and_env(cli: Cli, tmp_path: Path, csv5: str) -> None:
+    flag_db, env_db = tmp_path / "flag.db", tmp_path / "env.db"
+    cli.ok(
+        "--db",
+        str(flag_db),
+        "contacts",
+        "import",
+        csv5,
+        "--list",
+        "a",
+        env={"WAHA_TUI_DB": str(env_db)},
+    )
+    cli.ok("contacts", "import", csv5, "--list", "b", env={"WAHA_TUI_DB": str(env_db)})
+    assert [x.name for x in Store(flag_db).lists()] == ["a"]
+    assert [x.name for x in Store(env_db).lists()] == ["b"]
+    assert not cli.db.exists()
+
+
+def test_waha_url_flag_and_env(cli: Cli, csv5: str, state: SimState) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}"
+    cid = cli.create("--name", "u", "--contacts", csv5, "--message", "x", "--delay", "0-0")
+    cli.ok("campaign", "pause", str(cid))
+    line = cli.error("campaign", "resume", str(cid), env={"WAHA_URL": dead})
+    assert f"WAHA at {dead} is unreachable" in line
+    # The flag wins over the environment.
+    cli.ok("--waha-url", cli.server.url, "campaign", "resume", str(cid), env={"WAHA_URL": dead})
+    assert len(state.sent()) == 5
+    assert "is not valid" in cli.error("--waha-url", "ftp://x", "campaign", "resume", str(cid))
+
+
+def test_the_api_key_is_used_and_never_shown_or_stored(
+    cli: Cli, csv5: str, state: SimState
+) -> None:
+    state.require_api_key(KEY)
+    cid = cli.create("--name", "k", "--contacts", csv5, "--message", "Hi {name}", "--delay", "0-0")
+    cli.ok("campaign", "pause", str(cid))
+    line = cli.error("campaign", "resume", str(cid))  # no key at all
+    assert "401" in line and "WAHA_API_KEY" in line
+    line = cli.error("--api-key", KEY[:-1], "campaign", "resume", str(cid))  # a wrong key
+    assert "401" in line
+    cli.ok("campaign", "resume", str(cid), env={"WAHA_API_KEY": KEY})
+    assert len(state.sent()) == 5
+
+    cid2 = cli.create("--name", "k2", "--contacts", csv5, "--message", "x", "--delay", "0-0")
+    cli.ok("--api-key", KEY, "run", "--until-idle")
+    assert cli.json("campaign", "show", str(cid2))["status"] == "Completed"
+    state.require_api_key("something-else")
+    cid3 = cli.create("--name", "k3", "--contacts", csv5, "--message", "x", "--delay", "0-0")
+    result = cli("--api-key", KEY, "run", "--until-idle")
+    assert result.exit_code == 0
+    shown = cli.json("campaign", "show", str(cid3))
+    assert shown["status"] == "Paused" and "WAHA_API_KEY" in shown["pause_reason"]
+    for args in (
+        ["campaign", "list"],
+        ["campaign", "show", str(cid)],
+        ["campaign", "recipients", str(cid)],
+    ):
+        cli.ok("--api-key", KEY, *args)
+        cli.ok("--api-key", KEY, *args, "--json")
+
+    assert all(KEY not in out for out in cli.outputs)
+    assert KEY[:-1] not in "".join(cli.outputs)
+    files = [p for p in cli.db.parent.iterdir() if p.name.startswith(cli.db.name)]
+    assert cli.db in files
+    for path in files:
+        assert KEY.encode() not in path.read_bytes(), path
+
+
+# -- a real process ----------------------------------------------------------------------
+
+
+def test_a_real_subprocess(tmp_path: Path, csv5: str, sim_server: SimulatorServer) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAHA_", "WAHA_TUI_"))}
+    env.update(WAHA_TUI_DB=str(tmp_path / "sub.db"), WAHA_URL=sim_server.url)
+    base = [sys.executable, "-m", "waha_tui"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    create = run(
+        "campaign", "create", "--name", "sub", "--contacts", csv5,
+        "--message", "Hi {name}", "--delay", "0-0",
+    )  # fmt: skip
+    assert create.returncode == 0, create.stderr
+    cid = create.stdout.strip().splitlines()[-1]
+    assert cid.isdigit()
+    done = run("run", "--until-idle")
+    assert done.returncode == 0, done.stderr
+    assert f"campaign {cid} Completed: 5 sent" in done.stderr
+    assert len(sim_server.state.sent()) == 5
+    store = Store(tmp_path / "sub.db")
+    assert store.get_campaign(int(cid)).status == "Completed"
+    store.close()
+    bad = run("campaign", "show", "-7")
+    assert bad.returncode == 1
+    assert bad.stderr == "error: campaign id '-7' must be a positive number\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("WAHA_TUI_DB", "WAHA_URL", "WAHA_API_KEY", "WAHA_TUI_LEASE_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    yield

@@ -1,0 +1,439 @@
+"""CampaignService: creating campaigns, resume (the reference app's resume tests and more),
+pause and cancel, and a whole disconnect-and-resume story against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from engine_helpers import (
+    PNG,
+    Recorder,
+    closed_port,
+    fast_config,
+    force,
+    make_campaign,
+    module_simulator,
+    phone,
+    reset_simulator,
+    snapshot,
+)
+
+from waha_tui import events as ev
+from waha_tui.errors import UserError
+from waha_tui.runner import Clock, RunnerPool
+from waha_tui.service import PAUSED_BY_OPERATOR, CampaignDraft, CampaignService, parse_when
+from waha_tui.simulator import SimState, SimulatorServer
+from waha_tui.status import CampaignStatus, RecipientStatus, TransitionError
+from waha_tui.store import NotFound, Store
+from waha_tui.waha import WahaClient
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[SimulatorServer]:
+    yield from module_simulator()
+
+
+@pytest.fixture
+def sim_server(module_server: SimulatorServer) -> SimulatorServer:
+    """Overrides conftest's per-test server: the module's one, reset."""
+    return reset_simulator(module_server)
+
+
+S = CampaignStatus
+RS = RecipientStatus
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "campaigns.db"
+
+
+@pytest.fixture
+async def service(db: Path, sim_server: SimulatorServer) -> AsyncIterator[CampaignService]:
+    store = Store(db)
+    client = WahaClient(sim_server.url)
+    svc = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))
+    yield svc
+    await svc.pool.stop_all("test over", timeout=5)
+    await svc.aclose()
+
+
+@pytest.fixture
+def state(sim_server: SimulatorServer) -> SimState:
+    return sim_server.state
+
+
+@pytest.fixture
+def contacts_csv(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "contacts.csv"
+    path.write_text(
+        f"phone,name,City\n+{phone(0)},Ana,Berlin\n00{phone(1)},,Recife\n{phone(2)},Bo,Oslo\n"
+    )
+    yield path
+
+
+async def finish(service: CampaignService, cid: int) -> ev.Ended:
+    end = await asyncio.wait_for(service.pool.wait(cid), 20)
+    assert end is not None
+    return end
+
+
+# -- creating ----------------------------------------------------------------------------
+
+
+def test_create_from_csv_copies_recipients_in_file_order(
+    service: CampaignService, contacts_csv: Path
+) -> None:
+    cid = service.create_campaign(
+        CampaignDraft(
+            name="Spring",
+            message="Hi {name} from {city}",
+            contacts_file=str(contacts_csv),
+            delay="0-0",
+            at="2030-01-02T03:04:05+02:00",
+        )
+    )
+    camp = service.campaign(cid)
+    assert (camp.status, camp.total, camp.next_index, camp.list_name) == (
+        S.SCHEDULED,
+        3,
+        0,
+        "contacts.csv",
+    )
+    assert camp.scheduled_at == datetime(2030, 1, 2, 1, 4, 5, tzinfo=UTC)
+    assert (camp.delay_min, camp.delay_max, camp.default_name) == (0.0, 0.0, "there")
+    recs = service.recipients(cid)
+    assert [(r.position, r.phone, r.chat_id, r.name) for r in recs] == [
+        (0, phone(0), f"{phone(0)}@c.us", "Ana"),
+        (1, phone(1), f"{phone(1)}@c.us", None),
+        (2, phone(2), f"{phone(2)}@c.us", "Bo"),
+    ]
+    assert recs[1].variables == {"city": "Recife"}
+
+
+def test_create_from_a_list_then_deleting_the_list_keeps_the_campaign(
+    service: CampaignService, contacts_csv: Path
+) -> None:
+    service.import_contacts(str(contacts_csv), "friends")
+    cid = service.create_campaign(
+        CampaignDraft(name="x", template=None, message="Hi {NAME} in {City}", list_name="friends")
+    )
+    before = service.recipients(cid)
+    service.delete_list("friends")
+    assert service.recipients(cid) == before
+    assert service.campaign(cid).list_name == "friends"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"message": "Hi {nickname}"}, "the template uses {nickname}, which is not a column"),
+        ({"delay": "60-30"}, "MIN is larger than MAX"),
+        ({"delay": "soon"}, "is not MIN-MAX in seconds"),
+        ({"at": "next tuesday"}, "is not an ISO-8601 date and time"),
+        ({"message": None}, "give either --message or --template"),
+        ({"name": "  "}, "--name is empty"),
+        ({"template": "nope", "message": None}, "no template named 'nope'"),
+        ({"image": "/nonexistent.png"}, "--image /nonexistent.png: no such file"),
+    ],
+)
+def test_create_refuses_bad_input_and_writes_nothing(
+    service: CampaignService, contacts_csv: Path, db: Path, changes: dict, message: str
+) -> None:
+    values = {"name": "x", "message": "Hi {name}", "contacts_file": str(contacts_csv)}
+    values.update(changes)
+    before = snapshot(db)
+    with pytest.raises(UserError) as info:
+        service.create_campaign(CampaignDraft(**values))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert snapshot(db) == before
+
+
+def test_create_from_a_list_refuses_an_unknown_placeholder(
+    service: CampaignService, contacts_csv: Path, db: Path
+) -> None:
+    service.import_contacts(str(contacts_csv), "friends")
+    before = snapshot(db)
+    with pytest.raises(UserError, match=r"unknown placeholder \{town\}.*columns city"):
+        service.create_campaign(CampaignDraft(name="x", message="{town}", list_name="friends"))
+    assert snapshot(db) == before
+
+
+def test_parse_when_reads_local_time_and_offsets() -> None:
+    assert parse_when("2030-05-06T07:08:09Z") == datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
+    local = parse_when("2030-05-06T07:08")
+    assert local == datetime(2030, 5, 6, 7, 8).astimezone().astimezone(UTC)
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    assert parse_when(None, now=now) == now
+
+
+# -- the reference app's resume tests ----------------------------------------------------
+
+
+async def test_resume_of_a_missing_campaign_fails_and_changes_nothing(
+    service: CampaignService, db: Path
+) -> None:
+    make_campaign(service.store, 2)
+    before = snapshot(db)
+    with pytest.raises(NotFound, match="no campaign with id 99"):
+        await service.resume(99)
+    assert snapshot(db) == before
+    assert service.pool.runs == {}
+
+
+@pytest.mark.parametrize("status", [S.SCHEDULED, S.RUNNING, S.COMPLETED, S.FAILED, S.CANCELLED])
+async def test_resume_of_a_campaign_that_is_not_paused_names_its_status(
+    service: CampaignService, db: Path, state: SimState, status: CampaignStatus
+) -> None:
+    cid = make_campaign(service.store, 2)
+    force(service.store, cid, status=status)
+    before = snapshot(db)
+    with pytest.raises(UserError) as info:
+        await service.resume(cid)
+    assert str(info.value) == (f"campaign {cid} is {status}: only a Paused campaign can be resumed")
+    assert snapshot(db) == before
+    assert state.sent() == []
+
+
+async def test_resume_of_a_paused_campaign_starts_the_runner_with_that_id(
+    service: CampaignService, state: SimState
+) -> None:
+    cid = make_campaign(service.store, 3)
+    other = make_campaign(service.store, 3, session="other")
+    service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    rec = Recorder()
+    service.bus.subscribe(rec)
+    run = await service.resume(cid)
+    assert run is not None and run.campaign_id == cid
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Completed)
+    assert {e.campaign_id for e in rec.events} == {cid}
+    assert rec.events[0] == ev.Started(cid, 3, 0)
+    camp = service.campaign(cid)
+    assert (camp.status, camp.pause_reason, camp.sent) == (S.COMPLETED, None, 3)
+    assert service.campaign(other).status == S.SCHEDULED
+
+
+async def test_resume_detached_only_marks_it_scheduled(
+    service: CampaignService, state: SimState
+) -> None:
+    cid = make_campaign(service.store, 2)
+    service.store.transition(cid, S.PAUSED, pause_reason="x")
+    assert await service.resume(cid, start=False) is None
+    camp = service.campaign(cid)
+    assert (camp.status, camp.pause_reason) == (S.SCHEDULED, None)
+    assert service.pool.runs == {} and state.sent() == []
+
+
+async def test_resume_refused_by_a_busy_session_leaves_it_paused(
+    service: CampaignService, db: Path, state: SimState
+) -> None:
+    busy = make_campaign(service.store, 1)
+    cid = make_campaign(service.store, 2)
+    service.store.claim(busy, "another:1:x", 60)
+    service.store.transition(cid, S.PAUSED, pause_reason="paused by the operator")
+    before = snapshot(db)
+    with pytest.raises(UserError, match=f"busy sending campaign {busy}"):
+        await service.resume(cid)
+    assert snapshot(db) == before  # not left Scheduled for a scheduler to pick up later
+    assert state.sent() == []
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("stopped", "session 'default' is STOPPED: start it and scan the QR code first"),
+        ("unreachable", "is unreachable: cannot resume"),
+        ("401", "WAHA refused the API key (401): check WAHA_API_KEY"),
+    ],
+)
+async def test_resume_is_refused_while_waha_cannot_send(
+    db: Path, sim_server: SimulatorServer, setup: str, message: str
+) -> None:
+    store = Store(db)
+    url = sim_server.url if setup != "unreachable" else f"http://127.0.0.1:{closed_port()}"
+    client = WahaClient(url)
+    service = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))
+    if setup == "stopped":
+        sim_server.state.set_status("default", "STOPPED")
+    if setup == "401":
+        sim_server.state.require_api_key("k3y-value")
+    cid = make_campaign(store, 2)
+    store.transition(cid, S.PAUSED, pause_reason="why")
+    before = snapshot(db)
+    try:
+        with pytest.raises(UserError) as info:
+            await service.resume(cid)
+        assert message in str(info.value)
+        assert snapshot(db) == before
+    finally:
+        await service.aclose()
+
+
+# -- the disconnect story ----------------------------------------------------------------
+
+
+async def test_disconnect_pause_refused_resume_reconnect_complete(
+    service: CampaignService, state: SimState, contacts_csv: Path
+) -> None:
+    csv = contacts_csv.parent / "five.csv"
+    csv.write_text(
+        "phone,name,city\n"
+        + "".join(f"{phone(i)},{'N' + str(i) if i % 2 else ''},C{i}\n" for i in range(5))
+    )
+    cid = service.create_campaign(
+        CampaignDraft(
+            name="story",
+            message="Hello {Name} from {CITY}",
+            contacts_file=str(csv),
+            delay="0-0",
+            default_name="friend",
+        )
+    )
+    state.stop_after("default", 2)
+    await service.start(cid)
+    end = await finish(service, cid)
+
+    assert isinstance(end, ev.Paused) and end.next_index == 2
+    camp = service.campaign(cid)
+    assert (camp.status, camp.next_index, camp.sent, camp.failed) == (S.PAUSED, 2, 2, 0)
+    assert camp.pause_reason == (
+        "session 'default' is STOPPED: start it and scan the QR code, then resume"
+    )
+    assert [r.status for r in service.recipients(cid)] == [RS.SENT] * 2 + [RS.PENDING] * 3
+
+    with pytest.raises(UserError, match=r"^session 'default' is STOPPED"):
+        await service.resume(cid)
+    assert service.campaign(cid).status == S.PAUSED
+
+    state.set_status("default", "WORKING")
+    await service.resume(cid)
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Completed) and (end.sent, end.failed, end.total) == (5, 0, 5)
+    camp = service.campaign(cid)
+    assert (camp.status, camp.next_index, camp.pause_reason) == (S.COMPLETED, 5, None)
+    assert [(m.chat_id, m.text) for m in state.sent()] == [
+        (f"{phone(0)}@c.us", "Hello friend from C0"),
+        (f"{phone(1)}@c.us", "Hello N1 from C1"),
+        (f"{phone(2)}@c.us", "Hello friend from C2"),
+        (f"{phone(3)}@c.us", "Hello N3 from C3"),
+        (f"{phone(4)}@c.us", "Hello friend from C4"),
+    ]
+    ids = [r.message_id for r in service.recipients(cid)]
+    assert ids == [m.id for m in state.sent()]
+
+
+# -- pause and cancel --------------------------------------------------------------------
+
+
+async def test_pause_takes_effect_at_once_during_a_long_wait(
+    db: Path, sim_server: SimulatorServer
+) -> None:
+    store = Store(db)
+    client = WahaClient(sim_server.url)
+    pool = RunnerPool(store, client, config=fast_config(clock=Clock(), poll_interval=1.0))
+    service = CampaignService(store, client, pool)
+    try:
+        cid = make_campaign(store, 3, delay_min=5.0, delay_max=5.0)
+        await service.start(cid)
+        deadline = time.monotonic() + 5
+        while not sim_server.state.sent():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        began = time.monotonic()
+        await service.pause(cid)
+        end = await asyncio.wait_for(pool.wait(cid), 5)
+        assert time.monotonic() - began < 1.0  # not the ~4.9 s left of the wait
+        assert isinstance(end, ev.Paused) and end.reason == PAUSED_BY_OPERATOR
+        camp = service.campaign(cid)
+        assert (camp.status, camp.pause_reason, camp.next_index) == (
+            S.PAUSED,
+            PAUSED_BY_OPERATOR,
+            1,
+        )
+        assert len(sim_server.state.sent()) == 1
+    finally:
+        await service.aclose()
+
+
+async def test_pause_of_a_scheduled_campaign(service: CampaignService, db: Path) -> None:
+    cid = make_campaign(service.store, 1)
+    camp = await service.pause(cid)
+    assert (camp.status, camp.pause_reason) == (S.PAUSED, PAUSED_BY_OPERATOR)
+    before = snapshot(db)
+    with pytest.raises(TransitionError, match=f"campaign {cid} is Paused: it cannot become Paused"):
+        await service.pause(cid)
+    assert snapshot(db) == before
+
+
+async def test_pause_of_a_campaign_running_elsewhere_marks_it_paused(
+    service: CampaignService,
+) -> None:
+    cid = make_campaign(service.store, 1)
+    service.store.claim(cid, "another:1:x", 60)
+    camp = await service.pause(cid)
+    assert (camp.status, camp.pause_reason) == (S.PAUSED, PAUSED_BY_OPERATOR)
+
+
+@pytest.mark.parametrize("status", [S.SCHEDULED, S.PAUSED])
+async def test_cancel(service: CampaignService, status: CampaignStatus) -> None:
+    cid = make_campaign(service.store, 1)
+    force(service.store, cid, status=status)
+    camp = await service.cancel(cid)
+    assert camp.status == S.CANCELLED and camp.completed_at is not None
+    with pytest.raises(TransitionError, match="is Cancelled: it cannot become"):
+        await service.cancel(cid)
+
+
+async def test_cancel_of_a_running_campaign_in_this_process(
+    service: CampaignService, state: SimState
+) -> None:
+    cid = make_campaign(service.store, 4)
+
+    def cancel_after_first(event: ev.CampaignEvent) -> None:
+        if isinstance(event, ev.RecipientProcessed) and event.position == 0:
+            asyncio.get_running_loop().create_task(service.cancel(cid))
+
+    service.bus.subscribe(cancel_after_first)
+    await service.start(cid)
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Cancelled)
+    assert service.campaign(cid).status == S.CANCELLED
+    assert len(state.sent()) < 4
+
+
+async def test_an_image_campaign_created_through_the_service(
+    service: CampaignService, state: SimState, contacts_csv: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "pic.png"
+    image.write_bytes(PNG)
+    cid = service.create_campaign(
+        CampaignDraft(
+            name="img",
+            message="Hi {name}",
+            contacts_file=str(contacts_csv),
+            image=str(image),
+            delay=(0.0, 0.0),
+        )
+    )
+    camp = service.campaign(cid)
+    assert (camp.image_path, camp.image_mime) == (str(image.resolve()), "image/png")
+    await service.start(cid)
+    assert isinstance(await finish(service, cid), ev.Completed)
+    assert [m.image["mimetype"] for m in state.sent() if m.image] == ["image/png"] * 3
+    assert all(m.image and m.image["data"] and "base64" not in m.image for m in state.sent())
+
+
+async def test_recover_interrupted_through_the_service(service: CampaignService) -> None:
+    cid = make_campaign(service.store, 1)
+    service.store.claim(cid, "dead:1:x", 60)
+    force(service.store, cid, lease_until=datetime.now(UTC) - timedelta(seconds=1))
+    assert service.recover_interrupted() == [cid]
+    assert service.campaign(cid).status == S.PAUSED

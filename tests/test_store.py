@@ -1,0 +1,368 @@
+"""The SQLite store: the file, its schema version, recipients copies, status transitions,
+leases and recovery. Real files in tmp_path."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import stat
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from engine_helpers import force, make_campaign, people, snapshot
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from waha_tui.models import SCHEMA_VERSION, utcnow
+from waha_tui.status import TRANSITIONS, CampaignStatus, RecipientStatus, TransitionError
+from waha_tui.store import NotFound, R, Store, StoreError
+
+S = CampaignStatus
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "campaigns.db"
+
+
+@pytest.fixture
+def store(db: Path):
+    st = Store(db)
+    yield st
+    st.close()
+
+
+# -- the file ----------------------------------------------------------------------------
+
+
+def test_new_file_is_private_wal_with_foreign_keys_and_a_schema_version(db: Path) -> None:
+    old = os.umask(0o022)  # a umask that would make an ordinary file world-readable
+    try:
+        store = Store(db)
+    finally:
+        os.umask(old)
+    make_campaign(store, 2)  # something in the WAL
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    wal = db.with_name(db.name + "-wal")
+    assert wal.exists()
+    assert stat.S_IMODE(wal.stat().st_mode) == 0o600  # holds phone numbers too
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    # Foreign keys are enforced, not only declared.
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(R).values(
+                campaign_id=999, position=0, phone="1", chat_id="1@c.us", variables={}
+            )
+        )
+    store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent
+        version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+
+
+def test_two_processes_creating_the_same_new_file_at_once(tmp_path: Path, db: Path) -> None:
+    # This process looks, finds no tables; before it takes the write lock to create them,
+    # another process creates the schema. It must then use that schema, not insert its
+    # schema version a second time (UNIQUE constraint failed: meta.key).
+    reference = tmp_path / "reference.db"
+    Store(reference).close()
+    with sqlite3.connect(reference) as ref:
+        schema = [sql for (sql,) in ref.execute("SELECT sql FROM sqlite_master WHERE sql != ''")]
+        meta = ref.execute("SELECT key, value FROM meta").fetchall()
+    begins = 0
+
+    def other_process_creates_it_now(conn: Any) -> None:
+        nonlocal begins
+        if conn.engine.url.database != str(db):
+            return
+        begins += 1
+        if begins == 2:  # after the look, before this process's BEGIN IMMEDIATE
+            other = sqlite3.connect(db, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            for sql in schema:
+                other.execute(sql)
+            other.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta)
+            other.execute("COMMIT")
+            other.close()
+
+    # Class-level listeners run before the store's own, which emits BEGIN IMMEDIATE.
+    event.listen(Engine, "begin", other_process_creates_it_now)
+    try:
+        store = Store(db)
+    finally:
+        event.remove(Engine, "begin", other_process_creates_it_now)
+    assert begins >= 2
+    assert store.lists() == []
+    store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT key, value FROM meta").fetchall() == meta
+
+
+def test_reopening_keeps_the_data(db: Path) -> None:
+    store = Store(db)
+    cid = make_campaign(store, 2)
+    store.close()
+    again = Store(db)
+    assert again.get_campaign(cid).total == 2
+    again.close()
+
+
+def test_a_file_from_a_newer_schema_is_refused(db: Path) -> None:
+    Store(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(99),))
+    before = db.read_bytes()
+    with pytest.raises(StoreError) as info:
+        Store(db)
+    message = str(info.value)
+    assert "newer waha-tui" in message and "schema 99" in message and "upgrade" in message
+    assert "\n" not in message
+    assert db.read_bytes() == before
+
+
+def _one_line(exc: pytest.ExceptionInfo[StoreError]) -> str:
+    message = str(exc.value)
+    assert message and "\n" not in message and "Traceback" not in message, message
+    return message
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as info:
+        Store(tmp_path)
+    assert "is a directory" in _one_line(info)
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("phone,name\n" * 200)
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as info:
+        Store(path)
+    assert "is not a waha-tui database" in _one_line(info)
+    assert path.read_bytes() == before
+
+
+def test_another_programs_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE songs (title TEXT)")
+    with pytest.raises(StoreError) as info:
+        Store(path)
+    assert "not a waha-tui database" in _one_line(info)
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"songs"}
+
+
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [
+        ("missing-folder/campaigns.db", "does not exist"),
+        ("a-file/campaigns.db", "cannot create database"),  # the "folder" is a file
+    ],
+)
+def test_unusable_paths_give_one_line(tmp_path: Path, relative: str, expected: str) -> None:
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(StoreError) as info:
+        Store(tmp_path / relative)
+    assert expected in _one_line(info)
+
+
+def test_an_unwritable_location_gives_one_line() -> None:
+    # /proc refuses new files even for root, so this works whoever runs the tests.
+    with pytest.raises(StoreError) as info:
+        Store("/proc/waha-tui-test.db")
+    assert "/proc/waha-tui-test.db" in _one_line(info)
+
+
+# -- contacts and recipients -------------------------------------------------------------
+
+
+def test_recipients_are_a_copy_with_0_based_unique_positions(store: Store, db: Path) -> None:
+    contacts = people(4, city=["Berlin", "Jakarta", "Recife", "Oslo"])
+    store.create_list("friends", contacts)
+    from_list = store.list_contacts("friends")
+    assert from_list == contacts  # in file order
+    cid = make_campaign(
+        store, recipients=from_list, text="Hi {name} in {city}", list_name="friends"
+    )
+    before = store.recipients(cid)
+    assert [r.position for r in before] == [0, 1, 2, 3]
+    assert [(r.phone, r.name, r.variables) for r in before] == [
+        (c.phone, c.name, c.variables) for c in contacts
+    ]
+    assert all(r.status == RecipientStatus.PENDING and r.attempts == 0 for r in before)
+    assert store.get_campaign(cid).total == 4
+
+    store.delete_list("friends")
+    assert store.lists() == []
+    with pytest.raises(NotFound):
+        store.list_contacts("friends")
+    assert store.recipients(cid) == before
+    assert store.get_campaign(cid).list_name == "friends"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM contact").fetchone() == (0,)
+        with pytest.raises(sqlite3.IntegrityError):  # positions are unique per campaign
+            conn.execute(
+                "INSERT INTO recipient (campaign_id, position, phone, chat_id, variables, "
+                "status, attempts) VALUES (?, 2, '1', '1@c.us', '{}', 'pending', 0)",
+                (cid,),
+            )
+
+
+def test_a_list_name_is_unique(store: Store) -> None:
+    store.create_list("a", people(1))
+    with pytest.raises(StoreError, match="'a' already exists"):
+        store.create_list("a", people(2))
+    assert store.lists()[0].contact_count == 1
+
+
+# -- status transitions ------------------------------------------------------------------
+
+ALLOWED = {
+    (S.SCHEDULED, S.RUNNING),
+    (S.RUNNING, S.PAUSED),
+    (S.RUNNING, S.COMPLETED),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.CANCELLED),
+    (S.PAUSED, S.SCHEDULED),
+    (S.PAUSED, S.CANCELLED),
+    (S.SCHEDULED, S.CANCELLED),
+    (S.SCHEDULED, S.PAUSED),
+}
+
+
+def test_the_transition_table_is_exactly_the_allowed_set() -> None:
+    table = {(old, new) for old, targets in TRANSITIONS.items() for new in targets}
+    assert table == ALLOWED
+
+
+@pytest.mark.parametrize(("old", "new"), list(itertools.product(list(S), list(S))))
+def test_every_transition_through_the_store(
+    store: Store, db: Path, old: CampaignStatus, new: CampaignStatus
+) -> None:
+    cid = make_campaign(store, 1)
+    force(store, cid, status=old)
+    if (old, new) in ALLOWED:
+        camp = store.transition(cid, new, pause_reason="why")
+        assert camp.status == new
+        assert store.get_campaign(cid).status == new
+        assert store.get_campaign(cid).pause_reason == "why"
+    else:
+        before = snapshot(db)
+        with pytest.raises(TransitionError) as info:
+            store.transition(cid, new, pause_reason="why")
+        assert str(info.value) == f"campaign {cid} is {old}: it cannot become {new}"
+        assert snapshot(db) == before
+
+
+def test_transition_with_expect_refuses_other_statuses(store: Store, db: Path) -> None:
+    cid = make_campaign(store, 1)
+    before = snapshot(db)
+    with pytest.raises(TransitionError, match="is Scheduled: it cannot become Cancelled"):
+        store.transition(cid, S.CANCELLED, expect=(S.PAUSED,))
+    assert snapshot(db) == before
+
+
+def test_transition_of_a_missing_campaign(store: Store) -> None:
+    with pytest.raises(NotFound, match="no campaign with id 42"):
+        store.transition(42, S.PAUSED)
+
+
+# -- claims and leases -------------------------------------------------------------------
+
+
+def test_claim_makes_it_running_with_a_lease(store: Store) -> None:
+    cid = make_campaign(store, 1)
+    camp = store.claim(cid, "me", 30)
+    assert camp.status == S.RUNNING and camp.lease_owner == "me"
+    assert camp.lease_until is not None and camp.lease_until > utcnow() + timedelta(seconds=25)
+    assert camp.started_at is not None
+
+
+def test_claim_refuses_a_campaign_with_a_live_lease_of_another_owner(
+    store: Store, db: Path
+) -> None:
+    cid = make_campaign(store, 1)
+    store.claim(cid, "process-a", 30)
+    before = snapshot(db)
+    with pytest.raises(StoreError, match=f"campaign {cid} is already running in another process"):
+        store.claim(cid, "process-b", 30)
+    assert snapshot(db) == before
+
+
+@pytest.mark.parametrize("status", [S.COMPLETED, S.FAILED, S.CANCELLED, S.RUNNING])
+def test_claim_refuses_what_cannot_run(store: Store, db: Path, status: CampaignStatus) -> None:
+    cid = make_campaign(store, 1)
+    force(store, cid, status=status)  # Running here: no lease at all
+    before = snapshot(db)
+    with pytest.raises(StoreError, match=f"campaign {cid} is {status}: only a Scheduled or Paused"):
+        store.claim(cid, "me", 30)
+    assert snapshot(db) == before
+
+
+def test_claim_takes_a_paused_campaign_and_clears_the_reason(store: Store) -> None:
+    cid = make_campaign(store, 1)
+    store.transition(cid, S.PAUSED, pause_reason="paused by the operator")
+    camp = store.claim(cid, "me", 30)
+    assert (camp.status, camp.pause_reason) == (S.RUNNING, None)
+
+
+def test_one_running_campaign_per_waha_session(store: Store, db: Path) -> None:
+    first = make_campaign(store, 1)
+    second = make_campaign(store, 1)
+    elsewhere = make_campaign(store, 1, session="other")
+    store.claim(first, "process-a", 30)
+    before = snapshot(db)
+    with pytest.raises(StoreError, match=f"session 'default' is busy sending campaign {first}"):
+        store.claim(second, "process-b", 30)
+    with pytest.raises(StoreError, match="busy"):
+        store.claim(second, "process-a", 30)  # the same owner too
+    assert snapshot(db) == before
+    assert store.claim(elsewhere, "process-b", 30).status == S.RUNNING
+    # Once the first run's lease lapses, the session is free again.
+    force(store, first, lease_until=utcnow() - timedelta(seconds=1))
+    assert store.claim(second, "process-b", 30).status == S.RUNNING
+
+
+def test_recover_interrupted_pauses_only_lapsed_runs(store: Store) -> None:
+    lapsed = make_campaign(store, 1)
+    live = make_campaign(store, 1, session="other")
+    store.claim(lapsed, "dead-process", 30)
+    store.claim(live, "live-process", 30)
+    force(store, lapsed, lease_until=utcnow() - timedelta(seconds=5))
+    assert store.recover_interrupted() == [lapsed]
+    camp = store.get_campaign(lapsed)
+    assert camp.status == S.PAUSED
+    assert camp.pause_reason is not None and "interrupted" in camp.pause_reason
+    assert (camp.lease_owner, camp.lease_until) == (None, None)
+    assert store.get_campaign(live).status == S.RUNNING
+    assert store.recover_interrupted() == []
+
+
+def test_heartbeat_renews_only_its_own_lease(store: Store) -> None:
+    cid = make_campaign(store, 1)
+    store.claim(cid, "me", 1)
+    until = store.get_campaign(cid).lease_until
+    assert store.heartbeat(cid, "someone-else", 600) == S.RUNNING
+    assert store.get_campaign(cid).lease_until == until
+    store.heartbeat(cid, "me", 600)
+    renewed = store.get_campaign(cid).lease_until
+    assert until is not None and renewed is not None and renewed > until
+
+
+def test_due_campaigns(store: Store) -> None:
+    now = utcnow()
+    past = make_campaign(store, 1, scheduled_at=now - timedelta(days=3))
+    make_campaign(store, 1, scheduled_at=now + timedelta(hours=1))
+    paused = make_campaign(store, 1, scheduled_at=now - timedelta(days=1))
+    store.transition(paused, S.PAUSED)
+    assert [c.id for c in store.due_campaigns(now)] == [past]

@@ -171,8 +171,6 @@ def test_kill_9_at_random_moments_never_sends_twice_nor_loses_anyone(
         done = cli(env, *finish)
         assert done.returncode == 0, done.stderr
     assert kills >= 20, f"only {kills} kills happened: the test did not test much"
-    if not message_ids:
-        assert truth(db, cid)[1]["unknown"] >= 1  # kills mid-send were really exercised
     assert_at_most_once_and_accounted(server, db, cid, count)
 
 

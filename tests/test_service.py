@@ -23,8 +23,10 @@ from engine_helpers import (
     snapshot,
 )
 
+from tests.tui_helpers import make_rig
 from waha_tui import events as ev
 from waha_tui.errors import UserError
+from waha_tui.models import utcnow
 from waha_tui.runner import Clock, RunnerPool
 from waha_tui.service import PAUSED_BY_OPERATOR, CampaignDraft, CampaignService, parse_when
 from waha_tui.simulator import SimState, SimulatorServer
@@ -437,3 +439,22 @@ async def test_recover_interrupted_through_the_service(service: CampaignService)
     force(service.store, cid, lease_until=datetime.now(UTC) - timedelta(seconds=1))
     assert service.recover_interrupted() == [cid]
     assert service.campaign(cid).status == S.PAUSED
+
+
+async def test_resuming_a_campaign_paused_before_its_start_time_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    rig = make_rig(tmp_path)
+    try:
+        later = utcnow() + timedelta(hours=2)
+        cid = rig.add("Later", 3)
+        rig.force(cid, scheduled_at=later)
+        await rig.service.pause(cid)
+        assert rig.store.get_campaign(cid).status == CampaignStatus.PAUSED
+        assert await rig.service.resume(cid) is None
+        camp = rig.store.get_campaign(cid)
+        assert camp.status == CampaignStatus.SCHEDULED
+        assert camp.scheduled_at == later
+        assert rig.sim.state.sent() == []
+    finally:
+        await rig.service.aclose()

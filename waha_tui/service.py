@@ -218,7 +218,8 @@ class CampaignService:
         """Check its WAHA session, then run a Paused campaign at once (Paused -> Running).
 
         Returns once the runner has started (the caller chooses whether to wait), or None
-        with start=False (only marked Scheduled, for a `waha-tui run` elsewhere).
+        when it was only marked Scheduled: with start=False (for a `waha-tui run`
+        elsewhere), or when it never started and its scheduled time is still ahead.
         """
         camp = await self._db(self.store.get_campaign, campaign_id)
         if camp.status != S.PAUSED:
@@ -230,7 +231,10 @@ class CampaignService:
             raise UserError(
                 f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
             )
-        if not start:
+        not_yet_due = (camp.started_at is None and camp.scheduled_at is not None
+                       and camp.scheduled_at > utcnow())
+        if not start or not_yet_due:
+            # A campaign paused before its start time goes back to waiting for it.
             await self._db(
                 self.store.transition,
                 campaign_id,

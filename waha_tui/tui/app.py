@@ -141,7 +141,7 @@ class WahaTuiApp(App[None]):
 
     async def _resume(self, campaign_id: int) -> None:
         try:
-            await self.service.resume(campaign_id, spawn=self.spawn_runner)
+            run = await self.service.resume(campaign_id, spawn=self.spawn_runner)
         except UserError as exc:
             self.notify(
                 f"cannot resume campaign {campaign_id}: {exc}",
@@ -150,7 +150,11 @@ class WahaTuiApp(App[None]):
                 timeout=8,
             )
         else:
-            self.notify(f"campaign {campaign_id} resumed", markup=False)
+            if run is None:
+                self.notify(f"campaign {campaign_id} is Scheduled again: it starts at its "
+                            "scheduled time", markup=False)
+            else:
+                self.notify(f"campaign {campaign_id} resumed", markup=False)
         finally:
             self.resuming.discard(campaign_id)
             await self.main.reload()

@@ -449,8 +449,10 @@ def campaign_resume(
         install_stop_signals(lambda reason: service.pool.request_stop(cid, _paused(), reason))
         if await service.resume(cid) is None:
             camp = service.campaign(cid)
-            typer.echo(f"campaign {cid} is Scheduled again for {_local(camp.scheduled_at)}: "
-                       "`waha-tui run` or the dashboard starts it then")
+            typer.echo(
+                f"campaign {cid} is Scheduled again for {_local(camp.scheduled_at)}: "
+                "`waha-tui run` or the dashboard starts it then"
+            )
             return None
         return await service.pool.wait(cid)
 

@@ -231,8 +231,11 @@ class CampaignService:
             raise UserError(
                 f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
             )
-        not_yet_due = (camp.started_at is None and camp.scheduled_at is not None
-                       and camp.scheduled_at > utcnow())
+        not_yet_due = (
+            camp.started_at is None
+            and camp.scheduled_at is not None
+            and camp.scheduled_at > utcnow()
+        )
         if not start or not_yet_due:
             # A campaign paused before its start time goes back to waiting for it.
             await self._db(

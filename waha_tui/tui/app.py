@@ -151,8 +151,10 @@ class WahaTuiApp(App[None]):
             )
         else:
             if run is None:
-                self.notify(f"campaign {campaign_id} is Scheduled again: it starts at its "
-                            "scheduled time", markup=False)
+                self.notify(
+                    f"campaign {campaign_id} is Scheduled again: it starts at its scheduled time",
+                    markup=False,
+                )
             else:
                 self.notify(f"campaign {campaign_id} resumed", markup=False)
         finally:

@@ -36,20 +36,37 @@ def test_nothing_outside_the_tui_package_imports_textual() -> None:
 
 
 def test_core_layers_never_import_the_layers_above_them() -> None:
-    core = ["runner.py", "store.py", "models.py", "status.py", "pacing.py", "events.py",
-            "render.py", "phones.py", "csv_import.py"]
+    core = [
+        "runner.py",
+        "store.py",
+        "models.py",
+        "status.py",
+        "pacing.py",
+        "events.py",
+        "render.py",
+        "phones.py",
+        "csv_import.py",
+    ]
     core += [str(p.relative_to(PACKAGE)) for p in (PACKAGE / "waha").rglob("*.py")]
-    above = ("waha_tui.tui", "waha_tui.service", "waha_tui.cli", "waha_tui.scheduler",
-             "waha_tui.demo")
+    above = (
+        "waha_tui.tui",
+        "waha_tui.service",
+        "waha_tui.cli",
+        "waha_tui.scheduler",
+        "waha_tui.demo",
+    )
     offenders = {
-        name: sorted(i for i in imports_of(PACKAGE / name) if i.startswith(above))
-        for name in core
+        name: sorted(i for i in imports_of(PACKAGE / name) if i.startswith(above)) for name in core
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
 def test_the_waha_client_knows_nothing_of_campaigns() -> None:
     for path in (PACKAGE / "waha").rglob("*.py"):
-        bad = [i for i in imports_of(path) if i.startswith("waha_tui.")
-               and not i.startswith(("waha_tui.waha", "waha_tui.errors", "waha_tui.secret"))]
+        bad = [
+            i
+            for i in imports_of(path)
+            if i.startswith("waha_tui.")
+            and not i.startswith(("waha_tui.waha", "waha_tui.errors", "waha_tui.secret"))
+        ]
         assert bad == [], f"{path.name} imports {bad}"

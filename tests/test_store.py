@@ -237,6 +237,9 @@ ALLOWED = {
     (S.PAUSED, S.CANCELLED),
     (S.SCHEDULED, S.CANCELLED),
     (S.SCHEDULED, S.PAUSED),
+    # Added by the crash-safety issue: `campaign retry` reopens a finished campaign.
+    (S.COMPLETED, S.PAUSED),
+    (S.FAILED, S.PAUSED),
 }
 
 

@@ -469,6 +469,28 @@ def _paused() -> Any:
     return CampaignStatus.PAUSED
 
 
+@campaign_app.command("retry", context_settings=ID_COMMAND)
+def campaign_retry(
+    ctx: typer.Context,
+    campaign_id: str,
+    unknown: Annotated[
+        bool, typer.Option("--unknown", help="Re-send recipients whose delivery is unknown.")
+    ] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="Re-send failed recipients.")] = False,
+) -> None:
+    """Queue unknown or failed recipients again; the campaign is left Paused to resume."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: Any) -> None:
+        count = await service.retry(cid, unknown=unknown, failed=failed)
+        typer.echo(
+            f"campaign {cid}: {count} recipient{'s' if count != 1 else ''} queued for retry; "
+            f"send them with `waha-tui campaign resume {cid}`"
+        )
+
+    _with_service(ctx, go)
+
+
 @campaign_app.command("pause", context_settings=ID_COMMAND)
 def campaign_pause(ctx: typer.Context, campaign_id: str) -> None:
     """Pause a Running or Scheduled campaign (after the message in flight)."""

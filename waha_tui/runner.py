@@ -43,6 +43,7 @@ T = TypeVar("T")
 S = CampaignStatus
 RS = RecipientStatus
 BATCH = 500
+SETTLED = frozenset({RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED})
 
 
 def new_owner_id() -> str:
@@ -194,6 +195,11 @@ class CampaignRun:
             for rec in batch:
                 if rec.position != position:
                     raise UserError(f"recipient position {position} is missing")
+                if rec.status in SETTLED:
+                    # Settled earlier (before a retry moved next_index back): never re-sent,
+                    # and no wait is spent on it.
+                    position = rec.position + 1
+                    continue
                 if not first:
                     await self._pause_between(pacing)
                 first = False
@@ -243,10 +249,6 @@ class CampaignRun:
     # -- one recipient -----------------------------------------------------------------
 
     async def _process(self, camp: Campaign, rec: Recipient, pacing: Pacing) -> Campaign:
-        if rec.status in (RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED):
-            # Already settled (a crash between the two writes is impossible: one
-            # transaction), so only next_index lags; never send it again.
-            return camp
         resend_id: str | None = None
         if rec.status == RS.SENDING:
             # Caught in flight by a crash: the message may have gone out.

@@ -19,7 +19,7 @@ from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for
 from waha_tui.render import placeholders, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
-from waha_tui.status import FINISHED, CampaignStatus, TransitionError
+from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus, TransitionError
 from waha_tui.store import ListInfo, NewRecipient, Store
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
 
@@ -254,6 +254,13 @@ class CampaignService:
         self, campaign_id: int, spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None
     ) -> CampaignRun:
         return await self.pool.start(campaign_id, spawn)
+
+    async def retry(self, campaign_id: int, *, unknown: bool, failed: bool) -> int:
+        """Queue unknown and/or failed recipients again; the campaign is left Paused."""
+        if not unknown and not failed:
+            raise UserError("say what to retry: --unknown, --failed or both")
+        wanted = [RecipientStatus.UNKNOWN] * unknown + [RecipientStatus.FAILED] * failed
+        return await self._db(self.store.retry_recipients, campaign_id, wanted)
 
     def recover_interrupted(self) -> list[int]:
         return self.store.recover_interrupted()

@@ -30,8 +30,9 @@ TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
     S.SCHEDULED: frozenset({S.RUNNING, S.CANCELLED, S.PAUSED}),
     S.RUNNING: frozenset({S.PAUSED, S.COMPLETED, S.FAILED, S.CANCELLED}),
     S.PAUSED: frozenset({S.SCHEDULED, S.CANCELLED}),
-    S.COMPLETED: frozenset(),
-    S.FAILED: frozenset(),
+    # Reopened only to retry failed or unknown recipients the operator chose (issue 6).
+    S.COMPLETED: frozenset({S.PAUSED}),
+    S.FAILED: frozenset({S.PAUSED}),
     S.CANCELLED: frozenset(),
 }
 FINISHED = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})

@@ -535,6 +535,8 @@ class Store:
                     values["pause_reason"] = pause_reason
                 if new in FINISHED:
                     values["completed_at"] = now
+                if new == S.COMPLETED:
+                    values["next_index"] = camp.total  # every recipient is settled
                 if last_error:
                     values["last_error"] = last_error
             conn.execute(
@@ -546,6 +548,57 @@ class Store:
                 .values(**values)
             )
             return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
+
+    def retry_recipients(self, campaign_id: int, statuses: Iterable[RecipientStatus]) -> int:
+        """Queue failed or unknown recipients to be sent again; the campaign becomes Paused.
+
+        Counters and next_index move back with them, so they still equal the per-recipient
+        truth. The operator then resumes it as any paused campaign.
+        """
+        wanted = sorted({RecipientStatus(s) for s in statuses})
+        if not wanted:
+            raise StoreError("choose what to retry: failed or unknown recipients")
+        with self.write() as conn:
+            camp = self._locked_campaign(conn, campaign_id)
+            if camp.status not in (S.PAUSED, S.COMPLETED, S.FAILED):
+                raise StoreError(
+                    f"campaign {campaign_id} is {camp.status}: only a Paused, Completed or "
+                    "Failed campaign can retry recipients"
+                )
+            rows = conn.execute(
+                sa.select(R.c.status, sa.func.count(), sa.func.min(R.c.position))
+                .where(R.c.campaign_id == campaign_id, R.c.status.in_(wanted))
+                .group_by(R.c.status)
+            ).all()
+            found = {status: (count, first) for status, count, first in rows}
+            total = sum(count for count, _ in found.values())
+            if not total:
+                names = " or ".join(str(s) for s in wanted)
+                raise StoreError(f"campaign {campaign_id} has no {names} recipients to retry")
+            conn.execute(
+                sa.update(R)
+                .where(R.c.campaign_id == campaign_id, R.c.status.in_(wanted))
+                .values(status=RecipientStatus.PENDING, error=None, message_id=None, sent_at=None)
+            )
+            if camp.status != S.PAUSED:
+                check_transition(campaign_id, camp.status, S.PAUSED)
+            first = min(first for _, first in found.values())
+            conn.execute(
+                sa.update(C)
+                .where(C.c.id == campaign_id)
+                .values(
+                    status=S.PAUSED,
+                    failed=C.c.failed - found.get(RecipientStatus.FAILED, (0, 0))[0],
+                    unknown=C.c.unknown - found.get(RecipientStatus.UNKNOWN, (0, 0))[0],
+                    next_index=min(camp.next_index, first),
+                    consecutive_failures=0,
+                    completed_at=None,
+                    pause_reason=f"{total} recipient{'s' if total > 1 else ''} queued for "
+                    "retry: resume to send",
+                    updated_at=utcnow(),
+                )
+            )
+        return total
 
     def recover_interrupted(self, now: datetime | None = None) -> list[int]:
         """Campaigns left Running by a process whose lease lapsed become Paused."""

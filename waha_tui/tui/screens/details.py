@@ -11,9 +11,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from waha_tui.errors import UserError
 from waha_tui.models import Campaign, Recipient
 from waha_tui.service import CampaignService
+from waha_tui.status import CampaignStatus
 from waha_tui.tui.format import local_time, progress_cell, recipient_cells, status_cell
+from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 RECIPIENT_COLUMNS = [
@@ -24,6 +27,7 @@ RECIPIENT_COLUMNS = [
     ("WAHA message id", "message_id"),
     ("Error", "error"),
 ]
+RETRYABLE = (CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.FAILED)
 WINDOW = 1000  # recipients shown around the next one, so huge campaigns stay light
 
 
@@ -58,13 +62,18 @@ def summary(c: Campaign) -> Table:
 
 
 class DetailsScreen(Screen[None]):
-    BINDINGS = [Binding("escape", "back", "Back")]
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("u", "retry('unknown')", "Retry unknown"),
+        Binding("f", "retry('failed')", "Retry failed"),
+    ]
 
     def __init__(self, service: CampaignService, campaign_id: int) -> None:
         super().__init__()
         self.service = service
         self.campaign_id = campaign_id
         self._loading = False
+        self.campaign: Campaign | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="details-summary")
@@ -87,7 +96,9 @@ class DetailsScreen(Screen[None]):
             return
         finally:
             self._loading = False
+        self.campaign = camp
         self.query_one("#details-summary", Static).update(summary(camp))
+        self.refresh_bindings()
         table = self.query_one("#recipients", KeyedTable)
         table.sync((str(r.position), recipient_cells(r)) for r in recipients)
 
@@ -98,3 +109,48 @@ class DetailsScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action != "retry":
+            return True
+        c = self.campaign
+        if c is None or c.status not in RETRYABLE:
+            return False
+        return bool(c.unknown if parameters == ("unknown",) else c.failed)
+
+    def action_retry(self, which: str) -> None:
+        c = self.campaign
+        if c is None or not self.check_action("retry", (which,)):
+            return
+        count = c.unknown if which == "unknown" else c.failed
+        warning = (
+            " They may already have it: WAHA never confirmed those sends."
+            if which == "unknown"
+            else ""
+        )
+        question = (
+            f"Send campaign {c.id} again to its {count} {which} recipient"
+            f"{'s' if count != 1 else ''}?{warning} The campaign is left Paused: press r on "
+            "the list to send."
+        )
+
+        async def retry() -> None:
+            try:
+                done = await self.service.retry(
+                    self.campaign_id, unknown=which == "unknown", failed=which == "failed"
+                )
+            except UserError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.notify(
+                f"campaign {self.campaign_id}: {done} recipients queued; press r on the list "
+                "to send them",
+                markup=False,
+            )
+            await self.reload()
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(retry(), group="actions", exit_on_error=False)
+
+        self.app.push_screen(ConfirmationModal(question, yes="Queue them", no="Keep"), answered)

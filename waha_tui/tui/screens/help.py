@@ -17,6 +17,7 @@ KEYS: list[tuple[str, str]] = [
     ("/", "filter by name or status; esc clears"),
     ("w", "WhatsApp sessions; link a phone by QR or pairing code"),
     ("?", "this help"),
+    ("u / f", "in details: queue unknown / failed recipients again (asks first)"),
     ("esc", "back / close"),
     ("q", "quit (running campaigns are paused after the message in flight)"),
 ]

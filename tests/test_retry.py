@@ -1,0 +1,206 @@
+"""The operator's decision on unknown and failed recipients: `campaign retry` and `u`/`f`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from engine_helpers import (
+    FakeClock,
+    fast_config,
+    make_campaign,
+    module_simulator,
+    reset_simulator,
+    run_to_end,
+    snapshot,
+)
+from typer.testing import CliRunner
+
+from tests.tui_helpers import Rig, make_rig
+from waha_tui import cli
+from waha_tui.runner import RunnerPool
+from waha_tui.service import CampaignService
+from waha_tui.simulator import SimulatorServer
+from waha_tui.status import CampaignStatus, RecipientStatus
+from waha_tui.store import Store, StoreError
+from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.screens.details import DetailsScreen
+from waha_tui.waha import WahaClient
+
+S = CampaignStatus
+RS = RecipientStatus
+
+
+@pytest.fixture(scope="module")
+def shared_sim() -> Iterator[SimulatorServer]:
+    yield from module_simulator()
+
+
+@pytest.fixture
+def sim_server(shared_sim: SimulatorServer) -> SimulatorServer:
+    return reset_simulator(shared_sim)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "campaigns.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
+    c = WahaClient(sim_server.url)
+    yield c
+    await c.aclose()
+
+
+def truth(store: Store, cid: int) -> None:
+    """The counters equal the per-recipient statuses."""
+    camp = store.get_campaign(cid)
+    counts = store.recipient_counts(cid)
+    assert (camp.sent, camp.failed, camp.unknown) == (
+        counts.get(RS.SENT, 0),
+        counts.get(RS.FAILED, 0),
+        counts.get(RS.UNKNOWN, 0),
+    )
+
+
+async def test_retry_failed_sends_only_those_again_and_counters_stay_true(
+    store: Store, client: WahaClient, sim_server: SimulatorServer
+) -> None:
+    cid = make_campaign(store, 6)
+    sim_server.state.fail_chat("491510000002@c.us")
+    sim_server.state.fail_chat("491510000004@c.us")
+    await run_to_end(store, client, cid)
+    assert store.get_campaign(cid).status == S.COMPLETED
+    assert store.get_campaign(cid).failed == 2
+    truth(store, cid)
+
+    sim_server.state.clear_faults()
+    service = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))
+    assert await service.retry(cid, unknown=False, failed=True) == 2
+    camp = store.get_campaign(cid)
+    assert (camp.status, camp.failed, camp.next_index) == (S.PAUSED, 0, 2)
+    assert "2 recipients queued for retry" in (camp.pause_reason or "")
+    assert [r.position for r in store.recipients(cid, status=RS.PENDING)] == [2, 4]
+    truth(store, cid)
+
+    before = len(sim_server.state.sent())
+    await service.resume(cid)
+    await service.pool.wait(cid)
+    camp = store.get_campaign(cid)
+    assert (camp.status, camp.sent, camp.failed, camp.next_index) == (S.COMPLETED, 6, 0, 6)
+    again = [m.chat_id for m in sim_server.state.sent()[before:]]
+    assert again == ["491510000002@c.us", "491510000004@c.us"]
+    truth(store, cid)
+
+
+async def test_settled_recipients_before_next_index_cost_no_wait(
+    store: Store, client: WahaClient, sim_server: SimulatorServer
+) -> None:
+    cid = make_campaign(store, 5, delay_min=30.0, delay_max=30.0)
+    sim_server.state.set_status("default", "WORKING")
+    sim_server.state.fail_chat("491510000000@c.us")
+    clock = FakeClock()
+    await run_to_end(store, client, cid, fast_config(clock))
+    assert len(clock.waits) == 4  # between five messages
+    sim_server.state.clear_faults()
+    await CampaignService(store, client).retry(cid, unknown=False, failed=True)
+    clock2 = FakeClock()
+    await run_to_end(store, client, cid, fast_config(clock2))
+    assert store.get_campaign(cid).status == S.COMPLETED
+    assert clock2.waits == []  # one message to send, four settled ones skipped without waiting
+
+
+@pytest.mark.parametrize("status", [S.RUNNING, S.SCHEDULED, S.CANCELLED])
+def test_retry_refused_while_it_runs_or_is_cancelled(
+    store: Store, tmp_path: Path, status: CampaignStatus
+) -> None:
+    from engine_helpers import force, force_recipient
+
+    cid = make_campaign(store, 3)
+    force_recipient(store, cid, 0, status=RS.FAILED, error="x")
+    force(store, cid, status=status, failed=1, next_index=1)
+    before = snapshot(tmp_path / "campaigns.db")
+    with pytest.raises(StoreError, match=f"campaign {cid} is {status}"):
+        store.retry_recipients(cid, [RS.FAILED])
+    assert snapshot(tmp_path / "campaigns.db") == before
+
+
+def test_retry_with_nothing_to_retry_is_a_clear_error(store: Store) -> None:
+    from engine_helpers import force
+
+    cid = make_campaign(store, 2)
+    force(store, cid, status=S.COMPLETED, sent=2, next_index=2)
+    with pytest.raises(StoreError, match="has no unknown recipients"):
+        store.retry_recipients(cid, [RS.UNKNOWN])
+    assert store.get_campaign(cid).status == S.COMPLETED
+
+
+def test_cli_retry(tmp_path: Path, sim_server: SimulatorServer) -> None:
+    from engine_helpers import force, force_recipient
+
+    db = tmp_path / "campaigns.db"
+    store = Store(db)
+    cid = make_campaign(store, 3)
+    force_recipient(store, cid, 1, status=RS.UNKNOWN, error="no answer")
+    force_recipient(store, cid, 0, status=RS.SENT)
+    force_recipient(store, cid, 2, status=RS.SENT)
+    force(store, cid, status=S.COMPLETED, sent=2, unknown=1, next_index=3)
+    store.close()
+    runner = CliRunner()
+    base = ["--db", str(db), "--waha-url", sim_server.url, "campaign"]
+    none = runner.invoke(cli.app, [*base, "retry", str(cid)])
+    assert none.exit_code == 1
+    assert "--unknown, --failed or both" in none.output
+    ok = runner.invoke(cli.app, [*base, "retry", str(cid), "--unknown"])
+    assert ok.exit_code == 0, ok.output
+    assert "1 recipient queued for retry" in ok.output
+    resumed = runner.invoke(cli.app, [*base, "resume", str(cid)])
+    assert resumed.exit_code == 0, resumed.output
+    assert [m.chat_id for m in sim_server.state.sent()] == ["491510000001@c.us"]
+    again = runner.invoke(cli.app, [*base, "retry", str(cid), "--unknown"])
+    assert again.exit_code == 1
+    assert "has no unknown recipients" in again.output
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    r = make_rig(tmp_path)
+    yield r
+    await r.service.aclose()
+
+
+async def test_details_u_asks_then_queues_unknown_recipients(rig: Rig) -> None:
+    from engine_helpers import force_recipient
+
+    cid = rig.add("Unsure", 4, status=S.COMPLETED, done=4)
+    force_recipient(rig.store, cid, 2, status=RS.UNKNOWN, message_id=None, error="timeout")
+    rig.force(cid, sent=3, unknown=1)
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        deadline = time.monotonic() + 5
+        while not (isinstance(pilot.app.screen, DetailsScreen) and pilot.app.screen.campaign):
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+        screen = pilot.app.screen
+        assert screen.check_action("retry", ("unknown",)) is True
+        assert screen.check_action("retry", ("failed",)) is False  # none failed: not offered
+        await pilot.press("f")
+        await pilot.pause(0.2)
+        assert isinstance(pilot.app.screen, DetailsScreen)  # nothing asked
+        await pilot.press("u")
+        await pilot.pause(0.2)
+        assert isinstance(pilot.app.screen, ConfirmationModal)
+        await pilot.press("y")
+        deadline = time.monotonic() + 5
+        while rig.store.get_campaign(cid).status != S.PAUSED:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+    camp = rig.store.get_campaign(cid)
+    assert (camp.unknown, camp.next_index) == (0, 2)
+    assert rig.sim.state.sent() == []  # queued, not sent: the operator resumes with r

@@ -304,3 +304,24 @@ async def test_the_scheduler_starts_due_campaigns_one_per_session(rig: Rig) -> N
     assert rig.store.get_campaign(b).status == S.COMPLETED
     assert not any(seen_together)
     assert len(rig.sim.state.sent()) == 6
+
+
+async def test_a_campaign_running_in_another_process_is_shown_as_such(rig: Rig) -> None:
+    from datetime import timedelta
+
+    from textual.widgets import Static
+
+    from waha_tui.models import utcnow
+
+    cid = rig.add("Elsewhere", 5, status=S.RUNNING, done=2)
+    rig.force(cid, lease_owner="other-host:4242:abcd", lease_until=utcnow() + timedelta(hours=1))
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await wait_for(pilot, lambda: main_screen(pilot).campaigns[cid].status == S.RUNNING)
+        info = str(pilot.app.screen.query_one("#row-info", Static).render())
+        assert "in another process (other-host:4242)" in info
+        assert "Resume" not in footer_keys(pilot)
+        assert "Pause" in footer_keys(pilot)
+        await pilot.press("p")  # the other runner sees the Paused status and stops there
+        await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.PAUSED)
+    assert rig.sim.state.sent() == []

@@ -54,6 +54,9 @@ def summary(c: Campaign) -> Table:
     )
     grid.add_row("Created", local_time(c.created_at, fmt), "Ended", local_time(c.completed_at, fmt))
     grid.add_row("Delay", f"{c.delay_min:g}-{c.delay_max:g} s", "List", Text(c.list_name or "-"))
+    if c.status == CampaignStatus.RUNNING and c.lease_owner:
+        owner = ":".join(c.lease_owner.split(":")[:2])
+        grid.add_row("Runner", Text(f"process {owner}"), "", "")
     if c.pause_reason:
         grid.add_row("Paused", Text(c.pause_reason, style="yellow"), "", "")
     if c.last_error:

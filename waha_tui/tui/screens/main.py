@@ -163,6 +163,10 @@ class MainScreen(Screen[None]):
         if c is not None:
             line.append(f"#{c.id} ", style="bold")
             line.append_text(status_cell(c.status))
+            if c.status == S.RUNNING and c.lease_owner != self.wapp.service.pool.owner:
+                # Another dashboard or `waha-tui run` holds it: shown live, not runnable here.
+                owner = ":".join((c.lease_owner or "?").split(":")[:2])
+                line.append(f" in another process ({owner})", style="cyan")
             detail = reason_cell(c)
             if detail.plain:
                 line.append(": ")

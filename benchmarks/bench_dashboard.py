@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
+import os
 import random
 import subprocess
 import sys
@@ -112,7 +114,9 @@ class AppProbe:
     rows_at: float | None = None  # first time the table had rows (end of show())
     repaint_seconds: list[tuple[float, float]] = field(default_factory=list)  # (at, spent)
     shows: list[float] = field(default_factory=list)
+    show_spans: list[tuple[float, float]] = field(default_factory=list)
     syncs: list[float] = field(default_factory=list)
+    width_updates: list[float] = field(default_factory=list)  # DataTable column widths
     db_reads: list[tuple[float, float]] = field(default_factory=list)  # (start, end)
     frame_waiters: list[Callable[[float], None]] = field(default_factory=list)
 
@@ -156,6 +160,7 @@ class AppProbe:
                 finally:
                     now = time.perf_counter()
                     probe.shows.append(now - started)
+                    probe.show_spans.append((started, now))
                     if probe.rows_at is None and table_rows() > 0:
                         probe.rows_at = now
 
@@ -173,10 +178,21 @@ class AppProbe:
         screen._on_timer_update = on_timer_update
 
     def wrap_table(self, table: Any) -> None:
+        probe = self
+        original_widths = getattr(table, "_update_column_widths", None)
+        if original_widths is not None:
+
+            def update_column_widths(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return original_widths(*args, **kwargs)
+                finally:
+                    probe.width_updates.append(time.perf_counter() - started)
+
+            table._update_column_widths = update_column_widths
         if not hasattr(table, "sync"):
             return
         original_sync = table.sync
-        probe = self
 
         def sync(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -227,6 +243,17 @@ _T0 = time.perf_counter()
 def log(message: str) -> None:
     """Progress of a child phase, on stderr (shown with --verbose, or when it fails)."""
     print(f"[{time.perf_counter() - _T0:7.2f}s] {message}", file=sys.stderr, flush=True)
+
+
+def exit_soon(seconds: float) -> None:
+    """A watchdog: leave the process after `seconds` even if the app never finishes closing."""
+
+    def bail() -> None:
+        time.sleep(seconds)
+        log(f"the app did not close within {seconds:g} s; leaving")
+        os._exit(0)
+
+    threading.Thread(target=bail, daemon=True).start()
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -437,18 +464,26 @@ async def phase_refresh(args: argparse.Namespace) -> None:
                 )
             await wait_until(lambda: not getattr(screen, "_loading", False), 30, "a quiet moment")
             await asyncio.sleep(0)  # the write above is not part of the tick
-            shows0, syncs0, reads0 = len(probe.shows), len(probe.syncs), len(probe.db_reads)
+            shows0, syncs0, reads0 = len(probe.show_spans), len(probe.syncs), len(probe.db_reads)
             # The reload runs as a task of its own and is timed from the step after it ends,
             # so the loop monitor has accounted for every callback of it.
+            widths0 = len(probe.width_updates)
             busy0, t0, _ = monitor.mark()
             await asyncio.create_task(screen.reload())
-            busy1, t1, longest = monitor.mark()
+            _, t1, longest = monitor.mark()
             gap = args.tick_gap
-            await asyncio.sleep(gap)
-            frames = [at for at in probe.frame_times if t1 <= at < t1 + gap]
-            repaint = sum(spent for at, spent in probe.repaint_seconds if t1 <= at < t1 + gap)
+            await asyncio.sleep(gap)  # the deferred work: column widths, the repaint
+            busy2, t2, longest_after = monitor.mark()
+            frames = [at for at in probe.frame_times if t1 <= at < t2]
+            repaint = sum(spent for at, spent in probe.repaint_seconds if t0 <= at < t2)
             reads = probe.db_reads[reads0:]
             thread = sum(end - start for start, end in reads)
+            shows = probe.show_spans[shows0:]
+            # The reload's own synchronous parts: before the read, and from the read's end
+            # to the end of show() (the model dict, the cells, the diff into the table).
+            sync_parts = (reads[0][0] - t0 if reads else 0.0) + (
+                shows[-1][1] - reads[-1][1] if shows and reads else 0.0
+            )
             seen = all(
                 getattr(screen.campaigns.get(cid), "sent", None) == sent
                 for cid, sent in expected.items()
@@ -458,12 +493,13 @@ async def phase_refresh(args: argparse.Namespace) -> None:
                     "changes": changes,
                     "wall_s": t1 - t0,
                     "db_read_s": thread,
-                    "event_loop_s": (t1 - t0) - thread,
-                    "loop_busy_s": busy1 - busy0,
-                    "longest_callback_s": longest,
-                    "show_s": sum(probe.shows[shows0:]),
+                    "reload_sync_s": sync_parts,
+                    "event_loop_s": busy2 - busy0,
+                    "longest_callback_s": max(longest, longest_after),
+                    "show_s": sum(end - start for start, end in shows),
                     "sync_s": sum(probe.syncs[syncs0:]),
-                    "reloads": len(probe.shows) - shows0,
+                    "column_widths_s": sum(probe.width_updates[widths0:]),
+                    "reloads": len(shows),
                     "to_frame_s": (frames[0] - t1) if frames else None,
                     "frames_after": len(frames),
                     "repaint_s": repaint,
@@ -480,61 +516,97 @@ async def phase_refresh(args: argparse.Namespace) -> None:
 
 class KeyPresser:
     """Presses keys from another thread, as a terminal driver does, and times each one
-    from the press to the cursor moving (and to the next frame after that)."""
+    from the press to the cursor moving (and to the next frame after that).
+
+    Every press moves the cursor exactly once (down `window` times, then up, ...), and
+    keys are handled in order, so the n-th move answers the n-th press: a press that
+    times out is still matched to its own move if that comes later. After three presses
+    in a row go unanswered for `timeout` seconds, or after `budget` seconds, it stops:
+    the rest would only queue up behind them.
+    """
 
     def __init__(self, app: Any, table: Any, probe: AppProbe, rng: random.Random) -> None:
         self.app, self.table, self.probe, self.rng = app, table, probe, rng
         self.loop = asyncio.get_running_loop()
-        self.moved = threading.Event()
-        self.pressed_at: float | None = None
+        self.lock = threading.Lock()
+        self.answered = threading.Event()
+        self.pending: collections.deque[float] = collections.deque()
         self.latencies: list[float] = []
         self.to_frame: list[float] = []
-        self.timeouts = 0
         app.watch(table, "cursor_coordinate", self._on_move, init=False)
 
     def _on_move(self) -> None:
-        pressed = self.pressed_at
-        if pressed is None:
-            return
         now = time.perf_counter()
-        self.pressed_at = None
+        with self.lock:
+            if not self.pending:
+                return
+            pressed = self.pending.popleft()
+            if not self.pending:
+                self.answered.set()
         self.latencies.append(now - pressed)
         self.probe.frame_waiters.append(lambda at: self.to_frame.append(at - pressed))
-        self.moved.set()
 
     def _post(self, key: str) -> None:
         from textual import events
 
         self.app.post_message(events.Key(key, None))
 
-    def run(self, presses: int, gap: tuple[float, float], window: int) -> None:
-        """Down `window` times, up `window` times, ... (the cursor always moves)."""
+    def run(
+        self, presses: int, gap: tuple[float, float], window: int, timeout: float, budget: float
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        made = late = 0
+        in_a_row = 0
         for i in range(presses):
             if i and i % 20 == 0:
-                log(f"{i} presses, slowest {max(self.latencies[-20:]):.3f} s")
+                log(f"{i} presses, slowest {max(self.latencies[-20:], default=0):.3f} s")
             time.sleep(self.rng.uniform(*gap))
             key = "down" if (i // window) % 2 == 0 else "up"
-            self.moved.clear()
-            self.pressed_at = time.perf_counter()
+            with self.lock:
+                self.answered.clear()
+                self.pending.append(time.perf_counter())
             self.loop.call_soon_threadsafe(self._post, key)
-            if not self.moved.wait(timeout=5.0):
-                self.timeouts += 1
-                self.pressed_at = None
-                self.latencies.append(5.0)
+            made += 1
+            if self.answered.wait(timeout):
+                in_a_row = 0
+            else:
+                late += 1
+                in_a_row += 1
+                log(f"press {i + 1} unanswered after {timeout:g} s")
+                if in_a_row >= 3:
+                    break
+            if time.perf_counter() - started > budget:
+                break
+        self.answered.wait(timeout)
+        with self.lock:
+            now = time.perf_counter()
+            unanswered = [now - t for t in self.pending]  # lower bounds
+            self.pending.clear()
+        return {"made": made, "late": late, "unanswered": unanswered}
 
-    async def press(self, presses: int, gap: tuple[float, float], window: int) -> dict[str, Any]:
+    async def press(
+        self,
+        presses: int,
+        gap: tuple[float, float],
+        window: int,
+        timeout: float = 5.0,
+        budget: float = 120.0,
+    ) -> dict[str, Any]:
         start = len(self.latencies), len(self.to_frame)
-        await asyncio.to_thread(self.run, presses, gap, window)
+        ran = await asyncio.to_thread(self.run, presses, gap, window, timeout, budget)
         await asyncio.sleep(0.2)  # the last frame
-        lat, frames = self.latencies[start[0] :], self.to_frame[start[1] :]
+        lat = self.latencies[start[0] :] + ran["unanswered"]
+        frames = self.to_frame[start[1] :]
         return {
-            "presses": len(lat),
+            "presses": ran["made"],
             "p50_s": pct(lat, 50),
             "p95_s": pct(lat, 95),
             "p99_s": pct(lat, 99),
             "max_s": max(lat) if lat else float("nan"),
             "over_100ms": sum(1 for x in lat if x > TARGET_KEY_MS / 1000),
-            "timeouts": self.timeouts,
+            "timeouts": ran["late"],
+            "unanswered": len(ran["unanswered"]),
+            "stopped_early": ran["made"] < presses,
             "frame_p50_s": pct(frames, 50),
             "frame_max_s": max(frames) if frames else float("nan"),
         }
@@ -645,11 +717,14 @@ async def phase_keys(args: argparse.Namespace) -> None:
             ran_throughout=still_running,
         )
         log(f"done: max {running_keys['max_s']:.3f} s; stopping the campaign")
-        await service.pool.stop_all("benchmark done")
-        log("stopped; closing the app")
+        await service.pool.stop_all("benchmark done", timeout=10)
+        running_keys["screen_queue_at_end"] = app.main._message_queue.qsize()
+        # The figures first: an app whose screen queue is flooded may take long to close.
+        emit({**launch, "keys_idle": idle_keys, "keys_running": running_keys})
+        exit_soon(30)
+        log("closing the app")
     await service.aclose()
     log("closed")
-    emit({**launch, "keys_idle": idle_keys, "keys_running": running_keys})
 
 
 PHASES = {
@@ -691,11 +766,17 @@ def run_child(args: argparse.Namespace, phase: str, db: Path | None, sim_url: st
     )
     if db is not None:
         cmd += ["--db", str(db)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=None if args.verbose else subprocess.PIPE,
+        text=True,
+        timeout=1800,
+    )
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT):
             return json.loads(line[len(RESULT) :])
-    sys.stderr.write(proc.stdout + proc.stderr)
+    sys.stderr.write(proc.stdout + (proc.stderr or ""))
     raise RuntimeError(f"phase {phase} failed with exit code {proc.returncode}")
 
 
@@ -759,25 +840,26 @@ def orchestrate(args: argparse.Namespace) -> int:
     )
     tick_figure("db_read", "db_read_s", "store read in the worker thread")
     tick_figure("reload_wall", "wall_s", "MainScreen.reload(), start to end")
-    loop_ms = tick_figure("event_loop", "event_loop_s", "reload wall minus the thread read")
-    tick_figure("show", "show_s", "show(): cells + sync")
+    tick_figure("reload_sync", "reload_sync_s", "reload's synchronous parts: model dict + show()")
+    tick_figure("show", "show_s", "show(): cells for every row + sync")
     tick_figure("sync", "sync_s", "KeyedTable.sync()")
-    tick_figure("loop_busy", "loop_busy_s", "all loop callbacks during the reload")
-    tick_figure("longest_callback", "longest_callback_s", "longest single callback")
+    tick_figure("column_widths", "column_widths_s", "DataTable re-measuring columns (deferred)")
     repainted = sum(1 for t in ticks if t["frames_after"])
-    tick_figure(
-        "repaint",
-        "repaint_s",
-        f"screen updates in the {args.tick_gap:g} s after the tick "
-        f"({repainted} of {len(ticks)} drew)",
+    tick_figure("repaint", "repaint_s", f"screen updates ({repainted} of {len(ticks)} drew)")
+    tick_figure("longest_callback", "longest_callback_s", "longest single loop callback")
+    loop_ms = tick_figure(
+        "event_loop",
+        "event_loop_s",
+        f"all loop time from the reload to {args.tick_gap:g} s after it",
     )
     if none:
         figure(
             "dashboard.tick_nochange.event_loop_ms",
             ms(none[0]["event_loop_s"]),
             "ms",
-            "same reload with nothing changed",
+            "the same with nothing changed",
         )
+        figure("dashboard.tick_nochange.reload_sync_ms", ms(none[0]["reload_sync_s"]), "ms")
     if not all(t["changes_seen"] for t in ticks):
         print("warning: a reload did not show every change", flush=True)
     target(
@@ -809,6 +891,12 @@ def orchestrate(args: argparse.Namespace) -> int:
     figure("dashboard.keys_running.max_ms", ms(k_run["max_s"]), "ms", f"{k_run['presses']} presses")
     figure("dashboard.keys_running.over_100ms", k_run["over_100ms"], "presses")
     figure(
+        "dashboard.keys_running.unanswered_after_5s",
+        k_run["timeouts"],
+        "presses",
+        "stopped early after 3 in a row" if k_run["stopped_early"] else "",
+    )
+    figure(
         "dashboard.keys_running.to_frame_p50_ms",
         ms(k_run["frame_p50_s"]),
         "ms",
@@ -832,6 +920,12 @@ def orchestrate(args: argparse.Namespace) -> int:
         k_run["reloads_per_s"],
         "/s",
         f"mean show() {ms(k_run['mean_show_s']):.1f} ms",
+    )
+    figure(
+        "dashboard.keys_running.screen_queue_at_end",
+        k_run["screen_queue_at_end"],
+        "msgs",
+        "messages waiting in MainScreen's queue",
     )
     if not k_run["ran_throughout"]:
         print("warning: the campaign finished before the last press", flush=True)
@@ -890,6 +984,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="recipients of the campaign running during the keypresses",
     )
     p.add_argument("--small", action="store_true", help="tiny sizes (the smoke test)")
+    p.add_argument("--verbose", action="store_true", help="show the children's progress")
     p.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)
     p.add_argument("--sim-url", help=argparse.SUPPRESS)

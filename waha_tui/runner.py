@@ -129,6 +129,7 @@ class CampaignRun:
         self._processed_in_run = 0
         self._image: tuple[bytes, str, str] | None = None
         self._ambiguous_seen = False
+        self._next_id: asyncio.Future[str | None] | None = None
 
     def request_stop(self, status: CampaignStatus, reason: str) -> None:
         """Pause or cancel: takes effect after the message in flight, or at once in a wait."""
@@ -175,6 +176,7 @@ class CampaignRun:
             end = await self._finish(S.FAILED, None, error=f"unexpected error: {exc}")
         finally:
             heartbeat.cancel()
+            self._drop_prefetch()
         self.publish(end)
         return end
 
@@ -227,14 +229,13 @@ class CampaignRun:
                 min(remaining, self.config.poll_interval), self.wake
             ):
                 self._check_stop()
-            # Even after no wait at all (delay 0): a pause set elsewhere must stop the next send.
+            if end - clock.monotonic() <= 0:
+                return  # the next send's own transaction checks for a pause set elsewhere
             status = await self._db(
                 self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
             )
             if status != S.RUNNING:
                 raise _StoppedElsewhere(status)
-            if end - clock.monotonic() <= 0:
-                return
 
     async def _heartbeat(self) -> None:
         # Keeps the lease alive while one send takes long (the waits renew it too).
@@ -265,12 +266,22 @@ class CampaignRun:
         except RenderError as exc:
             return await self._record(rec, RS.FAILED, error=str(exc))
         # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
-        message_id = resend_id or (None if self._image else await self._new_message_id(camp))
+        message_id = resend_id or (None if self._image else await self._message_id(camp))
         typing = pacing.typing_seconds(text, self.config.rng)
         if typing:
             await self._typing(camp, rec, typing)
-        # Only now: a pause during typing must leave it pending, as nothing was sent.
-        await self._db(self.store.mark_sending, rec.id, message_id)
+        # Only now: a pause during typing must leave it pending, as nothing was sent. The
+        # same transaction sees a pause or cancel set by another process, and renews the lease.
+        status = await self._db(
+            self.store.start_sending,
+            self.campaign_id,
+            rec.id,
+            message_id,
+            owner=self.owner,
+            lease_seconds=self.config.lease_seconds,
+        )
+        if status != S.RUNNING:
+            raise _StoppedElsewhere(status)
         self._ambiguous_seen = resend_id is not None
         try:
             result = await self._send(camp, rec, text, message_id)
@@ -380,6 +391,22 @@ class CampaignRun:
         if not info.working:
             raise _Stop(S.PAUSED, _session_reason(camp.session, info.status))
         self._last_session_check = now
+
+    async def _message_id(self, camp: Campaign) -> str | None:
+        """This message's pre-generated id, and the next one fetched while this one is sent,
+        so the extra request stays off the critical path. An unused id costs nothing."""
+        task, self._next_id = self._next_id, None
+        message_id = await task if task else await self._new_message_id(camp)
+        if message_id is not None:
+            self._next_id = asyncio.ensure_future(self._new_message_id(camp))
+        return message_id
+
+    def _drop_prefetch(self) -> None:
+        task, self._next_id = self._next_id, None
+        if task is not None:
+            task.cancel()
+            # Retrieve its outcome so asyncio never logs an unretrieved exception.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _new_message_id(self, camp: Campaign) -> str | None:
         if self.client.supports_message_ids is False:

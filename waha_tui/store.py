@@ -275,6 +275,26 @@ class Store:
             rows = conn.execute(sa.select(Template).order_by(Template.name)).all()  # type: ignore[arg-type]
         return [Template.model_validate(dict(r._mapping)) for r in rows]
 
+    def update_template(self, name: str, text: str) -> None:
+        """A template's new text; campaigns made from it keep the text they copied."""
+        with self.write() as conn:
+            changed = conn.execute(
+                sa.update(Template)
+                .where(Template.name == name)  # type: ignore[arg-type]
+                .values(text=text, updated_at=utcnow())
+            ).rowcount
+        if not changed:
+            raise NotFound(f"no template named '{name}'")
+
+    def delete_template(self, name: str) -> None:
+        """Campaigns copied the text when they were created, so none is affected."""
+        with self.write() as conn:
+            gone = conn.execute(
+                sa.delete(Template).where(Template.name == name)  # type: ignore[arg-type]
+            ).rowcount
+        if not gone:
+            raise NotFound(f"no template named '{name}'")
+
     def get_template(self, name: str) -> Template:
         with self.read() as conn:
             row = conn.execute(
@@ -495,7 +515,7 @@ class Store:
                     sent_at=now if status == RecipientStatus.SENT else None,
                 )
             )
-            conn.execute(
+            row = conn.execute(
                 sa.update(C)
                 .where(C.c.id == campaign_id)
                 .values(
@@ -511,8 +531,48 @@ class Store:
                         ),
                     }
                 )
-            )
-            return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
+                .returning(*C.c)
+            ).one()
+            # The row comes straight from the database: no need to validate it again.
+            return Campaign.model_construct(**row._mapping)
+
+    def start_sending(
+        self,
+        campaign_id: int,
+        recipient_id: int,
+        message_id: str | None,
+        *,
+        owner: str,
+        lease_seconds: float,
+    ) -> str:
+        """Mark a recipient `sending` only while the campaign is still Running, and renew
+        the lease, in one transaction. Returns the campaign's status: anything but Running
+        (a pause or cancel set by another process) means nothing was marked and nothing
+        may be sent."""
+        now = utcnow()
+        with self.write() as conn:
+            status = conn.execute(
+                sa.update(C)
+                .where(C.c.id == campaign_id, C.c.lease_owner == owner)
+                .values(lease_until=now + timedelta(seconds=lease_seconds))
+                .returning(C.c.status)
+            ).scalar()
+            if status is None:  # our lease was taken over: read what it is now
+                status = conn.execute(
+                    sa.select(C.c.status).where(C.c.id == campaign_id)
+                ).scalar_one()
+            if status == S.RUNNING:
+                conn.execute(
+                    sa.update(R)
+                    .where(R.c.id == recipient_id)
+                    .values(
+                        status=RecipientStatus.SENDING,
+                        attempts=R.c.attempts + 1,
+                        message_id=message_id,
+                        error=None,
+                    )
+                )
+            return status
 
     def finish(
         self,

@@ -358,7 +358,8 @@ def add_campaign(
     scheduled_in_days: float = 3650.0,
     template: str = "Hi {name}, see you in {city}!",
 ) -> int:
-    """A campaign of `count` recipients with unique phones; Scheduled far ahead or Paused."""
+    """A campaign of `count` recipients with unique phones: Scheduled far ahead, or Paused
+    after it started (a resume runs it at once)."""
     import sqlalchemy as sa
 
     from waha_tui.models import Campaign
@@ -381,11 +382,18 @@ def add_campaign(
         people,
     )
     if status != "Scheduled":
+        # Paused mid-run: it started a day ago, so a resume runs it at once.
+        earlier = datetime.now(UTC) - timedelta(days=1)
         with store.write() as conn:
             conn.execute(
                 sa.update(C)
                 .where(C.c.id == cid)
-                .values(status=status, pause_reason="paused by the operator")
+                .values(
+                    status=status,
+                    pause_reason="paused by the operator",
+                    scheduled_at=earlier,
+                    started_at=earlier,
+                )
             )
     return cid
 

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,6 +55,7 @@ from _common import (
 
 TARGET_MS = 100.0
 SIZE = (120, 40)
+RESULT = "RESULT "
 
 
 async def bare_round_trips(url: str, count: int) -> tuple[float, float]:
@@ -114,7 +118,18 @@ class Milestones:
         self.at.clear()
 
 
-async def measure(db: Path, url: str, resumes: int, rng: random.Random) -> dict[str, Any]:
+def exit_soon(seconds: float) -> None:
+    def bail() -> None:
+        time.sleep(seconds)
+        os._exit(0)
+
+    threading.Thread(target=bail, daemon=True).start()
+
+
+async def measure(args: argparse.Namespace) -> None:
+    """In a child process: resume `args.resumes` campaigns in the app on `args.db`."""
+    db, url, resumes = Path(args.db), args.sim_url, args.resumes
+    rng = random.Random(5)
     from textual import events
 
     from waha_tui import events as ev
@@ -146,6 +161,14 @@ async def measure(db: Path, url: str, resumes: int, rng: random.Random) -> dict[
     )
     loop = asyncio.get_running_loop()
     presses: list[tuple[int, float, float, dict[str, float]]] = []
+    notes: list[str] = []
+    original_notify = app.notify
+
+    def notify(message: str, *args: Any, **kwargs: Any) -> None:
+        notes.append(str(message))
+        original_notify(message, *args, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
         table = app.main.query_one("#campaigns")
         deadline = time.monotonic() + 300
@@ -154,7 +177,15 @@ async def measure(db: Path, url: str, resumes: int, rng: random.Random) -> dict[
                 raise RuntimeError("the campaigns never showed up in the table")
             await pilot.pause(0.05)
         await asyncio.sleep(1.0)  # launch work settles; the sessions poll warms the client
+        screen = app.main
         for cid in ids:
+            # As settled as the app gets: the screen has worked through its queue (each
+            # runner event of the previous resume queued a reload there).
+            deadline = time.monotonic() + args.settle_timeout
+            while screen._message_queue.qsize():
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
             table.move_cursor(row=table.get_row_index(str(cid)))
             await pilot.pause(0.05)
             current = app.main.current()
@@ -169,26 +200,50 @@ async def measure(db: Path, url: str, resumes: int, rng: random.Random) -> dict[
                 stamp["perf"], stamp["wall"] = time.perf_counter(), time.time()
                 loop.call_soon_threadsafe(app.post_message, events.Key("r", "r"))
 
+            queued = screen._message_queue.qsize()
             threading.Thread(target=press).start()
             try:
-                await asyncio.wait_for(ended[cid].wait(), 30)
+                await asyncio.wait_for(ended[cid].wait(), args.end_timeout)
             except TimeoutError:
-                raise RuntimeError(f"campaign {cid} did not finish after r") from None
-            presses.append((cid, stamp["perf"], stamp["wall"], dict(stones.at)))
-        await service.pool.stop_all("benchmark done")
+                status = service.store.get_campaign(cid).status
+                print(
+                    f"campaign {cid} did not finish within {args.end_timeout:g} s of r (it is "
+                    f"{status}; the app said: {notes[-3:]})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            presses.append((cid, stamp["perf"], stamp["wall"], dict(stones.at), queued))
+            print(f"resumed {cid} ({queued} queued at the press)", file=sys.stderr, flush=True)
+        await service.pool.stop_all("benchmark done", timeout=10)
+        messages = sim_messages(url)
+        latencies: list[float | None] = []
+        steps, queues = [], []
+        for cid, perf, wall, at, queued in presses:
+            sent = [m["at"] for m in messages if m["chatId"] in chats[cid]]
+            latencies.append(min(sent) - wall if sent else None)
+            steps.append({name: stamp - perf for name, stamp in at.items()})
+            queues.append(queued)
+        # The figures first: an app with a flooded screen queue may take long to close.
+        print(RESULT + json.dumps({"latencies": latencies, "steps": steps, "queued": queues}))
+        sys.stdout.flush()
+        exit_soon(30)
     await service.aclose()
 
-    messages = sim_messages(url)
-    latencies, steps = [], []
-    for cid, perf, wall, at in presses:
-        first = min(m["at"] for m in messages if m["chatId"] in chats[cid])
-        latencies.append(first - wall)
-        steps.append({name: stamp - perf for name, stamp in at.items()})
-    return {"latencies": latencies, "steps": steps}
+
+def run_child(args: argparse.Namespace, db: Path, url: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable, __file__, "--child", "--db", str(db), "--sim-url", url,
+        "--resumes", str(args.resumes), "--settle-timeout", str(args.settle_timeout),
+        "--end-timeout", str(args.end_timeout),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=3600)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT):
+            return json.loads(line[len(RESULT) :])
+    raise RuntimeError(f"the resume measurement failed ({proc.returncode}): {proc.stdout}")
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    rng = random.Random(5)
     backgrounds = [int(x) for x in args.background.split(",") if x.strip()]
     if 0 not in backgrounds:
         backgrounds.insert(0, 0)
@@ -203,14 +258,19 @@ async def main_async(args: argparse.Namespace) -> int:
                 db = working_copy(pristine, folder)
             else:
                 db = folder / "campaigns.db"
-            results[count] = await measure(db, url, args.resumes, rng)
+            results[count] = await asyncio.to_thread(run_child, args, db, url)
 
     heading("resume: r keypress to the first message at the simulator, zero delay")
     figure("resume.bare_round_trip_warm_ms", ms(warm), "ms", "baseline: POST /api/sendText")
     figure("resume.bare_round_trip_cold_ms", ms(cold), "ms", "new client, with connect")
     worst = 0.0
     for count, res in results.items():
-        lat = res["latencies"]
+        lat = [x for x in res["latencies"] if x is not None]
+        if len(lat) < len(res["latencies"]):
+            print(f"warning: {len(res['latencies']) - len(lat)} resumes sent nothing", flush=True)
+        if not lat:
+            worst = float("inf")
+            continue
         label = f"db{count}" if count else "db_empty"
         where = f"{count:,} other campaigns" if count else "only the resumed campaigns"
         figure(
@@ -220,6 +280,12 @@ async def main_async(args: argparse.Namespace) -> int:
             f"median of {len(lat)} ({where}); " + ", ".join(f"{ms(x):.0f}" for x in lat),
         )
         figure(f"resume.{label}.latency_max_ms", ms(max(lat)), "ms")
+        figure(
+            f"resume.{label}.screen_queue_at_press",
+            max(res["queued"]),
+            "msgs",
+            "most messages waiting in MainScreen's queue at a press",
+        )
         worst = max(worst, median(lat))
         names = sorted(
             {n for s in res["steps"] for n in s},
@@ -247,6 +313,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="recipients per background campaign (10,000 x 100 = the dashboard db)",
     )
     p.add_argument("--small", action="store_true", help="the smoke test")
+    p.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=120.0,
+        help="longest wait for the app's screen queue to drain before a press",
+    )
+    p.add_argument(
+        "--end-timeout", type=float, default=120.0, help="longest wait for a resumed run to end"
+    )
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--sim-url", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.small:
         args.resumes, args.background, args.per_campaign = 2, "0,20", 50
@@ -254,7 +332,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return asyncio.run(main_async(parse_args(argv)))
+    args = parse_args(argv)
+    if args.child:
+        asyncio.run(measure(args))
+        return 0
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

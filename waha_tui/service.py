@@ -17,7 +17,7 @@ from waha_tui.errors import UserError
 from waha_tui.models import Campaign, Recipient, utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for
-from waha_tui.render import placeholders, unknown_placeholders
+from waha_tui.render import NAME, placeholders, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus, TransitionError
 from waha_tui.store import ListInfo, NewRecipient, Store
@@ -25,6 +25,7 @@ from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, Wa
 
 S = CampaignStatus
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
+MAX_NAME = 200  # the size of the name columns
 PAUSED_BY_OPERATOR = "paused by the operator"
 
 
@@ -45,6 +46,74 @@ class CampaignDraft:
     break_every: int = 0
     break_seconds: float = 0.0
     max_consecutive_failures: int = 10
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """A checked draft: the campaign and its recipients, not written yet."""
+
+    campaign: Campaign
+    recipients: list[NewRecipient]
+
+
+@dataclass(frozen=True)
+class TemplateCheck:
+    """What saving a template's text would meet: refused for `errors`, told `warnings`."""
+
+    errors: list[str]
+    warnings: list[str]
+
+
+def check_template(text: str) -> TemplateCheck:
+    """The template rules, for saving (CLI and dashboard) and for the editor's live check.
+
+    Refused: an empty text, and a broken placeholder: a "{" followed by a name that is not a
+    placeholder, such as {first.name}, {city:} or a {name left without its "}". Sent as
+    written to every contact, it is surely a typo. Braces around anything else ({}, { },
+    {"a": 1}) stay plain text, as render.py says, and are allowed.
+
+    Told, not refused: every placeholder but {name}. A template is written before a list is
+    chosen, so {city} is fine here; it needs a column city in the contact list, and
+    create_campaign checks that against the list it is sent to.
+    """
+    if not text.strip():
+        return TemplateCheck(["the text is empty"], [])
+    errors = [_broken_placeholder_error(chunk) for chunk in _broken_placeholders(text)]
+    warnings = [
+        f"{{{key}}} needs a column {key} in the contact list"
+        for key in placeholders(text)
+        if key != NAME
+    ]
+    return TemplateCheck(errors, warnings)
+
+
+def _broken_placeholders(text: str) -> list[str]:
+    """Each "{name..." that starts like a placeholder and is not one (render.py decides)."""
+    found: list[str] = []
+    for line in text.splitlines():
+        start = 0
+        while (i := line.find("{", start)) != -1:
+            start = i + 1
+            close, reopen = line.find("}", start), line.find("{", start)
+            if close != -1 and (reopen == -1 or close < reopen):
+                chunk = line[i : close + 1]
+            else:
+                chunk = line[i : reopen if reopen != -1 else len(line)]
+            inner = chunk[1:].lstrip(" ")
+            if (inner[:1].isalnum() or inner[:1] == "_") and not placeholders(chunk):
+                found.append(chunk)
+    return found
+
+
+def _broken_placeholder_error(chunk: str) -> str:
+    if chunk.endswith("}"):
+        return (
+            f"{chunk} is not a placeholder: write a name of letters, digits, _, - or spaces"
+            " between { and }, e.g. {first_name}"
+        )
+    head = chunk[1:].lstrip(" ")
+    word = head[: next((i for i, ch in enumerate(head) if not (ch.isalnum() or ch == "_")), None)]
+    return f"{{{word} has no closing }}"
 
 
 def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> datetime:
@@ -98,15 +167,26 @@ class CampaignService:
     def lists(self) -> list[ListInfo]:
         return self.store.lists()
 
+    def list_contacts(self, name: str) -> list[NewRecipient]:
+        return self.store.list_contacts(name)
+
     def delete_list(self, name: str) -> None:
         # Campaigns copied their recipients when created, so none is affected.
         self.store.delete_list(name)
 
     def add_template(self, name: str, text: str) -> int:
-        name = _required("template name", name)
-        if not text.strip():
-            raise UserError(f"template '{name}': the text is empty")
+        name = _template_name(name)
+        _check_template_text(name, text)
         return self.store.add_template(name, text)
+
+    def update_template(self, name: str, text: str) -> None:
+        name = _template_name(name)
+        _check_template_text(name, text)
+        self.store.update_template(name, text)
+
+    def delete_template(self, name: str) -> None:
+        # Campaigns copied the text when they were created, so none is affected.
+        self.store.delete_template(name)
 
     def templates(self) -> list[Any]:
         return self.store.templates()
@@ -114,9 +194,14 @@ class CampaignService:
     # -- campaigns ---------------------------------------------------------------------
 
     def create_campaign(self, draft: CampaignDraft) -> int:
+        plan = self.plan_campaign(draft)
+        return self.store.create_campaign(plan.campaign, plan.recipients)
+
+    def plan_campaign(self, draft: CampaignDraft) -> CampaignPlan:
+        """Every check of create_campaign, and what it would write, without writing it."""
         name = _required("--name", draft.name)
-        if len(name) > 200:
-            raise UserError("--name is longer than 200 characters")
+        if len(name) > MAX_NAME:
+            raise UserError(f"--name is longer than {MAX_NAME} characters")
         if bool(draft.message) == bool(draft.template):
             raise UserError("give either --message or --template (exactly one)")
         if bool(draft.contacts_file) == bool(draft.list_name):
@@ -158,7 +243,7 @@ class CampaignService:
             break_seconds=draft.break_seconds,
             max_consecutive_failures=draft.max_consecutive_failures,
         )
-        return self.store.create_campaign(campaign, recipients)
+        return CampaignPlan(campaign, list(recipients))
 
     def campaigns(self) -> list[Campaign]:
         return self.store.list_campaigns()
@@ -279,6 +364,19 @@ def _required(what: str, value: str | None) -> str:
     return value
 
 
+def _template_name(name: str) -> str:
+    name = _required("template name", name)
+    if len(name) > MAX_NAME:
+        raise UserError(f"template name is longer than {MAX_NAME} characters")
+    return name
+
+
+def _check_template_text(name: str, text: str) -> None:
+    errors = check_template(text).errors
+    if errors:
+        raise UserError(f"template '{name}': {'; '.join(errors)}")
+
+
 def _new_recipients(result: ImportResult) -> list[NewRecipient]:
     return [
         NewRecipient(c.phone, chat_id_for(c.phone), c.name, c.variables) for c in result.contacts
@@ -326,4 +424,13 @@ def _check_image(path_text: str) -> tuple[str, str]:
     return str(path.resolve()), mime
 
 
-__all__ = ["CampaignDraft", "CampaignService", "TransitionError", "WahaError", "parse_when"]
+__all__ = [
+    "CampaignDraft",
+    "CampaignPlan",
+    "CampaignService",
+    "TemplateCheck",
+    "TransitionError",
+    "WahaError",
+    "check_template",
+    "parse_when",
+]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from rich.text import Text
-from textual.app import App
+from textual.app import App, SystemCommand
+from textual.screen import Screen
 from textual.worker import Worker
 
 from waha_tui import events as ev
@@ -17,8 +18,13 @@ from waha_tui.errors import UserError
 from waha_tui.scheduler import Scheduler
 from waha_tui.service import CampaignService
 from waha_tui.sessions import SessionService
+from waha_tui.tui.commands import DashboardCommands
 from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.screens.contacts import ContactListsScreen
 from waha_tui.tui.screens.main import MainScreen
+from waha_tui.tui.screens.new_campaign import NewCampaignScreen
+from waha_tui.tui.screens.sessions import SessionsScreen
+from waha_tui.tui.screens.templates import TemplatesScreen
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
 
 RUNNER_GROUP = "runner"  # its own group: `exclusive` elsewhere must never cancel a runner
@@ -35,7 +41,8 @@ SESSION_LOOK = {
 class WahaTuiApp(App[None]):
     CSS_PATH = "styles.tcss"
     TITLE = "waha-tui"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {DashboardCommands}
 
     def __init__(
         self,
@@ -95,6 +102,44 @@ class WahaTuiApp(App[None]):
         text = step()
         self.main.set_banner(text)
         self.notify(text, markup=False, timeout=10)
+
+    # -- screens (keys on the main screen and the command palette) ----------------------
+
+    def _open(self, kind: type[Screen[Any]], make: Callable[[], Screen[Any]], **kw: Any) -> None:
+        if not isinstance(self.screen, kind):  # the palette over the same screen: stay
+            self.push_screen(make(), **kw)
+
+    def open_new_campaign(self) -> None:
+        self._open(
+            NewCampaignScreen,
+            lambda: NewCampaignScreen(self.service, self.session_service),
+            callback=self._campaign_created,
+        )
+
+    def open_contact_lists(self) -> None:
+        self._open(ContactListsScreen, lambda: ContactListsScreen(self.service))
+
+    def open_templates(self) -> None:
+        self._open(TemplatesScreen, lambda: TemplatesScreen(self.service))
+
+    def open_sessions(self) -> None:
+        self._open(SessionsScreen, lambda: SessionsScreen(self.session_service))
+
+    def _campaign_created(self, campaign_id: int | None) -> None:
+        if campaign_id is not None:
+            self.run_task(self.main.show_campaign(campaign_id))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":
+                # Textual's quit would leave running campaigns without a word: ask first.
+                yield SystemCommand(
+                    "Quit",
+                    "Quit; running campaigns are paused after the message in flight",
+                    self.request_quit,
+                )
+            else:
+                yield command
 
     # -- runner ------------------------------------------------------------------------
 

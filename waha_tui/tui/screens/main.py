@@ -18,7 +18,6 @@ from waha_tui.tui.format import campaign_cells, reason_cell, status_cell
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
-from waha_tui.tui.screens.sessions import SessionsScreen
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
@@ -56,6 +55,9 @@ class MainScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("w", "sessions", "WhatsApp"),
+        Binding("N", "new_campaign", "New"),
+        Binding("L", "contact_lists", "Lists", show=False),  # ? and ctrl+p list them
+        Binding("T", "templates", "Templates", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_app", "Quit"),
     ]
@@ -81,7 +83,8 @@ class MainScreen(Screen[None]):
         yield Static(id="row-info")
         yield Static(id="empty-hint")
         yield Input(placeholder="filter by name or status (esc clears)", id="filter")
-        yield Footer()
+        # No "^p palette" here: it would cover q at 80 columns; ? lists ctrl+p instead.
+        yield Footer(show_command_palette=False)
 
     async def on_mount(self) -> None:
         self.query_one("#banner", Static).display = bool(self.wapp.banner)
@@ -120,7 +123,7 @@ class MainScreen(Screen[None]):
         table.sync(rows)
         hint = self.query_one("#empty-hint", Static)
         if not self.campaigns:
-            hint.update("No campaigns yet. Create one with: waha-tui campaign create --help")
+            hint.update("No campaigns yet. Press N to create one (or: waha-tui campaign create).")
         elif not rows:
             hint.update(Text(f"No campaign matches {self.filter_text!r} (esc clears)"))
         else:
@@ -232,7 +235,24 @@ class MainScreen(Screen[None]):
         self.show()
 
     def action_sessions(self) -> None:
-        self.app.push_screen(SessionsScreen(self.wapp.session_service))
+        self.wapp.open_sessions()
+
+    def action_new_campaign(self) -> None:
+        self.wapp.open_new_campaign()
+
+    def action_contact_lists(self) -> None:
+        self.wapp.open_contact_lists()
+
+    def action_templates(self) -> None:
+        self.wapp.open_templates()
+
+    async def show_campaign(self, campaign_id: int) -> None:
+        """A campaign just created: in the table, under the cursor."""
+        await self.reload()
+        table = self.query_one("#campaigns", KeyedTable)
+        key = str(campaign_id)
+        if key in [k.value for k in table.rows]:
+            table.move_cursor(row=table.get_row_index(key), animate=False)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())

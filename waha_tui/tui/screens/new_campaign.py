@@ -1,0 +1,472 @@
+"""`N`: a new campaign from a contact list and a template (or a text), from the keyboard.
+
+The form decides nothing itself: the service's `plan_campaign` checks the draft with every
+rule of `waha-tui campaign create` (it is the same code), and `create_campaign` writes it.
+The form only places each error on the field it is about, previews the first messages,
+and asks before anything is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import Footer, Input, Select, Static, TextArea
+
+from waha_tui.errors import UserError
+from waha_tui.models import utcnow
+from waha_tui.pacing import DEFAULT_DELAY, parse_delay
+from waha_tui.render import RenderError, render
+from waha_tui.service import CampaignDraft, CampaignPlan, CampaignService, parse_when
+from waha_tui.sessions import SessionService
+from waha_tui.store import NewRecipient
+from waha_tui.tui.format import local_time
+from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.screens.sessions import one_line, session_status_cell
+from waha_tui.tui.screens.templates import FORMAT_HINT
+from waha_tui.tui.whatsapp_markdown import whatsapp_text
+from waha_tui.tui.widgets.form import Field
+
+DELAY_GUIDANCE = "WAHA advises a random 30–60 s between messages; shorter gets numbers banned"
+PREVIEWED = 3  # messages shown before creating
+NOW_WORDS = ("", "now")
+# Which field a service error is about: each of its messages names what it checks.
+ERROR_FIELDS: tuple[tuple[str, str], ...] = (
+    ("--name", "name"),
+    ("--message or --template", "message"),
+    ("no template named", "template"),
+    ("--contacts", "list"),
+    ("no contact list named", "list"),
+    ("is empty for contacts", "list"),
+    ("has no recipients", "list"),
+    ("--session", "session"),
+    ("--at ", "when"),
+    ("--delay", "delay"),
+    ("--image", "image"),
+    ("the message is empty", "message"),
+    ("unknown placeholder", "message"),
+)
+FIELDS = ("name", "list", "template", "text", "image", "session", "when", "delay", "default-name")
+
+
+def field_of_error(message: str) -> str | None:
+    return next((field for needle, field in ERROR_FIELDS if needle in message), None)
+
+
+def when_hint(typed: str, now: datetime | None = None) -> Text:
+    """What the Start field means, in local time and UTC (the store keeps UTC)."""
+    if typed.strip().lower() in NOW_WORDS:
+        return Text("starts as soon as it is created")
+    try:
+        at = parse_when(typed)
+    except UserError:
+        return Text("a date and time, e.g. 2026-12-01 09:30, in local time", style="dim")
+    local = at.astimezone()
+    line = Text(f"starts {local:%Y-%m-%d %H:%M} {local.tzname() or ''}".rstrip())
+    if local.utcoffset():
+        line.append(f" ({at:%Y-%m-%d %H:%M} UTC)", style="dim")
+    if at <= (now or utcnow()):
+        line.append(" · in the past: it starts as soon as it is created", style="yellow")
+    return line
+
+
+def delay_hint(typed: str) -> Text:
+    try:
+        low, _high = parse_delay(typed)
+    except UserError:
+        return Text(DELAY_GUIDANCE)
+    return Text(DELAY_GUIDANCE, style="bold yellow" if low < DEFAULT_DELAY[0] else "")
+
+
+def preview_messages(
+    text: str, contacts: list[NewRecipient], default_name: str, image: str | None = None
+) -> Text:
+    """The first messages as their contacts get them (WhatsApp formatting shown)."""
+    out = Text()
+    for i, contact in enumerate(contacts[:PREVIEWED], 1):
+        if i > 1:
+            out.append("\n\n")
+        out.append(f"{i}. +{contact.phone}", style="bold")
+        out.append(f"  {contact.name or '(no name)'}\n", style="dim")
+        if image:
+            out.append(f"[image {image}]\n", style="cyan")
+        try:
+            rendered = render(text, contact.variables, name=contact.name, default_name=default_name)
+        except RenderError as exc:
+            out.append(str(exc), style="red")
+        else:
+            out.append_text(whatsapp_text(rendered))
+    return out
+
+
+class NewCampaignScreen(Screen[int | None]):
+    BINDINGS = [
+        Binding("ctrl+s", "create", "Create", priority=True),
+        Binding("escape", "close", "Back"),
+    ]
+
+    def __init__(self, service: CampaignService, sessions: SessionService) -> None:
+        super().__init__()
+        self.service = service
+        self.sessions = sessions
+        self.templates: dict[str, str] = {}
+        self.contacts: dict[str, list[NewRecipient]] = {}
+        self.busy = False
+        self.choices_loaded = False
+        self.session_names: list[str] = []
+        self.session_line: Text | None = None
+
+    # -- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("New campaign", style="bold"), id="camp-title")
+        with VerticalScroll(id="camp-form"):
+            yield Field(
+                "Name",
+                Input(placeholder="e.g. Spring sale", id="camp-name", compact=True),
+                id="camp-name-field",
+            )
+            yield Field(
+                "Contact list",
+                Select[str]([], prompt="choose a list", id="camp-list", compact=True),
+                id="camp-list-field",
+            )
+            yield Field(
+                "Template",
+                Select[str](
+                    [], prompt="none: write the message below", id="camp-template", compact=True
+                ),
+                id="camp-template-field",
+            )
+            yield Field(
+                "Message",
+                TextArea(id="camp-text", soft_wrap=True),
+                hint=FORMAT_HINT,
+                id="camp-text-field",
+            )
+            yield Field(
+                "Image",
+                Input(
+                    placeholder="optional: a .jpg, .png or .webp file",
+                    id="camp-image",
+                    compact=True,
+                ),
+                id="camp-image-field",
+            )
+            yield Field(
+                "Session",
+                Input(value="default", id="camp-session", compact=True),
+                hint="WAHA sessions: loading…",
+                id="camp-session-field",
+            )
+            yield Field(
+                "Start",
+                Input(
+                    placeholder="now, or a date and time, e.g. 2026-12-01 09:30",
+                    id="camp-when",
+                    compact=True,
+                ),
+                hint=when_hint(""),
+                id="camp-when-field",
+            )
+            yield Field(
+                "Delay (s)",
+                Input(value="30-60", placeholder="MIN-MAX", id="camp-delay", compact=True),
+                hint=DELAY_GUIDANCE,
+                id="camp-delay-field",
+            )
+            yield Field(
+                "Default name",
+                Input(value="there", id="camp-default-name", compact=True),
+                hint="{name} for contacts without a name",
+                id="camp-default-name-field",
+            )
+            yield Static(id="camp-summary")
+            with Vertical(id="camp-preview-box"):
+                yield Static(id="camp-preview")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one("#camp-preview-box").border_title = f"Preview: the first {PREVIEWED}"
+        self.query_one("#camp-name", Input).focus()
+        await self.load_choices()
+        self.run_worker(self.load_sessions(), group="camp-sessions", exit_on_error=False)
+
+    async def on_screen_resume(self) -> None:
+        # Lists or templates may have changed behind it (the palette opens those screens).
+        if self.choices_loaded:
+            self.contacts.clear()
+            await self.load_choices()
+
+    # -- choices -----------------------------------------------------------------------
+
+    async def load_choices(self) -> None:
+        try:
+            lists, templates = await asyncio.to_thread(
+                lambda: (self.service.lists(), self.service.templates())
+            )
+        except UserError as exc:
+            self.notify(one_line(exc), severity="error", markup=False)
+            return
+        self.choices_loaded = True
+        self.templates = {t.name: t.text for t in templates}
+        self._set_options(
+            "list", [(Text(f"{x.name} ({x.contact_count} contacts)"), x.name) for x in lists]
+        )
+        self._set_options("template", [(Text(name), name) for name in self.templates])
+        self._follow_template()
+        self.refresh_preview()
+
+    def _set_options(self, field: str, options: list[tuple[Text, str]]) -> None:
+        select: Select[str] = self.query_one(f"#camp-{field}", Select)
+        keep = select.value
+        with select.prevent(Select.Changed):
+            select.set_options(options)
+            if keep is not Select.NULL and keep in {value for _label, value in options}:
+                select.value = keep
+
+    async def load_sessions(self) -> None:
+        try:
+            found = await self.sessions.list()
+        except Exception as exc:
+            self.session_line = Text(f"WAHA sessions: cannot list them ({one_line(exc)})")
+        else:
+            self.session_names = [s.name for s in found]
+            self.query_one("#camp-session", Input).suggester = SuggestFromList(
+                self.session_names, case_sensitive=True
+            )
+            line = Text("on WAHA: " if found else "WAHA has no sessions yet (w to add one)")
+            for i, s in enumerate(found):
+                line.append(" · " if i else "")
+                line.append(f"{s.name} ")
+                line.append_text(session_status_cell(s.status))
+            self.session_line = line
+        self._show_session_hint()
+
+    @on(Input.Changed, "#camp-session")
+    def _show_session_hint(self) -> None:
+        if self.session_line is None:
+            return
+        line = self.session_line.copy()
+        typed = self.value("session").strip()
+        if self.session_names and typed and typed not in self.session_names:
+            line.append(f" · '{typed}' is not on WAHA", style="yellow")
+        self.field("session").set_hint(line)
+
+    # -- values ------------------------------------------------------------------------
+
+    def field(self, name: str) -> Field:
+        return self.query_one(f"#camp-{name}-field", Field)
+
+    def value(self, name: str) -> str:
+        return self.query_one(f"#camp-{name}", Input).value
+
+    def chosen(self, name: str) -> str | None:
+        value = self.query_one(f"#camp-{name}", Select).value
+        return value if isinstance(value, str) else None
+
+    @property
+    def message_text(self) -> str:
+        return self.query_one("#camp-text", TextArea).text
+
+    def draft(self) -> CampaignDraft:
+        template = self.chosen("template")
+        when = self.value("when").strip()
+        return CampaignDraft(
+            name=self.value("name"),
+            template=template,
+            message=None if template else (self.message_text or None),
+            list_name=self.chosen("list"),
+            image=self.value("image").strip() or None,
+            session=self.value("session"),
+            at=None if when.lower() in NOW_WORDS else when,
+            delay=self.value("delay"),
+            default_name=self.value("default-name"),
+        )
+
+    # -- live hints and preview --------------------------------------------------------
+
+    @on(Select.Changed, "#camp-template")
+    def _follow_template(self) -> None:
+        self.field("text").display = self.chosen("template") is None
+
+    @on(Input.Changed, "#camp-when")
+    def _when_changed(self, event: Input.Changed) -> None:
+        self.field("when").set_hint(when_hint(event.value))
+
+    @on(Input.Changed, "#camp-delay")
+    def _delay_changed(self, event: Input.Changed) -> None:
+        self.field("delay").set_hint(delay_hint(event.value))
+
+    @on(Select.Changed)
+    @on(TextArea.Changed, "#camp-text")
+    @on(Input.Changed, "#camp-default-name")
+    @on(Input.Changed, "#camp-image")
+    def refresh_preview(self) -> None:
+        # The function, not a coroutine: a worker cancelled before it starts leaves none behind.
+        self.run_worker(self._preview, group="camp-preview", exclusive=True, exit_on_error=False)
+
+    async def _preview(self) -> None:
+        list_name = self.chosen("list")
+        template = self.chosen("template")
+        text = self.templates.get(template, "") if template else self.message_text
+        summary = Text()
+        shown = Text()
+        if list_name is None:
+            summary.append("Choose a contact list to see the first messages.", style="dim")
+        else:
+            contacts = self.contacts.get(list_name)
+            if contacts is None:
+                try:
+                    contacts = await asyncio.to_thread(self.service.list_contacts, list_name)
+                except UserError as exc:
+                    summary.append(one_line(exc), style="red")
+                    contacts = []
+                self.contacts[list_name] = contacts
+            count = len(contacts)
+            summary.append(f"{count} recipient{'s' if count != 1 else ''}", style="bold")
+            summary.append(f" from list '{list_name}'")
+            if not text.strip():
+                shown.append("Choose a template or write the message.", style="dim")
+            else:
+                image = self.value("image").strip() or None
+                shown = preview_messages(text, contacts, self.value("default-name"), image)
+        self.query_one("#camp-summary", Static).update(summary)
+        self.query_one("#camp-preview", Static).update(shown)
+        self.query_one("#camp-preview-box").display = bool(shown.plain)
+
+    # -- creating ----------------------------------------------------------------------
+
+    def show_errors(self, errors: dict[str, str]) -> None:
+        for name in FIELDS:
+            self.field(name).set_error(errors.get(name, ""))
+        first = next((name for name in FIELDS if name in errors), None)
+        if first is not None:
+            self.query_one(f"#camp-{first}").focus()
+            self.field(first).scroll_visible(animate=False)
+
+    def action_create(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        self.run_worker(self._check_and_ask(self.draft()), group="camp", exit_on_error=False)
+
+    def _message_field(self, draft: CampaignDraft) -> str:
+        return "template" if draft.template else "text"
+
+    async def _check(self, draft: CampaignDraft) -> tuple[CampaignPlan | None, dict[str, str]]:
+        """The service's verdict, placed on the fields; Start and Delay are also checked on
+        their own (by the same parsers), so they show with any other wrong field."""
+        errors: dict[str, str] = {}
+        # Which control is empty is the form's business; every rule is the service's.
+        if draft.list_name is None:
+            errors["list"] = "choose a contact list"
+        if draft.template is None and not (draft.message or "").strip():
+            errors["text"] = "choose a template or write the message"
+        checks: tuple[tuple[str, Callable[[], object]], ...] = (
+            ("when", lambda: parse_when(draft.at)),
+            ("delay", lambda: parse_delay(str(draft.delay))),
+        )
+        for name, check in checks:
+            try:
+                check()
+            except UserError as exc:
+                errors[name] = one_line(exc)
+        plan = None
+        try:
+            plan = await asyncio.to_thread(self.service.plan_campaign, draft)
+        except UserError as exc:
+            self._place(one_line(exc), draft, errors)
+        except Exception as exc:  # the database, say: one toast, the form stays
+            self.notify(one_line(exc), severity="error", markup=False, timeout=10)
+        return (None if errors else plan), errors
+
+    def _place(self, message: str, draft: CampaignDraft, errors: dict[str, str]) -> None:
+        field = field_of_error(message)
+        if field == "message":
+            field = self._message_field(draft)
+        if field is None:
+            self.notify(message, severity="error", markup=False, timeout=10)
+        else:
+            errors.setdefault(field, message)
+
+    async def _check_and_ask(self, draft: CampaignDraft) -> None:
+        try:
+            plan, errors = await self._check(draft)
+        finally:
+            self.busy = False
+        self.show_errors(errors)
+        if plan is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and not self.busy:
+                self.busy = True
+                self.run_worker(self._create(draft), group="camp", exit_on_error=False)
+
+        self.app.push_screen(
+            ConfirmationModal(self.question(plan, draft), yes="Create it", no="Keep editing"),
+            answered,
+        )
+
+    def question(self, plan: CampaignPlan, draft: CampaignDraft) -> str:
+        c = plan.campaign
+        count = len(plan.recipients)
+        if draft.at is None or c.scheduled_at is None:
+            start = "Sending starts as soon as it is created."
+        else:
+            start = f"It starts {local_time(c.scheduled_at, '%Y-%m-%d %H:%M %Z').strip()}."
+        image = " with an image" if c.image_path else ""
+        return (
+            f"Create campaign '{c.name}' for {count} recipient{'s' if count != 1 else ''} of "
+            f"list '{c.list_name}'{image} on session '{c.session}', {c.delay_min:g}–"
+            f"{c.delay_max:g} s between messages? {start}"
+        )
+
+    async def _create(self, draft: CampaignDraft) -> None:
+        try:
+            cid = await asyncio.to_thread(self.service.create_campaign, draft)
+            camp = await asyncio.to_thread(self.service.campaign, cid)
+        except UserError as exc:
+            errors: dict[str, str] = {}
+            self._place(one_line(exc), draft, errors)
+            self.show_errors(errors)
+            return
+        except Exception as exc:
+            self.notify(one_line(exc), severity="error", markup=False, timeout=10)
+            return
+        finally:
+            self.busy = False
+        self.notify(
+            f"campaign {cid} '{camp.name}' created: {camp.total} recipients, Scheduled for "
+            f"{local_time(camp.scheduled_at, '%Y-%m-%d %H:%M')} on session '{camp.session}'",
+            markup=False,
+        )
+        self.dismiss(cid)
+
+    def action_close(self) -> None:
+        edited = bool(self.value("name").strip() or self.message_text.strip())
+        if not edited:
+            self.dismiss(None)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(None)
+
+        self.app.push_screen(
+            ConfirmationModal(
+                "Discard this new campaign? Nothing has been saved.",
+                yes="Discard",
+                no="Keep editing",
+            ),
+            answered,
+        )

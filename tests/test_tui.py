@@ -325,3 +325,18 @@ async def test_a_campaign_running_in_another_process_is_shown_as_such(rig: Rig) 
         await pilot.press("p")  # the other runner sees the Paused status and stops there
         await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.PAUSED)
     assert rig.sim.state.sent() == []
+
+
+async def test_ctrl_q_asks_like_q_while_a_campaign_runs(rig: Rig) -> None:
+    cid = rig.add("Long", 40, status=S.PAUSED, delay=(0.1, 0.1))
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: len(rig.sim.state.sent()) >= 2)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not pilot.app.is_running, timeout=10)
+    camp = rig.store.get_campaign(cid)
+    assert (camp.status, camp.pause_reason) == (S.PAUSED, "stopped with the dashboard")
+    assert camp.next_index == len(rig.sim.state.sent())

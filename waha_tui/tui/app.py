@@ -253,6 +253,10 @@ class WahaTuiApp(App[None]):
 
     # -- leaving -----------------------------------------------------------------------
 
+    async def action_quit(self) -> None:
+        # Textual's ctrl+q: ask first too, and pause running campaigns cleanly.
+        self.request_quit()
+
     def request_quit(self) -> None:
         running = len(self.service.pool.runs)
         if not running:

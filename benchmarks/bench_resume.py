@@ -4,8 +4,9 @@
     python benchmarks/bench_resume.py --background 0   # only the small database
     python benchmarks/bench_resume.py --small          # the smoke test
 
-The app (`WahaTuiApp`, headless, default refresh intervals) talks to the simulator in a
-child process, as it would to WAHA. Each resume: the cursor is put on a Paused zero-delay
+The app (`WahaTuiApp`, headless, default refresh intervals) runs in a child process per
+database and talks to the simulator in another, as it would to WAHA. Each resume: once
+MainScreen's message queue is empty, the cursor is put on a Paused zero-delay
 campaign, `r` is pressed from another thread (as a terminal driver does) and the press
 is stamped with both `time.perf_counter()` and `time.time()`; the simulator stamps every
 message it accepts with `time.time()`, read back from `/_sim/messages` afterwards. Both
@@ -109,6 +110,7 @@ class Milestones:
             (service.store, "claim", "store.claim"),
             (service.client, "new_message_id", "client.new_message_id"),
             (service.store, "mark_sending", "store.mark_sending"),
+            (service.store, "start_sending", "store.start_sending"),
             (service.client, "send_text", "client.send_text"),
         ):
             if hasattr(obj, attr):
@@ -116,6 +118,13 @@ class Milestones:
 
     def reset(self) -> None:
         self.at.clear()
+
+
+_T0 = time.perf_counter()
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - _T0:7.2f}s] {message}", file=sys.stderr, flush=True)
 
 
 def exit_soon(seconds: float) -> None:
@@ -160,7 +169,8 @@ async def measure(args: argparse.Namespace) -> None:
         )
     )
     loop = asyncio.get_running_loop()
-    presses: list[tuple[int, float, float, dict[str, float]]] = []
+    presses: list[tuple[int, float, float, dict[str, float], int]] = []
+    stuck = 0
     notes: list[str] = []
     original_notify = app.notify
 
@@ -169,25 +179,30 @@ async def measure(args: argparse.Namespace) -> None:
         original_notify(message, *args, **kwargs)
 
     app.notify = notify  # type: ignore[method-assign]
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE):
         table = app.main.query_one("#campaigns")
         deadline = time.monotonic() + 300
         while str(ids[-1]) not in [k.value for k in table.rows]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the campaigns never showed up in the table")
-            await pilot.pause(0.05)
+            await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # launch work settles; the sessions poll warms the client
         screen = app.main
         for cid in ids:
             # As settled as the app gets: the screen has worked through its queue (each
             # runner event of the previous resume queued a reload there).
             deadline = time.monotonic() + args.settle_timeout
-            while screen._message_queue.qsize():
-                if time.monotonic() > deadline:
-                    break
+            while screen._message_queue.qsize() and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
+            if screen._message_queue.qsize():
+                # The screen no longer works through its queue: a key would never be
+                # handled, so the remaining resumes cannot be measured.
+                stuck = screen._message_queue.qsize()
+                log(f"campaign {cid}: MainScreen's queue still holds {stuck}; giving up")
+                break
+            log(f"campaign {cid}: the screen's queue is empty; pressing r")
             table.move_cursor(row=table.get_row_index(str(cid)))
-            await pilot.pause(0.05)
+            await asyncio.sleep(0.05)
             current = app.main.current()
             if current is None or current.id != cid:
                 raise RuntimeError(f"the cursor is not on campaign {cid}")
@@ -213,7 +228,7 @@ async def measure(args: argparse.Namespace) -> None:
                     flush=True,
                 )
             presses.append((cid, stamp["perf"], stamp["wall"], dict(stones.at), queued))
-            print(f"resumed {cid} ({queued} queued at the press)", file=sys.stderr, flush=True)
+            log(f"campaign {cid}: resumed and ended ({queued} queued at the press)")
         await service.pool.stop_all("benchmark done", timeout=10)
         messages = sim_messages(url)
         latencies: list[float | None] = []
@@ -224,7 +239,14 @@ async def measure(args: argparse.Namespace) -> None:
             steps.append({name: stamp - perf for name, stamp in at.items()})
             queues.append(queued)
         # The figures first: an app with a flooded screen queue may take long to close.
-        print(RESULT + json.dumps({"latencies": latencies, "steps": steps, "queued": queues}))
+        result = {
+            "latencies": latencies,
+            "steps": steps,
+            "queued": queues,
+            "planned": len(ids),
+            "stuck_queue": stuck,
+        }
+        print(RESULT + json.dumps(result))
         sys.stdout.flush()
         exit_soon(30)
     await service.aclose()
@@ -264,14 +286,27 @@ async def main_async(args: argparse.Namespace) -> int:
     figure("resume.bare_round_trip_warm_ms", ms(warm), "ms", "baseline: POST /api/sendText")
     figure("resume.bare_round_trip_cold_ms", ms(cold), "ms", "new client, with connect")
     worst = 0.0
+    failed = 0
     for count, res in results.items():
         lat = [x for x in res["latencies"] if x is not None]
-        if len(lat) < len(res["latencies"]):
-            print(f"warning: {len(res['latencies']) - len(lat)} resumes sent nothing", flush=True)
+        label = f"db{count}" if count else "db_empty"
+        missing = res["planned"] - len(lat)
+        figure(
+            f"resume.{label}.resumes_without_a_send",
+            missing,
+            "resumes",
+            f"of {res['planned']}"
+            + (
+                f"; MainScreen's queue stopped draining ({res['stuck_queue']} messages): "
+                "r was no longer handled"
+                if res["stuck_queue"]
+                else ""
+            ),
+        )
+        failed += missing
         if not lat:
             worst = float("inf")
             continue
-        label = f"db{count}" if count else "db_empty"
         where = f"{count:,} other campaigns" if count else "only the resumed campaigns"
         figure(
             f"resume.{label}.latency_ms",
@@ -294,7 +329,11 @@ async def main_async(args: argparse.Namespace) -> int:
         for name in names:
             values = [s[name] for s in res["steps"] if name in s]
             figure(f"resume.{label}.at.{name}", ms(median(values)), "ms", "after the press")
-    target("resume.latency", worst * 1000 < TARGET_MS, f"< {TARGET_MS:.0f} ms (median, each db)")
+    target(
+        "resume.latency",
+        worst * 1000 < TARGET_MS and not failed,
+        f"< {TARGET_MS:.0f} ms (median, each db), and every r answered",
+    )
     return 0
 
 
@@ -316,7 +355,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--settle-timeout",
         type=float,
-        default=120.0,
+        default=60.0,
         help="longest wait for the app's screen queue to drain before a press",
     )
     p.add_argument(

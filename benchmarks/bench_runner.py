@@ -77,7 +77,7 @@ async def bare_loop(url: str, bodies: list[dict[str, Any]]) -> tuple[float, int]
         requests += 1
 
     async with httpx.AsyncClient(base_url=url, event_hooks={"request": [count]}) as client:
-        for body in bodies[:20]:  # connect and warm up outside the timing
+        for body in bodies[:200]:  # connect and warm up outside the timing
             (await client.post("/api/sendText", json=body)).raise_for_status()
         requests = 0
         started = time.perf_counter()
@@ -85,6 +85,27 @@ async def bare_loop(url: str, bodies: list[dict[str, Any]]) -> tuple[float, int]
             resp = await client.post("/api/sendText", json=body)
             resp.raise_for_status()
         return time.perf_counter() - started, requests
+
+
+async def client_loops(url: str, bodies: list[dict[str, Any]]) -> dict[str, float]:
+    """The same sends through the package's WahaClient, without the runner around it:
+    where between the bare loop and the runner the time goes."""
+    out: dict[str, float] = {}
+    async with WahaClient(url) as client:
+        for body in bodies[:200]:
+            await client.send_text(body["session"], body["chatId"], body["text"])
+        started = time.perf_counter()
+        for body in bodies:
+            await client.send_text(body["session"], body["chatId"], body["text"])
+        out["send_text"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for body in bodies:
+            message_id = await client.new_message_id(body["session"])
+            await client.send_text(
+                body["session"], body["chatId"], body["text"], message_id=message_id
+            )
+        out["new_message_id+send_text"] = time.perf_counter() - started
+    return out
 
 
 async def runner_run(url: str, store: Store, cid: int) -> dict[str, Any]:
@@ -101,12 +122,26 @@ async def runner_run(url: str, store: Store, cid: int) -> dict[str, Any]:
     event.listen(store.engine, "begin", lambda _conn: tx.update(["write"]))
     event.listen(store.read_engine, "begin", lambda _conn: tx.update(["read"]))
     threads = 0
+    inside = awaited = 0.0
     real_to_thread = asyncio.to_thread
 
     async def counted_to_thread(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        nonlocal threads
+        nonlocal threads, inside, awaited
+
+        def timed() -> Any:
+            nonlocal inside
+            begun = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                inside += time.perf_counter() - begun
+
         threads += 1
-        return await real_to_thread(fn, *args, **kwargs)
+        begun = time.perf_counter()
+        try:
+            return await real_to_thread(timed)
+        finally:
+            awaited += time.perf_counter() - begun
 
     pool = RunnerPool(store, client, config=RunnerConfig(lease_seconds=15))
     ends: list[ev.CampaignEvent] = []
@@ -120,7 +155,15 @@ async def runner_run(url: str, store: Store, cid: int) -> dict[str, Any]:
     finally:
         asyncio.to_thread = real_to_thread  # type: ignore[assignment]
         await client.aclose()
-    return {"seconds": elapsed, "end": end, "paths": paths, "tx": tx, "threads": threads}
+    return {
+        "seconds": elapsed,
+        "end": end,
+        "paths": paths,
+        "tx": tx,
+        "threads": threads,
+        "in_thread": inside,
+        "awaiting_threads": awaited,
+    }
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -137,6 +180,7 @@ async def main_async(args: argparse.Namespace) -> int:
         runner_rates: list[float] = []
         last: dict[str, Any] = {}
         bare_requests = 0
+        client_rates: dict[str, list[float]] = {}
         for round_no in range(args.rounds):
             store = Store(Path(tmp) / f"round{round_no}.db")
             cid = add_campaign(store, f"bench {round_no}", n, seed=round_no, template=TEMPLATE)
@@ -144,6 +188,10 @@ async def main_async(args: argparse.Namespace) -> int:
             sim_reset(url)
             seconds, bare_requests = await bare_loop(url, bodies)
             bare_rates.append(n / seconds)
+            sim_reset(url)
+            loops = await client_loops(url, bodies)
+            for name, spent in loops.items():
+                client_rates.setdefault(name, []).append(n / spent)
             sim_reset(url)
             last = await runner_run(url, store, cid)
             camp = store.get_campaign(cid)
@@ -159,6 +207,13 @@ async def main_async(args: argparse.Namespace) -> int:
         bare, runner = median(bare_rates), median(runner_rates)
         ratio = runner / bare
         figure("runner.bare_loop_msgs_per_s", bare, "msg/s", "baseline: httpx POST /api/sendText")
+        for name, rates in client_rates.items():
+            figure(
+                f"runner.waha_client[{name}]_msgs_per_s",
+                median(rates),
+                "msg/s",
+                "WahaClient alone, sequential, no store",
+            )
         figure("runner.runner_msgs_per_s", runner, "msg/s", "RunnerPool.start + wait")
         figure("runner.ratio", ratio, "x", "runner / bare loop")
         figure("runner.bare_ms_per_msg", 1000 / bare, "ms")
@@ -176,6 +231,18 @@ async def main_async(args: argparse.Namespace) -> int:
         figure("runner.db_write_transactions_per_msg", tx["write"] / n, "tx", "BEGIN IMMEDIATE")
         figure("runner.db_read_transactions_per_msg", tx["read"] / n, "tx")
         figure("runner.to_thread_calls_per_msg", last["threads"] / n, "calls")
+        figure(
+            "runner.db_ms_per_msg",
+            1000 * last["in_thread"] / n,
+            "ms",
+            "time inside the store calls (worker thread)",
+        )
+        figure(
+            "runner.awaiting_db_ms_per_msg",
+            1000 * last["awaiting_threads"] / n,
+            "ms",
+            "the runner waiting on them (+ thread hop, GIL)",
+        )
     return 0
 
 

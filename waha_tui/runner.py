@@ -25,7 +25,7 @@ from waha_tui.models import Campaign, Recipient
 from waha_tui.pacing import Pacing
 from waha_tui.render import RenderError, render
 from waha_tui.status import CampaignStatus, RecipientStatus
-from waha_tui.store import Store, StoreError
+from waha_tui.store import Outcome, Store, StoreError
 from waha_tui.waha import (
     Ambiguous,
     BadResponse,
@@ -43,6 +43,10 @@ T = TypeVar("T")
 S = CampaignStatus
 RS = RecipientStatus
 BATCH = 500
+RESERVE_AHEAD = 32  # message ids stored per transaction ahead of their sends
+ID_POOL = 64  # pre-generated ids fetched ahead from WAHA
+WRITE_BEHIND = 0.05  # longest an outcome of a message with a stored id waits to be written
+WRITE_BATCH = 64  # ... or until this many are waiting
 SETTLED = frozenset({RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED})
 
 
@@ -129,7 +133,14 @@ class CampaignRun:
         self._processed_in_run = 0
         self._image: tuple[bytes, str, str] | None = None
         self._ambiguous_seen = False
-        self._next_id: asyncio.Future[str | None] | None = None
+        # Pre-generated message ids, fetched ahead by one task (`_fill_ids`).
+        self._ids: asyncio.Queue[str | Exception | None] = asyncio.Queue(maxsize=ID_POOL)
+        self._id_task: asyncio.Task[None] | None = None
+        self._ids_to_fetch = 0
+        self._reserved: dict[int, str] = {}  # recipient id -> id stored ahead, not sent yet
+        self._reserving: dict[int, str] = {}  # the same, not committed yet
+        self._writer = _ProgressWriter(self)
+        self._elsewhere: str | None = None  # a status set by another process, seen late
 
     def request_stop(self, status: CampaignStatus, reason: str) -> None:
         """Pause or cancel: takes effect after the message in flight, or at once in a wait."""
@@ -159,6 +170,7 @@ class CampaignRun:
         except _Stop as stop:
             end = await self._finish(stop.status, stop.reason)
         except _StoppedElsewhere as other:
+            await self._settle()
             camp = await self._db(self.store.finish, self.campaign_id, self.owner, S.PAUSED)
             end = self._ended_as(camp, other.status)
         except asyncio.CancelledError:
@@ -187,6 +199,7 @@ class CampaignRun:
         if camp.image_path:
             self._image = self._load_image(camp)
         position = camp.next_index
+        self._ids_to_fetch = camp.total - position
         first = True
         while True:
             batch = await self._db(
@@ -194,7 +207,7 @@ class CampaignRun:
             )
             if not batch:
                 break
-            for rec in batch:
+            for i, rec in enumerate(batch):
                 if rec.position != position:
                     raise UserError(f"recipient position {position} is missing")
                 if rec.status in SETTLED:
@@ -206,13 +219,17 @@ class CampaignRun:
                     await self._pause_between(pacing)
                 first = False
                 self._check_stop()
-                camp = await self._process(camp, rec, pacing)
+                camp = await self._process(camp, rec, pacing, batch[i:])
                 position = rec.position + 1
         return await self._finish(S.COMPLETED)
 
     def _check_stop(self) -> None:
         if self.stop_request:
             raise _Stop(*self.stop_request)
+        if self._writer.error is not None:
+            raise self._writer.error
+        if self._elsewhere is not None:
+            raise _StoppedElsewhere(self._elsewhere)
 
     async def _pause_between(self, pacing: Pacing) -> None:
         delay = pacing.delay_after(self._processed_in_run, self.config.rng)
@@ -229,13 +246,18 @@ class CampaignRun:
                 min(remaining, self.config.poll_interval), self.wake
             ):
                 self._check_stop()
-            if end - clock.monotonic() <= 0:
-                return  # the next send's own transaction checks for a pause set elsewhere
+            done = end - clock.monotonic() <= 0
+            if done and seconds <= 0:
+                return  # no wait: the writer's transactions report a pause set elsewhere
+            # Also after the wait: a message whose id was stored ahead has no transaction
+            # of its own before it goes out, so a pause set elsewhere is looked for here.
             status = await self._db(
                 self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
             )
             if status != S.RUNNING:
                 raise _StoppedElsewhere(status)
+            if done:
+                return
 
     async def _heartbeat(self) -> None:
         # Keeps the lease alive while one send takes long (the waits renew it too).
@@ -249,10 +271,18 @@ class CampaignRun:
 
     # -- one recipient -----------------------------------------------------------------
 
-    async def _process(self, camp: Campaign, rec: Recipient, pacing: Pacing) -> Campaign:
+    async def _process(
+        self, camp: Campaign, rec: Recipient, pacing: Pacing, upcoming: list[Recipient]
+    ) -> Campaign:
+        assert rec.id is not None
         resend_id: str | None = None
-        if rec.status == RS.SENDING:
-            # Caught in flight by a crash: the message may have gone out.
+        ahead = self._reserved.get(rec.id)
+        if ahead is None and rec.id in self._reserving:
+            await self._writer.flush()
+            ahead = self._reserved.get(rec.id)
+        if ahead is None and (rec.status == RS.SENDING or rec.message_id):
+            # Caught in flight by a crash (`sending`, or an id stored ahead whose outcome
+            # was not written yet): the message may have gone out.
             if not rec.message_id or self._image:  # an image cannot be re-sent with its id
                 return await self._record(
                     rec, RS.UNKNOWN, error="interrupted while sending; it may have been delivered"
@@ -266,34 +296,52 @@ class CampaignRun:
         except RenderError as exc:
             return await self._record(rec, RS.FAILED, error=str(exc))
         # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
-        message_id = resend_id or (None if self._image else await self._message_id(camp))
+        message_id = resend_id or ahead
+        if message_id is None and not self._image:
+            message_id = await self._reserve_ids(camp, upcoming)
+        # Pipelined: its id is already durable, so its outcome may be written behind the
+        # next sends; a crash before that leaves the id stored and a resume re-sends it
+        # with that id, which WhatsApp dedupes.
+        pipelined = message_id is not None and resend_id is None
         typing = pacing.typing_seconds(text, self.config.rng)
         if typing:
             await self._typing(camp, rec, typing)
-        # Only now: a pause during typing must leave it pending, as nothing was sent. The
-        # same transaction sees a pause or cancel set by another process, and renews the lease.
-        status = await self._db(
-            self.store.start_sending,
-            self.campaign_id,
-            rec.id,
-            message_id,
-            owner=self.owner,
-            lease_seconds=self.config.lease_seconds,
-        )
-        if status != S.RUNNING:
-            raise _StoppedElsewhere(status)
+        if pipelined:
+            self._check_stop()
+            self._top_up(upcoming[1:])
+        else:
+            # Only now: a pause during typing must leave it pending, as nothing was sent.
+            # The same transaction sees a pause or cancel set by another process, and
+            # renews the lease.
+            await self._writer.flush()
+            status = await self._db(
+                self.store.start_sending,
+                self.campaign_id,
+                rec.id,
+                message_id,
+                owner=self.owner,
+                lease_seconds=self.config.lease_seconds,
+            )
+            if status != S.RUNNING:
+                raise _StoppedElsewhere(status)
         self._ambiguous_seen = resend_id is not None
+        # From here its stored id may be used: it is no longer released at the end.
+        self._reserved.pop(rec.id, None)
         try:
             result = await self._send(camp, rec, text, message_id)
         except (_Stop, _StoppedElsewhere):
             # Stopped in a retry wait: unless an attempt may have gone out, nothing was sent.
             if not self._ambiguous_seen:
-                await self._db(self.store.set_recipient_pending, rec.id)
+                await self._db(self.store.set_recipient_pending, rec.id, attempted=pipelined)
+            elif pipelined:
+                await self._in_doubt(rec, message_id)
             raise
         except (SessionNotWorking, SessionNotFound, Unauthorized, Unreachable) as exc:
             if not self._ambiguous_seen:
                 # Surely not sent: it goes out normally after resume.
-                await self._db(self.store.set_recipient_pending, rec.id)
+                await self._db(self.store.set_recipient_pending, rec.id, attempted=pipelined)
+            elif pipelined:
+                await self._in_doubt(rec, message_id)
             # Otherwise it stays `sending` with its id, and a resume re-sends that same id.
             raise _Stop(S.PAUSED, self._pause_reason(camp, exc)) from None
         except (RecipientRejected, ServerError) as exc:
@@ -302,23 +350,37 @@ class CampaignRun:
                 camp = await self._record(
                     rec,
                     RS.UNKNOWN,
+                    attempted=pipelined,
                     error=f"{exc} after an unconfirmed attempt; it may have "
                     "been delivered, so it is not re-sent automatically",
                 )
             else:
-                camp = await self._record(rec, RS.FAILED, error=str(exc))
+                camp = await self._record(rec, RS.FAILED, error=str(exc), attempted=pipelined)
             return self._after_failure(camp)
         except (Ambiguous, BadResponse) as exc:
             if message_id:
                 # The message keeps its pre-generated id: a resume re-sends it safely.
+                if pipelined:
+                    await self._in_doubt(rec, message_id)
                 raise _Stop(
                     S.PAUSED,
                     f"WAHA did not confirm the message to {rec.phone} ({exc}); on resume it is "
                     "re-sent with the same id, so it cannot arrive twice",
                 ) from None
-            camp = await self._record(rec, RS.UNKNOWN, error=f"{exc}; not re-sent automatically")
+            camp = await self._record(
+                rec, RS.UNKNOWN, error=f"{exc}; not re-sent automatically", attempted=pipelined
+            )
             return self._after_failure(camp)
+        if pipelined:
+            self._submit(rec, RS.SENT, message_id=result or message_id, attempted=True)
+            return camp
         return await self._record(rec, RS.SENT, message_id=result or message_id)
+
+    async def _in_doubt(self, rec: Recipient, message_id: str | None) -> None:
+        """A message sent without a `sending` mark may have gone out: mark it so (with
+        its id, and the attempt counted) for the screens and a resume."""
+        await self._writer.flush()
+        await self._db(self.store.mark_sending, rec.id, message_id)
 
     def _after_failure(self, camp: Campaign) -> Campaign:
         limit = camp.max_consecutive_failures
@@ -337,34 +399,51 @@ class CampaignRun:
         *,
         message_id: str | None = None,
         error: str | None = None,
+        attempted: bool = False,
     ) -> Campaign:
-        camp = await self._db(
-            self.store.record,
-            self.campaign_id,
-            rec,
-            status,
-            owner=self.owner,
-            lease_seconds=self.config.lease_seconds,
-            message_id=message_id,
-            error=error,
-        )
-        self._processed_in_run += 1
-        self.publish(
-            ev.RecipientProcessed(
-                self.campaign_id,
-                rec.position,
-                status,
-                camp.sent,
-                camp.failed,
-                camp.unknown,
-                camp.total,
-                camp.next_index,
-                error,
-            )
-        )
+        """Write an outcome now (after any written behind): the campaign as it then is."""
+        self._submit(rec, status, message_id=message_id, error=error, attempted=attempted)
+        camp = await self._writer.flush()
         if camp.status != S.RUNNING:
             raise _StoppedElsewhere(camp.status)
         return camp
+
+    def _submit(
+        self,
+        rec: Recipient,
+        status: RecipientStatus,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        attempted: bool = False,
+    ) -> None:
+        assert rec.id is not None
+        self._processed_in_run += 1
+        self._writer.submit(Outcome(rec.id, rec.position, status, message_id, error, attempted))
+
+    def _published(self, outcomes: list[Outcome], camp: Campaign) -> None:
+        """Events for outcomes now durable, each with the counters as they were after it."""
+        counts = {RS.SENT: camp.sent, RS.FAILED: camp.failed, RS.UNKNOWN: camp.unknown}
+        for o in outcomes:
+            counts[o.status] -= 1
+        for o in outcomes:
+            counts[o.status] += 1
+            self.publish(
+                ev.RecipientProcessed(
+                    self.campaign_id,
+                    o.position,
+                    o.status,
+                    counts[RS.SENT],
+                    counts[RS.FAILED],
+                    counts[RS.UNKNOWN],
+                    camp.total,
+                    o.position + 1,
+                    o.error,
+                )
+            )
+        if camp.status != S.RUNNING and self._elsewhere is None:
+            self._elsewhere = camp.status
+            self.wake.set()
 
     async def _retry_unreachable(self, call: Callable[[], Awaitable[T]]) -> T:
         """Connection refused means the request never left: retrying is always safe."""
@@ -392,17 +471,86 @@ class CampaignRun:
             raise _Stop(S.PAUSED, _session_reason(camp.session, info.status))
         self._last_session_check = now
 
-    async def _message_id(self, camp: Campaign) -> str | None:
-        """This message's pre-generated id, and the next one fetched while this one is sent,
-        so the extra request stays off the critical path. An unused id costs nothing."""
-        task, self._next_id = self._next_id, None
-        message_id = await task if task else await self._new_message_id(camp)
-        if message_id is not None:
-            self._next_id = asyncio.ensure_future(self._new_message_id(camp))
-        return message_id
+    def _unreserved(self, upcoming: list[Recipient]) -> list[Recipient]:
+        return [
+            r
+            for r in upcoming[:RESERVE_AHEAD]
+            if r.status == RS.PENDING
+            and not r.message_id
+            and r.id not in self._reserved
+            and r.id not in self._reserving
+        ]
+
+    def _queue_reservation(self, recipients: list[Recipient], ids: list[str]) -> None:
+        pairs = [(r.id, mid) for r, mid in zip(recipients, ids, strict=False) if r.id is not None]
+        self._reserving.update(pairs)
+        self._writer.reserve.extend(pairs)  # written with the next transaction
+
+    async def _reserve_ids(self, camp: Campaign, upcoming: list[Recipient]) -> str | None:
+        """An id for `upcoming[0]`, stored before it is sent, with ids for the next few
+        recipients in the same transaction; None when WAHA has no pre-generated ids."""
+        fresh = self._unreserved(upcoming)
+        ids = await self._take_ids(camp, len(fresh))
+        if not ids:
+            return None
+        self._queue_reservation(fresh, ids)
+        await self._writer.flush()
+        self._check_stop()
+        return self._reserved[fresh[0].id]  # type: ignore[index]
+
+    def _top_up(self, upcoming: list[Recipient]) -> None:
+        """Store the ids already fetched for the next recipients, behind this send, so the
+        next message rarely waits for a transaction of its own."""
+        fresh = self._unreserved(upcoming)
+        ids: list[str] = []
+        while len(ids) < len(fresh) and not self._ids.empty():
+            item = self._ids.get_nowait()
+            if isinstance(item, Exception):
+                self._ids.put_nowait(item)  # the filler stopped after it: it stays last
+                break
+            if item is not None:
+                ids.append(item)
+        if ids:
+            self._queue_reservation(fresh, ids)
+
+    async def _take_ids(self, camp: Campaign, want: int) -> list[str]:
+        """Up to `want` ids from the pool, waiting only for the first."""
+        if self.client.supports_message_ids is False:
+            return []
+        if self._ids.empty() and (self._id_task is None or self._id_task.done()):
+            self._ids_to_fetch = max(self._ids_to_fetch, 1)
+            self._id_task = asyncio.ensure_future(self._fill_ids(camp))
+        out: list[str] = []
+        item = await self._ids.get()
+        while True:
+            if isinstance(item, Exception):
+                if not out:
+                    raise item
+                self._ids.put_nowait(item)  # room: one was just taken; raised next time
+                return out
+            if item is None:  # no id this time: this message goes without one
+                return out
+            out.append(item)
+            if len(out) >= want or self._ids.empty():
+                return out
+            item = self._ids.get_nowait()
+
+    async def _fill_ids(self, camp: Campaign) -> None:
+        # Fetched while messages are sent, so the extra request stays off the critical
+        # path; never more than the recipients left. An unused id costs nothing.
+        while self._ids_to_fetch > 0:
+            try:
+                mid = await self._new_message_id(camp)
+            except Exception as exc:  # _Stop: given to the taker, who raises it
+                await self._ids.put(exc)
+                return
+            await self._ids.put(mid)
+            if mid is None:
+                return
+            self._ids_to_fetch -= 1
 
     def _drop_prefetch(self) -> None:
-        task, self._next_id = self._next_id, None
+        task, self._id_task = self._id_task, None
         if task is not None:
             task.cancel()
             # Retrieve its outcome so asyncio never logs an unretrieved exception.
@@ -485,6 +633,7 @@ class CampaignRun:
     async def _finish(
         self, status: CampaignStatus, reason: str | None = None, *, error: str | None = None
     ) -> ev.Ended:
+        await self._settle()
         camp = await self._db(
             self.store.finish,
             self.campaign_id,
@@ -495,6 +644,16 @@ class CampaignRun:
         )
         return self._ended_as(camp, camp.status)
 
+    async def _settle(self) -> None:
+        """Before the run ends: every outcome written, ids stored ahead and unused dropped."""
+        with contextlib.suppress(StoreError):
+            # If the database refuses, those recipients keep their stored ids: a resume
+            # re-sends them with those ids, which WhatsApp dedupes.
+            await self._writer.flush()
+        unused, self._reserved = list(self._reserved), {}
+        if unused:
+            await self._db(self.store.release_ids, unused)
+
     def _ended_as(self, camp: Campaign, status: str) -> ev.Ended:
         cid = self.campaign_id
         if status == S.COMPLETED:
@@ -504,6 +663,80 @@ class CampaignRun:
         if status == S.FAILED:
             return ev.Failed(cid, camp.last_error or "failed")
         return ev.Paused(cid, camp.pause_reason or status, camp.next_index)
+
+
+class _ProgressWriter:
+    """Writes a run's outcomes in order and publishes each once it is durable. Outcomes
+    of messages whose ids were stored ahead may wait up to WRITE_BEHIND seconds (or
+    WRITE_BATCH outcomes) to share one transaction: a crash meanwhile leaves those ids
+    stored, and a resume re-sends them with the same ids, which WhatsApp dedupes. Ids
+    stored ahead (`reserve`) ride in the same transactions."""
+
+    def __init__(self, run: CampaignRun) -> None:
+        self.run = run
+        self.queue: list[Outcome] = []
+        self.reserve: list[tuple[int, str]] = []
+        self.camp: Campaign | None = None
+        self.error: Exception | None = None
+        self._task: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def submit(self, outcome: Outcome) -> None:
+        self.queue.append(outcome)
+        if len(self.queue) >= WRITE_BATCH:
+            self.kick()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(WRITE_BEHIND, self.kick)
+
+    def kick(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        run = self.run
+        while (self.queue or self.reserve) and self.error is None:
+            outcomes, self.queue = self.queue, []
+            reserve, self.reserve = self.reserve, []
+            try:
+                camp = await run._db(
+                    run.store.commit_progress,
+                    run.campaign_id,
+                    outcomes,
+                    owner=run.owner,
+                    lease_seconds=run.config.lease_seconds,
+                    reserve=reserve,
+                )
+            except Exception as exc:
+                self.error = exc
+                run.wake.set()
+                return
+            self.camp = camp
+            for rid, mid in reserve:
+                run._reserving.pop(rid, None)
+                run._reserved[rid] = mid
+            if outcomes:
+                run._published(outcomes, camp)
+            elif camp.status != S.RUNNING and run._elsewhere is None:
+                run._elsewhere = camp.status
+                run.wake.set()
+
+    async def flush(self) -> Campaign:
+        """Wait until everything submitted is written; the campaign as it then is."""
+        while self.error is None and (
+            self.queue or self.reserve or (self._task is not None and not self._task.done())
+        ):
+            self.kick()
+            assert self._task is not None
+            # Shielded: a cancelled run still gets its outcomes written.
+            await asyncio.shield(self._task)
+        if self.error is not None:
+            raise self.error
+        if self.camp is None:
+            self.camp = await self.run._db(self.run.store.get_campaign, self.run.campaign_id)
+        return self.camp
 
 
 def _session_reason(session: str, status: str) -> str:

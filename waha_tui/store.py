@@ -72,6 +72,46 @@ class NewRecipient:
     variables: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one recipient: written by `Store.commit_progress`."""
+
+    recipient_id: int
+    position: int
+    status: RecipientStatus
+    message_id: str | None = None
+    error: str | None = None
+    attempted: bool = False  # counts one more attempt (when no `sending` mark counted it)
+
+
+_COUNTER = {
+    RecipientStatus.SENT: "sent",
+    RecipientStatus.FAILED: "failed",
+    RecipientStatus.UNKNOWN: "unknown",
+}
+
+
+def _counter_changes(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """The campaign columns a run of outcomes moves: counters, next_index, the failure
+    streak (reset by a sent message) and the last error."""
+    counts = {name: 0 for name in _COUNTER.values()}
+    for o in outcomes:
+        counts[_COUNTER[o.status]] += 1
+    changes: dict[str, Any] = {name: getattr(C.c, name) + n for name, n in counts.items() if n}
+    changes["next_index"] = outcomes[-1].position + 1
+    streak = 0
+    for o in outcomes:
+        streak = 0 if o.status == RecipientStatus.SENT else streak + 1
+    if any(o.status == RecipientStatus.SENT for o in outcomes):
+        changes["consecutive_failures"] = streak
+    else:
+        changes["consecutive_failures"] = C.c.consecutive_failures + streak
+    errors = [o.error for o in outcomes if o.error]
+    if errors:
+        changes["last_error"] = errors[-1]
+    return changes
+
+
 def _campaign(row: Any) -> Campaign:
     return Campaign.model_validate(dict(row._mapping))
 
@@ -476,13 +516,22 @@ class Store:
                 )
             )
 
-    def set_recipient_pending(self, recipient_id: int, error: str | None = None) -> None:
-        """The send surely did not go out (refused before WAHA accepted it)."""
+    def set_recipient_pending(
+        self, recipient_id: int, error: str | None = None, *, attempted: bool = False
+    ) -> None:
+        """The send surely did not go out (refused before WAHA accepted it). Its message id
+        is dropped: a stored id on a pending recipient means "may have been sent".
+        `attempted` counts the refused attempt when no `sending` mark counted it."""
         with self.write() as conn:
             conn.execute(
                 sa.update(R)
                 .where(R.c.id == recipient_id)
-                .values(status=RecipientStatus.PENDING, error=error)
+                .values(
+                    status=RecipientStatus.PENDING,
+                    error=error,
+                    message_id=None,
+                    attempts=R.c.attempts + (1 if attempted else 0),
+                )
             )
 
     def record(
@@ -497,44 +546,83 @@ class Store:
         error: str | None = None,
     ) -> Campaign:
         """One transaction: the recipient's outcome, the counters, next_index, the lease."""
+        assert recipient.id is not None
+        outcome = Outcome(recipient.id, recipient.position, status, message_id, error)
+        return self.commit_progress(
+            campaign_id, [outcome], owner=owner, lease_seconds=lease_seconds
+        )
+
+    def commit_progress(
+        self,
+        campaign_id: int,
+        outcomes: Sequence[Outcome],
+        *,
+        owner: str,
+        lease_seconds: float,
+        reserve: Sequence[tuple[int, str]] = (),
+    ) -> Campaign:
+        """One transaction: recipients' outcomes (in position order), the counters,
+        next_index, the lease; and pre-generated message ids stored for the recipients
+        about to be sent (`reserve`: recipient id, message id), so each id is durable
+        before its message leaves. Returns the campaign as it now is: a status other
+        than Running means someone paused or cancelled it elsewhere."""
         now = utcnow()
-        counter = {
-            RecipientStatus.SENT: "sent",
-            RecipientStatus.FAILED: "failed",
-            RecipientStatus.UNKNOWN: "unknown",
-        }[status]
-        streak = 0 if status == RecipientStatus.SENT else C.c.consecutive_failures + 1
+        values: dict[str, Any] = {
+            "updated_at": now,
+            "lease_until": sa.case(
+                (C.c.lease_owner == owner, now + timedelta(seconds=lease_seconds)),
+                else_=C.c.lease_until,
+            ),
+        }
         with self.write() as conn:
-            conn.execute(
-                sa.update(R)
-                .where(R.c.id == recipient.id)
-                .values(
-                    status=status,
-                    message_id=message_id or recipient.message_id,
-                    error=error,
-                    sent_at=now if status == RecipientStatus.SENT else None,
+            if reserve:
+                conn.execute(
+                    sa.update(R)
+                    .where(R.c.id == sa.bindparam("b_id"))
+                    .values(message_id=sa.bindparam("b_mid")),
+                    [{"b_id": rid, "b_mid": mid} for rid, mid in reserve],
                 )
-            )
+            if outcomes:
+                conn.execute(
+                    sa.update(R)
+                    .where(R.c.id == sa.bindparam("b_id"))
+                    .values(
+                        status=sa.bindparam("b_status"),
+                        message_id=sa.func.coalesce(sa.bindparam("b_mid"), R.c.message_id),
+                        error=sa.bindparam("b_error"),
+                        sent_at=sa.bindparam("b_sent_at", type_=R.c.sent_at.type),
+                        attempts=R.c.attempts + sa.bindparam("b_tries"),
+                    ),
+                    [
+                        {
+                            "b_id": o.recipient_id,
+                            "b_status": o.status,
+                            "b_mid": o.message_id,
+                            "b_error": o.error,
+                            "b_sent_at": now if o.status == RecipientStatus.SENT else None,
+                            "b_tries": 1 if o.attempted else 0,
+                        }
+                        for o in outcomes
+                    ],
+                )
+                values.update(_counter_changes(outcomes))
             row = conn.execute(
-                sa.update(C)
-                .where(C.c.id == campaign_id)
-                .values(
-                    {
-                        counter: getattr(C.c, counter) + 1,
-                        "next_index": recipient.position + 1,
-                        "consecutive_failures": streak,
-                        "last_error": error if error else C.c.last_error,
-                        "updated_at": now,
-                        "lease_until": sa.case(
-                            (C.c.lease_owner == owner, now + timedelta(seconds=lease_seconds)),
-                            else_=C.c.lease_until,
-                        ),
-                    }
-                )
-                .returning(*C.c)
+                sa.update(C).where(C.c.id == campaign_id).values(values).returning(*C.c)
             ).one()
             # The row comes straight from the database: no need to validate it again.
             return Campaign.model_construct(**row._mapping)
+
+    def release_ids(self, recipient_ids: Sequence[int]) -> None:
+        """Drop ids stored ahead for recipients that were never sent (the run stopped
+        first), so a stored id keeps meaning "may have been sent"."""
+        if not recipient_ids:
+            return
+        with self.write() as conn:
+            conn.execute(
+                sa.update(R)
+                .where(R.c.id.in_(recipient_ids), R.c.status == RecipientStatus.PENDING)
+                .values(message_id=None)
+            )
 
     def start_sending(
         self,

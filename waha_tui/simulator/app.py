@@ -397,11 +397,12 @@ class Simulator:
 
     async def sim_faults(self, request: Request) -> Response:
         """Body keys (all optional): fail_chat_ids {chatId: message}, fail_next {count, message},
-        latency, hang, drop_after_record, api_key, message_ids, stop_after {session, sends},
+        latency, hang, drop_after_record, api_key, message_ids, stop_after {session, sends,
+        status (STOPPED)},
         clear (true: drop every fault first)."""
         body = await _body(request)
         st = self.state
-        stop: tuple[str, int] | None = None
+        stop: tuple[str, int, str] | None = None
         try:
             fail_chat_ids = dict(body.get("fail_chat_ids") or {})
             fail_next = body.get("fail_next")
@@ -414,7 +415,12 @@ class Simulator:
             if any(not math.isfinite(v) or v < 0 for v in numbers.values()):
                 raise ValueError("latency, hang and drop_after_record must be >= 0")
             if body.get("stop_after") is not None:
-                stop = (str(body["stop_after"]["session"]), int(body["stop_after"]["sends"]))
+                after = body["stop_after"]
+                stop = (
+                    str(after["session"]),
+                    int(after["sends"]),
+                    str(after.get("status") or "STOPPED"),
+                )
         except (TypeError, ValueError, KeyError) as exc:
             return _unprocessable(f"invalid fault: {type(exc).__name__}: {exc}")
         if stop is not None and st.get(stop[0]) is None:

@@ -27,7 +27,8 @@ class SimSession:
     starting_until: float | None = None
     qr_value: str = ""
     pairing_code: str | None = None
-    stop_after: int | None = None  # flip to STOPPED after this many more sends
+    stop_after: int | None = None  # flip to `stop_status` after this many more sends
+    stop_status: str = "STOPPED"
 
     def settle(self, now: float) -> None:
         until = self.starting_until
@@ -165,12 +166,14 @@ class SimState:
             sess.status = "WORKING"
             sess.starting_until = None
 
-    def stop_after(self, name: str, sends: int) -> None:
-        """Flip the session to STOPPED right after its next `sends` accepted messages."""
+    def stop_after(self, name: str, sends: int, status: str = "STOPPED") -> None:
+        """Flip the session to `status` (STOPPED) right after its next `sends` accepted
+        messages."""
         with self._lock:
             sess = self.sessions[name]
+            sess.stop_status = status
             if sends <= 0:
-                sess.status = "STOPPED"
+                sess.status = status
                 sess.starting_until = None
                 sess.stop_after = None
             else:
@@ -236,7 +239,7 @@ class SimState:
             if sess and sess.stop_after is not None:
                 sess.stop_after -= 1
                 if sess.stop_after <= 0:
-                    sess.status = "STOPPED"
+                    sess.status = sess.stop_status
                     sess.stop_after = None
             return msg, True
 

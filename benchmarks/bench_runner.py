@@ -68,8 +68,11 @@ def payloads(store: Store, cid: int) -> list[dict[str, Any]]:
     ]
 
 
-async def bare_loop(url: str, bodies: list[dict[str, Any]]) -> tuple[float, int]:
-    """Seconds for the sequential sends; requests made (counted like the runner's)."""
+async def bare_loop(
+    url: str, bodies: list[dict[str, Any]], *, with_ids: bool = False
+) -> tuple[float, int]:
+    """Seconds for the sequential sends; requests made (counted like the runner's).
+    `with_ids`: each send first asks WAHA for a pre-generated id, as the runner must."""
     requests = 0
 
     async def count(_request: httpx.Request) -> None:
@@ -82,6 +85,9 @@ async def bare_loop(url: str, bodies: list[dict[str, Any]]) -> tuple[float, int]
         requests = 0
         started = time.perf_counter()
         for body in bodies:
+            if with_ids:
+                got = await client.get(f"/api/{body['session']}/new-message-id")
+                body = {**body, "id": got.raise_for_status().json()["id"]}
             resp = await client.post("/api/sendText", json=body)
             resp.raise_for_status()
         return time.perf_counter() - started, requests
@@ -166,6 +172,110 @@ async def runner_run(url: str, store: Store, cid: int) -> dict[str, Any]:
     }
 
 
+MODES = {
+    "ids": "WAHA hands out pre-generated message ids (NOWEB, GOWS): the runner stores each "
+    "id before its send and writes outcomes behind the sends",
+    "no_ids": "WAHA without pre-generated ids (WEBJS, or older): each recipient is marked "
+    "`sending` before its send and its outcome written after, both before the next send",
+}
+
+
+def set_message_ids(url: str, on: bool) -> None:
+    httpx.post(f"{url}/_sim/faults", json={"message_ids": on}, timeout=10).raise_for_status()
+
+
+async def measure_mode(args: argparse.Namespace, url: str, tmp: Path, mode: str) -> int:
+    n = args.recipients
+    with_ids = mode == "ids"
+    heading(f"runner [{mode}]: {MODES[mode]}")
+    bare_rates: list[float] = []
+    proto_rates: list[float] = []
+    runner_rates: list[float] = []
+    client_rates: dict[str, list[float]] = {}
+    last: dict[str, Any] = {}
+    for round_no in range(args.rounds):
+        store = Store(tmp / f"{mode}{round_no}.db")
+        cid = add_campaign(store, f"bench {round_no}", n, seed=round_no, template=TEMPLATE)
+        bodies = payloads(store, cid)
+        sim_reset(url)
+        set_message_ids(url, with_ids)
+        seconds, _ = await bare_loop(url, bodies)
+        bare_rates.append(n / seconds)
+        if with_ids:
+            sim_reset(url)
+            seconds, _ = await bare_loop(url, bodies, with_ids=True)
+            proto_rates.append(n / seconds)
+            sim_reset(url)
+            loops = await client_loops(url, bodies)
+            for name, spent in loops.items():
+                client_rates.setdefault(name, []).append(n / spent)
+        sim_reset(url)
+        set_message_ids(url, with_ids)
+        last = await runner_run(url, store, cid)
+        camp = store.get_campaign(cid)
+        store.close()
+        if not isinstance(last["end"], ev.Completed) or camp.sent != n:
+            print(f"runner did not complete: {last['end']!r} sent={camp.sent}", flush=True)
+            return 1
+        runner_rates.append(n / last["seconds"])
+        if args.rounds > 1:
+            figure(f"runner.{mode}.round{round_no + 1}.runner_msgs_per_s", runner_rates[-1])
+
+    bare, runner = median(bare_rates), median(runner_rates)
+    key = f"runner.{mode}"
+    figure(f"{key}.bare_loop_msgs_per_s", bare, "msg/s", "httpx: POST /api/sendText")
+    if with_ids:
+        proto = median(proto_rates)
+        figure(
+            f"{key}.bare_loop_with_ids_msgs_per_s",
+            proto,
+            "msg/s",
+            "httpx: GET new-message-id + POST /api/sendText",
+        )
+        for name, rates in client_rates.items():
+            figure(
+                f"{key}.waha_client[{name}]_msgs_per_s",
+                median(rates),
+                "msg/s",
+                "WahaClient alone, sequential, no store",
+            )
+    else:
+        proto = bare
+    figure(f"{key}.runner_msgs_per_s", runner, "msg/s", "RunnerPool.start + wait")
+    figure(f"{key}.ratio_to_sendtext_loop", runner / bare, "x", "runner / sendText loop")
+    ratio = runner / proto
+    figure(
+        f"{key}.ratio",
+        ratio,
+        "x",
+        "runner / the bare loop making the same WAHA requests",
+    )
+    figure(f"{key}.runner_ms_per_msg", 1000 / runner, "ms")
+    figure(f"{key}.overhead_ms_per_msg", 1000 / runner - 1000 / proto, "ms", "runner - baseline")
+    target(
+        f"{key}.ratio",
+        ratio >= TARGET_RATIO,
+        f">= {TARGET_RATIO}x the bare loop making the same WAHA requests",
+    )
+
+    paths: collections.Counter[str] = last["paths"]
+    figure(f"{key}.http_requests_per_msg", sum(paths.values()) / n, "req", "last round")
+    for path, count in paths.most_common():
+        figure(f"{key}.http[{path}]", count / n, "req/msg", f"{count:,} in all")
+    tx = last["tx"]
+    figure(f"{key}.db_write_transactions_per_msg", tx["write"] / n, "tx", "BEGIN IMMEDIATE")
+    figure(f"{key}.db_read_transactions_per_msg", tx["read"] / n, "tx")
+    figure(f"{key}.to_thread_calls_per_msg", last["threads"] / n, "calls")
+    figure(f"{key}.db_ms_per_msg", 1000 * last["in_thread"] / n, "ms", "inside store calls")
+    figure(
+        f"{key}.awaiting_db_ms_per_msg",
+        1000 * last["awaiting_threads"] / n,
+        "ms",
+        "the runner waiting on them (+ thread hop, GIL)",
+    )
+    return 0
+
+
 async def main_async(args: argparse.Namespace) -> int:
     n = args.recipients
     with (
@@ -176,73 +286,10 @@ async def main_async(args: argparse.Namespace) -> int:
             f"runner: {n:,} recipients, zero delay, simulator "
             f"{'on a thread of this process' if args.in_process else 'in its own process'}"
         )
-        bare_rates: list[float] = []
-        runner_rates: list[float] = []
-        last: dict[str, Any] = {}
-        bare_requests = 0
-        client_rates: dict[str, list[float]] = {}
-        for round_no in range(args.rounds):
-            store = Store(Path(tmp) / f"round{round_no}.db")
-            cid = add_campaign(store, f"bench {round_no}", n, seed=round_no, template=TEMPLATE)
-            bodies = payloads(store, cid)
-            sim_reset(url)
-            seconds, bare_requests = await bare_loop(url, bodies)
-            bare_rates.append(n / seconds)
-            sim_reset(url)
-            loops = await client_loops(url, bodies)
-            for name, spent in loops.items():
-                client_rates.setdefault(name, []).append(n / spent)
-            sim_reset(url)
-            last = await runner_run(url, store, cid)
-            camp = store.get_campaign(cid)
-            store.close()
-            if not isinstance(last["end"], ev.Completed) or camp.sent != n:
-                print(f"runner did not complete: {last['end']!r} sent={camp.sent}", flush=True)
-                return 1
-            runner_rates.append(n / last["seconds"])
-            if args.rounds > 1:
-                figure(f"runner.round{round_no + 1}.bare_msgs_per_s", bare_rates[-1], "msg/s")
-                figure(f"runner.round{round_no + 1}.runner_msgs_per_s", runner_rates[-1], "msg/s")
-
-        bare, runner = median(bare_rates), median(runner_rates)
-        ratio = runner / bare
-        figure("runner.bare_loop_msgs_per_s", bare, "msg/s", "baseline: httpx POST /api/sendText")
-        for name, rates in client_rates.items():
-            figure(
-                f"runner.waha_client[{name}]_msgs_per_s",
-                median(rates),
-                "msg/s",
-                "WahaClient alone, sequential, no store",
-            )
-        figure("runner.runner_msgs_per_s", runner, "msg/s", "RunnerPool.start + wait")
-        figure("runner.ratio", ratio, "x", "runner / bare loop")
-        figure("runner.bare_ms_per_msg", 1000 / bare, "ms")
-        figure("runner.runner_ms_per_msg", 1000 / runner, "ms")
-        figure("runner.overhead_ms_per_msg", 1000 / runner - 1000 / bare, "ms", "runner - bare")
-        target("runner.ratio", ratio >= TARGET_RATIO, f">= {TARGET_RATIO}x the bare loop")
-
-        paths: collections.Counter[str] = last["paths"]
-        total_requests = sum(paths.values())
-        figure("runner.bare_http_requests_per_msg", bare_requests / n, "req")
-        figure("runner.http_requests_per_msg", total_requests / n, "req", "runner, last round")
-        for path, count in paths.most_common():
-            figure(f"runner.http[{path}]", count / n, "req/msg", f"{count:,} in all")
-        tx = last["tx"]
-        figure("runner.db_write_transactions_per_msg", tx["write"] / n, "tx", "BEGIN IMMEDIATE")
-        figure("runner.db_read_transactions_per_msg", tx["read"] / n, "tx")
-        figure("runner.to_thread_calls_per_msg", last["threads"] / n, "calls")
-        figure(
-            "runner.db_ms_per_msg",
-            1000 * last["in_thread"] / n,
-            "ms",
-            "time inside the store calls (worker thread)",
-        )
-        figure(
-            "runner.awaiting_db_ms_per_msg",
-            1000 * last["awaiting_threads"] / n,
-            "ms",
-            "the runner waiting on them (+ thread hop, GIL)",
-        )
+        for mode in ("ids", "no_ids"):
+            code = await measure_mode(args, url, Path(tmp), mode)
+            if code:
+                return code
     return 0
 
 

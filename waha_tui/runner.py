@@ -313,17 +313,10 @@ class CampaignRun:
             # Only now: a pause during typing must leave it pending, as nothing was sent.
             # The same transaction sees a pause or cancel set by another process, and
             # renews the lease.
-            await self._writer.flush()
-            status = await self._db(
-                self.store.start_sending,
-                self.campaign_id,
-                rec.id,
-                message_id,
-                owner=self.owner,
-                lease_seconds=self.config.lease_seconds,
-            )
-            if status != S.RUNNING:
-                raise _StoppedElsewhere(status)
+            # The previous outcome rides in this transaction.
+            now = await self._writer.flush(sending=(rec.id, message_id))
+            if not self._ours(now):
+                raise _StoppedElsewhere(now.status)
         self._ambiguous_seen = resend_id is not None
         # From here its stored id may be used: it is no longer released at the end.
         self._reserved.pop(rec.id, None)
@@ -371,10 +364,9 @@ class CampaignRun:
                 rec, RS.UNKNOWN, error=f"{exc}; not re-sent automatically", attempted=pipelined
             )
             return self._after_failure(camp)
-        if pipelined:
-            self._submit(rec, RS.SENT, message_id=result or message_id, attempted=True)
-            return camp
-        return await self._record(rec, RS.SENT, message_id=result or message_id)
+        # Written behind: with the next message's `sending` mark, or within WRITE_BEHIND.
+        self._submit(rec, RS.SENT, message_id=result or message_id, attempted=pipelined)
+        return camp
 
     async def _in_doubt(self, rec: Recipient, message_id: str | None) -> None:
         """A message sent without a `sending` mark may have gone out: mark it so (with
@@ -404,9 +396,18 @@ class CampaignRun:
         """Write an outcome now (after any written behind): the campaign as it then is."""
         self._submit(rec, status, message_id=message_id, error=error, attempted=attempted)
         camp = await self._writer.flush()
-        if camp.status != S.RUNNING:
+        if not self._ours(camp):
             raise _StoppedElsewhere(camp.status)
         return camp
+
+    def _ours(self, camp: Campaign) -> bool:
+        """Still Running under this run's lease (not paused, cancelled or taken over)."""
+        return camp.status == S.RUNNING and camp.lease_owner == self.owner
+
+    def _seen(self, camp: Campaign) -> None:
+        if not self._ours(camp) and self._elsewhere is None:
+            self._elsewhere = camp.status
+            self.wake.set()
 
     def _submit(
         self,
@@ -441,9 +442,7 @@ class CampaignRun:
                     o.error,
                 )
             )
-        if camp.status != S.RUNNING and self._elsewhere is None:
-            self._elsewhere = camp.status
-            self.wake.set()
+        self._seen(camp)
 
     async def _retry_unreachable(self, call: Callable[[], Awaitable[T]]) -> T:
         """Connection refused means the request never left: retrying is always safe."""
@@ -484,7 +483,11 @@ class CampaignRun:
     def _queue_reservation(self, recipients: list[Recipient], ids: list[str]) -> None:
         pairs = [(r.id, mid) for r, mid in zip(recipients, ids, strict=False) if r.id is not None]
         self._reserving.update(pairs)
-        self._writer.reserve.extend(pairs)  # written with the next transaction
+        self._writer.reserve.extend(pairs)
+        if len(self._reserved) < RESERVE_AHEAD // 2:
+            # Few durable ids left: write these now, behind the send, rather than make a
+            # coming message wait for a transaction of its own.
+            self._writer.kick()
 
     async def _reserve_ids(self, camp: Campaign, upcoming: list[Recipient]) -> str | None:
         """An id for `upcoming[0]`, stored before it is sent, with ids for the next few
@@ -680,6 +683,8 @@ class _ProgressWriter:
         self.error: Exception | None = None
         self._task: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self.mark: tuple[int, str | None] | None = None  # a `sending` mark to write
+        self.marked: Campaign | None = None  # the campaign as the mark's transaction saw it
 
     def submit(self, outcome: Outcome) -> None:
         self.queue.append(outcome)
@@ -697,9 +702,10 @@ class _ProgressWriter:
 
     async def _drain(self) -> None:
         run = self.run
-        while (self.queue or self.reserve) and self.error is None:
+        while (self.queue or self.reserve or self.mark) and self.error is None:
             outcomes, self.queue = self.queue, []
             reserve, self.reserve = self.reserve, []
+            mark, self.mark = self.mark, None
             try:
                 camp = await run._db(
                     run.store.commit_progress,
@@ -708,25 +714,34 @@ class _ProgressWriter:
                     owner=run.owner,
                     lease_seconds=run.config.lease_seconds,
                     reserve=reserve,
+                    sending=mark,
                 )
             except Exception as exc:
                 self.error = exc
                 run.wake.set()
                 return
             self.camp = camp
+            if mark is not None:
+                self.marked = camp
             for rid, mid in reserve:
                 run._reserving.pop(rid, None)
                 run._reserved[rid] = mid
             if outcomes:
                 run._published(outcomes, camp)
-            elif camp.status != S.RUNNING and run._elsewhere is None:
-                run._elsewhere = camp.status
-                run.wake.set()
+            else:
+                run._seen(camp)
 
-    async def flush(self) -> Campaign:
-        """Wait until everything submitted is written; the campaign as it then is."""
+    async def flush(self, sending: tuple[int, str | None] | None = None) -> Campaign:
+        """Wait until everything submitted is written; the campaign as it then is. With
+        `sending`, that recipient is marked `sending` in the same transaction (only while
+        the run still owns the campaign: see `Store.commit_progress`), and the campaign is
+        as that transaction saw it."""
+        self.mark, self.marked = sending, None
         while self.error is None and (
-            self.queue or self.reserve or (self._task is not None and not self._task.done())
+            self.queue
+            or self.reserve
+            or self.mark
+            or (self._task is not None and not self._task.done())
         ):
             self.kick()
             assert self._task is not None
@@ -734,6 +749,9 @@ class _ProgressWriter:
             await asyncio.shield(self._task)
         if self.error is not None:
             raise self.error
+        if sending is not None:
+            assert self.marked is not None
+            return self.marked
         if self.camp is None:
             self.camp = await self.run._db(self.run.store.get_campaign, self.run.campaign_id)
         return self.camp

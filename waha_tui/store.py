@@ -560,12 +560,16 @@ class Store:
         owner: str,
         lease_seconds: float,
         reserve: Sequence[tuple[int, str]] = (),
+        sending: tuple[int, str | None] | None = None,
     ) -> Campaign:
         """One transaction: recipients' outcomes (in position order), the counters,
         next_index, the lease; and pre-generated message ids stored for the recipients
         about to be sent (`reserve`: recipient id, message id), so each id is durable
-        before its message leaves. Returns the campaign as it now is: a status other
-        than Running means someone paused or cancelled it elsewhere."""
+        before its message leaves; and `sending` (recipient id, message id): that
+        recipient marked `sending`, only while the campaign is Running for `owner`.
+        Returns the campaign as it now is: a status other than Running, or another
+        lease owner, means it was paused, cancelled or taken over elsewhere, and then
+        nothing was marked and nothing may be sent."""
         now = utcnow()
         values: dict[str, Any] = {
             "updated_at": now,
@@ -609,6 +613,17 @@ class Store:
             row = conn.execute(
                 sa.update(C).where(C.c.id == campaign_id).values(values).returning(*C.c)
             ).one()
+            if sending is not None and row.status == S.RUNNING and row.lease_owner == owner:
+                conn.execute(
+                    sa.update(R)
+                    .where(R.c.id == sending[0])
+                    .values(
+                        status=RecipientStatus.SENDING,
+                        attempts=R.c.attempts + 1,
+                        message_id=sending[1],
+                        error=None,
+                    )
+                )
             # The row comes straight from the database: no need to validate it again.
             return Campaign.model_construct(**row._mapping)
 
@@ -623,44 +638,6 @@ class Store:
                 .where(R.c.id.in_(recipient_ids), R.c.status == RecipientStatus.PENDING)
                 .values(message_id=None)
             )
-
-    def start_sending(
-        self,
-        campaign_id: int,
-        recipient_id: int,
-        message_id: str | None,
-        *,
-        owner: str,
-        lease_seconds: float,
-    ) -> str:
-        """Mark a recipient `sending` only while the campaign is still Running, and renew
-        the lease, in one transaction. Returns the campaign's status: anything but Running
-        (a pause or cancel set by another process) means nothing was marked and nothing
-        may be sent."""
-        now = utcnow()
-        with self.write() as conn:
-            status = conn.execute(
-                sa.update(C)
-                .where(C.c.id == campaign_id, C.c.lease_owner == owner)
-                .values(lease_until=now + timedelta(seconds=lease_seconds))
-                .returning(C.c.status)
-            ).scalar()
-            if status is None:  # our lease was taken over: read what it is now
-                status = conn.execute(
-                    sa.select(C.c.status).where(C.c.id == campaign_id)
-                ).scalar_one()
-            if status == S.RUNNING:
-                conn.execute(
-                    sa.update(R)
-                    .where(R.c.id == recipient_id)
-                    .values(
-                        status=RecipientStatus.SENDING,
-                        attempts=R.c.attempts + 1,
-                        message_id=message_id,
-                        error=None,
-                    )
-                )
-            return status
 
     def finish(
         self,

@@ -20,12 +20,19 @@ VALUE = r"(-?[\d,]+(?:\.\d+)?|nan|OK|MISS)"
 
 EXPECTED = {
     "bench_runner.py": [
-        "runner.bare_loop_msgs_per_s",
-        "runner.runner_msgs_per_s",
-        "runner.ratio",
-        "runner.http_requests_per_msg",
-        "runner.db_write_transactions_per_msg",
-        "runner.ratio.target",
+        "runner.ids.bare_loop_msgs_per_s",
+        "runner.ids.runner_msgs_per_s",
+        "runner.ids.ratio",
+        "runner.ids.http_requests_per_msg",
+        "runner.ids.db_write_transactions_per_msg",
+        "runner.ids.ratio.target",
+        "runner.no_ids.bare_loop_msgs_per_s",
+        "runner.no_ids.runner_msgs_per_s",
+        "runner.no_ids.ratio",
+        "runner.no_ids.http_requests_per_msg",
+        "runner.no_ids.db_write_transactions_per_msg",
+        "runner.no_ids.ratio.target",
+        "runner.ids.bare_loop_with_ids_msgs_per_s",
     ],
     "bench_dashboard.py": [
         "dashboard.empty_app_launch_ms",

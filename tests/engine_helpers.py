@@ -12,7 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from pg_helpers import libpq
+from sqlalchemy.engine import make_url
 
 from waha_tui import events as ev
 from waha_tui.models import Campaign, utcnow
@@ -123,12 +126,22 @@ def force_recipient(store: Store, campaign_id: int, position: int, **values: Any
         )
 
 
-def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the campaign tables, straight from SQLite, to prove nothing changed."""
-    with sqlite3.connect(path) as conn:
+TABLES = ("campaign", "recipient", "contact_list", "contact", "template")
+
+
+def snapshot(where: Path | str | Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the campaign tables, straight from the database (sqlite3 or psycopg,
+    not the store's code), to prove nothing changed."""
+    target = where.target if isinstance(where, Store) else str(where)
+    if "://" not in target:
+        with sqlite3.connect(target) as conn:
+            return {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+                for table in TABLES
+            }
+    with psycopg.connect(libpq(make_url(target))) as pg:
         return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
-            for table in ("campaign", "recipient", "contact_list", "contact", "template")
+            table: pg.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in TABLES
         }
 
 

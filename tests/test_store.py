@@ -1,5 +1,6 @@
-"""The SQLite store: the file, its schema version, recipients copies, status transitions,
-leases and recovery. Real files in tmp_path."""
+"""The store: the SQLite file, its schema version and migrations, recipients copies, status
+transitions, leases and recovery. Real SQLite files in tmp_path, and (the `backend`
+parameter) real PostgreSQL databases."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db: Path):
-    st = Store(db)
+def store(db_target: str):
+    st = Store(db_target)
     yield st
     st.close()
 
@@ -186,7 +187,7 @@ def test_an_unwritable_location_gives_one_line() -> None:
 # -- contacts and recipients -------------------------------------------------------------
 
 
-def test_recipients_are_a_copy_with_0_based_unique_positions(store: Store, db: Path) -> None:
+def test_recipients_are_a_copy_with_0_based_unique_positions(store: Store) -> None:
     contacts = people(4, city=["Berlin", "Jakarta", "Recife", "Oslo"])
     store.create_list("friends", contacts)
     from_list = store.list_contacts("friends")
@@ -208,14 +209,17 @@ def test_recipients_are_a_copy_with_0_based_unique_positions(store: Store, db: P
         store.list_contacts("friends")
     assert store.recipients(cid) == before
     assert store.get_campaign(cid).list_name == "friends"
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM contact").fetchone() == (0,)
-        with pytest.raises(sqlite3.IntegrityError):  # positions are unique per campaign
-            conn.execute(
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM contact")).scalar() == 0
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        # positions are unique per campaign
+        conn.execute(
+            sa.text(
                 "INSERT INTO recipient (campaign_id, position, phone, chat_id, variables, "
-                "status, attempts) VALUES (?, 2, '1', '1@c.us', '{}', 'pending', 0)",
-                (cid,),
-            )
+                "status, attempts) VALUES (:cid, 2, '1', '1@c.us', '{}', 'pending', 0)"
+            ),
+            {"cid": cid},
+        )
 
 
 def test_a_list_name_is_unique(store: Store) -> None:
@@ -250,7 +254,7 @@ def test_the_transition_table_is_exactly_the_allowed_set() -> None:
 
 @pytest.mark.parametrize(("old", "new"), list(itertools.product(list(S), list(S))))
 def test_every_transition_through_the_store(
-    store: Store, db: Path, old: CampaignStatus, new: CampaignStatus
+    store: Store, old: CampaignStatus, new: CampaignStatus
 ) -> None:
     cid = make_campaign(store, 1)
     force(store, cid, status=old)
@@ -260,19 +264,19 @@ def test_every_transition_through_the_store(
         assert store.get_campaign(cid).status == new
         assert store.get_campaign(cid).pause_reason == "why"
     else:
-        before = snapshot(db)
+        before = snapshot(store)
         with pytest.raises(TransitionError) as info:
             store.transition(cid, new, pause_reason="why")
         assert str(info.value) == f"campaign {cid} is {old}: it cannot become {new}"
-        assert snapshot(db) == before
+        assert snapshot(store) == before
 
 
-def test_transition_with_expect_refuses_other_statuses(store: Store, db: Path) -> None:
+def test_transition_with_expect_refuses_other_statuses(store: Store) -> None:
     cid = make_campaign(store, 1)
-    before = snapshot(db)
+    before = snapshot(store)
     with pytest.raises(TransitionError, match="is Scheduled: it cannot become Cancelled"):
         store.transition(cid, S.CANCELLED, expect=(S.PAUSED,))
-    assert snapshot(db) == before
+    assert snapshot(store) == before
 
 
 def test_transition_of_a_missing_campaign(store: Store) -> None:
@@ -291,25 +295,23 @@ def test_claim_makes_it_running_with_a_lease(store: Store) -> None:
     assert camp.started_at is not None
 
 
-def test_claim_refuses_a_campaign_with_a_live_lease_of_another_owner(
-    store: Store, db: Path
-) -> None:
+def test_claim_refuses_a_campaign_with_a_live_lease_of_another_owner(store: Store) -> None:
     cid = make_campaign(store, 1)
     store.claim(cid, "process-a", 30)
-    before = snapshot(db)
+    before = snapshot(store)
     with pytest.raises(StoreError, match=f"campaign {cid} is already running in another process"):
         store.claim(cid, "process-b", 30)
-    assert snapshot(db) == before
+    assert snapshot(store) == before
 
 
 @pytest.mark.parametrize("status", [S.COMPLETED, S.FAILED, S.CANCELLED, S.RUNNING])
-def test_claim_refuses_what_cannot_run(store: Store, db: Path, status: CampaignStatus) -> None:
+def test_claim_refuses_what_cannot_run(store: Store, status: CampaignStatus) -> None:
     cid = make_campaign(store, 1)
     force(store, cid, status=status)  # Running here: no lease at all
-    before = snapshot(db)
+    before = snapshot(store)
     with pytest.raises(StoreError, match=f"campaign {cid} is {status}: only a Scheduled or Paused"):
         store.claim(cid, "me", 30)
-    assert snapshot(db) == before
+    assert snapshot(store) == before
 
 
 def test_claim_takes_a_paused_campaign_and_clears_the_reason(store: Store) -> None:
@@ -319,17 +321,17 @@ def test_claim_takes_a_paused_campaign_and_clears_the_reason(store: Store) -> No
     assert (camp.status, camp.pause_reason) == (S.RUNNING, None)
 
 
-def test_one_running_campaign_per_waha_session(store: Store, db: Path) -> None:
+def test_one_running_campaign_per_waha_session(store: Store) -> None:
     first = make_campaign(store, 1)
     second = make_campaign(store, 1)
     elsewhere = make_campaign(store, 1, session="other")
     store.claim(first, "process-a", 30)
-    before = snapshot(db)
+    before = snapshot(store)
     with pytest.raises(StoreError, match=f"session 'default' is busy sending campaign {first}"):
         store.claim(second, "process-b", 30)
     with pytest.raises(StoreError, match="busy"):
         store.claim(second, "process-a", 30)  # the same owner too
-    assert snapshot(db) == before
+    assert snapshot(store) == before
     assert store.claim(elsewhere, "process-b", 30).status == S.RUNNING
     # Once the first run's lease lapses, the session is free again.
     force(store, first, lease_until=utcnow() - timedelta(seconds=1))

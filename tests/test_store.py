@@ -8,20 +8,22 @@ import itertools
 import os
 import sqlite3
 import stat
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from engine_helpers import force, make_campaign, people, snapshot
+from engine_helpers import closed_port, force, make_campaign, people, snapshot
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from waha_tui.models import SCHEMA_VERSION, utcnow
 from waha_tui.status import TRANSITIONS, CampaignStatus, RecipientStatus, TransitionError
-from waha_tui.store import NotFound, R, Store, StoreError
+from waha_tui.store import C, ClaimLost, NotFound, R, Store, StoreError, parse_target
 
 S = CampaignStatus
 
@@ -371,3 +373,195 @@ def test_due_campaigns(store: Store) -> None:
     paused = make_campaign(store, 1, scheduled_at=now - timedelta(days=1))
     store.transition(paused, S.PAUSED)
     assert [c.id for c in store.due_campaigns(now)] == [past]
+
+
+def test_claimable_campaigns_are_due_on_a_free_session(store: Store) -> None:
+    now = utcnow()
+    first = make_campaign(store, 1, scheduled_at=now - timedelta(days=2))
+    same_session = make_campaign(store, 1, scheduled_at=now - timedelta(days=1))
+    other = make_campaign(store, 1, session="other", scheduled_at=now - timedelta(hours=1))
+    make_campaign(store, 1, scheduled_at=now + timedelta(hours=1))
+    assert [c.id for c in store.claimable_campaigns(now)] == [first, same_session, other]
+    store.claim(first, "a", 30)
+    assert [c.id for c in store.claimable_campaigns(utcnow())] == [other]
+
+
+# -- auto-resume and the schema migration ------------------------------------------------
+
+
+def test_recover_interrupted_reschedules_an_auto_resume_campaign(store: Store) -> None:
+    auto = make_campaign(store, 1, auto_resume=True)
+    manual = make_campaign(store, 1, session="other")
+    for cid in (auto, manual):
+        store.claim(cid, "dead-process", 30)
+        force(store, cid, lease_until=utcnow() - timedelta(seconds=5))
+    assert store.recover_interrupted() == [auto, manual]
+    camp = store.get_campaign(auto)
+    assert (camp.status, camp.pause_reason, camp.lease_owner) == (S.SCHEDULED, None, None)
+    assert [c.id for c in store.claimable_campaigns()] == [auto]  # due again at once
+    assert store.get_campaign(manual).status == S.PAUSED
+    assert store.claim(auto, "survivor", 30).status == S.RUNNING
+
+
+def _make_version_1(store: Store) -> int:
+    """What waha-tui with schema 1 left: no auto_resume column, version 1, a campaign."""
+    cid = make_campaign(store, 2)
+    with store.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN auto_resume")
+        conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store.close()
+    return cid
+
+
+def test_a_version_1_database_is_migrated_in_place(db_target: str) -> None:
+    cid = _make_version_1(Store(db_target))
+    store = Store(db_target)
+    with store.read() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("campaign")}
+        version = conn.exec_driver_sql(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).scalar()
+    assert "auto_resume" in columns and version == str(SCHEMA_VERSION) == "2"
+    old = store.get_campaign(cid)
+    assert (old.total, old.auto_resume) == (2, False)  # the data is kept, the default added
+    assert store.get_campaign(make_campaign(store, 1, auto_resume=True)).auto_resume is True
+    store.close()
+    Store(db_target).close()  # opening it again migrates nothing
+
+
+def test_a_database_from_a_newer_schema_is_refused(db_target: str) -> None:
+    store = Store(db_target)
+    make_campaign(store, 1)
+    with store.write() as conn:
+        conn.exec_driver_sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    before = snapshot(store)
+    store.close()
+    with pytest.raises(StoreError) as info:
+        Store(db_target)
+    message = _one_line(info)
+    assert "newer waha-tui" in message and "schema 99" in message and "upgrade" in message
+    assert snapshot(db_target) == before
+
+
+# -- several processes: the locks --------------------------------------------------------
+
+
+def test_claims_on_one_session_are_serialised_across_processes(store: Store) -> None:
+    """Another process is claiming campaign A of session 'default' (it holds the session);
+    our claim of campaign B of the same session must wait for it and then see A Running.
+    Without the session lock, both would be Running at once on PostgreSQL."""
+    a = make_campaign(store, 1)
+    b = make_campaign(store, 1)
+    other = Store(store.target)
+    result: dict[str, object] = {}
+    holding = threading.Event()
+
+    def claim_b() -> None:
+        holding.wait(10)
+        try:
+            result["camp"] = store.claim(b, "process-b", 30)
+        except StoreError as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=claim_b)
+    thread.start()
+    with other.write() as conn:  # what claim(a) does, slowed down
+        other._locked_campaign(conn, a)
+        other._lock_session(conn, "default")
+        holding.set()
+        time.sleep(0.5)  # claim(b) is now waiting for us
+        assert "camp" not in result and "error" not in result
+        conn.execute(
+            sa.update(C)
+            .where(C.c.id == a)
+            .values(
+                status=S.RUNNING,
+                lease_owner="process-a",
+                lease_until=utcnow() + timedelta(seconds=30),
+            )
+        )
+    thread.join(15)
+    other.close()
+    assert isinstance(result.get("error"), ClaimLost), result
+    assert f"busy sending campaign {a}" in str(result["error"])
+    assert store.get_campaign(b).status == S.SCHEDULED
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_campaigns_being_claimed_elsewhere_are_skipped_not_waited_for(store: Store) -> None:
+    # PostgreSQL only by nature: SQLite has no row locks (its one write lock serialises).
+    a = make_campaign(store, 1)
+    b = make_campaign(store, 1, session="other")
+    other = Store(store.target)
+    try:
+        with other.write() as conn:
+            other._locked_campaign(conn, a)  # another runner is claiming it now
+            started = time.monotonic()
+            assert [c.id for c in store.claimable_campaigns()] == [b]
+            assert store.recover_interrupted() == []
+            assert time.monotonic() - started < 2
+    finally:
+        other.close()
+
+
+# -- PostgreSQL: connecting, errors and passwords ----------------------------------------
+
+
+@pytest.fixture
+def pg_url(db_target: str, backend: str) -> URL:
+    assert backend == "postgres"
+    return make_url(db_target)
+
+
+PG = pytest.mark.parametrize("backend", ["postgres"])
+
+
+@PG
+def test_the_password_never_shows(pg_url: URL) -> None:
+    password = pg_url.password
+    assert password
+    store = Store(pg_url.render_as_string(hide_password=False))
+    assert password not in repr(store) and password not in store.location
+    assert "***" in store.location
+    assert store.url.database == pg_url.database
+    store.close()
+
+
+@PG
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"password": "wrong-secret-pw"}, "password authentication failed"),
+        ({"database": "no_such_db_here"}, 'database "no_such_db_here" does not exist'),
+        ({"port": "closed"}, "Connection refused"),
+        ({"username": "nobody", "password": "wrong-secret-pw"}, "authentication failed"),
+    ],
+    ids=["bad-password", "missing-database", "refused", "unknown-user"],
+)
+def test_connection_problems_are_one_line_without_the_password(
+    pg_url: URL, change: dict[str, str], expected: str
+) -> None:
+    values: dict[str, object] = dict(change)
+    if values.get("port") == "closed":
+        values["port"] = closed_port()
+    url = pg_url.set(**values)  # type: ignore[arg-type]
+    with pytest.raises(StoreError) as info:
+        Store(url.render_as_string(hide_password=False))
+    message = _one_line(info)
+    assert expected in message, message
+    assert url.render_as_string(hide_password=True) in message
+    for secret in {pg_url.password, url.password} - {None}:
+        assert secret not in message
+
+
+def test_postgresql_urls_use_psycopg_and_other_databases_are_refused() -> None:
+    assert parse_target("postgresql://u:pw@h/db").drivername == "postgresql+psycopg"
+    assert parse_target("sqlite:///x/y.db").database == "x/y.db"
+    assert parse_target("campaigns.db").database == "campaigns.db"
+    with pytest.raises(StoreError) as info:
+        parse_target("mysql://root:hunter2@db/x")
+    message = _one_line(info)
+    assert "not supported" in message and "hunter2" not in message
+    with pytest.raises(StoreError) as info:
+        parse_target("postgresql://u:hunter2@h:notaport/db")
+    assert "hunter2" not in _one_line(info)

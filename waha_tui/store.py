@@ -100,7 +100,7 @@ def parse_target(target: str | os.PathLike[str]) -> URL:
         return URL.create("sqlite", database=text)
     try:
         url = make_url(text)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise StoreError(f"database URL {_mask_text(text)} is not a valid URL") from None
     if url.get_backend_name() == "postgresql":
         # psycopg (v3) is the driver this package installs; postgresql:// alone means psycopg2.

@@ -21,7 +21,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
+from waha_tui.config import Settings
 from waha_tui.models import SCHEMA_VERSION, utcnow
+from waha_tui.secret import mask_url
 from waha_tui.status import TRANSITIONS, CampaignStatus, RecipientStatus, TransitionError
 from waha_tui.store import C, ClaimLost, NotFound, R, Store, StoreError, parse_target
 
@@ -565,3 +567,22 @@ def test_postgresql_urls_use_psycopg_and_other_databases_are_refused() -> None:
     with pytest.raises(StoreError) as info:
         parse_target("postgresql://u:hunter2@h:notaport/db")
     assert "hunter2" not in _one_line(info)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("campaigns.db", "campaigns.db"),
+        ("postgresql://h/db", "postgresql://h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgresql+psycopg://u:hunter2@h:5432/db", "postgresql+psycopg://u:***@h:5432/db"),
+        ("postgresql://u:hunter2@h:notaport/db", "postgresql://u:***@h:notaport/db"),
+        ("postgresql://u:hun@ter/2@h/db", "postgresql://u:***@h/db"),
+    ],
+)
+def test_database_passwords_are_masked_in_settings_and_messages(text: str, shown: str) -> None:
+    assert mask_url(text) == shown
+    settings = Settings.resolve(db=text)
+    assert settings.db == text  # the real value still opens the database
+    assert "hunter2" not in repr(settings) and "hun@ter" not in repr(settings)
+    assert shown in repr(settings)

@@ -42,6 +42,7 @@ from waha_tui.models import (
     Template,
     utcnow,
 )
+from waha_tui.secret import mask_url
 from waha_tui.status import (
     FINISHED,
     CampaignStatus,
@@ -101,7 +102,7 @@ def parse_target(target: str | os.PathLike[str]) -> URL:
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise StoreError(f"database URL {_mask_text(text)} is not a valid URL") from None
+        raise StoreError(f"database URL {mask_url(text)} is not a valid URL") from None
     if url.get_backend_name() == "postgresql":
         # psycopg (v3) is the driver this package installs; postgresql:// alone means psycopg2.
         return url.set(drivername="postgresql+psycopg")
@@ -865,16 +866,6 @@ def _reason(exc: Exception) -> str:
 def _hide(text: str, password: str | None) -> str:
     """Database passwords never reach a message or a log."""
     return text.replace(password, "***") if password else text
-
-
-def _mask_text(text: str) -> str:
-    """A URL that did not parse, with anything between "://user:" and "@" hidden."""
-    head, sep, rest = text.partition("://")
-    if sep and "@" in rest:
-        creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        return f"{head}://{user}:***@{host}" if ":" in creds else text
-    return text
 
 
 def _add_column(conn: Connection, table: sa.Table, name: str) -> None:

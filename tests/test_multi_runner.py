@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -117,7 +117,9 @@ def spawn_runner(env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def wait_for(what: str, check, sampler: Sampler, started: float) -> None:  # type: ignore[no-untyped-def]
+def wait_for(
+    what: str, check: Callable[[dict[int, tuple]], bool], sampler: Sampler, started: float
+) -> None:
     while not check(sampler.latest()):
         assert sampler.error is None, sampler.error
         assert time.monotonic() - started < DEADLINE, f"timed out waiting for {what}"

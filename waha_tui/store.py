@@ -151,6 +151,8 @@ class Store:
     def _make_pg_engine(self) -> Engine:
         return sa.create_engine(
             self.url,
+            # Explicit, whatever the server's default: the locks above assume it.
+            isolation_level="READ COMMITTED",
             pool_pre_ping=True,
             connect_args={
                 "connect_timeout": 10,

@@ -4,7 +4,9 @@ campaigns written straight into a real store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import re
 import socket
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -143,6 +145,16 @@ def snapshot(where: Path | str | Store) -> dict[str, list[tuple[Any, ...]]]:
         return {
             table: pg.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in TABLES
         }
+
+
+def raw_rows(db: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Rows straight from the database at `db` (a path or a URL), through sqlite3 or
+    psycopg rather than the store's code. Parameters are named, `:name`."""
+    if "://" not in db:
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            return con.execute(sql, params).fetchall()
+    with psycopg.connect(libpq(make_url(db))) as pg:
+        return pg.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params).fetchall()
 
 
 def closed_port() -> int:

@@ -11,19 +11,15 @@ import collections
 import os
 import pty
 import random
-import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from pg_helpers import libpq
-from sqlalchemy.engine import make_url
+from engine_helpers import raw_rows
 
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
 from waha_tui.store import Store
@@ -86,18 +82,10 @@ def make_campaign(env: dict[str, str], tmp_path: Path, count: int, delay: str) -
 
 
 def rows(db: str, sql: str, **params: object) -> list[tuple]:
-    """Straight from the database, not through the store (sqlite3 or psycopg)."""
+    found = raw_rows(db, sql, **params)
     if "://" not in db:
-        con = sqlite3.connect(db)
-        try:
-            found = con.execute(sql, params).fetchall()
-            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        finally:
-            con.close()
-        return found
-    with psycopg.connect(libpq(make_url(db))) as pg:
-        # The same named parameters in psycopg's spelling: :name -> %(name)s.
-        return pg.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params).fetchall()
+        assert raw_rows(db, "PRAGMA integrity_check") == [("ok",)]
+    return found
 
 
 def truth(db: str, cid: int) -> tuple[dict, collections.Counter]:

@@ -1,10 +1,11 @@
 """Several hosts, one PostgreSQL: three `waha-tui run` processes share a dozen campaigns on
-two WAHA sessions of the simulator; one runner is killed with SIGKILL mid-way.
+two WAHA sessions of the simulator; one runner is killed with SIGKILL mid-way. The same
+on one SQLite file (several runners on one machine): no feature is one backend's only.
 
 The simulator lives in this test process: its log of accepted messages is the truth about
 what WhatsApp received. A sampler thread reads the campaign table the whole time, straight
-through psycopg, to catch two campaigns of one session Running at once or a campaign taken
-from an owner whose lease was still live.
+through psycopg or sqlite3, to catch two campaigns of one session Running at once or a
+campaign taken from an owner whose lease was still live.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
-from pg_helpers import libpq
-from sqlalchemy.engine import make_url
+from engine_helpers import raw_rows
 
 from waha_tui.models import Campaign, utcnow
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
@@ -76,28 +75,40 @@ def create_campaigns(db: str) -> dict[int, tuple[str, bool]]:
     return made
 
 
+def _aware(value: datetime | str | None) -> datetime | None:
+    """lease_until as psycopg (aware) or sqlite3 (naive UTC text) hands it back."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 class Sampler(threading.Thread):
     """Reads every campaign every 30 ms: (id, session, status, owner, live lease, reason)."""
 
     def __init__(self, db: str) -> None:
         super().__init__(daemon=True)
-        self.conninfo = libpq(make_url(db))
+        self.db = db
         self.samples: list[list[tuple]] = []
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            with psycopg.connect(self.conninfo, autocommit=True) as pg:
-                while not self.stop.is_set():
-                    self.samples.append(
-                        pg.execute(
-                            "SELECT id, session, status, lease_owner, "
-                            "coalesce(lease_until > now(), false), pause_reason "
-                            "FROM campaign ORDER BY id"
-                        ).fetchall()
-                    )
-                    time.sleep(0.03)
+            while not self.stop.is_set():
+                now = datetime.now(UTC)
+                found = raw_rows(
+                    self.db,
+                    "SELECT id, session, status, lease_owner, lease_until, pause_reason "
+                    "FROM campaign ORDER BY id",
+                )
+                self.samples.append(
+                    [
+                        (cid, session, status, owner, (_aware(until) or now) > now, reason)
+                        for cid, session, status, owner, until, reason in found
+                    ]
+                )
+                time.sleep(0.03)
         except BaseException as exc:  # reported by the test, not lost in a thread
             self.error = exc
 
@@ -130,7 +141,6 @@ def pid_of(owner: str | None) -> int | None:
     return int(owner.split(":")[-2]) if owner else None
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
 def test_three_runners_one_killed_every_recipient_exactly_once(
     server: SimulatorServer, db_target: str, tmp_path: Path
 ) -> None:
@@ -222,12 +232,12 @@ def test_three_runners_one_killed_every_recipient_exactly_once(
         assert m.session == SESSIONS[k % 2]
     assert 8 <= sent_by_victim < len(expected)
 
-    with psycopg.connect(libpq(make_url(db_target))) as pg:
-        counts = pg.execute(
-            "SELECT count(*), sum(sent), sum(failed + unknown), min(next_index) FROM campaign "
-            "WHERE status = 'Completed'"
-        ).fetchone()
-        assert counts == (len(campaigns), len(expected), 0, PEOPLE)
+    counts = raw_rows(
+        db_target,
+        "SELECT count(*), sum(sent), sum(failed + unknown), min(next_index) FROM campaign "
+        "WHERE status = 'Completed'",
+    )
+    assert counts == [(len(campaigns), len(expected), 0, PEOPLE)]
 
     # One campaign per WAHA session at a time: never two live leases on one session...
     owners: dict[int, list[int]] = collections.defaultdict(list)

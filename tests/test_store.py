@@ -586,3 +586,34 @@ def test_database_passwords_are_masked_in_settings_and_messages(text: str, shown
     assert settings.db == text  # the real value still opens the database
     assert "hunter2" not in repr(settings) and "hun@ter" not in repr(settings)
     assert shown in repr(settings)
+
+
+@pytest.mark.parametrize("version_1", [False, True], ids=["new", "migrating"])
+def test_several_processes_opening_one_database_at_once(db_target: str, version_1: bool) -> None:
+    """Each Store has its own connections, as another process would: creating the schema
+    (or migrating it) happens once, and every one of them opens the database."""
+    if version_1:
+        _make_version_1(Store(db_target))
+    barrier = threading.Barrier(6)
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        barrier.wait(10)
+        try:
+            opened.append(Store(db_target))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(opened) == 6
+    with opened[0].read() as conn:
+        assert conn.exec_driver_sql("SELECT key, value FROM meta").all() == [
+            ("schema_version", str(SCHEMA_VERSION))
+        ]
+    for store in opened:
+        store.close()

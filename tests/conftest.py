@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from pg_helpers import admin_server, fresh_database
+from sqlalchemy.engine import URL
 
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
 from waha_tui.waha import WahaClient
@@ -27,3 +30,38 @@ async def asgi_client(sim: Simulator) -> AsyncIterator[WahaClient]:
     client = WahaClient("http://waha.test", transport=httpx.ASGITransport(app=sim))
     yield client
     await client.aclose()
+
+
+# -- the two database backends ------------------------------------------------------------
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[URL | str]:
+    """One PostgreSQL server for the session (see pg_helpers); its absence is a failure of
+    every test that needs it, never a skip. Yields the reason instead of a URL then."""
+    try:
+        with admin_server() as url:
+            yield url
+    except LookupError as exc:
+        yield str(exc)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """What `Store(...)`, `--db` and WAHA_TUI_DB take: a SQLite file path, or the URL of a
+    fresh, empty PostgreSQL database."""
+    if backend == "sqlite":
+        yield str(tmp_path / "campaigns.db")
+        return
+    admin = request.getfixturevalue("pg_admin")
+    if isinstance(admin, str):
+        pytest.fail(admin, pytrace=False)
+    with fresh_database(admin) as url:
+        yield url.render_as_string(hide_password=False)

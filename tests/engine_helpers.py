@@ -4,7 +4,9 @@ campaigns written straight into a real store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import re
 import socket
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -12,7 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from pg_helpers import libpq
+from sqlalchemy.engine import make_url
 
 from waha_tui import events as ev
 from waha_tui.models import Campaign, utcnow
@@ -123,13 +128,33 @@ def force_recipient(store: Store, campaign_id: int, position: int, **values: Any
         )
 
 
-def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the campaign tables, straight from SQLite, to prove nothing changed."""
-    with sqlite3.connect(path) as conn:
+TABLES = ("campaign", "recipient", "contact_list", "contact", "template")
+
+
+def snapshot(where: Path | str | Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the campaign tables, straight from the database (sqlite3 or psycopg,
+    not the store's code), to prove nothing changed."""
+    target = where.target if isinstance(where, Store) else str(where)
+    if "://" not in target:
+        with sqlite3.connect(target) as conn:
+            return {
+                table: conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
+                for table in TABLES
+            }
+    with psycopg.connect(libpq(make_url(target))) as pg:
         return {
-            table: conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()
-            for table in ("campaign", "recipient", "contact_list", "contact", "template")
+            table: pg.execute(f"SELECT * FROM {table} ORDER BY id").fetchall() for table in TABLES
         }
+
+
+def raw_rows(db: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Rows straight from the database at `db` (a path or a URL), through sqlite3 or
+    psycopg rather than the store's code. Parameters are named, `:name`."""
+    if "://" not in db:
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            return con.execute(sql, params).fetchall()
+    with psycopg.connect(libpq(make_url(db))) as pg:
+        return pg.execute(re.sub(r":(\w+)", r"%(\1)s", sql), params).fetchall()
 
 
 def closed_port() -> int:

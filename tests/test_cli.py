@@ -178,6 +178,14 @@ def _one(cli: Cli) -> str:
     return write(cli.db.parent / "one.csv", f"phone,name\n{phone(9)},Zoe\n")
 
 
+def test_auto_resume_is_chosen_at_create_and_shown(cli: Cli) -> None:
+    plain = cli.create("--name", "p", "--message", "Hi", "--contacts", _one(cli))
+    auto = cli.create("--name", "a", "--message", "Hi", "--contacts", _one(cli), "--auto-resume")
+    assert cli.json("campaign", "show", str(plain))["auto_resume"] is False
+    assert cli.json("campaign", "show", str(auto))["auto_resume"] is True
+    assert "auto_resume   True" in cli.ok("campaign", "show", str(auto)).stdout
+
+
 # -- campaigns ---------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Crash safety with real processes: kill -9, two runners on one file, SIGHUP and SIGTERM.
+"""Crash safety with real processes: kill -9, two runners on one database, SIGHUP and
+SIGTERM; on a SQLite file and on PostgreSQL (the `backend` parameter).
 
 The simulator lives in this test process, so its log of accepted messages survives every
 runner that is killed; it is the truth about what WhatsApp received.
@@ -11,7 +12,6 @@ import os
 import pty
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engine_helpers import raw_rows
 
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
 from waha_tui.store import Store
@@ -32,9 +33,9 @@ def server() -> Iterator[SimulatorServer]:
         yield srv
 
 
-def env_for(srv: SimulatorServer, db: Path) -> dict[str, str]:
+def env_for(srv: SimulatorServer, db: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(WAHA_URL=srv.url, WAHA_TUI_DB=str(db), WAHA_TUI_LEASE_SECONDS=LEASE)
+    env.update(WAHA_URL=srv.url, WAHA_TUI_DB=db, WAHA_TUI_LEASE_SECONDS=LEASE)
     env.pop("WAHA_API_KEY", None)
     return env
 
@@ -80,30 +81,24 @@ def make_campaign(env: dict[str, str], tmp_path: Path, count: int, delay: str) -
     return int(made.stdout.strip().splitlines()[-1])
 
 
-def truth(db: Path, cid: int) -> tuple[dict, collections.Counter]:
-    con = sqlite3.connect(db)
-    try:
-        camp = dict(
-            zip(
-                ("status", "sent", "failed", "unknown", "next_index", "total"),
-                con.execute(
-                    "SELECT status, sent, failed, unknown, next_index, total "
-                    "FROM campaign WHERE id=?",
-                    (cid,),
-                ).fetchone(),
-                strict=True,
-            )
-        )
-        statuses = collections.Counter(
-            s for (s,) in con.execute("SELECT status FROM recipient WHERE campaign_id=?", (cid,))
-        )
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        con.close()
+def rows(db: str, sql: str, **params: object) -> list[tuple]:
+    found = raw_rows(db, sql, **params)
+    if "://" not in db:
+        assert raw_rows(db, "PRAGMA integrity_check") == [("ok",)]
+    return found
+
+
+def truth(db: str, cid: int) -> tuple[dict, collections.Counter]:
+    fields = ("status", "sent", "failed", "unknown", "next_index", "total")
+    (found,) = rows(db, f"SELECT {', '.join(fields)} FROM campaign WHERE id=:cid", cid=cid)
+    camp = dict(zip(fields, found, strict=True))
+    statuses = collections.Counter(
+        s for (s,) in rows(db, "SELECT status FROM recipient WHERE campaign_id=:cid", cid=cid)
+    )
     return camp, statuses
 
 
-def assert_at_most_once_and_accounted(srv: SimulatorServer, db: Path, cid: int, count: int) -> None:
+def assert_at_most_once_and_accounted(srv: SimulatorServer, db: str, cid: int, count: int) -> None:
     delivered = collections.Counter(m.chat_id for m in srv.state.sent())
     assert max(delivered.values()) == 1, "a recipient got the message twice"
     camp, statuses = truth(db, cid)
@@ -117,24 +112,22 @@ def assert_at_most_once_and_accounted(srv: SimulatorServer, db: Path, cid: int, 
     )
     assert camp["next_index"] == count
     # Every `sent` recipient really reached the simulator, with the id the store holds.
-    con = sqlite3.connect(db)
     ids = {
         mid
-        for (mid,) in con.execute(
-            "SELECT message_id FROM recipient WHERE campaign_id=? AND status='sent'", (cid,)
+        for (mid,) in rows(
+            db, "SELECT message_id FROM recipient WHERE campaign_id=:cid AND status='sent'", cid=cid
         )
     }
-    con.close()
     assert ids <= {m.id for m in srv.state.sent()}
 
 
 @pytest.mark.parametrize("message_ids", [True, False], ids=["message-ids", "no-message-ids"])
 def test_kill_9_at_random_moments_never_sends_twice_nor_loses_anyone(
-    server: SimulatorServer, tmp_path: Path, message_ids: bool
+    server: SimulatorServer, tmp_path: Path, db_target: str, message_ids: bool
 ) -> None:
     server.state.message_ids = message_ids
     server.state.set_latency(0.004)
-    db = tmp_path / "campaigns.db"
+    db = db_target
     env = env_for(server, db)
     count = 300
     cid = make_campaign(env, tmp_path, count, "0.02-0.04")
@@ -175,9 +168,9 @@ def test_kill_9_at_random_moments_never_sends_twice_nor_loses_anyone(
 
 
 def test_two_runners_started_together_never_send_the_same_recipient(
-    server: SimulatorServer, tmp_path: Path
+    server: SimulatorServer, tmp_path: Path, db_target: str
 ) -> None:
-    db = tmp_path / "campaigns.db"
+    db = db_target
     env = env_for(server, db)
     cid = make_campaign(env, tmp_path, 120, "0-0")
     Store(db).close()
@@ -190,9 +183,9 @@ def test_two_runners_started_together_never_send_the_same_recipient(
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signals_to_waha_tui_run_leave_the_campaign_paused_at_the_right_place(
-    server: SimulatorServer, tmp_path: Path, sig: signal.Signals
+    server: SimulatorServer, tmp_path: Path, db_target: str, sig: signal.Signals
 ) -> None:
-    db = tmp_path / "campaigns.db"
+    db = db_target
     env = env_for(server, db)
     cid = make_campaign(env, tmp_path, 200, "0.05-0.05")
     proc = spawn(env, "run")
@@ -207,20 +200,18 @@ def test_signals_to_waha_tui_run_leave_the_campaign_paused_at_the_right_place(
     assert camp["status"] == "Paused"
     assert camp["next_index"] == len(server.state.sent()) == camp["sent"]
     assert statuses["sending"] == 0  # nothing left in flight
-    con = sqlite3.connect(db)
-    reason, owner = con.execute(
-        "SELECT pause_reason, lease_owner FROM campaign WHERE id=?", (cid,)
-    ).fetchone()
-    con.close()
+    ((reason, owner),) = rows(
+        db, "SELECT pause_reason, lease_owner FROM campaign WHERE id=:cid", cid=cid
+    )
     assert owner is None
     assert reason
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
 def test_signals_to_the_dashboard_pause_its_campaigns(
-    server: SimulatorServer, tmp_path: Path, sig: signal.Signals
+    server: SimulatorServer, tmp_path: Path, db_target: str, sig: signal.Signals
 ) -> None:
-    db = tmp_path / "campaigns.db"
+    db = db_target
     env = env_for(server, db)
     env.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
     cid = make_campaign(env, tmp_path, 200, "0.05-0.05")

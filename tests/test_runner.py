@@ -66,8 +66,8 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db: Path) -> Iterator[Store]:
-    st = Store(db)
+def store(db_target: str) -> Iterator[Store]:
+    st = Store(db_target)
     yield st
     st.close()
 
@@ -107,7 +107,6 @@ def statuses(store: Store, cid: int) -> list[str]:
 )
 async def test_only_scheduled_or_paused_campaigns_run(
     store: Store,
-    db: Path,
     client: WahaClient,
     state: SimState,
     status: CampaignStatus,
@@ -119,13 +118,13 @@ async def test_only_scheduled_or_paused_campaigns_run(
         offset = timedelta(seconds=60 if lease == "live" else -60)
         force(store, cid, lease_owner="another:1:abc", lease_until=utcnow() + offset)
     force(store, cid, status=status)
-    before = snapshot(db)
+    before = snapshot(store)
     pool = RunnerPool(store, client, config=fast_config())
     with pytest.raises(StoreError) as info:
         await pool.start(cid)
     assert f"campaign {cid}" in str(info.value)
     assert (status in str(info.value)) or "already running" in str(info.value)
-    assert snapshot(db) == before
+    assert snapshot(store) == before
     assert state.sent() == []
     assert pool.runs == {} and pool.tasks == {}
     await asyncio.sleep(0.01)
@@ -495,7 +494,7 @@ async def test_a_pause_from_another_process_is_noticed_during_a_wait(
     await pool.start(cid)
     await first_message(state)
     began = time.monotonic()
-    other = Store(store.path)  # another process: its own connections, no runner
+    other = Store(store.target)  # another process: its own connections, no runner
     other.transition(cid, S.PAUSED, pause_reason="paused from the command line")
     other.close()
     end = await asyncio.wait_for(pool.wait(cid), 5)

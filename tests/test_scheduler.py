@@ -1,12 +1,11 @@
 """The scheduler: due, future and missed campaigns, one per WAHA session, recovery, and
-`run(until_idle=True)` returning."""
+`run(until_idle=True)` returning; on SQLite and PostgreSQL (the `backend` parameter)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from engine_helpers import fast_config, force, make_campaign, module_simulator, reset_simulator
@@ -36,8 +35,8 @@ S = CampaignStatus
 
 
 @pytest.fixture
-async def service(tmp_path: Path, sim_server: SimulatorServer) -> AsyncIterator[CampaignService]:
-    store = Store(tmp_path / "campaigns.db")
+async def service(db_target: str, sim_server: SimulatorServer) -> AsyncIterator[CampaignService]:
+    store = Store(db_target)
     client = WahaClient(sim_server.url)
     svc = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))
     yield svc
@@ -125,6 +124,43 @@ async def test_a_tick_recovers_interrupted_campaigns_without_restarting_them(
     assert await Scheduler(service).tick() == []
     camp = store.get_campaign(cid)
     assert camp.status == S.PAUSED and "interrupted" in (camp.pause_reason or "")
+    assert state.sent() == []
+
+
+async def test_a_tick_restarts_an_interrupted_auto_resume_campaign(
+    service: CampaignService, state: SimState
+) -> None:
+    store = service.store
+    cid = make_campaign(store, 2, auto_resume=True)
+    store.claim(cid, "dead:1:x", 60)
+    force(store, cid, lease_until=utcnow() - timedelta(seconds=1))
+    assert await Scheduler(service).tick() == [cid]  # recovered and claimed in one tick
+    await settle(service)
+    assert store.get_campaign(cid).status == S.COMPLETED
+    assert len(state.sent()) == 2
+
+
+async def test_a_campaign_claimed_elsewhere_in_between_is_passed_over_silently(
+    service: CampaignService, state: SimState
+) -> None:
+    store = service.store
+    cid = make_campaign(store, 1)
+    other = Store(store.target)  # another runner, on another host
+    listed = store.claimable_campaigns
+
+    def then_claimed_elsewhere(now: object = None) -> list:
+        found = listed()
+        other.claim(cid, "another:1:x", 60)  # it wins the race after our look
+        return found
+
+    store.claimable_campaigns = then_claimed_elsewhere  # type: ignore[method-assign]
+    errors: list[tuple[int, str]] = []
+    try:
+        assert await Scheduler(service, on_error=lambda c, m: errors.append((c, m))).tick() == []
+    finally:
+        other.close()
+    assert errors == []
+    assert store.get_campaign(cid).lease_owner == "another:1:x"
     assert state.sent() == []
 
 

@@ -1,5 +1,6 @@
-"""The SQLite store: the file, its schema version, recipients copies, status transitions,
-leases and recovery. Real files in tmp_path."""
+"""The store: the SQLite file, its schema version and migrations, recipients copies, status
+transitions, leases and recovery. Real SQLite files in tmp_path, and (the `backend`
+parameter) real PostgreSQL databases."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ import itertools
 import os
 import sqlite3
 import stat
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from engine_helpers import force, make_campaign, people, snapshot
+from engine_helpers import closed_port, force, make_campaign, people, snapshot
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
+from waha_tui.config import Settings
 from waha_tui.models import SCHEMA_VERSION, utcnow
+from waha_tui.secret import mask_url
 from waha_tui.status import TRANSITIONS, CampaignStatus, RecipientStatus, TransitionError
-from waha_tui.store import NotFound, R, Store, StoreError
+from waha_tui.store import C, ClaimLost, NotFound, R, Store, StoreError, parse_target
 
 S = CampaignStatus
 
@@ -31,8 +36,8 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db: Path):
-    st = Store(db)
+def store(db_target: str):
+    st = Store(db_target)
     yield st
     st.close()
 
@@ -186,7 +191,7 @@ def test_an_unwritable_location_gives_one_line() -> None:
 # -- contacts and recipients -------------------------------------------------------------
 
 
-def test_recipients_are_a_copy_with_0_based_unique_positions(store: Store, db: Path) -> None:
+def test_recipients_are_a_copy_with_0_based_unique_positions(store: Store) -> None:
     contacts = people(4, city=["Berlin", "Jakarta", "Recife", "Oslo"])
     store.create_list("friends", contacts)
     from_list = store.list_contacts("friends")
@@ -208,14 +213,17 @@ def test_recipients_are_a_copy_with_0_based_unique_positions(store: Store, db: P
         store.list_contacts("friends")
     assert store.recipients(cid) == before
     assert store.get_campaign(cid).list_name == "friends"
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM contact").fetchone() == (0,)
-        with pytest.raises(sqlite3.IntegrityError):  # positions are unique per campaign
-            conn.execute(
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM contact")).scalar() == 0
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        # positions are unique per campaign
+        conn.execute(
+            sa.text(
                 "INSERT INTO recipient (campaign_id, position, phone, chat_id, variables, "
-                "status, attempts) VALUES (?, 2, '1', '1@c.us', '{}', 'pending', 0)",
-                (cid,),
-            )
+                "status, attempts) VALUES (:cid, 2, '1', '1@c.us', '{}', 'pending', 0)"
+            ),
+            {"cid": cid},
+        )
 
 
 def test_a_list_name_is_unique(store: Store) -> None:
@@ -250,7 +258,7 @@ def test_the_transition_table_is_exactly_the_allowed_set() -> None:
 
 @pytest.mark.parametrize(("old", "new"), list(itertools.product(list(S), list(S))))
 def test_every_transition_through_the_store(
-    store: Store, db: Path, old: CampaignStatus, new: CampaignStatus
+    store: Store, old: CampaignStatus, new: CampaignStatus
 ) -> None:
     cid = make_campaign(store, 1)
     force(store, cid, status=old)
@@ -260,19 +268,19 @@ def test_every_transition_through_the_store(
         assert store.get_campaign(cid).status == new
         assert store.get_campaign(cid).pause_reason == "why"
     else:
-        before = snapshot(db)
+        before = snapshot(store)
         with pytest.raises(TransitionError) as info:
             store.transition(cid, new, pause_reason="why")
         assert str(info.value) == f"campaign {cid} is {old}: it cannot become {new}"
-        assert snapshot(db) == before
+        assert snapshot(store) == before
 
 
-def test_transition_with_expect_refuses_other_statuses(store: Store, db: Path) -> None:
+def test_transition_with_expect_refuses_other_statuses(store: Store) -> None:
     cid = make_campaign(store, 1)
-    before = snapshot(db)
+    before = snapshot(store)
     with pytest.raises(TransitionError, match="is Scheduled: it cannot become Cancelled"):
         store.transition(cid, S.CANCELLED, expect=(S.PAUSED,))
-    assert snapshot(db) == before
+    assert snapshot(store) == before
 
 
 def test_transition_of_a_missing_campaign(store: Store) -> None:
@@ -291,25 +299,23 @@ def test_claim_makes_it_running_with_a_lease(store: Store) -> None:
     assert camp.started_at is not None
 
 
-def test_claim_refuses_a_campaign_with_a_live_lease_of_another_owner(
-    store: Store, db: Path
-) -> None:
+def test_claim_refuses_a_campaign_with_a_live_lease_of_another_owner(store: Store) -> None:
     cid = make_campaign(store, 1)
     store.claim(cid, "process-a", 30)
-    before = snapshot(db)
+    before = snapshot(store)
     with pytest.raises(StoreError, match=f"campaign {cid} is already running in another process"):
         store.claim(cid, "process-b", 30)
-    assert snapshot(db) == before
+    assert snapshot(store) == before
 
 
 @pytest.mark.parametrize("status", [S.COMPLETED, S.FAILED, S.CANCELLED, S.RUNNING])
-def test_claim_refuses_what_cannot_run(store: Store, db: Path, status: CampaignStatus) -> None:
+def test_claim_refuses_what_cannot_run(store: Store, status: CampaignStatus) -> None:
     cid = make_campaign(store, 1)
     force(store, cid, status=status)  # Running here: no lease at all
-    before = snapshot(db)
+    before = snapshot(store)
     with pytest.raises(StoreError, match=f"campaign {cid} is {status}: only a Scheduled or Paused"):
         store.claim(cid, "me", 30)
-    assert snapshot(db) == before
+    assert snapshot(store) == before
 
 
 def test_claim_takes_a_paused_campaign_and_clears_the_reason(store: Store) -> None:
@@ -319,17 +325,17 @@ def test_claim_takes_a_paused_campaign_and_clears_the_reason(store: Store) -> No
     assert (camp.status, camp.pause_reason) == (S.RUNNING, None)
 
 
-def test_one_running_campaign_per_waha_session(store: Store, db: Path) -> None:
+def test_one_running_campaign_per_waha_session(store: Store) -> None:
     first = make_campaign(store, 1)
     second = make_campaign(store, 1)
     elsewhere = make_campaign(store, 1, session="other")
     store.claim(first, "process-a", 30)
-    before = snapshot(db)
+    before = snapshot(store)
     with pytest.raises(StoreError, match=f"session 'default' is busy sending campaign {first}"):
         store.claim(second, "process-b", 30)
     with pytest.raises(StoreError, match="busy"):
         store.claim(second, "process-a", 30)  # the same owner too
-    assert snapshot(db) == before
+    assert snapshot(store) == before
     assert store.claim(elsewhere, "process-b", 30).status == S.RUNNING
     # Once the first run's lease lapses, the session is free again.
     force(store, first, lease_until=utcnow() - timedelta(seconds=1))
@@ -369,3 +375,245 @@ def test_due_campaigns(store: Store) -> None:
     paused = make_campaign(store, 1, scheduled_at=now - timedelta(days=1))
     store.transition(paused, S.PAUSED)
     assert [c.id for c in store.due_campaigns(now)] == [past]
+
+
+def test_claimable_campaigns_are_due_on_a_free_session(store: Store) -> None:
+    now = utcnow()
+    first = make_campaign(store, 1, scheduled_at=now - timedelta(days=2))
+    same_session = make_campaign(store, 1, scheduled_at=now - timedelta(days=1))
+    other = make_campaign(store, 1, session="other", scheduled_at=now - timedelta(hours=1))
+    make_campaign(store, 1, scheduled_at=now + timedelta(hours=1))
+    assert [c.id for c in store.claimable_campaigns(now)] == [first, same_session, other]
+    store.claim(first, "a", 30)
+    assert [c.id for c in store.claimable_campaigns(utcnow())] == [other]
+
+
+# -- auto-resume and the schema migration ------------------------------------------------
+
+
+def test_recover_interrupted_reschedules_an_auto_resume_campaign(store: Store) -> None:
+    auto = make_campaign(store, 1, auto_resume=True)
+    manual = make_campaign(store, 1, session="other")
+    for cid in (auto, manual):
+        store.claim(cid, "dead-process", 30)
+        force(store, cid, lease_until=utcnow() - timedelta(seconds=5))
+    assert store.recover_interrupted() == [auto, manual]
+    camp = store.get_campaign(auto)
+    assert (camp.status, camp.pause_reason, camp.lease_owner) == (S.SCHEDULED, None, None)
+    assert [c.id for c in store.claimable_campaigns()] == [auto]  # due again at once
+    assert store.get_campaign(manual).status == S.PAUSED
+    assert store.claim(auto, "survivor", 30).status == S.RUNNING
+
+
+def _make_version_1(store: Store) -> int:
+    """What waha-tui with schema 1 left: no auto_resume column, version 1, a campaign."""
+    cid = make_campaign(store, 2)
+    with store.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN auto_resume")
+        conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store.close()
+    return cid
+
+
+def test_a_version_1_database_is_migrated_in_place(db_target: str) -> None:
+    cid = _make_version_1(Store(db_target))
+    store = Store(db_target)
+    with store.read() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("campaign")}
+        version = conn.exec_driver_sql(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).scalar()
+    assert "auto_resume" in columns and version == str(SCHEMA_VERSION) == "2"
+    old = store.get_campaign(cid)
+    assert (old.total, old.auto_resume) == (2, False)  # the data is kept, the default added
+    assert store.get_campaign(make_campaign(store, 1, auto_resume=True)).auto_resume is True
+    store.close()
+    Store(db_target).close()  # opening it again migrates nothing
+
+
+def test_a_database_from_a_newer_schema_is_refused(db_target: str) -> None:
+    store = Store(db_target)
+    make_campaign(store, 1)
+    with store.write() as conn:
+        conn.exec_driver_sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    before = snapshot(store)
+    store.close()
+    with pytest.raises(StoreError) as info:
+        Store(db_target)
+    message = _one_line(info)
+    assert "newer waha-tui" in message and "schema 99" in message and "upgrade" in message
+    assert snapshot(db_target) == before
+
+
+# -- several processes: the locks --------------------------------------------------------
+
+
+def test_claims_on_one_session_are_serialised_across_processes(store: Store) -> None:
+    """Another process is claiming campaign A of session 'default' (it holds the session);
+    our claim of campaign B of the same session must wait for it and then see A Running.
+    Without the session lock, both would be Running at once on PostgreSQL."""
+    a = make_campaign(store, 1)
+    b = make_campaign(store, 1)
+    other = Store(store.target)
+    result: dict[str, object] = {}
+    holding = threading.Event()
+
+    def claim_b() -> None:
+        holding.wait(10)
+        try:
+            result["camp"] = store.claim(b, "process-b", 30)
+        except StoreError as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=claim_b)
+    thread.start()
+    with other.write() as conn:  # what claim(a) does, slowed down
+        other._locked_campaign(conn, a)
+        other._lock_session(conn, "default")
+        holding.set()
+        time.sleep(0.5)  # claim(b) is now waiting for us
+        assert "camp" not in result and "error" not in result
+        conn.execute(
+            sa.update(C)
+            .where(C.c.id == a)
+            .values(
+                status=S.RUNNING,
+                lease_owner="process-a",
+                lease_until=utcnow() + timedelta(seconds=30),
+            )
+        )
+    thread.join(15)
+    other.close()
+    assert isinstance(result.get("error"), ClaimLost), result
+    assert f"busy sending campaign {a}" in str(result["error"])
+    assert store.get_campaign(b).status == S.SCHEDULED
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_campaigns_being_claimed_elsewhere_are_skipped_not_waited_for(store: Store) -> None:
+    # PostgreSQL only by nature: SQLite has no row locks (its one write lock serialises).
+    a = make_campaign(store, 1)
+    b = make_campaign(store, 1, session="other")
+    other = Store(store.target)
+    try:
+        with other.write() as conn:
+            other._locked_campaign(conn, a)  # another runner is claiming it now
+            started = time.monotonic()
+            assert [c.id for c in store.claimable_campaigns()] == [b]
+            assert store.recover_interrupted() == []
+            assert time.monotonic() - started < 2
+    finally:
+        other.close()
+
+
+# -- PostgreSQL: connecting, errors and passwords ----------------------------------------
+
+
+@pytest.fixture
+def pg_url(db_target: str, backend: str) -> URL:
+    assert backend == "postgres"
+    return make_url(db_target)
+
+
+PG = pytest.mark.parametrize("backend", ["postgres"])
+
+
+@PG
+def test_the_password_never_shows(pg_url: URL) -> None:
+    password = pg_url.password
+    assert password
+    store = Store(pg_url.render_as_string(hide_password=False))
+    assert password not in repr(store) and password not in store.location
+    assert "***" in store.location
+    assert store.url.database == pg_url.database
+    store.close()
+
+
+@PG
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"password": "wrong-secret-pw"}, "password authentication failed"),
+        ({"database": "no_such_db_here"}, 'database "no_such_db_here" does not exist'),
+        ({"port": "closed"}, "Connection refused"),
+        ({"username": "nobody", "password": "wrong-secret-pw"}, "authentication failed"),
+    ],
+    ids=["bad-password", "missing-database", "refused", "unknown-user"],
+)
+def test_connection_problems_are_one_line_without_the_password(
+    pg_url: URL, change: dict[str, str], expected: str
+) -> None:
+    values: dict[str, object] = dict(change)
+    if values.get("port") == "closed":
+        values["port"] = closed_port()
+    url = pg_url.set(**values)  # type: ignore[arg-type]
+    with pytest.raises(StoreError) as info:
+        Store(url.render_as_string(hide_password=False))
+    message = _one_line(info)
+    assert expected in message, message
+    assert url.render_as_string(hide_password=True) in message
+    for secret in {pg_url.password, url.password} - {None}:
+        assert secret not in message
+
+
+def test_postgresql_urls_use_psycopg_and_other_databases_are_refused() -> None:
+    assert parse_target("postgresql://u:pw@h/db").drivername == "postgresql+psycopg"
+    assert parse_target("sqlite:///x/y.db").database == "x/y.db"
+    assert parse_target("campaigns.db").database == "campaigns.db"
+    with pytest.raises(StoreError) as info:
+        parse_target("mysql://root:hunter2@db/x")
+    message = _one_line(info)
+    assert "not supported" in message and "hunter2" not in message
+    with pytest.raises(StoreError) as info:
+        parse_target("postgresql://u:hunter2@h:notaport/db")
+    assert "hunter2" not in _one_line(info)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("campaigns.db", "campaigns.db"),
+        ("postgresql://h/db", "postgresql://h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgresql+psycopg://u:hunter2@h:5432/db", "postgresql+psycopg://u:***@h:5432/db"),
+        ("postgresql://u:hunter2@h:notaport/db", "postgresql://u:***@h:notaport/db"),
+        ("postgresql://u:hun@ter/2@h/db", "postgresql://u:***@h/db"),
+    ],
+)
+def test_database_passwords_are_masked_in_settings_and_messages(text: str, shown: str) -> None:
+    assert mask_url(text) == shown
+    settings = Settings.resolve(db=text)
+    assert settings.db == text  # the real value still opens the database
+    assert "hunter2" not in repr(settings) and "hun@ter" not in repr(settings)
+    assert shown in repr(settings)
+
+
+@pytest.mark.parametrize("version_1", [False, True], ids=["new", "migrating"])
+def test_several_processes_opening_one_database_at_once(db_target: str, version_1: bool) -> None:
+    """Each Store has its own connections, as another process would: creating the schema
+    (or migrating it) happens once, and every one of them opens the database."""
+    if version_1:
+        _make_version_1(Store(db_target))
+    barrier = threading.Barrier(6)
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        barrier.wait(10)
+        try:
+            opened.append(Store(db_target))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(opened) == 6
+    with opened[0].read() as conn:
+        assert conn.exec_driver_sql("SELECT key, value FROM meta").all() == [
+            ("schema_version", str(SCHEMA_VERSION))
+        ]
+    for store in opened:
+        store.close()

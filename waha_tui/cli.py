@@ -43,7 +43,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def root(
     ctx: typer.Context,
     db: Annotated[
-        str | None, typer.Option("--db", help="SQLite file (env WAHA_TUI_DB).", show_default=False)
+        str | None,
+        typer.Option(
+            "--db",
+            help="SQLite file, or postgresql+psycopg://user:pw@host/db (env WAHA_TUI_DB).",
+            show_default=False,
+        ),
     ] = None,
     waha_url: Annotated[
         str | None, typer.Option("--waha-url", help="WAHA base URL (env WAHA_URL).")
@@ -114,6 +119,7 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "list": c.list_name,
         "image": c.image_path,
         "delay": [c.delay_min, c.delay_max],
+        "auto_resume": c.auto_resume,
         "message": c.template_text,
     }
 
@@ -269,6 +275,13 @@ def campaign_create(
         str | None, typer.Option("--country", help="Country for national numbers (CSV).")
     ] = None,
     typing: Annotated[bool, typer.Option("--typing", help="Show 'typing…' first.")] = False,
+    auto_resume: Annotated[
+        bool,
+        typer.Option(
+            "--auto-resume",
+            help="If its runner dies, resume it on any runner instead of pausing it.",
+        ),
+    ] = False,
 ) -> None:
     """Create a campaign; prints its id as the last line."""
     from waha_tui.service import CampaignDraft
@@ -286,6 +299,7 @@ def campaign_create(
         delay=delay,
         default_name=default_name,
         typing=typing,
+        auto_resume=auto_resume,
     )
 
     async def go(service: Any) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from waha_tui.secret import Secret
+from waha_tui.secret import Secret, mask_url
 
 DEFAULT_DB = "campaigns.db"
 DEFAULT_WAHA_URL = "http://localhost:3000"
@@ -13,9 +13,15 @@ DEFAULT_WAHA_URL = "http://localhost:3000"
 
 @dataclass(frozen=True)
 class Settings:
-    db: str = DEFAULT_DB
+    db: str = field(default=DEFAULT_DB, repr=False)  # may hold a database password
     waha_url: str = DEFAULT_WAHA_URL
     api_key: Secret | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(db={mask_url(self.db)!r}, waha_url={self.waha_url!r}, "
+            f"api_key={self.api_key!r})"
+        )
 
     @classmethod
     def resolve(

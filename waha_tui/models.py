@@ -1,4 +1,4 @@
-"""Tables (SQLModel). Portable SQL: only the connection pragmas in `store.py` are SQLite's."""
+"""Tables (SQLModel). Portable SQL: the same tables on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sqlmodel import Field, SQLModel
 
 from waha_tui.status import CampaignStatus, RecipientStatus
 
-SCHEMA_VERSION = 1
+# 2: campaign.auto_resume (migrations in store.py).
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -109,6 +110,8 @@ class Campaign(SQLModel, table=True):
     break_seconds: float = 0.0
     max_consecutive_failures: int = 10
     consecutive_failures: int = 0
+    # When its runner dies: True goes back to Scheduled (any runner takes it), False Paused.
+    auto_resume: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = _dt()
     updated_at: datetime | None = _dt()

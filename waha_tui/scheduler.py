@@ -1,7 +1,9 @@
 """Starts Scheduled campaigns when they are due, one per WAHA session at a time.
 
 Campaigns that came due while nothing was running start at the first tick (the reference
-app's "missed" campaigns). Each tick also recovers campaigns whose runner died.
+app's "missed" campaigns). Each tick also recovers campaigns whose runner died. Several
+schedulers (one per `waha-tui run`, on any host) can share one database: the store's claim
+decides who runs what, and a scheduler that loses a race moves on without a word.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from waha_tui import events as ev
 from waha_tui.errors import UserError
 from waha_tui.service import CampaignService
+from waha_tui.store import ClaimLost
 
 
 class Scheduler:
@@ -35,8 +38,9 @@ class Scheduler:
         """One pass: recover lapsed runs, start what is due. Returns the ids started."""
         store, pool = self.service.store, self.service.pool
         await asyncio.to_thread(store.recover_interrupted)
-        due = await asyncio.to_thread(store.due_campaigns)
-        busy = {run_camp.session for run_camp in await asyncio.to_thread(store.running_campaigns)}
+        # Due, on a session no live lease holds, and not being claimed elsewhere right now.
+        due = await asyncio.to_thread(store.claimable_campaigns)
+        busy: set[str] = set()
         started: list[int] = []
         for camp in due:
             assert camp.id is not None
@@ -44,8 +48,12 @@ class Scheduler:
                 continue
             try:
                 await pool.start(camp.id, self.spawn)
+            except ClaimLost:
+                # Another runner took it, or its session, a moment ago: nothing to report.
+                busy.add(camp.session)
+                continue
             except UserError as exc:
-                # e.g. claimed a moment ago by another process: report once, retry later.
+                # Anything else (the database went away...): report once, retry later.
                 if self.on_error and self._reported.get(camp.id) != str(exc):
                     self.on_error(camp.id, str(exc))
                 self._reported[camp.id] = str(exc)

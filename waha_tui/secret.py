@@ -1,4 +1,5 @@
-"""A wrapper that keeps the WAHA API key out of reprs, logs and tracebacks."""
+"""Keeping secrets out of reprs, logs and tracebacks: the WAHA API key (`Secret`) and the
+password in a database URL (`mask_url`)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,16 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+def mask_url(text: str) -> str:
+    """`scheme://user:password@host/...` with the password shown as ***; anything else as is.
+
+    Plain string work, so it also covers URLs that do not parse (a bad port, say)."""
+    head, sep, rest = text.partition("://")
+    # The last "@": a password may hold "@" or "/"; an "@" further on only hides more.
+    creds, at, after = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
+        return text
+    user = creds.split(":", 1)[0]
+    return f"{head}://{user}:***@{after}"

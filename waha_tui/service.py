@@ -46,6 +46,7 @@ class CampaignDraft:
     break_every: int = 0
     break_seconds: float = 0.0
     max_consecutive_failures: int = 10
+    auto_resume: bool = False  # if its runner dies: Scheduled again, not Paused
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ class CampaignService:
             break_every=draft.break_every,
             break_seconds=draft.break_seconds,
             max_consecutive_failures=draft.max_consecutive_failures,
+            auto_resume=draft.auto_resume,
         )
         return CampaignPlan(campaign, list(recipients))
 

@@ -1,9 +1,15 @@
-"""The campaign store: one SQLite file (WAL), SQLAlchemy Core/SQLModel, portable SQL.
+"""The campaign store: a SQLite file (WAL) or a PostgreSQL database, SQLAlchemy Core/SQLModel,
+portable SQL: the same tables, migrations and code paths on both.
 
-Every write runs in a transaction that takes SQLite's write lock first (BEGIN IMMEDIATE), so
-check-then-update sequences (status transitions, claiming a campaign) cannot race with
-another process. Reads use a second engine with ordinary deferred transactions, so the
-dashboard never waits behind the runner.
+Check-then-update sequences (status transitions, claiming a campaign) must not race with
+another process. On SQLite every write transaction takes the file's write lock first
+(BEGIN IMMEDIATE), which serialises them all. On PostgreSQL writes run at READ COMMITTED
+and lock what they check: the campaign row (SELECT ... FOR UPDATE), and for a claim the
+WAHA session too (an advisory lock, see `_lock_session`). Due and lapsed campaigns are
+picked with FOR UPDATE SKIP LOCKED, so several runners split them without waiting on one
+another; SQLAlchemy drops those clauses on SQLite, where the write lock already holds.
+Reads use a second engine with ordinary transactions, so the dashboard never waits behind
+the runner.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,8 +26,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
 from waha_tui.errors import UserError
@@ -35,6 +42,7 @@ from waha_tui.models import (
     Template,
     utcnow,
 )
+from waha_tui.secret import mask_url
 from waha_tui.status import (
     FINISHED,
     CampaignStatus,
@@ -47,10 +55,16 @@ C = Campaign.__table__  # type: ignore[attr-defined]
 R = Recipient.__table__  # type: ignore[attr-defined]
 S = CampaignStatus
 BUSY_TIMEOUT_MS = 10_000
+INTERRUPTED = "interrupted: the process running it stopped"
 
 
 class StoreError(UserError):
     pass
+
+
+class ClaimLost(StoreError):
+    """Another process has (or is taking) this campaign or its WAHA session. A scheduler
+    that lost such a race simply moves on; an operator's resume shows the message."""
 
 
 class NotFound(UserError):
@@ -120,19 +134,77 @@ def _recipient(row: Any) -> Recipient:
     return Recipient.model_validate(dict(row._mapping))
 
 
+def parse_target(target: str | os.PathLike[str]) -> URL:
+    """A bare path is a SQLite file; anything with "://" is a SQLAlchemy URL."""
+    text = os.fspath(target)
+    if "://" not in text:
+        return URL.create("sqlite", database=text)
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise StoreError(f"database URL {mask_url(text)} is not a valid URL") from None
+    if url.get_backend_name() == "postgresql":
+        # psycopg (v3) is the driver this package installs; postgresql:// alone means psycopg2.
+        return url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return URL.create("sqlite", database=url.database)
+    raise StoreError(
+        f"database {url.render_as_string(hide_password=True)} is not supported: give a "
+        "SQLite file path or a postgresql+psycopg://user:password@host/dbname URL"
+    )
+
+
 class Store:
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._prepare_file()
-        url = f"sqlite:///{self.path}"
-        self.engine = self._make_engine(url, "BEGIN IMMEDIATE")
-        self.read_engine = self._make_engine(url, "BEGIN")
+        self.url = parse_target(path)
+        self.is_postgres = self.url.get_backend_name() == "postgresql"
+        # Where the data is, for messages: a file path, or the URL without its password.
+        self.location = (
+            self.url.render_as_string(hide_password=True)
+            if self.is_postgres
+            else str(self.url.database)
+        )
+        if self.is_postgres:
+            self.path: Path | None = None
+            self.engine = self._make_pg_engine()
+            self.read_engine = self._make_pg_engine()
+        else:
+            self.path = Path(str(self.url.database))
+            self._prepare_file()
+            url = f"sqlite:///{self.path}"
+            self.engine = self._make_engine(url, "BEGIN IMMEDIATE")
+            self.read_engine = self._make_engine(url, "BEGIN")
         self._init_schema()
+
+    def __repr__(self) -> str:
+        return f"Store({self.location!r})"
+
+    @property
+    def target(self) -> str:
+        """What opens this database again (the URL with its password: never print it)."""
+        if self.path is not None:
+            return str(self.path)
+        return self.url.render_as_string(hide_password=False)
 
     # -- opening -----------------------------------------------------------------------
 
+    def _make_pg_engine(self) -> Engine:
+        return sa.create_engine(
+            self.url,
+            # Explicit, whatever the server's default: the locks above assume it.
+            isolation_level="READ COMMITTED",
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": 10,
+                "application_name": "waha-tui",
+                # Like SQLite's busy_timeout: a lock held too long is an error, not a hang.
+                "options": f"-c lock_timeout={BUSY_TIMEOUT_MS}",
+            },
+        )
+
     def _prepare_file(self) -> None:
         p = self.path
+        assert p is not None
         if p.is_dir():
             raise StoreError(f"database path {p} is a directory, not a file")
         if not p.parent.exists():
@@ -175,38 +247,77 @@ class Store:
         return engine
 
     def _init_schema(self) -> None:
+        loc = self.location
         try:
             with self.engine.connect() as conn:
-                mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+                mode = (
+                    None
+                    if self.is_postgres
+                    else conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+                )
                 tables = set(sa.inspect(conn).get_table_names())
         except DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a waha-tui database ({_reason(exc)})") from None
-        if mode != "wal":
-            raise StoreError(f"{self.path}: could not switch the database to WAL mode")
+            if self.is_postgres:
+                raise StoreError(f"cannot open database {loc}: {self._reason(exc)}") from None
+            raise StoreError(f"{loc} is not a waha-tui database ({self._reason(exc)})") from None
+        if not self.is_postgres and mode != "wal":
+            raise StoreError(f"{loc}: could not switch the database to WAL mode")
         if tables and "meta" not in tables:
-            raise StoreError(f"{self.path} is a SQLite file but not a waha-tui database")
+            kind = "PostgreSQL database" if self.is_postgres else "SQLite file"
+            raise StoreError(f"{loc} is a {kind} but not a waha-tui database")
         if "meta" in tables:
-            with self.read_engine.connect() as conn:
-                found = conn.execute(
-                    sa.select(Meta.value).where(Meta.key == "schema_version")  # type: ignore[arg-type]
-                ).scalar()
-            version = int(found or 0)
+            with self.read() as conn:
+                version = self._schema_version(conn)
             if version > SCHEMA_VERSION:
                 raise StoreError(
-                    f"{self.path} was written by a newer waha-tui (schema {version}; this "
+                    f"{loc} was written by a newer waha-tui (schema {version}; this "
                     f"version knows {SCHEMA_VERSION}): upgrade waha-tui to open it"
                 )
-            # Future migrations from `version` up to SCHEMA_VERSION go here.
+            if version < SCHEMA_VERSION:
+                self._migrate()
             return
-        with self.engine.begin() as conn:
+        with self.write() as conn:
             # Another process may have created it since we looked: under the write lock
-            # (BEGIN IMMEDIATE) this second look is final.
+            # (SQLite) or the schema lock (PostgreSQL) this second look is final.
+            self._pg_lock(conn, "waha-tui:schema")
             if "meta" not in sa.inspect(conn).get_table_names():
                 SQLModel.metadata.create_all(conn)
                 conn.execute(
                     sa.insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION))
                 )
-        os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR)
+        if self.path is not None:
+            os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR)
+
+    @staticmethod
+    def _schema_version(conn: Connection) -> int:
+        found = conn.execute(
+            sa.select(Meta.value).where(Meta.key == "schema_version")  # type: ignore[arg-type]
+        ).scalar()
+        return int(found or 0)
+
+    def _migrate(self) -> None:
+        """Bring an older schema up to SCHEMA_VERSION in one transaction; several processes
+        opening the same old database at once migrate it once (the second look is final)."""
+        with self.write() as conn:
+            self._pg_lock(conn, "waha-tui:schema")
+            version = self._schema_version(conn)
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](conn)
+            if version < SCHEMA_VERSION:
+                conn.execute(
+                    sa.update(Meta)
+                    .where(Meta.key == "schema_version")  # type: ignore[arg-type]
+                    .values(value=str(SCHEMA_VERSION))
+                )
+
+    def _pg_lock(self, conn: Connection, key: str) -> None:
+        """A transaction-scoped lock on a name, on PostgreSQL. On SQLite every write
+        transaction already holds the one write lock (BEGIN IMMEDIATE), which is stronger."""
+        if self.is_postgres:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(key))))
+
+    def _reason(self, exc: Exception) -> str:
+        return _hide(_reason(exc), self.url.password)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -218,7 +329,7 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"database {self.path}: {_reason(exc)}") from None
+            raise StoreError(f"database {self.location}: {self._reason(exc)}") from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -226,7 +337,7 @@ class Store:
             with self.read_engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"database {self.path}: {_reason(exc)}") from None
+            raise StoreError(f"database {self.location}: {self._reason(exc)}") from None
 
     # -- contact lists -----------------------------------------------------------------
 
@@ -450,17 +561,20 @@ class Store:
             return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
 
     def claim(self, campaign_id: int, owner: str, lease_seconds: float) -> Campaign:
-        """Atomically take a Scheduled or Paused campaign and make it Running for `owner`."""
+        """Atomically take a Scheduled or Paused campaign and make it Running for `owner`.
+
+        Refusals are ClaimLost: another process has the campaign or its WAHA session."""
         now = utcnow()
         with self.write() as conn:
             camp = self._locked_campaign(conn, campaign_id)
             if camp.status == S.RUNNING and camp.lease_until and camp.lease_until > now:
-                raise StoreError(f"campaign {campaign_id} is already running in another process")
+                raise ClaimLost(f"campaign {campaign_id} is already running in another process")
             if camp.status not in (S.SCHEDULED, S.PAUSED):
-                raise StoreError(
+                raise ClaimLost(
                     f"campaign {campaign_id} is {camp.status}: only a Scheduled or Paused "
                     "campaign can be run"
                 )
+            self._lock_session(conn, camp.session)
             busy = conn.execute(
                 sa.select(C.c.id).where(
                     C.c.session == camp.session,
@@ -470,7 +584,7 @@ class Store:
                 )
             ).scalar()
             if busy is not None:
-                raise StoreError(
+                raise ClaimLost(
                     f"session '{camp.session}' is busy sending campaign {busy}: one campaign "
                     "per WAHA session at a time"
                 )
@@ -491,6 +605,18 @@ class Store:
                 )
             )
             return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
+
+    def _lock_session(self, conn: Connection, session: str) -> None:
+        """Serialise claims on one WAHA session across every host.
+
+        The "is the session busy?" check reads other campaigns' rows, which FOR UPDATE on
+        our own row does not protect: at READ COMMITTED two hosts claiming two campaigns of
+        one session would both see it free. An advisory lock on the session's name, held to
+        the end of the transaction, makes the second claim wait for the first to commit and
+        then see its Running row. (SQLite: BEGIN IMMEDIATE already serialised them.) A hash
+        collision between two names only makes unrelated claims wait a moment.
+        """
+        self._pg_lock(conn, f"waha-session:{session}")
 
     def heartbeat(self, campaign_id: int, owner: str, lease_seconds: float) -> str:
         """Renew the lease; returns the status, so the runner sees a pause set elsewhere."""
@@ -726,30 +852,62 @@ class Store:
         return total
 
     def recover_interrupted(self, now: datetime | None = None) -> list[int]:
-        """Campaigns left Running by a process whose lease lapsed become Paused."""
+        """Campaigns left Running by a process whose lease lapsed become Paused
+        ("interrupted"), or Scheduled again when the operator chose auto-resume for them,
+        so that whichever runner gets there first takes them over."""
         now = now or utcnow()
+        lapsed = sa.and_(
+            C.c.status == S.RUNNING,
+            sa.or_(C.c.lease_until.is_(None), C.c.lease_until < now),
+        )
+        recovered: list[int] = []
         with self.write() as conn:
+            # Rows another runner is recovering (or claiming) right now are skipped, not
+            # waited for; they are its business.
             ids = list(
                 conn.execute(
-                    sa.select(C.c.id).where(
-                        C.c.status == S.RUNNING,
-                        sa.or_(C.c.lease_until.is_(None), C.c.lease_until < now),
-                    )
+                    sa.select(C.c.id).where(lapsed).with_for_update(skip_locked=True)
                 ).scalars()
             )
-            if ids:
-                conn.execute(
+            if not ids:
+                return []
+            released = {"lease_owner": None, "lease_until": None, "updated_at": now}
+            outcomes = (
+                (False, {"status": S.PAUSED, "pause_reason": INTERRUPTED}),
+                (True, {"status": S.SCHEDULED, "pause_reason": None}),
+            )
+            for auto, values in outcomes:
+                # The UPDATE repeats the condition: a heartbeat that renewed the lease since
+                # the SELECT keeps its campaign.
+                recovered += conn.execute(
                     sa.update(C)
-                    .where(C.c.id.in_(ids))
-                    .values(
-                        status=S.PAUSED,
-                        pause_reason="interrupted: the process running it stopped",
-                        lease_owner=None,
-                        lease_until=None,
-                        updated_at=now,
-                    )
+                    .where(C.c.id.in_(ids), lapsed, C.c.auto_resume == auto)
+                    .values(**values, **released)
+                    .returning(C.c.id)
+                ).scalars()
+        return sorted(recovered)
+
+    def claimable_campaigns(self, now: datetime | None = None) -> list[Campaign]:
+        """Due Scheduled campaigns whose WAHA session no live lease holds, oldest first.
+
+        FOR UPDATE SKIP LOCKED leaves out rows another runner is claiming at this moment,
+        so runners on several hosts spread over the work instead of queueing behind one
+        another's claims. The claim itself (`claim`) re-checks everything under its locks.
+        """
+        now = now or utcnow()
+        busy = sa.select(C.c.session).where(C.c.status == S.RUNNING, C.c.lease_until > now)
+        with self.write() as conn:
+            rows = conn.execute(
+                sa.select(C)
+                .where(
+                    C.c.status == S.SCHEDULED,
+                    C.c.scheduled_at <= now,
+                    C.c.session.not_in(busy),
                 )
-        return ids
+                .order_by(C.c.scheduled_at, C.c.id)
+                .with_for_update(skip_locked=True)
+            ).all()
+        return [_campaign(r) for r in rows]
 
     def due_campaigns(self, now: datetime | None = None) -> list[Campaign]:
         now = now or utcnow()
@@ -769,4 +927,21 @@ class Store:
 
 def _reason(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
-    return str(orig or exc).split("\n")[0]
+    return str(orig or exc).strip().split("\n")[0]
+
+
+def _hide(text: str, password: str | None) -> str:
+    """Database passwords never reach a message or a log."""
+    return text.replace(password, "***") if password else text
+
+
+def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
+    """ALTER TABLE ... ADD COLUMN, its DDL rendered from the model (one place owns it)."""
+    ddl = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+
+
+# Schema version -> the step that brings the previous version to it.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: lambda conn: _add_column(conn, C, "auto_resume"),
+}

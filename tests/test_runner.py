@@ -519,7 +519,7 @@ async def test_a_pause_from_another_process_is_noticed_between_messages(
         nonlocal waits
         waits += 1
         if waits == 2:  # the wait after the second message
-            other = Store(store.path)
+            other = Store(store.target)
             other.transition(cid, S.PAUSED, pause_reason="elsewhere")
             other.close()
 

@@ -180,8 +180,10 @@ MODES = {
 }
 
 
-def set_message_ids(url: str, on: bool) -> None:
-    httpx.post(f"{url}/_sim/faults", json={"message_ids": on}, timeout=10).raise_for_status()
+def sim_setup(url: str, args: argparse.Namespace, message_ids: bool) -> None:
+    """After a reset: message ids on or off, and the WAHA latency asked for."""
+    body = {"message_ids": message_ids, "latency": args.latency_ms / 1000}
+    httpx.post(f"{url}/_sim/faults", json=body, timeout=10).raise_for_status()
 
 
 async def measure_mode(args: argparse.Namespace, url: str, tmp: Path, mode: str) -> int:
@@ -198,19 +200,21 @@ async def measure_mode(args: argparse.Namespace, url: str, tmp: Path, mode: str)
         cid = add_campaign(store, f"bench {round_no}", n, seed=round_no, template=TEMPLATE)
         bodies = payloads(store, cid)
         sim_reset(url)
-        set_message_ids(url, with_ids)
+        sim_setup(url, args, with_ids)
         seconds, _ = await bare_loop(url, bodies)
         bare_rates.append(n / seconds)
         if with_ids:
             sim_reset(url)
+            sim_setup(url, args, with_ids)
             seconds, _ = await bare_loop(url, bodies, with_ids=True)
             proto_rates.append(n / seconds)
             sim_reset(url)
+            sim_setup(url, args, with_ids)
             loops = await client_loops(url, bodies)
             for name, spent in loops.items():
                 client_rates.setdefault(name, []).append(n / spent)
         sim_reset(url)
-        set_message_ids(url, with_ids)
+        sim_setup(url, args, with_ids)
         last = await runner_run(url, store, cid)
         camp = store.get_campaign(cid)
         store.close()
@@ -285,6 +289,7 @@ async def main_async(args: argparse.Namespace) -> int:
         heading(
             f"runner: {n:,} recipients, zero delay, simulator "
             f"{'on a thread of this process' if args.in_process else 'in its own process'}"
+            f", answering each request after {args.latency_ms:g} ms"
         )
         for mode in ("ids", "no_ids"):
             code = await measure_mode(args, url, Path(tmp), mode)
@@ -298,6 +303,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--recipients", type=int, default=5000)
     p.add_argument("--rounds", type=int, default=1, help="repeat baseline+runner; median")
     p.add_argument("--in-process", action="store_true", help="simulator on a thread here")
+    p.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="the simulator answers each request this much later (a real WAHA takes "
+        "100 ms or more per send)",
+    )
     p.add_argument("--small", action="store_true", help="50 recipients (smoke test)")
     args = p.parse_args(argv)
     if args.small:

@@ -492,6 +492,8 @@ class CampaignRun:
     async def _reserve_ids(self, camp: Campaign, upcoming: list[Recipient]) -> str | None:
         """An id for `upcoming[0]`, stored before it is sent, with ids for the next few
         recipients in the same transaction; None when WAHA has no pre-generated ids."""
+        if self.client.supports_message_ids is False:
+            return None
         fresh = self._unreserved(upcoming)
         ids = await self._take_ids(camp, len(fresh))
         if not ids:

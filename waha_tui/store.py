@@ -105,25 +105,77 @@ _COUNTER = {
 }
 
 
-def _counter_changes(outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    """The campaign columns a run of outcomes moves: counters, next_index, the failure
-    streak (reset by a sent message) and the last error."""
+def _progress_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """What a run of outcomes moves in its campaign: counters, next_index (None: kept),
+    the failure streak (reset by a sent message) and the last error."""
     counts = {name: 0 for name in _COUNTER.values()}
+    streak, any_sent = 0, False
     for o in outcomes:
         counts[_COUNTER[o.status]] += 1
-    changes: dict[str, Any] = {name: getattr(C.c, name) + n for name, n in counts.items() if n}
-    changes["next_index"] = outcomes[-1].position + 1
-    streak = 0
-    for o in outcomes:
+        any_sent = any_sent or o.status == RecipientStatus.SENT
         streak = 0 if o.status == RecipientStatus.SENT else streak + 1
-    if any(o.status == RecipientStatus.SENT for o in outcomes):
-        changes["consecutive_failures"] = streak
-    else:
-        changes["consecutive_failures"] = C.c.consecutive_failures + streak
     errors = [o.error for o in outcomes if o.error]
-    if errors:
-        changes["last_error"] = errors[-1]
-    return changes
+    return {
+        "b_sent": counts["sent"],
+        "b_failed": counts["failed"],
+        "b_unknown": counts["unknown"],
+        "b_next": outcomes[-1].position + 1 if outcomes else None,
+        "b_reset": any_sent,
+        "b_streak": streak,
+        "b_error": errors[-1] if errors else None,
+    }
+
+
+# The runner's statements, built once: building and keying a statement per call cost
+# more than running it.
+_RESERVE_ID = (
+    sa.update(R).where(R.c.id == sa.bindparam("b_id")).values(message_id=sa.bindparam("b_mid"))
+)
+_RECORD_OUTCOME = (
+    sa.update(R)
+    .where(R.c.id == sa.bindparam("b_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        message_id=sa.func.coalesce(sa.bindparam("b_mid", type_=sa.String), R.c.message_id),
+        error=sa.bindparam("b_error", type_=sa.String),
+        sent_at=sa.bindparam("b_sent_at", type_=R.c.sent_at.type),
+        attempts=R.c.attempts + sa.bindparam("b_tries", type_=sa.Integer),
+    )
+)
+_ADVANCE_CAMPAIGN = (
+    sa.update(C)
+    .where(C.c.id == sa.bindparam("b_cid"))
+    .values(
+        sent=C.c.sent + sa.bindparam("b_sent", type_=sa.Integer),
+        failed=C.c.failed + sa.bindparam("b_failed", type_=sa.Integer),
+        unknown=C.c.unknown + sa.bindparam("b_unknown", type_=sa.Integer),
+        next_index=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Integer), C.c.next_index),
+        consecutive_failures=sa.case(
+            (sa.bindparam("b_reset", type_=sa.Boolean), sa.bindparam("b_streak", type_=sa.Integer)),
+            else_=C.c.consecutive_failures + sa.bindparam("b_streak", type_=sa.Integer),
+        ),
+        last_error=sa.func.coalesce(sa.bindparam("b_error", type_=sa.String), C.c.last_error),
+        updated_at=sa.bindparam("b_now", type_=C.c.updated_at.type),
+        lease_until=sa.case(
+            (
+                C.c.lease_owner == sa.bindparam("b_owner", type_=sa.String),
+                sa.bindparam("b_lease", type_=C.c.lease_until.type),
+            ),
+            else_=C.c.lease_until,
+        ),
+    )
+    .returning(*C.c)
+)
+_MARK_SENDING = (
+    sa.update(R)
+    .where(R.c.id == sa.bindparam("b_id"))
+    .values(
+        status=RecipientStatus.SENDING,
+        attempts=R.c.attempts + 1,
+        message_id=sa.bindparam("b_mid", type_=sa.String),
+        error=None,
+    )
+)
 
 
 def _campaign(row: Any) -> Campaign:
@@ -697,32 +749,13 @@ class Store:
         lease owner, means it was paused, cancelled or taken over elsewhere, and then
         nothing was marked and nothing may be sent."""
         now = utcnow()
-        values: dict[str, Any] = {
-            "updated_at": now,
-            "lease_until": sa.case(
-                (C.c.lease_owner == owner, now + timedelta(seconds=lease_seconds)),
-                else_=C.c.lease_until,
-            ),
-        }
+        progress = _progress_params(outcomes)
         with self.write() as conn:
             if reserve:
-                conn.execute(
-                    sa.update(R)
-                    .where(R.c.id == sa.bindparam("b_id"))
-                    .values(message_id=sa.bindparam("b_mid")),
-                    [{"b_id": rid, "b_mid": mid} for rid, mid in reserve],
-                )
+                conn.execute(_RESERVE_ID, [{"b_id": rid, "b_mid": mid} for rid, mid in reserve])
             if outcomes:
                 conn.execute(
-                    sa.update(R)
-                    .where(R.c.id == sa.bindparam("b_id"))
-                    .values(
-                        status=sa.bindparam("b_status"),
-                        message_id=sa.func.coalesce(sa.bindparam("b_mid"), R.c.message_id),
-                        error=sa.bindparam("b_error"),
-                        sent_at=sa.bindparam("b_sent_at", type_=R.c.sent_at.type),
-                        attempts=R.c.attempts + sa.bindparam("b_tries"),
-                    ),
+                    _RECORD_OUTCOME,
                     [
                         {
                             "b_id": o.recipient_id,
@@ -735,21 +768,18 @@ class Store:
                         for o in outcomes
                     ],
                 )
-                values.update(_counter_changes(outcomes))
             row = conn.execute(
-                sa.update(C).where(C.c.id == campaign_id).values(values).returning(*C.c)
+                _ADVANCE_CAMPAIGN,
+                {
+                    "b_cid": campaign_id,
+                    "b_owner": owner,
+                    "b_now": now,
+                    "b_lease": now + timedelta(seconds=lease_seconds),
+                    **progress,
+                },
             ).one()
             if sending is not None and row.status == S.RUNNING and row.lease_owner == owner:
-                conn.execute(
-                    sa.update(R)
-                    .where(R.c.id == sending[0])
-                    .values(
-                        status=RecipientStatus.SENDING,
-                        attempts=R.c.attempts + 1,
-                        message_id=sending[1],
-                        error=None,
-                    )
-                )
+                conn.execute(_MARK_SENDING, {"b_id": sending[0], "b_mid": sending[1]})
             # The row comes straight from the database: no need to validate it again.
             return Campaign.model_construct(**row._mapping)
 

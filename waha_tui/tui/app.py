@@ -153,7 +153,8 @@ class WahaTuiApp(App[None]):
         )
 
     def _on_runner_event(self, event: ev.CampaignEvent) -> None:
-        self.main.call_later(self.main.reload)
+        # One event per message at full speed: never one reload each, they coalesce.
+        self.main.request_reload()
         if isinstance(event, ev.Paused) and not self._quitting:
             self.notify(
                 f"campaign {event.campaign_id} paused: {event.reason}",

@@ -94,6 +94,8 @@ class LoopMonitor:
                     monitor.longest = spent
                 if spent > 0.05:
                     monitor.stalls.append(spent)
+                    # Which callback (shown with --verbose): where to point a profiler.
+                    log(f"loop callback of {spent * 1000:.0f} ms: {handle!r:.300}")
 
         asyncio.events.Handle._run = _run  # type: ignore[method-assign]
 

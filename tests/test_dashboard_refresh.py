@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -59,6 +60,12 @@ def keys(pilot: Pilot) -> list[str]:
 
 def cell(pilot: Pilot, cid: int, column: str) -> str:
     return str(table_of(pilot).get_cell(str(cid), column))
+
+
+def rendered(pilot: Pilot) -> str:
+    """The table as it is drawn now (not its data): a changed row must be repainted."""
+    t = table_of(pilot)
+    return "\n".join(s.text for s in t.render_lines(Region(0, 0, t.size.width, t.size.height)))
 
 
 def other_store_writes(rig: Rig, cid: int, **values: Any) -> None:
@@ -116,6 +123,13 @@ async def test_a_change_by_another_store_shows_and_a_deleted_campaign_disappears
         await wait_for(pilot, lambda: "Paused" in cell(pilot, b, "status"))
         assert screen.campaigns[b].pause_reason == "paused elsewhere"
         assert table_of(pilot).current_key == str(c)
+        # Drawn too: the row is repainted, not only its cells updated.
+        lines = rendered(pilot).splitlines()
+        assert any("Beta" in line and "‖ Paused" in line for line in lines)
+        assert not any("Beta" in line and "Scheduled" in line for line in lines)
+        other_store_writes(rig, c, sent=2, next_index=2, updated_at=utcnow())
+        await wait_for(pilot, lambda: "2/3 sent" in cell(pilot, c, "progress"))
+        assert any("Gamma" in line and "2/3 sent" in line for line in rendered(pilot).splitlines())
 
         other = Store(rig.store.path)
         try:

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -342,17 +343,27 @@ class MainScreen(Screen[None]):
         key = self.query_one("#campaigns", KeyedTable).current_key
         return self.campaigns.get(int(key)) if key else None
 
-    def _refresh_bindings_if_changed(self) -> None:
-        """refresh_bindings() makes the footer recompose: only when what the bindings
-        depend on (the row under the cursor, the filter) changed."""
-        c = self.current()
-        seen = (
+    def _bindings_signature(self) -> tuple[object, ...] | None:
+        """What check_action's answers depend on."""
+        try:
+            c = self.current()
+            box = self.query_one("#filter", Input).display
+        except NoMatches:
+            return None
+        return (
             None if c is None else (c.id, c.status, c.lease_owner, c.id in self.wapp.resuming),
             bool(self.filter_text),
-            self.query_one("#filter", Input).display,
+            box,
         )
-        if seen != self._bindings_seen:
-            self._bindings_seen = seen
+
+    def refresh_bindings(self) -> None:
+        self._bindings_seen = self._bindings_signature()
+        super().refresh_bindings()
+
+    def _refresh_bindings_if_changed(self) -> None:
+        """refresh_bindings() makes the footer recompose: only when what the bindings
+        depend on (the row under the cursor, the filter) changed since it last ran."""
+        if self._bindings_signature() != self._bindings_seen:
             self.refresh_bindings()
 
     # -- bindings ----------------------------------------------------------------------

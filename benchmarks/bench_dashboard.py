@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import json
 import os
 import random
@@ -82,6 +83,23 @@ class LoopMonitor:
     def install(self) -> None:
         original = asyncio.events.Handle._run
         monitor = self
+        self.gc_pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+                return
+            spent = time.perf_counter() - gc_started[0]
+            monitor.gc_pauses.append((info["generation"], spent))
+            if spent > 0.05:
+                log(
+                    f"gc generation {info['generation']}: {spent * 1000:.0f} ms, "
+                    f"{info['collected']} collected, {len(gc.get_objects(2)):,} objects in "
+                    f"generation 2, {gc.get_freeze_count():,} frozen"
+                )
+
+        gc.callbacks.append(on_gc)
 
         def _run(handle: asyncio.events.Handle) -> None:
             started = time.perf_counter()

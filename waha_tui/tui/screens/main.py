@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import math
 import time
 from datetime import datetime, timedelta
@@ -113,6 +114,9 @@ class MainScreen(Screen[None]):
         self._want_full = False
         self._reload_requested = False
         self._bindings_seen: tuple[object, ...] | None = None
+        self._waha_line: Text | None = None
+        self._hint: str | None = None
+        self._froze_heap = False
 
     @property
     def wapp(self) -> WahaTuiApp:
@@ -138,6 +142,16 @@ class MainScreen(Screen[None]):
         self.query_one("#campaigns", KeyedTable).focus()
         await self.reload()
         self.set_interval(self.wapp.refresh_interval, self._tick)
+        # Everything loaded so far (modules, thousands of campaign rows) lives as long as
+        # the app: out of the cyclic collector's sight, its full collections stop taking
+        # 100-500 ms of the event loop every few seconds on a big database.
+        gc.freeze()
+        self._froze_heap = True
+
+    def on_unmount(self) -> None:
+        if self._froze_heap:
+            gc.unfreeze()  # back to the collector: nothing is kept beyond the app
+            self._froze_heap = False
 
     # -- data --------------------------------------------------------------------------
 
@@ -273,14 +287,17 @@ class MainScreen(Screen[None]):
         # Cells are cached per campaign and rebuilt only when its row changed.
         table.sync([(str(cid), self._cells_for(cid)) for cid in page])
         self._show_page_info()
-        hint = self.query_one("#empty-hint", Static)
         if not self.campaigns:
-            hint.update("No campaigns yet. Press N to create one (or: waha-tui campaign create).")
+            hint = "No campaigns yet. Press N to create one (or: waha-tui campaign create)."
         elif not page:
-            hint.update(Text(f"No campaign matches {self.filter_text!r} (esc clears)"))
+            hint = f"No campaign matches {self.filter_text!r} (esc clears)"
         else:
-            hint.update("")
-        hint.display = not page
+            hint = ""
+        if hint != self._hint:
+            self._hint = hint
+            box = self.query_one("#empty-hint", Static)
+            box.update(Text(hint))
+            box.display = bool(hint)
         self._show_row_info()
         # update_cell does not refresh dynamic bindings: the footer must follow the row.
         self._refresh_bindings_if_changed()
@@ -293,10 +310,11 @@ class MainScreen(Screen[None]):
             first = self.page * PAGE_SIZE
             last = min(first + PAGE_SIZE, total)
             info.update(
-                Text(
+                layout=False,
+                content=Text(
                     f"rows {first + 1:,}–{last:,} of {total:,}  ·  page {self.page + 1:,}/"
                     f"{self.pages:,}  ·  PgUp/PgDn"
-                )
+                ),
             )
 
     def turn_page(self, delta: int, *, cursor_at_end: bool = False) -> bool:
@@ -400,7 +418,7 @@ class MainScreen(Screen[None]):
                 line.append_text(detail)
             elif c.status == S.PAUSED:
                 line.append(": press r to resume")
-        info.update(line)
+        info.update(line, layout=False)  # one line, always: no re-layout of the screen
 
     @on(DataTable.RowHighlighted, "#campaigns")
     def _row_moved(self) -> None:
@@ -475,11 +493,19 @@ class MainScreen(Screen[None]):
         await self.reload(full=True)
         while self._loading:  # a reload already under way finishes with a full read
             await asyncio.sleep(0.02)
+        self.go_to(campaign_id)
+
+    def go_to(self, campaign_id: int) -> bool:
+        """Turn to the page holding this campaign and put the cursor on it (False when no
+        shown campaign has this id: unknown, or filtered out)."""
         page = self._page_with(campaign_id)
-        if page is not None and page != self.page:
+        if page is None:
+            return False
+        if page != self.page:
             self.page = page
             self.show()
         self._move_to(campaign_id)
+        return True
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
@@ -500,7 +526,9 @@ class MainScreen(Screen[None]):
         self.refresh_bindings()
 
     def set_waha_line(self, text: Text) -> None:
-        self.query_one("#waha-line", Static).update(text)
+        if text != self._waha_line:  # polled every few seconds; mostly the same
+            self._waha_line = text
+            self.query_one("#waha-line", Static).update(text, layout=False)
 
     def set_banner(self, text: str) -> None:
         banner = self.query_one("#banner", Static)

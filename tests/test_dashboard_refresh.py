@@ -209,3 +209,25 @@ async def test_the_filter_searches_every_campaign_not_only_the_page(
         await wait_for(pilot, lambda: keys(pilot) == [str(x) for x in [*ids[10:], last]])
         assert table_of(pilot).current_key == str(last)
         assert "rows 11–13 of 13" in str(info.render())
+
+
+async def test_a_resume_still_ends_with_its_toast_and_a_footer_without_r(rig: Rig) -> None:
+    cid = rig.add("Slow", 20, status=S.PAUSED, delay=(0.2, 0.2))
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: str(cid) in keys(pilot))
+        table_of(pilot).move_cursor(row=table_of(pilot).get_row_index(str(cid)))
+        await pilot.pause(0.05)
+        await pilot.press("r", "r")
+        await wait_for(pilot, lambda: any("resumed" in n.message for n in pilot.app._notifications))
+        screen = screen_of(pilot)
+        await wait_for(pilot, lambda: screen.campaigns[cid].status == S.RUNNING)
+        await wait_for(pilot, lambda: cid not in pilot.app.resuming)  # type: ignore[attr-defined]
+        offered = {
+            b.description
+            for _key, (_node, b, enabled, _tip) in screen.active_bindings.items()
+            if b.show and enabled
+        }
+        assert "Resume" not in offered and "Pause" in offered
+        assert not [n for n in pilot.app._notifications if n.severity == "error"]
+        await pilot.press("p")
+        await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.PAUSED)

@@ -281,7 +281,7 @@ class MainScreen(Screen[None]):
         page = self.page_ids()
         if changed is not None and not reorder and not any(c in changed for c in page):
             # Nothing on screen changed: no diff, no repaint; the footer only if it must.
-            self._refresh_bindings_if_changed()
+            self.refresh_bindings_if_changed()
             return
         table = self.query_one("#campaigns", KeyedTable)
         # Cells are cached per campaign and rebuilt only when its row changed.
@@ -300,7 +300,7 @@ class MainScreen(Screen[None]):
             box.display = bool(hint)
         self._show_row_info()
         # update_cell does not refresh dynamic bindings: the footer must follow the row.
-        self._refresh_bindings_if_changed()
+        self.refresh_bindings_if_changed()
 
     def _show_page_info(self) -> None:
         info = self.query_one("#page-info", Static)
@@ -378,7 +378,7 @@ class MainScreen(Screen[None]):
         self._bindings_seen = self._bindings_signature()
         super().refresh_bindings()
 
-    def _refresh_bindings_if_changed(self) -> None:
+    def refresh_bindings_if_changed(self) -> None:
         """refresh_bindings() makes the footer recompose: only when what the bindings
         depend on (the row under the cursor, the filter) changed since it last ran."""
         if self._bindings_signature() != self._bindings_seen:
@@ -423,7 +423,7 @@ class MainScreen(Screen[None]):
     @on(DataTable.RowHighlighted, "#campaigns")
     def _row_moved(self) -> None:
         self._show_row_info()
-        self._refresh_bindings_if_changed()
+        self.refresh_bindings_if_changed()
 
     @on(DataTable.RowSelected, "#campaigns")
     def _row_chosen(self) -> None:
@@ -490,10 +490,15 @@ class MainScreen(Screen[None]):
 
     async def show_campaign(self, campaign_id: int) -> None:
         """A campaign just created: in the table, under the cursor."""
-        await self.reload(full=True)
-        while self._loading:  # a reload already under way finishes with a full read
-            await asyncio.sleep(0.02)
+        await self.reload_and_wait(full=True)
         self.go_to(campaign_id)
+
+    async def reload_and_wait(self, *, full: bool = False) -> None:
+        """A reload that returns once the model is at least as new as the database was
+        when it was called (reload() returns at once when one is already under way)."""
+        await self.reload(full=full)
+        while self._loading:  # the one under way reads again before it ends
+            await asyncio.sleep(0.02)
 
     def go_to(self, campaign_id: int) -> bool:
         """Turn to the page holding this campaign and put the cursor on it (False when no

@@ -390,11 +390,6 @@ class Store:
             count = conn.execute(sa.select(sa.func.count()).select_from(C)).scalar_one()
         return rows, count
 
-    def campaign_ids(self) -> list[int]:
-        """Every campaign id, in order (how the dashboard notices deleted campaigns)."""
-        with self.read() as conn:
-            return list(conn.execute(sa.select(C.c.id).order_by(C.c.id)).scalars())
-
     def recipients(
         self,
         campaign_id: int,

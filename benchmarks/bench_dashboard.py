@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import json
 import os
 import random
@@ -82,6 +83,23 @@ class LoopMonitor:
     def install(self) -> None:
         original = asyncio.events.Handle._run
         monitor = self
+        self.gc_pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+                return
+            spent = time.perf_counter() - gc_started[0]
+            monitor.gc_pauses.append((info["generation"], spent))
+            if spent > 0.05:
+                log(
+                    f"gc generation {info['generation']}: {spent * 1000:.0f} ms, "
+                    f"{info['collected']} collected, {len(gc.get_objects(2)):,} objects in "
+                    f"generation 2, {gc.get_freeze_count():,} frozen"
+                )
+
+        gc.callbacks.append(on_gc)
 
         def _run(handle: asyncio.events.Handle) -> None:
             started = time.perf_counter()
@@ -94,6 +112,8 @@ class LoopMonitor:
                     monitor.longest = spent
                 if spent > 0.05:
                     monitor.stalls.append(spent)
+                    # Which callback (shown with --verbose): where to point a profiler.
+                    log(f"loop callback of {spent * 1000:.0f} ms: {handle!r:.300}")
 
         asyncio.events.Handle._run = _run  # type: ignore[method-assign]
 
@@ -205,7 +225,7 @@ class AppProbe:
 
     def wrap_store(self, store: Any) -> None:
         probe = self
-        for name in ("list_campaigns", "campaigns_changed_since"):
+        for name in ("list_campaigns", "campaigns_changed_since", "campaign_rows"):
             original = getattr(store, name, None)
             if original is None:
                 continue

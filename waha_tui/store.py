@@ -560,6 +560,39 @@ class Store:
             ids = list(conn.execute(sa.select(C.c.id)).scalars())
         return [_campaign(r) for r in rows], ids
 
+    # The columns the dashboard shows (and reads under the cursor), nothing more.
+    DASHBOARD_COLUMNS = (
+        "id",
+        "name",
+        "session",
+        "status",
+        "scheduled_at",
+        "total",
+        "sent",
+        "failed",
+        "unknown",
+        "next_index",
+        "pause_reason",
+        "last_error",
+        "lease_owner",
+        "updated_at",
+    )
+
+    def campaign_rows(self, since: datetime | None = None) -> tuple[list[Any], int]:
+        """The dashboard's columns of the campaigns updated at or after `since` (all when
+        None), by id, and how many campaigns exist, read in one transaction.
+
+        Plain Core rows (attribute access, tuple equality), no model validation: a display
+        of thousands of campaigns reads them every tick.
+        """
+        query = sa.select(*(C.c[name] for name in self.DASHBOARD_COLUMNS)).order_by(C.c.id)
+        if since is not None:
+            query = query.where(C.c.updated_at >= since)
+        with self.read() as conn:
+            rows = conn.execute(query).all()
+            count = conn.execute(sa.select(sa.func.count()).select_from(C)).scalar_one()
+        return rows, count
+
     def recipients(
         self,
         campaign_id: int,

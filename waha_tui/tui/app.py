@@ -29,6 +29,7 @@ from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
 
 RUNNER_GROUP = "runner"  # its own group: `exclusive` elsewhere must never cancel a runner
 STOPPED_WITH_DASHBOARD = "stopped with the dashboard"
+UI_AFTER_RESUME = 0.15  # seconds: footer and toast follow a resume's first send, not precede it
 SESSION_LOOK = {
     "WORKING": "green",
     "SCAN_QR_CODE": "yellow",
@@ -153,7 +154,8 @@ class WahaTuiApp(App[None]):
         )
 
     def _on_runner_event(self, event: ev.CampaignEvent) -> None:
-        self.main.call_later(self.main.reload)
+        # One event per message at full speed: never one reload each, they coalesce.
+        self.main.request_reload()
         if isinstance(event, ev.Paused) and not self._quitting:
             self.notify(
                 f"campaign {event.campaign_id} paused: {event.reason}",
@@ -181,30 +183,49 @@ class WahaTuiApp(App[None]):
         if campaign_id in self.resuming:
             return  # a second press while one is in flight does nothing
         self.resuming.add(campaign_id)
-        self.main.refresh_bindings()
         self.run_task(self._resume(campaign_id))
+        # Nothing else on the loop until the resume is under way: a footer recompose
+        # (hiding r while it is in flight) costs tens of ms on a slow machine, so it
+        # follows a moment later; a second r is refused by check_action meanwhile.
+        self.set_timer(UI_AFTER_RESUME, self.main.refresh_bindings_if_changed)
 
     async def _resume(self, campaign_id: int) -> None:
         try:
             run = await self.service.resume(campaign_id, spawn=self.spawn_runner)
         except UserError as exc:
+            self.resuming.discard(campaign_id)  # still Paused: r is offered again
             self.notify(
                 f"cannot resume campaign {campaign_id}: {exc}",
                 severity="error",
                 markup=False,
                 timeout=8,
             )
-        else:
-            if run is None:
-                self.notify(
-                    f"campaign {campaign_id} is Scheduled again: it starts at its scheduled time",
-                    markup=False,
-                )
-            else:
-                self.notify(f"campaign {campaign_id} resumed", markup=False)
-        finally:
+            self.main.request_reload()
+            self.main.refresh_bindings_if_changed()
+            return
+        except BaseException:
             self.resuming.discard(campaign_id)
-            await self.main.reload()
+            raise
+        if run is None:
+            message = f"campaign {campaign_id} is Scheduled again: it starts at its scheduled time"
+        else:
+            message = f"campaign {campaign_id} resumed"
+        # The runner is on its way to the first send: the toast and the table can wait a
+        # moment for it. The campaign stays in `resuming` until the table no longer shows
+        # it Paused, so a quick second r is refused quietly rather than with an error.
+        self.set_timer(UI_AFTER_RESUME, lambda: self._resumed(campaign_id, message))
+
+    def _resumed(self, campaign_id: int, message: str) -> None:
+        self.notify(message, markup=False)
+
+        async def settle() -> None:
+            try:
+                await self.main.reload_and_wait()
+            finally:
+                self.resuming.discard(campaign_id)
+                self.main.refresh_bindings_if_changed()
+
+        self.run_task(settle())
 
     async def pause_campaign(self, campaign_id: int) -> None:
         try:

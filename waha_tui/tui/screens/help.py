@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
 KEYS: list[tuple[str, str]] = [
-    ("↑ ↓ / j k", "move between campaigns"),
+    ("↑ ↓ / j k", "move between campaigns; PgUp PgDn: pages of 100"),
     ("enter", "details of the campaign: counters, timings, recipients"),
     ("r", "resume a Paused campaign (its WAHA session must be WORKING)"),
     ("p", "pause a Running or Scheduled campaign"),

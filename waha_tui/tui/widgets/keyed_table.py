@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import ColumnKey, RowDoesNotExist, RowKey
 
 
 class KeyedTable(DataTable[object]):
@@ -40,6 +41,7 @@ class KeyedTable(DataTable[object]):
         wanted = dict(rows)
         keep = self.current_key
         added = removed = updated = False
+        patched: set[str] = set()
         columns = [key for _label, key in self._column_spec]
         with self.app.batch_update():
             for key in [k for k in self._shown if k not in wanted]:
@@ -53,10 +55,15 @@ class KeyedTable(DataTable[object]):
                     added = True
                 elif old != cells:
                     for column, before, after in zip(columns, old, cells, strict=True):
-                        if before != after:
+                        if before != after and not self._set_cell(key, column, after):
                             self.update_cell(key, column, after, update_width=True)
+                            patched.discard(key)  # the whole table re-renders anyway
+                        elif before != after:
+                            patched.add(key)
                     updated = True
                 self._shown[key] = cells
+            if patched and not added:
+                self._forget_rows(patched)
             if added:
                 # New rows were appended; keep the order of the first column's numbers.
                 self.sort(columns[0], key=_number)
@@ -65,6 +72,65 @@ class KeyedTable(DataTable[object]):
                 if index != self.cursor_row:
                     self.move_cursor(row=index, animate=False, scroll=False)
         return added or removed or updated
+
+    # -- updating a row without re-rendering the whole table ------------------------------
+    #
+    # DataTable.update_cell bumps a counter that is part of every render cache key, so one
+    # changed cell re-renders every visible line of the table (~40 ms for a screenful of
+    # campaigns on a slow machine, at every refresh tick while a campaign runs). Here a
+    # changed cell that fits its column drops only its own row's cache entries and
+    # refreshes that row. Columns grow to fit, never shrink (no jitter, no re-measuring
+    # of the column). Relies on DataTable internals (textual is pinned): when they are not
+    # as expected, it falls back to update_cell.
+
+    def _set_cell(self, key: str, column: str, value: object) -> bool:
+        """Put a value in a cell without invalidating the table; False: use update_cell."""
+        try:
+            width = _cell_width(value)
+            col = self.columns.get(ColumnKey(column))
+            if width is None or col is None or width > col.content_width:
+                return False
+            row = self._data[RowKey(key)]
+            column_key = ColumnKey(column)
+            if column_key not in row:
+                return False
+            row[column_key] = value
+        except (AttributeError, KeyError, TypeError):
+            return False
+        return True
+
+    def _forget_rows(self, keys: set[str]) -> None:
+        """Drop the cached renders of these rows and repaint them (see above)."""
+        try:
+            row_keys = {RowKey(k) for k in keys}
+            indexes = {self._row_locations.get(k) for k in row_keys} - {None}
+            lines: set[int] = set()
+            for index in indexes:
+                region = self._get_row_region(index)
+                lines.update(range(region.y, region.y + region.height))
+            for cache, part, wanted in (
+                (self._row_render_cache, 0, row_keys),
+                (self._cell_render_cache, 0, row_keys),
+                (self._row_renderable_cache, 1, indexes),
+                (self._line_cache, 0, lines),
+            ):
+                for cache_key in [k for k in cache.keys() if k[part] in wanted]:  # noqa: SIM118
+                    cache.discard(cache_key)
+            for index in indexes:
+                self.refresh_row(index)
+        except (AttributeError, LookupError, TypeError):
+            self._update_count += 1  # what update_cell does: everything renders again
+            self.refresh()
+
+
+def _cell_width(value: object) -> int | None:
+    if isinstance(value, Text):
+        return value.cell_len if "\n" not in value.plain else None
+    if isinstance(value, str):
+        # DataTable renders a str cell as markup.
+        text = Text.from_markup(value)
+        return text.cell_len if "\n" not in text.plain else None
+    return None
 
 
 def _number(value: object) -> float:

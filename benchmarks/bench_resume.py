@@ -109,8 +109,7 @@ class Milestones:
             (service.client, "get_session", "client.get_session"),
             (service.store, "claim", "store.claim"),
             (service.client, "new_message_id", "client.new_message_id"),
-            (service.store, "mark_sending", "store.mark_sending"),
-            (service.store, "start_sending", "store.start_sending"),
+            (service.store, "commit_progress", "store.commit_progress"),
             (service.client, "send_text", "client.send_text"),
         ):
             if hasattr(obj, attr):

@@ -39,17 +39,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+PREFIX = "waha-tui-pg-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Cluster:
     """initdb + pg_ctl in a temporary folder; as the `postgres` user when we are root
     (PostgreSQL refuses to run as root)."""
 
     def __init__(self, bin_dir: Path) -> None:
         self.bin = bin_dir
+        self.as_user: list[str] = []
+        self._stop_orphans()
         self.port = _free_port()
         self.password = secrets.token_urlsafe(16)
-        self.base = Path(tempfile.mkdtemp(prefix="waha-tui-pg-"))
+        self.base = Path(tempfile.mkdtemp(prefix=PREFIX))
         self.data = self.base / "data"
-        self.as_user: list[str] = []
+        (self.base / "owner").write_text(str(os.getpid()))
         if os.geteuid() == 0:
             try:
                 user = pwd.getpwnam("postgres")
@@ -60,6 +75,27 @@ class Cluster:
             os.chown(self.base, user.pw_uid, user.pw_gid)
             self.as_user = ["runuser", "-u", "postgres", "--"]
         os.chmod(self.base, 0o700)
+
+    def _stop_orphans(self) -> None:
+        """Clusters left by a test session that was killed (no teardown ran): stopped and
+        removed, once the process that started them is gone."""
+        for base in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+            try:
+                owner = int((base / "owner").read_text())
+            except (OSError, ValueError):
+                continue
+            if _alive(owner):
+                continue
+            if (base / "data" / "postmaster.pid").exists():
+                as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+                pg_ctl = str(self.bin / "pg_ctl")
+                subprocess.run(
+                    [*as_user, pg_ctl, "stop", "-D", str(base / "data"), "-m", "immediate"],
+                    capture_output=True,
+                    timeout=60,
+                    cwd="/",
+                )
+            shutil.rmtree(base, ignore_errors=True)
 
     def _run(self, *args: str) -> None:
         done = subprocess.run(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from engine_helpers import closed_port, module_simulator, phone, reset_simulator
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from waha_tui.cli import app
@@ -464,6 +465,29 @@ def test_db_flag_and_env(cli: Cli, tmp_path: Path, csv5: str) -> None:
     assert [x.name for x in Store(flag_db).lists()] == ["a"]
     assert [x.name for x in Store(env_db).lists()] == ["b"]
     assert not cli.db.exists()
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_postgresql_url_in_db_and_env_and_errors_without_its_password(
+    cli: Cli, csv5: str, db_target: str
+) -> None:
+    url = make_url(db_target)
+    password = url.password
+    assert password
+    cli.ok("--db", db_target, "contacts", "import", csv5, "--list", "a")
+    cli.ok("contacts", "import", csv5, "--list", "b", env={"WAHA_TUI_DB": db_target})
+    store = Store(db_target)
+    assert [x.name for x in store.lists()] == ["a", "b"]
+    store.close()
+    assert not cli.db.exists()
+    wrong = url.set(password="not-the-pw-4242").render_as_string(hide_password=False)
+    line = cli.error("--db", wrong, "contacts", "lists")
+    assert "password authentication failed" in line and "***" in line, line
+    assert "not-the-pw-4242" not in line
+    gone = url.set(port=closed_port()).render_as_string(hide_password=False)
+    line = cli.error("contacts", "lists", env={"WAHA_TUI_DB": gone})
+    assert "Connection refused" in line and "***" in line, line
+    assert all(password not in out for out in cli.outputs)
 
 
 def test_waha_url_flag_and_env(cli: Cli, csv5: str, state: SimState) -> None:

@@ -44,8 +44,8 @@ def sim_server(shared_sim: SimulatorServer) -> SimulatorServer:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "campaigns.db")
+def store(db_target: str) -> Iterator[Store]:
+    s = Store(db_target)
     yield s
     s.close()
 
@@ -116,18 +116,16 @@ async def test_settled_recipients_before_next_index_cost_no_wait(
 
 
 @pytest.mark.parametrize("status", [S.RUNNING, S.SCHEDULED, S.CANCELLED])
-def test_retry_refused_while_it_runs_or_is_cancelled(
-    store: Store, tmp_path: Path, status: CampaignStatus
-) -> None:
+def test_retry_refused_while_it_runs_or_is_cancelled(store: Store, status: CampaignStatus) -> None:
     from engine_helpers import force, force_recipient
 
     cid = make_campaign(store, 3)
     force_recipient(store, cid, 0, status=RS.FAILED, error="x")
     force(store, cid, status=status, failed=1, next_index=1)
-    before = snapshot(tmp_path / "campaigns.db")
+    before = snapshot(store)
     with pytest.raises(StoreError, match=f"campaign {cid} is {status}"):
         store.retry_recipients(cid, [RS.FAILED])
-    assert snapshot(tmp_path / "campaigns.db") == before
+    assert snapshot(store) == before
 
 
 def test_retry_with_nothing_to_retry_is_a_clear_error(store: Store) -> None:
@@ -140,10 +138,10 @@ def test_retry_with_nothing_to_retry_is_a_clear_error(store: Store) -> None:
     assert store.get_campaign(cid).status == S.COMPLETED
 
 
-def test_cli_retry(tmp_path: Path, sim_server: SimulatorServer) -> None:
+def test_cli_retry(db_target: str, sim_server: SimulatorServer) -> None:
     from engine_helpers import force, force_recipient
 
-    db = tmp_path / "campaigns.db"
+    db = db_target
     store = Store(db)
     cid = make_campaign(store, 3)
     force_recipient(store, cid, 1, status=RS.UNKNOWN, error="no answer")

@@ -51,12 +51,13 @@ RS = RecipientStatus
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "campaigns.db"
+def db(db_target: str) -> str:
+    """A SQLite file or a fresh PostgreSQL database (the `backend` parameter)."""
+    return db_target
 
 
 @pytest.fixture
-async def service(db: Path, sim_server: SimulatorServer) -> AsyncIterator[CampaignService]:
+async def service(db: str, sim_server: SimulatorServer) -> AsyncIterator[CampaignService]:
     store = Store(db)
     client = WahaClient(sim_server.url)
     svc = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))
@@ -145,7 +146,7 @@ def test_create_from_a_list_then_deleting_the_list_keeps_the_campaign(
     ],
 )
 def test_create_refuses_bad_input_and_writes_nothing(
-    service: CampaignService, contacts_csv: Path, db: Path, changes: dict, message: str
+    service: CampaignService, contacts_csv: Path, db: str, changes: dict, message: str
 ) -> None:
     values = {"name": "x", "message": "Hi {name}", "contacts_file": str(contacts_csv)}
     values.update(changes)
@@ -158,7 +159,7 @@ def test_create_refuses_bad_input_and_writes_nothing(
 
 
 def test_create_from_a_list_refuses_an_unknown_placeholder(
-    service: CampaignService, contacts_csv: Path, db: Path
+    service: CampaignService, contacts_csv: Path, db: str
 ) -> None:
     service.import_contacts(str(contacts_csv), "friends")
     before = snapshot(db)
@@ -179,7 +180,7 @@ def test_parse_when_reads_local_time_and_offsets() -> None:
 
 
 async def test_resume_of_a_missing_campaign_fails_and_changes_nothing(
-    service: CampaignService, db: Path
+    service: CampaignService, db: str
 ) -> None:
     make_campaign(service.store, 2)
     before = snapshot(db)
@@ -191,7 +192,7 @@ async def test_resume_of_a_missing_campaign_fails_and_changes_nothing(
 
 @pytest.mark.parametrize("status", [S.SCHEDULED, S.RUNNING, S.COMPLETED, S.FAILED, S.CANCELLED])
 async def test_resume_of_a_campaign_that_is_not_paused_names_its_status(
-    service: CampaignService, db: Path, state: SimState, status: CampaignStatus
+    service: CampaignService, db: str, state: SimState, status: CampaignStatus
 ) -> None:
     cid = make_campaign(service.store, 2)
     force(service.store, cid, status=status)
@@ -234,7 +235,7 @@ async def test_resume_detached_only_marks_it_scheduled(
 
 
 async def test_resume_refused_by_a_busy_session_leaves_it_paused(
-    service: CampaignService, db: Path, state: SimState
+    service: CampaignService, db: str, state: SimState
 ) -> None:
     busy = make_campaign(service.store, 1)
     cid = make_campaign(service.store, 2)
@@ -256,7 +257,7 @@ async def test_resume_refused_by_a_busy_session_leaves_it_paused(
     ],
 )
 async def test_resume_is_refused_while_waha_cannot_send(
-    db: Path, sim_server: SimulatorServer, setup: str, message: str
+    db: str, sim_server: SimulatorServer, setup: str, message: str
 ) -> None:
     store = Store(db)
     url = sim_server.url if setup != "unreachable" else f"http://127.0.0.1:{closed_port()}"
@@ -335,7 +336,7 @@ async def test_disconnect_pause_refused_resume_reconnect_complete(
 
 
 async def test_pause_takes_effect_at_once_during_a_long_wait(
-    db: Path, sim_server: SimulatorServer
+    db: str, sim_server: SimulatorServer
 ) -> None:
     store = Store(db)
     client = WahaClient(sim_server.url)
@@ -365,7 +366,7 @@ async def test_pause_takes_effect_at_once_during_a_long_wait(
         await service.aclose()
 
 
-async def test_pause_of_a_scheduled_campaign(service: CampaignService, db: Path) -> None:
+async def test_pause_of_a_scheduled_campaign(service: CampaignService, db: str) -> None:
     cid = make_campaign(service.store, 1)
     camp = await service.pause(cid)
     assert (camp.status, camp.pause_reason) == (S.PAUSED, PAUSED_BY_OPERATOR)

@@ -410,6 +410,7 @@ def _make_version_1(store: Store) -> int:
     cid = make_campaign(store, 2)
     with store.write() as conn:
         conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN auto_resume")
+        conn.exec_driver_sql("DROP INDEX ix_campaign_updated_at")
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     store.close()
     return cid
@@ -420,10 +421,12 @@ def test_a_version_1_database_is_migrated_in_place(db_target: str) -> None:
     store = Store(db_target)
     with store.read() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("campaign")}
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("campaign")}
         version = conn.exec_driver_sql(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).scalar()
     assert "auto_resume" in columns and version == str(SCHEMA_VERSION) == "2"
+    assert "ix_campaign_updated_at" in indexes  # the dashboard's changed-since read
     old = store.get_campaign(cid)
     assert (old.total, old.auto_resume) == (2, False)  # the data is kept, the default added
     assert store.get_campaign(make_campaign(store, 1, auto_resume=True)).auto_resume is True

@@ -82,7 +82,11 @@ class Template(SQLModel, table=True):
 
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaign"
-    __table_args__ = (sa.Index("ix_campaign_status_scheduled", "status", "scheduled_at"),)
+    __table_args__ = (
+        sa.Index("ix_campaign_status_scheduled", "status", "scheduled_at"),
+        # The dashboard reads only what changed since its last look.
+        sa.Index("ix_campaign_updated_at", "updated_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     session: str = Field(default="default", max_length=100)

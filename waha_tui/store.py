@@ -1005,6 +1005,16 @@ def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
 
 
 # Schema version -> the step that brings the previous version to it.
+def _to_v2(conn: Connection) -> None:
+    _add_column(conn, C, "auto_resume")
+    _add_index(conn, C, "ix_campaign_updated_at")
+
+
+def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
+    """CREATE INDEX, as the model declares it."""
+    next(i for i in table.indexes if i.name == name).create(conn)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    2: lambda conn: _add_column(conn, C, "auto_resume"),
+    2: _to_v2,
 }

@@ -70,7 +70,7 @@ def rendered(pilot: Pilot) -> str:
 
 def other_store_writes(rig: Rig, cid: int, **values: Any) -> None:
     """A write from another process: its own Store (engines, connections) on the same file."""
-    other = Store(rig.store.path)
+    other = Store(rig.store.target)
     try:
         with other.write() as conn:
             conn.execute(sa.update(C).where(C.c.id == cid).values(**values))
@@ -106,9 +106,18 @@ async def test_a_burst_of_runner_events_makes_a_bounded_number_of_reloads(
         assert screen.campaigns[cid].sent == 300
 
 
+@pytest.fixture
+async def rig_on_backend(tmp_path: Path, db_target: str) -> AsyncIterator[Rig]:
+    rig = make_rig(tmp_path, target=db_target)
+    yield rig
+    await rig.service.aclose()
+
+
 async def test_a_change_by_another_store_shows_and_a_deleted_campaign_disappears(
-    rig: Rig,
+    rig_on_backend: Rig,
 ) -> None:
+    # On PostgreSQL too: every operator's dashboard follows changes made on other hosts.
+    rig = rig_on_backend
     a = rig.add("Alpha", 3)
     b = rig.add("Beta", 3, seed=1)
     c = rig.add("Gamma", 3, seed=2)
@@ -131,7 +140,7 @@ async def test_a_change_by_another_store_shows_and_a_deleted_campaign_disappears
         await wait_for(pilot, lambda: "2/3 sent" in cell(pilot, c, "progress"))
         assert any("Gamma" in line and "2/3 sent" in line for line in rendered(pilot).splitlines())
 
-        other = Store(rig.store.path)
+        other = Store(rig.store.target)
         try:
             with other.write() as conn:
                 conn.execute(sa.delete(C).where(C.c.id == a))  # recipients cascade

@@ -85,8 +85,11 @@ class Rig:
             )
 
 
-def make_rig(tmp_path: Path, *, sessions: dict[str, str] | None = None) -> Rig:
-    store = Store(tmp_path / "campaigns.db")
+def make_rig(
+    tmp_path: Path, *, sessions: dict[str, str] | None = None, target: str | None = None
+) -> Rig:
+    """`target`: a database (SQLite path or PostgreSQL URL); default a new file here."""
+    store = Store(target or tmp_path / "campaigns.db")
     sim = Simulator(SimState(sessions=sessions or {"default": "WORKING"}, start_delay=0.05))
     client = WahaClient("http://waha.test", transport=httpx.ASGITransport(app=sim))
     config = RunnerConfig(

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -325,7 +325,8 @@ def cached_database(size: DbSize, *, quiet: bool = False) -> Path:
     if not path.exists():
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, __file__, "build", str(size.campaigns), str(size.recipients)],
+            # The file named here: the child never works out a name of its own.
+            [sys.executable, __file__, "build", str(path), *map(str, astuple(size))],
             check=True,
             cwd=ROOT,
         )
@@ -403,9 +404,8 @@ def python_cmd(script: str, *args: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "build":
+    if len(sys.argv) == 5 and sys.argv[1] == "build":
         sys.path.insert(0, str(ROOT))
-        wanted = DbSize(int(sys.argv[2]), int(sys.argv[3]))
-        build_database(wanted.cache_path, wanted)
+        build_database(Path(sys.argv[2]), DbSize(int(sys.argv[3]), int(sys.argv[4])))
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} build CAMPAIGNS RECIPIENTS")
+        raise SystemExit(f"usage: {sys.argv[0]} build PATH CAMPAIGNS RECIPIENTS")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import pytest
 from pg_helpers import admin_server, fresh_database
 from sqlalchemy.engine import URL
 
+from tests.tui_helpers import Rig, make_rig
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
 from waha_tui.waha import WahaClient
 
@@ -65,3 +68,28 @@ def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
         pytest.fail(admin, pytrace=False)
     with fresh_database(admin) as url:
         yield url.render_as_string(hide_password=False)
+
+
+# -- the dashboard -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    """The app's parts on a new SQLite file, with an in-process simulator."""
+    rig = make_rig(tmp_path)
+    yield rig
+    await rig.service.aclose()
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """Local time is UTC, so times drawn in snapshots do not depend on the machine."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()

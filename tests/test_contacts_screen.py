@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 from typer.testing import CliRunner
 
-from tests.test_sessions_screen import footer_keys, toast_with, toasts, wait_for
+from tests.test_sessions_screen import footer_keys, toast_with, toasts
 from tests.test_templates_screen import steady_cursors
-from tests.tui_helpers import FROZEN, Rig, make_rig
+from tests.tui_helpers import FROZEN, Rig, make_rig, wait_for
 from waha_tui.cli import app as cli_app
 from waha_tui.models import ContactList
 from waha_tui.service import CampaignDraft
@@ -29,13 +28,6 @@ from waha_tui.tui.widgets.form import Field
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 PEOPLE = "phone,name,city\n+49 151 2345678,Ana,Lisbon\n+491512345679,,Porto\n"
-
-
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    rig = make_rig(tmp_path)
-    yield rig
-    await rig.service.aclose()
 
 
 def write(path: Path, text: str) -> str:
@@ -320,19 +312,6 @@ async def test_list_names_are_never_read_as_markup(rig: Rig, tmp_path: Path) -> 
 
 
 # -- snapshots ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def snapshot_rig(tmp_path: Path) -> Rig:

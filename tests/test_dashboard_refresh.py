@@ -5,7 +5,7 @@ Counts and contents only, never timings: `benchmarks/bench_dashboard.py` measure
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.tui_helpers import Rig, make_rig
+from tests.tui_helpers import Rig, make_rig, wait_for
 from waha_tui import events as ev
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus
@@ -26,21 +26,6 @@ from waha_tui.tui.screens.main import MainScreen
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 S = CampaignStatus
-
-
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    rig = make_rig(tmp_path)
-    yield rig
-    await rig.service.aclose()
-
-
-async def wait_for(pilot: Pilot, check: Callable[[], bool], tries: int = 200) -> None:
-    for _ in range(tries):
-        if check():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def screen_of(pilot: Pilot) -> MainScreen:

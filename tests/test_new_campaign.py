@@ -17,9 +17,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static, TextArea
 
 from tests.engine_helpers import PNG
-from tests.test_sessions_screen import SessionsScreen, footer_keys, toast_with, toasts, wait_for
+from tests.test_sessions_screen import SessionsScreen, footer_keys, toast_with, toasts
 from tests.test_templates_screen import assert_whatsapp_styles, steady_cursors
-from tests.tui_helpers import Rig, make_rig
+from tests.tui_helpers import Rig, make_rig, wait_for
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus
 from waha_tui.tui.screens.confirm import ConfirmationModal
@@ -443,19 +443,6 @@ async def test_the_main_footer_offers_n_and_the_keys_do_not_clash(rig: Rig) -> N
 
 
 # -- snapshots ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def snapshot_rig(tmp_path: Path) -> Rig:

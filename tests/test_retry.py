@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from engine_helpers import (
@@ -18,7 +17,7 @@ from engine_helpers import (
 )
 from typer.testing import CliRunner
 
-from tests.tui_helpers import Rig, make_rig
+from tests.tui_helpers import Rig
 from waha_tui import cli
 from waha_tui.runner import RunnerPool
 from waha_tui.service import CampaignService
@@ -163,13 +162,6 @@ def test_cli_retry(db_target: str, sim_server: SimulatorServer) -> None:
     again = runner.invoke(cli.app, [*base, "retry", str(cid), "--unknown"])
     assert again.exit_code == 1
     assert "has no unknown recipients" in again.output
-
-
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    r = make_rig(tmp_path)
-    yield r
-    await r.service.aclose()
 
 
 async def test_details_u_asks_then_queues_unknown_recipients(rig: Rig) -> None:

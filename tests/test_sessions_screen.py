@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import secrets
 import socket
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from textual.widgets import Input, Static
 
 import waha_tui.simulator.app as sim_app
 from tests.test_qr import modules_of, waha_like
-from tests.tui_helpers import Rig, make_rig
+from tests.tui_helpers import Rig, make_rig, wait_for
 from waha_tui.runner import RunnerPool
 from waha_tui.service import CampaignService
 from waha_tui.sessions import SessionNameError, check_session_name, connected_number
@@ -57,14 +56,6 @@ async def rigs(tmp_path: Path) -> AsyncIterator[Callable[..., Rig]]:
     yield make
     for rig in made:
         await rig.service.aclose()
-
-
-async def wait_for(pilot: Pilot, check: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def screen(pilot: Pilot) -> SessionsScreen:

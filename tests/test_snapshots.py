@@ -6,9 +6,7 @@ Regenerate after an intended change with: python -m pytest tests/test_snapshots.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,20 +20,8 @@ from waha_tui.status import CampaignStatus
 from waha_tui.store import R
 
 S = CampaignStatus
+pytestmark = pytest.mark.usefixtures("utc")  # every snapshot
 SIZE = (80, 24)  # the smallest terminal an operator may have
-
-
-@pytest.fixture(autouse=True)
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def every_status(tmp_path: Path) -> Rig:

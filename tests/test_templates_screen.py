@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,8 @@ from textual.widget import Widget
 from textual.widgets import Input, Static, TextArea
 from typer.testing import CliRunner
 
-from tests.test_sessions_screen import footer_keys, toast_with, toasts, wait_for
-from tests.tui_helpers import Rig, make_rig
+from tests.test_sessions_screen import footer_keys, toast_with, toasts
+from tests.tui_helpers import Rig, make_rig, wait_for
 from waha_tui.cli import app as cli_app
 from waha_tui.errors import UserError
 from waha_tui.service import CampaignDraft, CampaignService, check_template
@@ -36,13 +34,6 @@ from waha_tui.tui.widgets.keyed_table import KeyedTable
 from waha_tui.waha import WahaClient
 
 FORMATTED = "Hi *{name}*, _welcome_ to ~old~ ```{city}``` shop!"
-
-
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    rig = make_rig(tmp_path)
-    yield rig
-    await rig.service.aclose()
 
 
 def template_rows(rig: Rig) -> list[Any]:
@@ -428,19 +419,6 @@ async def test_template_text_is_never_read_as_markup(rig: Rig) -> None:
 
 
 # -- snapshots ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def snapshot_rig(tmp_path: Path) -> Rig:

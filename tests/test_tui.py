@@ -5,14 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import Footer, Input
 
-from tests.tui_helpers import Rig, make_rig
+from tests.tui_helpers import Rig, wait_for
 from waha_tui.status import CampaignStatus
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
@@ -21,21 +19,6 @@ from waha_tui.tui.screens.main import MainScreen
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 S = CampaignStatus
-
-
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    rig = make_rig(tmp_path)
-    yield rig
-    await rig.service.aclose()
-
-
-async def wait_for(pilot: Pilot, check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
 
 
 def table(pilot: Pilot) -> KeyedTable:

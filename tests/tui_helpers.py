@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from textual.pilot import Pilot
 
 from waha_tui.models import Campaign
 from waha_tui.phones import chat_id_for
@@ -97,3 +100,12 @@ def make_rig(
     )
     service = CampaignService(store, client, RunnerPool(store, client, config=config))
     return Rig(store, sim, service)
+
+
+async def wait_for(pilot: Pilot, check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Let the app run until `check()` holds; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)

@@ -41,7 +41,7 @@ from waha_tui.runner import Clock, RunnerPool
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
 from waha_tui.simulator.state import ERROR_463
 from waha_tui.status import CampaignStatus, RecipientStatus
-from waha_tui.store import R, Store, StoreError
+from waha_tui.store import Outcome, R, Store, StoreError
 from waha_tui.waha import WahaClient
 
 
@@ -763,7 +763,13 @@ async def test_a_crash_mid_send_with_an_id_is_resent_with_that_id(
     # The dead process sent recipient 1 (WAHA took it) but crashed before recording it.
     claimed = store.claim(cid, "dead:1:aaaa", 30)
     rec0 = store.recipients(cid)[0]
-    store.record(cid, rec0, RS.SENT, owner="dead:1:aaaa", lease_seconds=30, message_id="x")
+    assert rec0.id is not None
+    store.commit_progress(
+        cid,
+        [Outcome(rec0.id, rec0.position, RS.SENT, message_id="x")],
+        owner="dead:1:aaaa",
+        lease_seconds=30,
+    )
     await client.send_text("default", rec0.chat_id, "earlier")
     pre_id = await client.new_message_id("default")
     rec1 = store.recipients(cid)[1]

@@ -745,24 +745,6 @@ class Store:
                 )
             )
 
-    def record(
-        self,
-        campaign_id: int,
-        recipient: Recipient,
-        status: RecipientStatus,
-        *,
-        owner: str,
-        lease_seconds: float,
-        message_id: str | None = None,
-        error: str | None = None,
-    ) -> Campaign:
-        """One transaction: the recipient's outcome, the counters, next_index, the lease."""
-        assert recipient.id is not None
-        outcome = Outcome(recipient.id, recipient.position, status, message_id, error)
-        return self.commit_progress(
-            campaign_id, [outcome], owner=owner, lease_seconds=lease_seconds
-        )
-
     def commit_progress(
         self,
         campaign_id: int,

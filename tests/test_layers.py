@@ -37,7 +37,6 @@ def test_nothing_outside_the_tui_package_imports_textual() -> None:
 
 def test_core_layers_never_import_the_layers_above_them() -> None:
     core = [
-        "runner.py",
         "store.py",
         "models.py",
         "status.py",
@@ -48,6 +47,8 @@ def test_core_layers_never_import_the_layers_above_them() -> None:
         "csv_import.py",
     ]
     core += [str(p.relative_to(PACKAGE)) for p in (PACKAGE / "waha").rglob("*.py")]
+    core += [str(p.relative_to(PACKAGE)) for p in (PACKAGE / "runner").rglob("*.py")]
+    assert "runner/policy.py" in core and "runner/run.py" in core
     above = (
         "waha_tui.tui",
         "waha_tui.service",
@@ -70,3 +71,29 @@ def test_the_waha_client_knows_nothing_of_campaigns() -> None:
             and not i.startswith(("waha_tui.waha", "waha_tui.errors", "waha_tui.secret"))
         ]
         assert bad == [], f"{path.name} imports {bad}"
+
+
+def test_the_runner_package_goes_one_way_inside() -> None:
+    """policy (the error table) and config know nothing of the loop; the loop's parts
+    (ids, writer) know nothing of the run or the pool; only the pool knows the run."""
+    runner = PACKAGE / "runner"
+    allowed = {
+        "policy.py": set(),
+        "config.py": {"policy"},
+        "ids.py": set(),
+        "writer.py": set(),
+        "run.py": {"policy", "config", "ids", "writer"},
+        "pool.py": {"config", "run"},
+        "__init__.py": {"config", "pool", "run"},
+    }
+    assert {p.name for p in runner.glob("*.py")} == set(allowed)
+    for name, ok in allowed.items():
+        used = {
+            i.removeprefix("waha_tui.runner.")
+            for i in imports_of(runner / name)
+            if i.startswith("waha_tui.runner.")
+        }
+        assert used <= ok, f"runner/{name} imports {sorted(used - ok)}"
+    # The store and the WAHA client are below the runner: they never import it.
+    for below in [PACKAGE / "store.py", *(PACKAGE / "waha").rglob("*.py")]:
+        assert not any(i.startswith("waha_tui.runner") for i in imports_of(below)), below

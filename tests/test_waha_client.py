@@ -4,6 +4,7 @@ body shapes, HTML, invalid JSON, huge bodies)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -25,12 +26,14 @@ from waha_tui.secret import Secret
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
 from waha_tui.simulator.state import ERROR_463
 from waha_tui.waha import (
-    Ambiguous,
     BadResponse,
-    RecipientRejected,
+    GatewayError,
+    NoAnswer,
+    Refused,
     ServerError,
-    SessionNotFound,
+    SessionMissing,
     SessionNotWorking,
+    SessionUnavailable,
     Timeouts,
     Unauthorized,
     Unreachable,
@@ -237,9 +240,9 @@ async def test_session_lifecycle_through_the_client(
 
 
 async def test_send_text_with_pre_generated_id(sim: Simulator, asgi_client: WahaClient) -> None:
-    assert asgi_client.supports_message_ids is None
+    assert asgi_client.message_ids("default") is None
     pre = await asgi_client.new_message_id("default")
-    assert pre and asgi_client.supports_message_ids is True
+    assert pre and asgi_client.message_ids("default") is True
     first = await asgi_client.send_text("default", CHAT, "hi", message_id=pre)
     again = await asgi_client.send_text("default", CHAT, "hi", message_id=pre)
     assert first.message_id == again.message_id == f"true_{CHAT}_{pre}"
@@ -454,19 +457,16 @@ async def test_unexpected_json_shapes_are_bad_response(
 # -- new-message-id support --------------------------------------------------------------
 
 
-async def test_new_message_id_404_is_remembered(
+async def test_new_message_id_404_is_a_session_question_for_the_policy(
     scripted: ScriptedWaha, scripted_client: WahaClient
 ) -> None:
-    path = "/api/default/new-message-id"  # not scripted: the route does not exist (old WAHA)
-    assert await scripted_client.new_message_id("default") is None
-    assert scripted_client.supports_message_ids is False
-    assert await scripted_client.new_message_id("default") is None
-    assert scripted.count("GET", path) == 1  # the second call made no request
-
-
-async def test_new_message_id_for_a_missing_session_is_not_unsupported(
-    scripted: ScriptedWaha, scripted_client: WahaClient
-) -> None:
+    """A 404 on new-message-id cannot tell an old server (no such route) from a stopped
+    session: the client says so by its class, by status and route, whatever the words, and
+    remembers nothing; the runner's policy asks the session and decides."""
+    path = "/api/default/new-message-id"  # not scripted: "Cannot GET" (old WAHA)
+    with pytest.raises(SessionUnavailable) as old:
+        await scripted_client.new_message_id("default")
+    assert old.value.session == "default" and old.value.route == f"GET {path}"
     scripted.reply(
         "GET",
         "/api/ghost/new-message-id",
@@ -477,18 +477,22 @@ async def test_new_message_id_for_a_missing_session_is_not_unsupported(
             "error": "Not Found",
         },
     )
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionUnavailable):
         await scripted_client.new_message_id("ghost")
-    assert scripted_client.supports_message_ids is None
+    assert scripted_client.message_ids("default") is None
+    scripted_client.no_message_ids("default")  # what the runner does once it knows
+    assert scripted_client.message_ids("default") is False
+    assert scripted_client.message_ids("ghost") is None  # per session
 
 
 async def test_new_message_id_off_in_the_simulator(sim: Simulator) -> None:
     sim.state.message_ids = False
     async with WahaClient("http://waha.test", transport=httpx.ASGITransport(app=sim)) as client:
-        assert await client.new_message_id("default") is None
-        assert client.supports_message_ids is False
-        sim.state.message_ids = True  # remembered: the client does not ask again
-        assert await client.new_message_id("default") is None
+        with pytest.raises(SessionUnavailable):
+            await client.new_message_id("default")
+        sim.state.message_ids = True
+        assert await client.new_message_id("default")
+        assert client.message_ids("default") is True
 
 
 # -- every typed error -------------------------------------------------------------------
@@ -506,15 +510,18 @@ async def test_unauthorized_without_or_with_a_wrong_key(keyed_sim: Simulator) ->
 
 
 async def test_session_not_found(asgi_client: WahaClient) -> None:
-    with pytest.raises(SessionNotFound) as info:
+    # A session route's 404 means the session does not exist ...
+    with pytest.raises(SessionMissing) as info:
         await asgi_client.get_session("nope")
     assert info.value.session == "nope" and info.value.status_code == 404
     assert "nope" in str(info.value)
-    with pytest.raises(SessionNotFound):
+    # ... a message route's 404 only that it is not available (missing, or not started).
+    with pytest.raises(SessionUnavailable) as send:
         await asgi_client.send_text("nope", CHAT, "hi")
+    assert send.value.session == "nope" and send.value.route == "POST /api/sendText"
 
 
-@pytest.mark.parametrize("status", ["STOPPED", "STARTING", "SCAN_QR_CODE", "FAILED"])
+@pytest.mark.parametrize("status", ["STARTING", "SCAN_QR_CODE", "FAILED"])
 async def test_session_not_working_carries_the_status(
     sim: Simulator, asgi_client: WahaClient, status: str
 ) -> None:
@@ -530,43 +537,59 @@ async def test_session_not_working_carries_the_status(
     assert sim.state.sent() == []
 
 
-async def test_other_4xx_are_recipient_rejected(sim: Simulator, asgi_client: WahaClient) -> None:
+async def test_other_4xx_are_refused_with_their_status(
+    sim: Simulator, asgi_client: WahaClient
+) -> None:
     # 400 from the body validation (no mimetype).
-    with pytest.raises(RecipientRejected) as bad_file:
+    with pytest.raises(Refused) as bad_file:
         await asgi_client.send_image("default", CHAT, caption="", data=b"x", mimetype="")
     assert bad_file.value.status_code == 400 and "file must be an object" in str(bad_file.value)
     # 422 that is not about a WORKING session: the QR of a session that is already paired.
-    with pytest.raises(RecipientRejected) as qr:
+    with pytest.raises(SessionNotWorking) as qr:
         await asgi_client.get_qr_value("default")
-    assert not isinstance(qr.value, SessionNotWorking)
+    assert qr.value.expected == ["SCAN_QR_CODE"] and qr.value.status == "WORKING"
     assert qr.value.status_code == 422
     # 422 plain string exception.
-    with pytest.raises(RecipientRejected, match="already exists"):
+    with pytest.raises(Refused, match="already exists"):
         await asgi_client.create_session("default")
     assert sim.state.sent() == []
 
 
-async def test_404_not_naming_a_session_is_recipient_rejected(
+async def test_a_404_is_classified_by_route_and_body_not_by_its_words(
     scripted: ScriptedWaha, scripted_client: WahaClient
 ) -> None:
-    with pytest.raises(RecipientRejected) as info:
+    # WAHA's JSON on a message route, whatever it says: the session is not available.
+    with pytest.raises(SessionUnavailable) as info:
         await scripted_client.send_text("default", CHAT, "hi")
-    assert not isinstance(info.value, SessionNotFound)
-    assert info.value.status_code == 404 and "Cannot POST /api/sendText" in str(info.value)
+    assert info.value.status_code == 404 and "Cannot POST /api/sendText" in info.value.detail
+    # A proxy's HTML 404 is not WAHA speaking of a session.
+    scripted.reply("POST", "/api/sendText", 404, raw=b"<html>404</html>", content_type="text/html")
+    with pytest.raises(Refused) as page:
+        await scripted_client.send_text("default", CHAT, "hi")
+    assert not isinstance(page.value, SessionUnavailable) and page.value.status_code == 404
+    # A session route's 404 means the session does not exist.
+    scripted.reply(
+        "GET",
+        "/api/sessions/sales",
+        404,
+        {"statusCode": 404, "message": "Session not found", "error": "Not Found"},
+    )
+    with pytest.raises(SessionMissing, match="no session named 'sales'"):
+        await scripted_client.get_session("sales")
 
 
-async def test_422_with_odd_expected_is_recipient_rejected(
+async def test_422_with_odd_expected_is_refused(
     scripted: ScriptedWaha, scripted_client: WahaClient
 ) -> None:
     scripted.reply("POST", "/api/sendText", 422, {"expected": 5, "message": "odd"})
-    with pytest.raises(RecipientRejected, match="odd"):
+    with pytest.raises(Refused, match="odd"):
         await scripted_client.send_text("default", CHAT, "hi")
 
 
 async def test_server_error_keeps_whatsapps_message(
     sim: Simulator, asgi_client: WahaClient
 ) -> None:
-    sim.state.fail_chat(CHAT)
+    sim.state.fail_next_sends(1, ERROR_463)
     with pytest.raises(ServerError) as info:
         await asgi_client.send_text("default", CHAT, "hi")
     assert info.value.status_code == 500
@@ -575,12 +598,12 @@ async def test_server_error_keeps_whatsapps_message(
     assert sim.state.sent() == []
 
 
-async def test_html_502_from_a_proxy_is_server_error(
+async def test_html_502_from_a_proxy_is_a_gateway_error(
     scripted: ScriptedWaha, scripted_client: WahaClient
 ) -> None:
     page = b"<html><head><title>502 Bad Gateway</title></head></html>"
     scripted.reply("POST", "/api/sendText", 502, raw=page, content_type="text/html")
-    with pytest.raises(ServerError, match="502 Bad Gateway") as info:
+    with pytest.raises(GatewayError, match="502 Bad Gateway") as info:
         await scripted_client.send_text("default", CHAT, "hi")
     assert info.value.status_code == 502
 
@@ -599,7 +622,7 @@ async def test_ambiguous_when_the_server_hangs(sim_server: SimulatorServer) -> N
     timeouts = Timeouts(connect=1.0, read=0.1, write=1.0, pool=1.0)
     async with WahaClient(sim_server.url, timeouts=timeouts) as client:
         started = time.monotonic()
-        with pytest.raises(Ambiguous, match="may have been carried out"):
+        with pytest.raises(NoAnswer, match=r"no answer within 0\.1 s .*may have been sent"):
             await client.send_text("default", CHAT, "slow")
         assert time.monotonic() - started < 0.45  # the client's own timeout, not the server's
     # Ambiguous indeed: the server carries the send out after the client gave up.
@@ -611,7 +634,7 @@ async def test_ambiguous_when_the_connection_drops_after_record(
 ) -> None:
     sim_server.state.drop_after_record(1)
     async with WahaClient(sim_server.url) as client:
-        with pytest.raises(Ambiguous, match="connection to WAHA lost"):
+        with pytest.raises(NoAnswer, match=r"connection was lost.*may have been sent"):
             await client.send_text("default", CHAT, "first")
         [recorded] = sim_server.state.sent()
         assert recorded.text == "first"
@@ -631,12 +654,14 @@ async def test_real_socket_round_trip_with_key(keyed_server: SimulatorServer) ->
 
 def test_every_error_is_a_user_error() -> None:
     for cls in (
-        Ambiguous,
         BadResponse,
-        RecipientRejected,
+        GatewayError,
+        NoAnswer,
+        Refused,
         ServerError,
-        SessionNotFound,
+        SessionMissing,
         SessionNotWorking,
+        SessionUnavailable,
         Unauthorized,
         Unreachable,
     ):
@@ -660,13 +685,13 @@ async def test_api_key_never_in_reprs_messages_or_logs(
             await run()
         errors.append(info.value)
 
-    keyed_sim.state.fail_chat("1@c.us")
+    keyed_sim.state.fail_next_sends(1, ERROR_463)
     client = WahaClient("http://waha.test", KEY, transport=httpx.ASGITransport(app=keyed_sim))
     async with client:
         assert KEY not in repr(client) and KEY not in str(client)
-        await expect(SessionNotFound, lambda: client.get_session("nope"))
+        await expect(SessionMissing, lambda: client.get_session("nope"))
         await expect(ServerError, lambda: client.send_text("default", "1@c.us", "x"))
-        await expect(RecipientRejected, lambda: client.get_qr_value("default"))
+        await expect(SessionNotWorking, lambda: client.get_qr_value("default"))
         keyed_sim.state.set_status("default", "STARTING")
         await expect(SessionNotWorking, lambda: client.send_text("default", "2@c.us", "x"))
         keyed_sim.state.require_api_key("another-key")
@@ -688,7 +713,7 @@ async def test_api_key_never_in_reprs_messages_or_logs(
     async with WahaClient(keyed_server.url, KEY, timeouts=timeouts) as real:
         assert KEY not in repr(real)
         assert (await real.get_session("default")).working  # logs a real request at DEBUG
-        await expect(Ambiguous, lambda: real.send_text("default", CHAT, "x"))
+        await expect(NoAnswer, lambda: real.send_text("default", CHAT, "x"))
     async with WahaClient(f"http://127.0.0.1:{closed_port()}", KEY) as dead:
         await expect(Unreachable, lambda: dead.ping())
 
@@ -775,3 +800,22 @@ async def test_base_url_with_a_path_prefix(scripted: ScriptedWaha) -> None:
     async with WahaClient("http://waha.test/waha/", transport=transport) as client:
         info = await client.get_session("default")
     assert (info.name, info.status, info.working) == ("default", "X", False)
+
+
+async def test_a_call_that_is_not_a_send_times_out_saying_what_it_was_doing() -> None:
+    """NOWEB never answers a pairing-code request outside SCAN_QR_CODE (the recording's
+    13_request_code: no answer in 150 s). Only a send "may have been carried out"."""
+    with socket.socket() as silent:  # accepts connections (the backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        async with WahaClient(url, timeouts=Timeouts(read=0.2)) as client:
+            with pytest.raises(NoAnswer) as info:
+                await asyncio.wait_for(client.request_pairing_code("default", "4915100000001"), 5)
+            with pytest.raises(NoAnswer) as send:
+                await asyncio.wait_for(client.send_text("default", CHAT, "hi"), 5)
+    text = str(info.value)
+    assert "requesting a pairing code for session 'default'" in text
+    assert "no answer within 0.2 s" in text
+    assert "may have" not in text and "carried out" not in text
+    assert "the message may have been sent" in str(send.value)

@@ -31,6 +31,14 @@ class RecipientProcessed(CampaignEvent):
 
 
 @dataclass(frozen=True)
+class Waiting(CampaignEvent):
+    """The run waits for something to come back (a session restarting, ...) and goes on
+    by itself when it does; the wait is also stored on the campaign."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Paused(CampaignEvent):
     reason: str
     next_index: int

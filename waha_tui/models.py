@@ -11,8 +11,8 @@ from sqlmodel import Field, SQLModel
 
 from waha_tui.status import CampaignStatus, RecipientStatus
 
-# 2: campaign.auto_resume (migrations in store.py).
-SCHEMA_VERSION = 2
+# 2: campaign.auto_resume; 3: campaign.waiting_for / waiting_since (migrations in store.py).
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> datetime:
@@ -106,6 +106,10 @@ class Campaign(SQLModel, table=True):
     unknown: int = 0
     next_index: int = 0  # position of the next recipient not yet processed
     pause_reason: str | None = None
+    # What a Running campaign is waiting for (a session coming back, ...) and since when:
+    # stored, so every host's dashboard and `campaign show` see it.
+    waiting_for: str | None = None
+    waiting_since: datetime | None = _dt()
     last_error: str | None = None
     delay_min: float = 30.0
     delay_max: float = 60.0

@@ -686,6 +686,8 @@ class Store:
                     consecutive_failures=0,
                     lease_owner=owner,
                     lease_until=now + timedelta(seconds=lease_seconds),
+                    waiting_for=None,
+                    waiting_since=None,
                     updated_at=now,
                 )
             )
@@ -703,8 +705,11 @@ class Store:
         """
         self._pg_lock(conn, f"waha-session:{session}")
 
-    def heartbeat(self, campaign_id: int, owner: str, lease_seconds: float) -> str:
-        """Renew the lease; returns the status, so the runner sees a pause set elsewhere."""
+    def heartbeat(
+        self, campaign_id: int, owner: str, lease_seconds: float
+    ) -> tuple[str, str | None]:
+        """Renew the lease; returns the status and the lease's owner, so the runner sees a
+        pause set elsewhere, or its lease taken over."""
         now = utcnow()
         with self.write() as conn:
             conn.execute(
@@ -712,7 +717,24 @@ class Store:
                 .where(C.c.id == campaign_id, C.c.lease_owner == owner)
                 .values(lease_until=now + timedelta(seconds=lease_seconds))
             )
-            return conn.execute(sa.select(C.c.status).where(C.c.id == campaign_id)).scalar_one()
+            row = conn.execute(
+                sa.select(C.c.status, C.c.lease_owner).where(C.c.id == campaign_id)
+            ).one()
+            return row.status, row.lease_owner
+
+    def set_waiting(self, campaign_id: int, owner: str, waiting_for: str | None) -> None:
+        """What this owner's run is waiting for (None: nothing any more), for every reader."""
+        now = utcnow()
+        with self.write() as conn:
+            conn.execute(
+                sa.update(C)
+                .where(C.c.id == campaign_id, C.c.lease_owner == owner)
+                .values(
+                    waiting_for=waiting_for,
+                    waiting_since=now if waiting_for else None,
+                    updated_at=now,
+                )
+            )
 
     def mark_sending(self, recipient_id: int, message_id: str | None) -> None:
         with self.write() as conn:
@@ -823,7 +845,13 @@ class Store:
         now = utcnow()
         with self.write() as conn:
             camp = self._locked_campaign(conn, campaign_id)
-            values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "updated_at": now}
+            values: dict[str, Any] = {
+                "lease_owner": None,
+                "lease_until": None,
+                "waiting_for": None,
+                "waiting_since": None,
+                "updated_at": now,
+            }
             if camp.status == S.RUNNING:
                 check_transition(campaign_id, camp.status, new)
                 values["status"] = new
@@ -871,10 +899,18 @@ class Store:
             if not total:
                 names = " or ".join(str(s) for s in wanted)
                 raise StoreError(f"campaign {campaign_id} has no {names} recipients to retry")
+            queued = sa.update(R).where(R.c.campaign_id == campaign_id, R.c.status.in_(wanted))
+            # An unknown recipient may have gone out: it keeps its pre-generated id, so the
+            # repeat carries it and WhatsApp dedupes. A failed one surely did not: no id.
             conn.execute(
-                sa.update(R)
-                .where(R.c.campaign_id == campaign_id, R.c.status.in_(wanted))
-                .values(status=RecipientStatus.PENDING, error=None, message_id=None, sent_at=None)
+                queued.values(
+                    status=RecipientStatus.PENDING,
+                    error=None,
+                    sent_at=None,
+                    message_id=sa.case(
+                        (R.c.status == RecipientStatus.UNKNOWN, R.c.message_id), else_=None
+                    ),
+                )
             )
             if camp.status != S.PAUSED:
                 check_transition(campaign_id, camp.status, S.PAUSED)
@@ -916,7 +952,13 @@ class Store:
             )
             if not ids:
                 return []
-            released = {"lease_owner": None, "lease_until": None, "updated_at": now}
+            released = {
+                "lease_owner": None,
+                "lease_until": None,
+                "waiting_for": None,
+                "waiting_since": None,
+                "updated_at": now,
+            }
             outcomes = (
                 (False, {"status": S.PAUSED, "pause_reason": INTERRUPTED}),
                 (True, {"status": S.SCHEDULED, "pause_reason": None}),
@@ -992,6 +1034,11 @@ def _to_v2(conn: Connection) -> None:
     _add_index(conn, C, "ix_campaign_updated_at")
 
 
+def _to_v3(conn: Connection) -> None:
+    _add_column(conn, C, "waiting_for")
+    _add_column(conn, C, "waiting_since")
+
+
 def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
     """CREATE INDEX, as the model declares it."""
     next(i for i in table.indexes if i.name == name).create(conn)
@@ -999,4 +1046,5 @@ def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
+    3: _to_v3,
 }

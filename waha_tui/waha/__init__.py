@@ -1,26 +1,37 @@
 """WAHA (WhatsApp HTTP API) client: the only code that talks to a WAHA server."""
 
-from waha_tui.waha.client import SessionInfo, Timeouts, WahaClient, extract_message_id
+from waha_tui.waha.client import (
+    SendResult,
+    SessionInfo,
+    Timeouts,
+    WahaClient,
+    extract_message_id,
+)
 from waha_tui.waha.errors import (
-    Ambiguous,
     BadResponse,
-    RecipientRejected,
+    GatewayError,
+    NoAnswer,
+    Refused,
     ServerError,
-    SessionNotFound,
+    SessionMissing,
     SessionNotWorking,
+    SessionUnavailable,
     Unauthorized,
     Unreachable,
     WahaError,
 )
 
 __all__ = [
-    "Ambiguous",
     "BadResponse",
-    "RecipientRejected",
+    "GatewayError",
+    "NoAnswer",
+    "Refused",
+    "SendResult",
     "ServerError",
     "SessionInfo",
-    "SessionNotFound",
+    "SessionMissing",
     "SessionNotWorking",
+    "SessionUnavailable",
     "Timeouts",
     "Unauthorized",
     "Unreachable",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -18,20 +17,16 @@ import httpx
 from waha_tui.errors import UserError
 from waha_tui.secret import Secret
 from waha_tui.waha.errors import (
-    Ambiguous,
     BadResponse,
-    RecipientRejected,
-    ServerError,
-    SessionNotFound,
-    SessionNotWorking,
-    Unauthorized,
+    NoAnswer,
     Unreachable,
     WahaError,
+    error_for,
+    is_send,
 )
 
 KNOWN_STATUSES = ("STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED")
 MAX_BODY_BYTES = 2 * 1024 * 1024
-_SESSION_NAME = re.compile(r"session with name '([^']*)'")
 
 
 @dataclass(frozen=True)
@@ -54,6 +49,8 @@ class SessionInfo:
     me_id: str | None = None
     me_push_name: str | None = None
     engine: str | None = None
+    # WhatsApp's reach-out timelock (the cause of error 463), while active: when it ends.
+    timelock_until: str | None = None
 
     @property
     def working(self) -> bool:
@@ -65,12 +62,17 @@ class SessionInfo:
             raise BadResponse("WAHA answered a session without a name")
         me = data.get("me") if isinstance(data.get("me"), dict) else {}
         engine = data.get("engine")
+        lock = me.get("reachoutTimelock")
+        until = None
+        if isinstance(lock, dict) and lock.get("isActive"):
+            until = str(lock.get("timeEnforcementEnds") or "") or "an unknown time"
         return cls(
             name=data["name"],
             status=str(data.get("status") or "UNKNOWN"),
             me_id=me.get("id"),
             me_push_name=me.get("pushName"),
             engine=engine.get("engine") if isinstance(engine, dict) else None,
+            timelock_until=until,
         )
 
 
@@ -162,22 +164,6 @@ def _check_api_key(key: Secret) -> None:
         )
 
 
-def _error_message(body: Any, text: str) -> str:
-    if isinstance(body, dict):
-        exc = body.get("exception")
-        if isinstance(exc, dict) and exc.get("message"):
-            return str(exc["message"])
-        msg = body.get("message")
-        if isinstance(msg, list):
-            return "; ".join(str(m) for m in msg)
-        if msg:
-            return str(msg)
-        if body.get("error"):
-            return str(body["error"])
-    snippet = " ".join(text.split())[:200]
-    return snippet or "no details"
-
-
 class WahaClient:
     """One per process: holds the single httpx.AsyncClient and its connection pool."""
 
@@ -199,8 +185,9 @@ class WahaClient:
         self._api_key: Secret | None = key or None
         self.timeouts = timeouts or Timeouts()
         self.max_body_bytes = max_body_bytes
-        # None: not asked yet; False: the server predates 2026.4.3 (404), remembered.
-        self.supports_message_ids: bool | None = None
+        # Per session: True once it handed out a pre-generated id, False once the runner
+        # learnt it has none (a server before 2026.4.3, or an engine without them).
+        self._message_ids: dict[str, bool] = {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -231,10 +218,14 @@ class WahaClient:
         method: str,
         path: str,
         *,
+        what: str,
         json_body: Any = None,
         params: dict[str, Any] | None = None,
+        session: str | None = None,
     ) -> tuple[int, Any]:
-        where = f"{method} {path}"
+        """One call; `what` words its errors ("sending a message", "checking session 'x'"),
+        `session` is the session it is about (for the errors' classification)."""
+        where = f"{method} {path} ({what})"
         try:
             async with self._http.stream(method, path, json=json_body, params=params) as resp:
                 declared = _content_length(resp.headers.get("content-length"))
@@ -252,30 +243,32 @@ class WahaClient:
                 content_type = resp.headers.get("content-type", "")
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise Unreachable(
-                f"WAHA at {self.base_url} is unreachable ({type(exc).__name__})"
-            ) from None
-        except httpx.TimeoutException:
-            raise Ambiguous(
-                f"no answer from WAHA within {self.timeouts.read:g} s for {where}; "
-                "the request may have been carried out"
+                f"WAHA at {self.base_url} is unreachable ({type(exc).__name__})",
+                route=f"{method} {path}",
             ) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
             raise UserError(f"WAHA URL {_redact_url(self.base_url)!r} is not valid") from None
-        except httpx.TransportError as exc:
-            raise Ambiguous(
-                f"connection to WAHA lost during {where} ({type(exc).__name__}); "
-                "the request may have been carried out"
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            lost = (
+                f"no answer within {self.timeouts.read:g} s"
+                if isinstance(exc, httpx.TimeoutException)
+                else f"the connection was lost ({type(exc).__name__})"
+            )
+            # Only a send can have been "carried out" in a way that matters twice.
+            tail = "; the message may have been sent" if is_send(path) else ""
+            raise NoAnswer(
+                f"WAHA gave {lost} for {where}{tail}", route=f"{method} {path}"
             ) from None
         except httpx.DecodingError:
             raise BadResponse(
                 f"WAHA answered {where} with a body that could not be decoded "
-                "(bad Content-Encoding); is WAHA_URL pointing at WAHA?"
+                "(bad Content-Encoding); is WAHA_URL pointing at WAHA?",
+                route=f"{method} {path}",
             ) from None
         body = self._decode(raw, content_type, status, where)
         if 200 <= status < 300:
             return status, body
-        self._raise_for(status, body, raw, where, self._api_key)
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise self._error(method, path, status, body, raw, session)
 
     def _oversized(self, where: str, status: int, size: int | None) -> BadResponse:
         limit = f"the {_megabytes(self.max_body_bytes)} MB limit"
@@ -305,47 +298,26 @@ class WahaClient:
                 ) from None
             return None  # an error status with an HTML page: the status says enough
 
-    @staticmethod
-    def _raise_for(
-        status: int, body: Any, raw: bytes, where: str, api_key: Secret | None = None
-    ) -> None:
+    def _error(
+        self, method: str, path: str, status: int, body: Any, raw: bytes, session: str | None
+    ) -> WahaError:
         text = raw[:500].decode("utf-8", "replace")
-        message = _error_message(body, text)
-        if api_key and len(api_key.reveal()) >= 4:  # a proxy may echo the request back
-            message = message.replace(api_key.reveal(), "***")
-        if status == 401:
-            raise Unauthorized(
-                "WAHA refused the API key (HTTP 401 Unauthorized): check WAHA_API_KEY",
-                status_code=401,
-            )
-        if status == 404:
-            found = _SESSION_NAME.search(message)
-            if found:
-                raise SessionNotFound(
-                    f"WAHA has no session named '{found.group(1)}'", session=found.group(1)
-                )
-        expected = body.get("expected") if isinstance(body, dict) else None
-        if status == 422 and isinstance(expected, list) and "WORKING" in expected:
-            session, actual = body.get("session"), body.get("status")
-            raise SessionNotWorking(
-                f"session '{session}' is {actual}, not WORKING", session=session, status=actual
-            )
-        if 400 <= status < 500:
-            raise RecipientRejected(
-                f"WAHA rejected {where} (HTTP {status}): {message}", status_code=status
-            )
-        if status >= 500:
-            raise ServerError(f"WAHA error (HTTP {status}): {message}", status_code=status)
-        raise BadResponse(f"WAHA answered {where} with HTTP {status}", status_code=status)
+        exc = error_for(method, path, status, body, text, session=session)
+        key = self._api_key.reveal() if self._api_key else ""
+        if len(key) >= 4 and (key in str(exc) or key in exc.detail):
+            # A proxy may echo the request, headers and all, back in its page.
+            exc.args = (str(exc).replace(key, "***"),)
+            exc.detail = exc.detail.replace(key, "***")
+        return exc
 
     # -- server ------------------------------------------------------------------------
 
     async def ping(self) -> bool:
-        _, body = await self._request("GET", "/ping")
+        _, body = await self._request("GET", "/ping", what="pinging WAHA")
         return isinstance(body, dict) and body.get("message") == "pong"
 
     async def server_version(self) -> dict[str, Any]:
-        _, body = await self._request("GET", "/api/server/version")
+        _, body = await self._request("GET", "/api/server/version", what="asking WAHA's version")
         if not isinstance(body, dict):
             raise BadResponse("WAHA answered /api/server/version without a JSON object")
         return body
@@ -353,23 +325,39 @@ class WahaClient:
     # -- sessions ----------------------------------------------------------------------
 
     async def list_sessions(self) -> list[SessionInfo]:
-        _, body = await self._request("GET", "/api/sessions", params={"all": "true"})
+        _, body = await self._request(
+            "GET", "/api/sessions", params={"all": "true"}, what="listing the sessions"
+        )
         if not isinstance(body, list):
             raise BadResponse("WAHA answered /api/sessions without a JSON array")
         return [SessionInfo.from_json(item) for item in body]
 
     async def get_session(self, session: str) -> SessionInfo:
-        _, body = await self._request("GET", f"/api/sessions/{_seg(session)}")
+        _, body = await self._request(
+            "GET",
+            f"/api/sessions/{_seg(session)}",
+            what=f"checking session '{session}'",
+            session=session,
+        )
         return SessionInfo.from_json(body)
 
     async def create_session(self, session: str, *, start: bool = True) -> SessionInfo:
         _, body = await self._request(
-            "POST", "/api/sessions", json_body={"name": session, "start": start}
+            "POST",
+            "/api/sessions",
+            json_body={"name": session, "start": start},
+            what=f"creating session '{session}'",
+            session=session,
         )
         return SessionInfo.from_json(body)
 
     async def _session_action(self, session: str, action: str) -> SessionInfo:
-        _, body = await self._request("POST", f"/api/sessions/{_seg(session)}/{action}")
+        _, body = await self._request(
+            "POST",
+            f"/api/sessions/{_seg(session)}/{action}",
+            what=f"{_ACTIONS[action]} session '{session}'",
+            session=session,
+        )
         return SessionInfo.from_json(body)
 
     async def start_session(self, session: str) -> SessionInfo:
@@ -387,7 +375,11 @@ class WahaClient:
     async def get_qr_value(self, session: str) -> str:
         # Not under /api/sessions: the real path is /api/{session}/auth/qr.
         _, body = await self._request(
-            "GET", f"/api/{_seg(session)}/auth/qr", params={"format": "raw"}
+            "GET",
+            f"/api/{_seg(session)}/auth/qr",
+            params={"format": "raw"},
+            what=f"fetching the QR code of session '{session}'",
+            session=session,
         )
         if not isinstance(body, dict) or not isinstance(body.get("value"), str):
             raise BadResponse("WAHA answered the QR request without a value")
@@ -395,7 +387,11 @@ class WahaClient:
 
     async def request_pairing_code(self, session: str, phone: str) -> str:
         _, body = await self._request(
-            "POST", f"/api/{_seg(session)}/auth/request-code", json_body={"phoneNumber": phone}
+            "POST",
+            f"/api/{_seg(session)}/auth/request-code",
+            json_body={"phoneNumber": phone},
+            what=f"requesting a pairing code for session '{session}'",
+            session=session,
         )
         if not isinstance(body, dict) or not isinstance(body.get("code"), str):
             raise BadResponse("WAHA answered the pairing-code request without a code")
@@ -409,7 +405,9 @@ class WahaClient:
         payload: dict[str, Any] = {"session": session, "chatId": chat_id, "text": text}
         if message_id:
             payload["id"] = message_id
-        _, body = await self._request("POST", "/api/sendText", json_body=payload)
+        _, body = await self._request(
+            "POST", "/api/sendText", json_body=payload, what="sending a message", session=session
+        )
         return SendResult(extract_message_id(body), body)
 
     async def send_image(
@@ -426,44 +424,70 @@ class WahaClient:
         if filename:
             file["filename"] = filename
         payload = {"session": session, "chatId": chat_id, "caption": caption, "file": file}
-        _, body = await self._request("POST", "/api/sendImage", json_body=payload)
+        _, body = await self._request(
+            "POST", "/api/sendImage", json_body=payload, what="sending an image", session=session
+        )
         return SendResult(extract_message_id(body), body)
 
     async def start_typing(self, session: str, chat_id: str) -> None:
         await self._request(
-            "POST", "/api/startTyping", json_body={"session": session, "chatId": chat_id}
+            "POST",
+            "/api/startTyping",
+            json_body={"session": session, "chatId": chat_id},
+            what="showing typing",
+            session=session,
         )
 
     async def stop_typing(self, session: str, chat_id: str) -> None:
         await self._request(
-            "POST", "/api/stopTyping", json_body={"session": session, "chatId": chat_id}
+            "POST",
+            "/api/stopTyping",
+            json_body={"session": session, "chatId": chat_id},
+            what="stopping typing",
+            session=session,
         )
 
-    async def new_message_id(self, session: str) -> str | None:
-        """A pre-generated id (WAHA >= 2026.4.3), or None when the server has no such route."""
-        if self.supports_message_ids is False:
-            return None
-        try:
-            _, body = await self._request("GET", f"/api/{_seg(session)}/new-message-id")
-        except SessionNotFound:
-            raise
-        except RecipientRejected as exc:
-            if exc.status_code == 404:
-                self.supports_message_ids = False
-                return None
-            raise
+    def message_ids(self, session: str) -> bool | None:
+        """Whether `session` hands out pre-generated ids: None until known."""
+        return self._message_ids.get(session)
+
+    def no_message_ids(self, session: str) -> None:
+        """Remember that `session` has no pre-generated ids (asked once, not per message)."""
+        self._message_ids[session] = False
+
+    async def new_message_id(self, session: str) -> str:
+        """A pre-generated id (WAHA >= 2026.4.3, NOWEB and GOWS). A server or engine
+        without them answers 404 or 422: what that means is the runner's policy's call."""
+        _, body = await self._request(
+            "GET",
+            f"/api/{_seg(session)}/new-message-id",
+            what=f"fetching a message id from session '{session}'",
+            session=session,
+        )
         if not isinstance(body, dict) or not isinstance(body.get("id"), str):
             raise BadResponse("WAHA answered new-message-id without an id")
-        self.supports_message_ids = True
+        self._message_ids[session] = True
         return body["id"]
 
     async def check_exists(self, session: str, phone: str) -> tuple[bool, str | None]:
         _, body = await self._request(
-            "GET", "/api/contacts/check-exists", params={"phone": phone, "session": session}
+            "GET",
+            "/api/contacts/check-exists",
+            params={"phone": phone, "session": session},
+            what="checking a number on WhatsApp",
+            session=session,
         )
         if not isinstance(body, dict) or "numberExists" not in body:
             raise BadResponse("WAHA answered check-exists without numberExists")
         return bool(body["numberExists"]), body.get("chatId")
+
+
+_ACTIONS = {
+    "start": "starting",
+    "stop": "stopping",
+    "restart": "restarting",
+    "logout": "logging out",
+}
 
 
 def _content_length(value: str | None) -> int | None:

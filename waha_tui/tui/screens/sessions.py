@@ -20,7 +20,7 @@ from waha_tui.sessions import SessionService, connected_number
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 from waha_tui.tui.widgets.qr import QUIET_ZONE, qr_lines, qr_size, qr_text
-from waha_tui.waha import SessionInfo, SessionNotFound, WahaError
+from waha_tui.waha import SessionInfo, SessionUnavailable, WahaError
 
 SCAN = "SCAN_QR_CODE"
 SESSION_COLUMNS = [
@@ -399,7 +399,7 @@ class SessionsScreen(Screen[None]):
             value = await self.service.qr(name)
         except Exception as exc:
             # 422: it left SCAN_QR_CODE since the list was read; the next list shows why.
-            gone = isinstance(exc, SessionNotFound) or (
+            gone = isinstance(exc, SessionUnavailable) or (
                 isinstance(exc, WahaError) and exc.status_code == 422
             )
             if name == self.qr_for and not gone:

@@ -1,0 +1,699 @@
+"""One run of one campaign: its recipients in order, durably, with pacing.
+
+Knows nothing of screens: progress goes out as `events`. Database calls run in a worker
+thread so a busy database never blocks the event loop the dashboard draws from. What each
+failure means is `policy`'s call; this module only carries the verdicts out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from waha_tui import events as ev
+from waha_tui.errors import UserError
+from waha_tui.models import Campaign, Recipient
+from waha_tui.pacing import Pacing
+from waha_tui.render import RenderError, render
+from waha_tui.runner.config import RunnerConfig
+from waha_tui.runner.ids import IdSupply
+from waha_tui.runner.policy import (
+    FailRecipient,
+    Kind,
+    Op,
+    Pause,
+    Proceed,
+    Retry,
+    Unknown,
+    Verdict,
+    after_session_check,
+    decide,
+    session_verdict,
+)
+from waha_tui.runner.writer import Committed, ProgressWriter
+from waha_tui.status import CampaignStatus, RecipientStatus
+from waha_tui.store import Outcome, Store, StoreError
+from waha_tui.waha import SendResult, SessionInfo, SessionMissing, WahaClient, WahaError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+S = CampaignStatus
+RS = RecipientStatus
+BATCH = 500
+SETTLED = frozenset({RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED})
+TAKEN_OVER = "taken over by another runner"
+
+
+class _Stop(Exception):
+    """Ends the loop: the campaign leaves Running with this status and reason."""
+
+    def __init__(self, status: CampaignStatus, reason: str | None = None) -> None:
+        super().__init__(reason or status)
+        self.status, self.reason = status, reason
+
+
+class _StoppedElsewhere(Exception):
+    """Someone else (CLI, another dashboard, another runner) moved the campaign out of
+    this run's hands."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass
+class _Attempt:
+    """How sending one message went."""
+
+    maybe_sent: bool  # some attempt may have gone out
+    sent: SendResult | None = None
+    verdict: Verdict | None = None  # why it was not sent
+    stopped: BaseException | None = None  # a stop that came during a retry's wait
+
+
+class CampaignRun:
+    """One run of one campaign, from claim to Completed, Paused, Cancelled or Failed."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: WahaClient,
+        campaign_id: int,
+        *,
+        owner: str,
+        config: RunnerConfig,
+        publish: ev.EventSink,
+    ) -> None:
+        self.store, self.client, self.campaign_id = store, client, campaign_id
+        self.owner, self.config, self.publish = owner, config, publish
+        self.wake = asyncio.Event()
+        self.stop_request: tuple[CampaignStatus, str] | None = None
+        self.started = asyncio.get_running_loop().create_future()
+        self.session = ""
+        self._last_session_check = -1e18
+        self._processed_in_run = 0
+        self._image: tuple[bytes, str, str] | None = None
+        self._ids: IdSupply | None = None
+        self._writer = ProgressWriter(
+            store,
+            campaign_id,
+            owner=owner,
+            lease_seconds=config.lease_seconds,
+            on_commit=self._committed,
+            on_error=self.wake.set,
+        )
+        self._elsewhere: str | None = None  # a status set by another process, seen late
+
+    def request_stop(self, status: CampaignStatus, reason: str) -> None:
+        """Pause or cancel: takes effect after the message in flight, or at once in a wait."""
+        if self.stop_request is None:
+            self.stop_request = (status, reason)
+        self.wake.set()
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- the run -----------------------------------------------------------------------
+
+    async def run(self) -> ev.Ended:
+        try:
+            camp = await self._db(
+                self.store.claim, self.campaign_id, self.owner, self.config.lease_seconds
+            )
+        except BaseException as exc:
+            if not self.started.done():
+                self.started.set_exception(exc)
+            raise
+        self.session = camp.session
+        self.started.set_result(camp)
+        log.info("campaign %s: running on session '%s'", self.campaign_id, camp.session)
+        self.publish(ev.Started(self.campaign_id, camp.total, camp.next_index))
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            end = await self._loop(camp)
+        except _Stop as stop:
+            end = await self._finish(stop.status, stop.reason)
+        except _StoppedElsewhere as other:
+            end = await self._given_up(other.status)
+        except StoreError as exc:
+            verdict = decide(Op.STORE, exc, session=self.session)
+            assert isinstance(verdict, Pause)
+            end = await self._finish(S.PAUSED, verdict.reason)
+        except asyncio.CancelledError:
+            # The task itself was cancelled (app shutting down): leave it resumable.
+            reason = self.stop_request[1] if self.stop_request else None
+            await asyncio.shield(
+                self._finish(S.PAUSED, reason or "stopped: the program running it exited")
+            )
+            raise
+        except Exception as exc:
+            log.exception("campaign %s: unexpected error", self.campaign_id)
+            end = await self._finish(S.FAILED, None, error=f"unexpected error: {exc}")
+        finally:
+            heartbeat.cancel()
+            if self._ids is not None:
+                self._ids.stop()
+        self.publish(end)
+        return end
+
+    async def _loop(self, camp: Campaign) -> ev.Ended:
+        pacing = Pacing(
+            camp.delay_min, camp.delay_max, camp.typing, camp.break_every, camp.break_seconds
+        )
+        if camp.image_path:
+            self._image = self._load_image(camp)
+        position = camp.next_index
+        self._ids = IdSupply(
+            lambda: self.client.new_message_id(camp.session), camp.total - position
+        )
+        # A missing or unusable session pauses the campaign before any recipient is touched.
+        await self._check_session()
+        first = True
+        while True:
+            batch = await self._db(
+                self.store.recipients, self.campaign_id, start=position, limit=BATCH
+            )
+            if not batch:
+                break
+            for i, rec in enumerate(batch):
+                if rec.position != position:
+                    raise UserError(f"recipient position {position} is missing")
+                if rec.status in SETTLED:
+                    # Settled earlier (before a retry moved next_index back): never re-sent,
+                    # and no wait is spent on it.
+                    position = rec.position + 1
+                    continue
+                if not first:
+                    await self._pause_between(pacing)
+                first = False
+                self._check_stop()
+                camp = await self._process(camp, rec, pacing, batch[i:])
+                position = rec.position + 1
+        return await self._finish(S.COMPLETED)
+
+    def _check_stop(self) -> None:
+        if self.stop_request:
+            raise _Stop(*self.stop_request)
+        if self._writer.error is not None:
+            raise self._writer.error
+        if self._elsewhere is not None:
+            raise _StoppedElsewhere(self._elsewhere)
+
+    async def _pause_between(self, pacing: Pacing) -> None:
+        delay = pacing.delay_after(self._processed_in_run, self.config.rng)
+        await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """A wait that ends at once on a pause request, and notices one set elsewhere."""
+        clock = self.config.clock
+        end = clock.monotonic() + seconds
+        while True:
+            self._check_stop()
+            remaining = end - clock.monotonic()
+            if remaining > 0 and await clock.wait(
+                min(remaining, self.config.poll_interval), self.wake
+            ):
+                self._check_stop()
+            done = end - clock.monotonic() <= 0
+            if done and seconds <= 0:
+                return  # no wait: the writer's transactions report a pause set elsewhere
+            # Also after the wait: a message whose id was stored ahead has no transaction
+            # of its own before it goes out, so a pause set elsewhere is looked for here.
+            status, owner = await self._db(
+                self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
+            )
+            if status != S.RUNNING or owner != self.owner:
+                raise _StoppedElsewhere(status)
+            if done:
+                return
+
+    async def _heartbeat(self) -> None:
+        # Keeps the lease alive while one send takes long (the waits renew it too), and
+        # stops the run before its next send when the campaign was taken from it.
+        interval = max(self.config.lease_seconds / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                status, owner = await self._db(
+                    self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
+                )
+            except StoreError as exc:
+                log.warning("campaign %s: lease not renewed: %s", self.campaign_id, exc)
+                continue
+            if (status != S.RUNNING or owner != self.owner) and self._elsewhere is None:
+                self._elsewhere = status
+                self.wake.set()
+
+    # -- what WAHA says ----------------------------------------------------------------
+
+    def _decide(self, op: Op, exc: BaseException, tries: Counter[Kind]) -> Verdict:
+        return decide(
+            op,
+            exc,
+            session=self.session,
+            tries=tries,
+            budget=self.config.budget,
+            waha_url=self.client.base_url,
+        )
+
+    async def _ask_session(self, op: Op, first: Pause, exc: WahaError) -> Verdict:
+        """The policy's follow-up question: what does WAHA say of the session itself?"""
+        try:
+            info: SessionInfo | None = await self.client.get_session(self.session)
+        except SessionMissing:
+            info = None
+        except WahaError:
+            return first
+        return after_session_check(op, first, exc, info, budget=self.config.budget)
+
+    async def _verdict(self, op: Op, exc: WahaError, tries: Counter[Kind]) -> Verdict:
+        verdict = self._decide(op, exc, tries)
+        if isinstance(verdict, Pause) and verdict.ask_session:
+            verdict = await self._ask_session(op, verdict, exc)
+        return verdict
+
+    async def _wait(self, retry: Retry, tries: Counter[Kind]) -> None:
+        """Wait out a Retry (raises _Stop when it turns into a pause)."""
+        tries[retry.kind] += 1
+        log.info(
+            "campaign %s: retry %s in %g s: %s",
+            self.campaign_id,
+            retry.kind,
+            retry.after,
+            retry.reason,
+        )
+        if retry.kind == Kind.SESSION:
+            await self._wait_for_session(retry)
+        else:
+            await self._sleep(retry.after)
+
+    async def _wait_for_session(self, retry: Retry) -> None:
+        """Poll the session until it is WORKING again, for at most the session grace; the
+        wait is stored on the campaign, so every dashboard and `campaign show` see it."""
+        clock = self.config.clock
+        since = clock.monotonic()
+        await self._db(self.store.set_waiting, self.campaign_id, self.owner, retry.reason)
+        self.publish(ev.Waiting(self.campaign_id, retry.reason))
+        tries: Counter[Kind] = Counter()
+        verdict: Verdict = retry
+        try:
+            while True:
+                await self._sleep(verdict.after if isinstance(verdict, Retry) else retry.after)
+                try:
+                    info = await self.client.get_session(self.session)
+                except WahaError as exc:
+                    verdict = self._decide(Op.SESSION, exc, tries)
+                    if isinstance(verdict, Retry):
+                        tries[verdict.kind] += 1
+                        continue
+                else:
+                    verdict = session_verdict(
+                        self.session,
+                        info.status,
+                        waited=clock.monotonic() - since,
+                        budget=self.config.budget,
+                    )
+                if isinstance(verdict, Proceed):
+                    log.info("campaign %s: session '%s' is back", self.campaign_id, self.session)
+                    return
+                if isinstance(verdict, Pause):
+                    raise _Stop(S.PAUSED, verdict.reason)
+        finally:
+            with contextlib.suppress(StoreError):
+                await asyncio.shield(
+                    self._db(self.store.set_waiting, self.campaign_id, self.owner, None)
+                )
+
+    async def _check_session(self) -> None:
+        """Is the session WORKING? Asked before the first message and then every
+        session_check_interval; a flapping session is waited for."""
+        now = self.config.clock.monotonic()
+        if now - self._last_session_check < self.config.session_check_interval:
+            return
+        tries: Counter[Kind] = Counter()
+        while True:
+            try:
+                info = await self.client.get_session(self.session)
+            except WahaError as exc:
+                verdict = await self._verdict(Op.SESSION, exc, tries)
+            else:
+                verdict = session_verdict(
+                    self.session, info.status, waited=0.0, budget=self.config.budget
+                )
+            if isinstance(verdict, Retry):
+                await self._wait(verdict, tries)
+                if verdict.kind == Kind.SESSION:
+                    break  # it came back
+                continue
+            if isinstance(verdict, Pause):
+                raise _Stop(S.PAUSED, verdict.reason)
+            break
+        self._last_session_check = self.config.clock.monotonic()
+
+    # -- one recipient -----------------------------------------------------------------
+
+    async def _process(
+        self, camp: Campaign, rec: Recipient, pacing: Pacing, upcoming: list[Recipient]
+    ) -> Campaign:
+        assert rec.id is not None and self._ids is not None
+        resend_id: str | None = None
+        ahead = self._ids.reserved.get(rec.id)
+        if ahead is None and rec.id in self._ids.reserving:
+            await self._writer.flush()
+            ahead = self._ids.reserved.get(rec.id)
+        if ahead is None and (rec.status == RS.SENDING or rec.message_id):
+            # Caught in flight by a crash (`sending`, or an id stored ahead whose outcome
+            # was not written yet), or an unknown one queued again: it may have gone out.
+            if not rec.message_id or self._image:  # an image cannot be re-sent with its id
+                return await self._record(
+                    rec, RS.UNKNOWN, error="interrupted while sending; it may have been delivered"
+                )
+            resend_id = rec.message_id  # same id: WhatsApp dedupes it
+        await self._check_session()
+        try:
+            text = render(
+                camp.template_text, rec.variables, name=rec.name, default_name=camp.default_name
+            )
+        except RenderError as exc:
+            verdict = self._decide(Op.SEND, exc, Counter())
+            assert isinstance(verdict, FailRecipient)
+            return self._after_failure(await self._record(rec, RS.FAILED, error=verdict.reason))
+        # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
+        message_id = resend_id or ahead
+        if message_id is None and not self._image:
+            message_id = await self._reserve_ids(upcoming)
+        # Pipelined: its id is already durable, so its outcome may be written behind the
+        # next sends; a crash before that leaves the id stored and a resume re-sends it
+        # with that id, which WhatsApp dedupes.
+        pipelined = message_id is not None and resend_id is None
+        typing = pacing.typing_seconds(text, self.config.rng)
+        if typing:
+            await self._typing(rec, typing)
+        if pipelined:
+            self._check_stop()
+            self._top_up(upcoming[1:])
+        else:
+            # Only now: a pause during typing must leave it pending, as nothing was sent.
+            # The same transaction sees a pause or cancel set by another process, and
+            # renews the lease. The previous outcome rides in this transaction.
+            now = await self._writer.flush(sending=(rec.id, message_id))
+            if not self._ours(now):
+                raise _StoppedElsewhere(now.status)
+        self._ids.use(rec.id)
+        attempt = await self._deliver(rec, text, message_id, maybe_sent=resend_id is not None)
+        if attempt.sent is not None:
+            # Written behind: with the next message's `sending` mark, or within WRITE_BEHIND.
+            sent_id = attempt.sent.message_id or message_id
+            self._submit(rec, RS.SENT, message_id=sent_id, attempted=pipelined)
+            return camp
+        verdict = attempt.verdict
+        if attempt.stopped is not None or isinstance(verdict, Pause):
+            await self._leave_unsent(rec, message_id, pipelined, attempt.maybe_sent)
+            if attempt.stopped is not None:
+                raise attempt.stopped
+            assert isinstance(verdict, Pause)
+            raise _Stop(S.PAUSED, verdict.reason)
+        if isinstance(verdict, FailRecipient) and not attempt.maybe_sent:
+            log.warning(
+                "campaign %s: recipient %s failed: %s",
+                self.campaign_id,
+                rec.position,
+                verdict.reason,
+            )
+            camp = await self._record(rec, RS.FAILED, error=verdict.reason, attempted=pipelined)
+        else:
+            assert isinstance(verdict, FailRecipient | Unknown)
+            reason = verdict.reason
+            if isinstance(verdict, FailRecipient):
+                # An earlier attempt may have gone out: reporting it failed invites a re-send.
+                reason = (
+                    f"{reason} after an unconfirmed attempt; it may have been delivered, so "
+                    "it is not re-sent automatically"
+                )
+            log.warning(
+                "campaign %s: recipient %s unknown: %s", self.campaign_id, rec.position, reason
+            )
+            camp = await self._record(rec, RS.UNKNOWN, error=reason, attempted=pipelined)
+        return self._after_failure(camp)
+
+    async def _deliver(
+        self, rec: Recipient, text: str, message_id: str | None, *, maybe_sent: bool
+    ) -> _Attempt:
+        """Send one message, repeating it as the policy allows."""
+        op = Op.SEND_WITH_ID if message_id else Op.SEND
+        attempt = _Attempt(maybe_sent)
+        tries: Counter[Kind] = Counter()
+        while True:
+            try:
+                attempt.sent = await self._send_once(rec, text, message_id)
+                return attempt
+            except WahaError as exc:
+                verdict = await self._verdict(op, exc, tries)
+            if not isinstance(verdict, Retry):
+                attempt.verdict = verdict
+                return attempt
+            attempt.maybe_sent = attempt.maybe_sent or verdict.maybe_sent
+            try:
+                await self._wait(verdict, tries)
+            except (_Stop, _StoppedElsewhere, StoreError) as stop:
+                attempt.stopped = stop
+                return attempt
+
+    async def _send_once(self, rec: Recipient, text: str, message_id: str | None) -> SendResult:
+        if self._image:
+            data, mime, filename = self._image
+            return await self.client.send_image(
+                self.session,
+                rec.chat_id,
+                caption=text,
+                data=data,
+                mimetype=mime,
+                filename=filename,
+            )
+        return await self.client.send_text(self.session, rec.chat_id, text, message_id=message_id)
+
+    async def _leave_unsent(
+        self, rec: Recipient, message_id: str | None, pipelined: bool, maybe_sent: bool
+    ) -> None:
+        """A message that did not go through, as the run stops: pending again if it surely
+        did not go out; otherwise `sending` with its id, so a resume re-sends that id."""
+        assert rec.id is not None
+        with contextlib.suppress(StoreError):  # then the resume finds it `sending`: unknown
+            if not maybe_sent:
+                await self._db(self.store.set_recipient_pending, rec.id, attempted=pipelined)
+            elif pipelined:
+                # Sent without a `sending` mark: mark it so (with its id, the attempt counted).
+                await self._writer.flush()
+                await self._db(self.store.mark_sending, rec.id, message_id)
+            # Otherwise it was marked `sending` with its id before it left.
+
+    def _after_failure(self, camp: Campaign) -> Campaign:
+        limit = camp.max_consecutive_failures
+        if limit and camp.consecutive_failures >= limit:
+            raise _Stop(
+                S.PAUSED,
+                f"{camp.consecutive_failures} messages in a row failed (last: {camp.last_error}); "
+                "check the list and the WhatsApp number before resuming",
+            )
+        return camp
+
+    async def _record(
+        self,
+        rec: Recipient,
+        status: RecipientStatus,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        attempted: bool = False,
+    ) -> Campaign:
+        """Write an outcome now (after any written behind): the campaign as it then is."""
+        self._submit(rec, status, message_id=message_id, error=error, attempted=attempted)
+        camp = await self._writer.flush()
+        if not self._ours(camp):
+            raise _StoppedElsewhere(camp.status)
+        return camp
+
+    def _ours(self, camp: Campaign) -> bool:
+        """Still Running under this run's lease (not paused, cancelled or taken over)."""
+        return camp.status == S.RUNNING and camp.lease_owner == self.owner
+
+    def _submit(
+        self,
+        rec: Recipient,
+        status: RecipientStatus,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        attempted: bool = False,
+    ) -> None:
+        assert rec.id is not None
+        self._processed_in_run += 1
+        self._writer.submit(Outcome(rec.id, rec.position, status, message_id, error, attempted))
+
+    def _committed(self, done: Committed) -> None:
+        """A transaction of the writer is durable: its ids count as stored, its outcomes
+        are published, each with the counters as they were after it."""
+        if self._ids is not None:
+            self._ids.committed(done.reserved)
+        camp = done.campaign
+        counts = {RS.SENT: camp.sent, RS.FAILED: camp.failed, RS.UNKNOWN: camp.unknown}
+        for o in done.outcomes:
+            counts[o.status] -= 1
+        for o in done.outcomes:
+            counts[o.status] += 1
+            self.publish(
+                ev.RecipientProcessed(
+                    self.campaign_id,
+                    o.position,
+                    o.status,
+                    counts[RS.SENT],
+                    counts[RS.FAILED],
+                    counts[RS.UNKNOWN],
+                    camp.total,
+                    o.position + 1,
+                    o.error,
+                )
+            )
+        if not self._ours(camp) and self._elsewhere is None:
+            self._elsewhere = camp.status
+            self.wake.set()
+
+    # -- message ids -------------------------------------------------------------------
+
+    async def _reserve_ids(self, upcoming: list[Recipient]) -> str | None:
+        """An id for `upcoming[0]`, stored before it is sent, with ids for the next few
+        recipients in the same transaction; None when the session has no pre-generated
+        ids."""
+        assert self._ids is not None
+        if self.client.message_ids(self.session) is False:
+            return None
+        fresh = self._ids.unreserved(upcoming)
+        tries: Counter[Kind] = Counter()
+        while True:
+            try:
+                ids = await self._ids.take(len(fresh))
+                break
+            except WahaError as exc:
+                verdict = await self._verdict(Op.NEW_ID, exc, tries)
+            if isinstance(verdict, Proceed):
+                log.info("campaign %s: %s", self.campaign_id, verdict.note)
+                self.client.no_message_ids(self.session)
+                return None
+            if isinstance(verdict, Retry):
+                await self._wait(verdict, tries)
+                continue
+            assert isinstance(verdict, Pause)
+            raise _Stop(S.PAUSED, verdict.reason)
+        self._writer.add_reservation(self._ids.pair(fresh, ids), now=False)
+        await self._writer.flush()
+        self._check_stop()
+        return self._ids.reserved[fresh[0].id]  # type: ignore[index]
+
+    def _top_up(self, upcoming: list[Recipient]) -> None:
+        """Store the ids already fetched for the next recipients, behind this send, so the
+        next message rarely waits for a transaction of its own."""
+        assert self._ids is not None
+        fresh = self._ids.unreserved(upcoming)
+        ids = self._ids.ready(len(fresh))
+        if ids:
+            self._writer.add_reservation(self._ids.pair(fresh, ids), now=self._ids.low)
+
+    # -- typing, images ----------------------------------------------------------------
+
+    async def _typing(self, rec: Recipient, seconds: float) -> None:
+        try:
+            await self.client.start_typing(self.session, rec.chat_id)
+            await self._sleep(seconds)
+            await self.client.stop_typing(self.session, rec.chat_id)
+        except WahaError as exc:
+            verdict = self._decide(Op.TYPING, exc, Counter())
+            log.debug("campaign %s: %s", self.campaign_id, verdict)
+
+    def _load_image(self, camp: Campaign) -> tuple[bytes, str, str]:
+        path = Path(camp.image_path or "")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise _Stop(S.PAUSED, f"image {path} cannot be read ({exc.strerror})") from None
+        mime = camp.image_mime or mimetypes.guess_type(path.name)[0] or "image/jpeg"
+        return data, mime, path.name
+
+    # -- ending ------------------------------------------------------------------------
+
+    async def _finish(
+        self, status: CampaignStatus, reason: str | None = None, *, error: str | None = None
+    ) -> ev.Ended:
+        """Write how the run ended. A busy database is tried again for store_grace seconds;
+        if it never answers, the campaign stays Running until its lease lapses, and then
+        reads as Paused ("interrupted") everywhere."""
+        if status == S.PAUSED:
+            log.warning("campaign %s: paused: %s", self.campaign_id, reason)
+        await self._settle()
+        clock, delay = self.config.clock, 0.5
+        deadline = clock.monotonic() + self.config.store_grace
+        while True:
+            try:
+                camp = await self._db(
+                    self.store.finish,
+                    self.campaign_id,
+                    self.owner,
+                    status,
+                    pause_reason=reason,
+                    last_error=error,
+                )
+                return self._ended_as(camp, camp.status)
+            except StoreError as exc:
+                if clock.monotonic() >= deadline:
+                    log.error(
+                        "campaign %s: its end could not be written: %s", self.campaign_id, exc
+                    )
+                    why = f"{reason or status}; the database could not be written ({exc})"
+                    return ev.Paused(self.campaign_id, why, self._last_next_index())
+                log.warning("campaign %s: writing its end again: %s", self.campaign_id, exc)
+            await clock.wait(delay, asyncio.Event())
+            delay = min(delay * 2, 8.0)
+
+    async def _given_up(self, status: str) -> ev.Ended:
+        """Another process moved the campaign (paused, cancelled, took it over)."""
+        await self._settle()
+        try:
+            camp = await self._db(self.store.finish, self.campaign_id, self.owner, S.PAUSED)
+        except StoreError as exc:
+            why = f"database unavailable: {exc}"
+            return ev.Paused(self.campaign_id, why, self._last_next_index())
+        if camp.status == S.RUNNING:  # under someone else's lease now
+            log.warning("campaign %s: %s", self.campaign_id, TAKEN_OVER)
+            return ev.Paused(self.campaign_id, TAKEN_OVER, camp.next_index)
+        return self._ended_as(camp, status)
+
+    async def _settle(self) -> None:
+        """Before the run ends: every outcome written, ids stored ahead and unused dropped."""
+        with contextlib.suppress(StoreError):
+            # If the database refuses, those recipients keep their stored ids: a resume
+            # re-sends them with those ids, which WhatsApp dedupes.
+            await self._writer.flush()
+        unused = self._ids.unused() if self._ids is not None else []
+        if unused:
+            with contextlib.suppress(StoreError):  # kept ids are re-sent deduped: harmless
+                await self._db(self.store.release_ids, unused)
+
+    def _last_next_index(self) -> int:
+        camp = self._writer.camp
+        return camp.next_index if camp is not None else 0
+
+    def _ended_as(self, camp: Campaign, status: str) -> ev.Ended:
+        cid = self.campaign_id
+        if status == S.COMPLETED:
+            return ev.Completed(cid, camp.sent, camp.failed, camp.unknown, camp.total)
+        if status == S.CANCELLED:
+            return ev.Cancelled(cid, camp.next_index)
+        if status == S.FAILED:
+            return ev.Failed(cid, camp.last_error or "failed")
+        return ev.Paused(cid, camp.pause_reason or status, camp.next_index)

@@ -324,16 +324,21 @@ def flip_after(state: SimState, position: int, status: str) -> None:
     state.stop_after("default", position + 1, status=status)
 
 
-async def test_a_422_on_send_pauses_and_the_recipient_stays_pending(
+async def test_a_422_on_send_waits_out_the_grace_then_pauses_with_the_recipient_pending(
     store: Store, client: WahaClient, state: SimState
 ) -> None:
     cid = make_campaign(store, 4)
-    pool = RunnerPool(store, client, config=fast_config(session_check_interval=1e9))
+    clock = FakeClock()
+    config = fast_config(clock, session_check_interval=1e9, session_grace=10, session_poll=2)
+    pool = RunnerPool(store, client, config=config)
     flip_after(state, 1, "STARTING")
     await pool.start(cid)
     end = await pool.wait(cid)
     assert isinstance(end, ev.Paused)
-    assert end.reason == "session 'default' is STARTING, not WORKING: resume once it is WORKING"
+    assert end.reason == (
+        "session 'default' stayed STARTING for 10 s, not WORKING: check it, then resume"
+    )
+    assert clock.waits.count(2) == 5  # polled every 2 s for the 10 s grace
     assert end.next_index == 2
     recs = store.recipients(cid)
     assert [r.status for r in recs] == [RS.SENT, RS.SENT, RS.PENDING, RS.PENDING]

@@ -307,7 +307,7 @@ async def test_disconnect_pause_refused_resume_reconnect_complete(
     camp = service.campaign(cid)
     assert (camp.status, camp.next_index, camp.sent, camp.failed) == (S.PAUSED, 2, 2, 0)
     assert camp.pause_reason == (
-        "session 'default' is STOPPED: start it and scan the QR code, then resume"
+        "session 'default' is STOPPED: start it (and scan the QR code if it asks), then resume"
     )
     assert [r.status for r in service.recipients(cid)] == [RS.SENT] * 2 + [RS.PENDING] * 3
 

@@ -361,7 +361,8 @@ def test_heartbeat_renews_only_its_own_lease(store: Store) -> None:
     cid = make_campaign(store, 1)
     store.claim(cid, "me", 1)
     until = store.get_campaign(cid).lease_until
-    assert store.heartbeat(cid, "someone-else", 600) == S.RUNNING
+    # The other owner learns the status and who holds the lease, and renews nothing.
+    assert store.heartbeat(cid, "someone-else", 600) == (S.RUNNING, "me")
     assert store.get_campaign(cid).lease_until == until
     store.heartbeat(cid, "me", 600)
     renewed = store.get_campaign(cid).lease_until
@@ -406,9 +407,12 @@ def test_recover_interrupted_reschedules_an_auto_resume_campaign(store: Store) -
 
 
 def _make_version_1(store: Store) -> int:
-    """What waha-tui with schema 1 left: no auto_resume column, version 1, a campaign."""
+    """What waha-tui with schema 1 left: no auto_resume column (nor the later ones),
+    version 1, a campaign."""
     cid = make_campaign(store, 2)
     with store.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN waiting_for")
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN waiting_since")
         conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN auto_resume")
         conn.exec_driver_sql("DROP INDEX ix_campaign_updated_at")
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -425,7 +429,8 @@ def test_a_version_1_database_is_migrated_in_place(db_target: str) -> None:
         version = conn.exec_driver_sql(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).scalar()
-    assert "auto_resume" in columns and version == str(SCHEMA_VERSION) == "2"
+    assert {"auto_resume", "waiting_for", "waiting_since"} <= columns
+    assert version == str(SCHEMA_VERSION) == "3"
     assert "ix_campaign_updated_at" in indexes  # the dashboard's changed-since read
     old = store.get_campaign(cid)
     assert (old.total, old.auto_resume) == (2, False)  # the data is kept, the default added

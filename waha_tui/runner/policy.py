@@ -211,7 +211,7 @@ def _engine_reason(session: str, detail: str) -> str:
     if "connection closed" in low:
         return (
             f"WhatsApp closed the connection of session '{session}' (Connection Closed): "
-            "check it in the sessions screen (w), then resume"
+            "check the phone and the session, then resume"
         )
     if "rate-overlimit" in low:
         return (
@@ -231,18 +231,17 @@ def session_verdict(session: str, status: str, *, waited: float, budget: Budget)
                 budget.session_poll, Kind.SESSION, f"waiting for session '{session}' ({status})"
             )
         return Pause(
-            f"session '{session}' stayed {status} for {budget.session_grace:g} s: check it "
-            "in the sessions screen (w), then resume"
+            f"session '{session}' stayed {status} for {budget.session_grace:g} s, not "
+            "WORKING: check it, then resume"
         )
     if status == "STOPPED":
         return Pause(
-            f"session '{session}' is STOPPED: start it in the sessions screen (w), scan the "
-            "QR code if it asks, then resume"
+            f"session '{session}' is STOPPED: start it (and scan the QR code if it asks), "
+            "then resume"
         )
     if status == "SCAN_QR_CODE":
         return Pause(
-            f"session '{session}' is waiting for its QR code to be scanned: link the phone "
-            "in the sessions screen (w), then resume"
+            f"session '{session}' is SCAN_QR_CODE: scan the QR code to link the phone, then resume"
         )
     return Pause(f"session '{session}' is {status}, not WORKING: resume once it is WORKING")
 
@@ -276,6 +275,6 @@ def after_session_check(
 
 def _missing(session: str) -> Pause:
     return Pause(
-        f"WAHA has no session named '{session}': create it in the sessions screen (w), or "
-        "create the campaign on another session"
+        f"WAHA has no session named '{session}': create it, or create the campaign on "
+        "another session"
     )

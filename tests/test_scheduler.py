@@ -195,3 +195,41 @@ async def test_run_stops_when_asked(service: CampaignService) -> None:
     assert not task.done()
     stop.set()
     await asyncio.wait_for(task, 1)
+
+
+async def test_the_scheduler_survives_a_database_error_says_so_and_goes_on(
+    service: CampaignService, state: SimState
+) -> None:
+    """Issue 12, item 6: one database error used to end the loop (exit 1 in `waha-tui
+    run`, silence in the dashboard)."""
+    store = service.store
+    cid = make_campaign(store, 2, scheduled_at=utcnow() + timedelta(days=1))
+    other = Store(store.target)  # another process breaks the database under our feet
+    health: list[str | None] = []
+    stop = asyncio.Event()
+    scheduler = Scheduler(service, interval=0.01, max_backoff=0.05, on_health=health.append)
+    try:
+        with other.write() as conn:
+            conn.exec_driver_sql("ALTER TABLE campaign RENAME TO campaign_away")
+        task = asyncio.create_task(scheduler.run(stop=stop))
+        for _ in range(200):
+            if len(health) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert not task.done()  # still scheduling, with backoff
+        assert len(health) >= 3 and all(h and "scheduling impaired" in h for h in health)
+        assert scheduler.impaired and "campaign" in scheduler.impaired
+        with other.write() as conn:
+            conn.exec_driver_sql("ALTER TABLE campaign_away RENAME TO campaign")
+        force(store, cid, scheduled_at=utcnow() - timedelta(seconds=1))
+        for _ in range(500):
+            if store.get_campaign(cid).status == S.COMPLETED:
+                break
+            await asyncio.sleep(0.01)
+        assert store.get_campaign(cid).status == S.COMPLETED  # it went on by itself
+        assert health[-1] is None and scheduler.impaired is None
+        assert len(state.sent()) == 2
+    finally:
+        stop.set()
+        other.close()
+    await asyncio.wait_for(task, 2)

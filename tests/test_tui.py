@@ -5,13 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Static
 
 from tests.tui_helpers import Rig, wait_for
 from waha_tui.status import CampaignStatus
+from waha_tui.store import Store
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import KEYS, HelpScreen
@@ -323,3 +325,30 @@ async def test_ctrl_q_asks_like_q_while_a_campaign_runs(rig: Rig) -> None:
     camp = rig.store.get_campaign(cid)
     assert (camp.status, camp.pause_reason) == (S.PAUSED, "stopped with the dashboard")
     assert camp.next_index == len(rig.sim.state.sent())
+
+
+async def test_impaired_scheduling_is_shown_and_clears_when_the_database_is_back(
+    rig: Rig,
+) -> None:
+    """Issue 12, item 6: the scheduler used to die silently inside the dashboard."""
+    cid = rig.add("Later", 2)
+    rig.force(cid, scheduled_at=datetime(2099, 1, 1, tzinfo=UTC))
+    other = Store(rig.store.target)  # another process breaks the database
+    try:
+        async with rig.app(run_scheduler=True, scheduler_interval=0.05).run_test(
+            size=(80, 24)
+        ) as pilot:
+            await wait_for(pilot, lambda: cid in main_screen(pilot).campaigns)
+            line = pilot.app.screen.query_one("#scheduler-line", Static)
+            assert not line.display
+            with other.write() as conn:
+                conn.exec_driver_sql("ALTER TABLE campaign RENAME TO campaign_away")
+            await wait_for(pilot, lambda: line.display)
+            assert "scheduling impaired" in str(line.render())
+            with other.write() as conn:
+                conn.exec_driver_sql("ALTER TABLE campaign_away RENAME TO campaign")
+            rig.force(cid, scheduled_at=datetime(2020, 1, 1, tzinfo=UTC))
+            await wait_for(pilot, lambda: not line.display, timeout=15)
+            await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.COMPLETED)
+    finally:
+        other.close()

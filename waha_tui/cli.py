@@ -553,8 +553,14 @@ def run_headless(
                 service.pool.request_stop(run_id, _paused(), reason)
 
         install_stop_signals(on_stop)
+
+        def on_health(impaired: str | None) -> None:
+            typer.echo(impaired or "scheduling works again", err=True)
+
         scheduler = Scheduler(
-            service, on_error=lambda cid, msg: typer.echo(f"campaign {cid}: {msg}", err=True)
+            service,
+            on_error=lambda cid, msg: typer.echo(f"campaign {cid}: {msg}", err=True),
+            on_health=on_health,
         )
         await scheduler.run(until_idle=until_idle, stop=stop)
         await service.pool.stop_all("stopped with `waha-tui run`")

@@ -4,12 +4,16 @@ Campaigns that came due while nothing was running start at the first tick (the r
 app's "missed" campaigns). Each tick also recovers campaigns whose runner died. Several
 schedulers (one per `waha-tui run`, on any host) can share one database: the store's claim
 decides who runs what, and a scheduler that loses a race moves on without a word.
+
+A failing tick (the database locked, gone, full) never ends the loop: the scheduler backs
+off, says it is impaired (`on_health`, the log), and goes on once the database answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +21,8 @@ from waha_tui import events as ev
 from waha_tui.errors import UserError
 from waha_tui.service import CampaignService
 from waha_tui.store import ClaimLost
+
+log = logging.getLogger(__name__)
 
 
 class Scheduler:
@@ -27,11 +33,17 @@ class Scheduler:
         interval: float = 1.0,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
         on_error: Callable[[int, str], None] | None = None,
+        on_health: Callable[[str | None], None] | None = None,
+        max_backoff: float = 30.0,
     ) -> None:
         self.service = service
         self.interval = interval
         self.spawn = spawn
         self.on_error = on_error
+        # Called with why scheduling is impaired, and with None once it works again.
+        self.on_health = on_health
+        self.max_backoff = max_backoff
+        self.impaired: str | None = None
         self._reported: dict[int, str] = {}
 
     async def tick(self) -> list[int]:
@@ -64,9 +76,39 @@ class Scheduler:
 
     async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
+        failures = 0
         while not stop.is_set():
-            started = await self.tick()
+            try:
+                started = await self.tick()
+            except Exception as exc:  # one bad tick must not end scheduling for good
+                failures += 1
+                delay = min(self.interval * 2 ** min(failures, 16), self.max_backoff)
+                if isinstance(exc, UserError):
+                    log.warning("scheduling impaired: %s; next try in %g s", exc, delay)
+                else:
+                    log.exception("scheduling impaired by an unexpected error")
+                self._health(f"scheduling impaired: {_one_line(exc)}; next try in {delay:g} s")
+                await _wait(stop, delay)
+                continue
+            if failures:
+                failures = 0
+                log.info("scheduling works again")
+                self._health(None)
             if until_idle and not started and not self.service.pool.runs:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+            await _wait(stop, self.interval)
+
+    def _health(self, impaired: str | None) -> None:
+        self.impaired = impaired
+        if self.on_health:
+            self.on_health(impaired)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -86,6 +86,7 @@ class WahaTuiApp(App[None]):
                 on_error=lambda cid, msg: self.notify(
                     f"campaign {cid}: {msg}", severity="warning", markup=False
                 ),
+                on_health=self._scheduler_health,
             )
             self.run_worker(
                 scheduler.run(stop=self._stop_scheduler), group="scheduler", exit_on_error=False
@@ -97,6 +98,14 @@ class WahaTuiApp(App[None]):
             # A dropped SSH connection sends SIGHUP, which Textual does not handle.
             for sig, why in ((signal.SIGHUP, "terminal closed"), (signal.SIGTERM, "SIGTERM")):
                 loop.add_signal_handler(sig, self._on_signal, why)
+
+    def _scheduler_health(self, impaired: str | None) -> None:
+        was = self.main.is_mounted and self.main.query_one("#scheduler-line").display
+        self.main.set_scheduler_health(impaired)
+        if impaired and not was:
+            self.notify(impaired, severity="error", markup=False)
+        elif not impaired and was:
+            self.notify("scheduling works again", markup=False)
 
     def _timeline_step(self, step: Callable[[], str]) -> None:
         """A scripted event (the demo's reconnect): show what happened, where to look."""

@@ -130,6 +130,7 @@ class MainScreen(Screen[None]):
         )
         yield Static(Text(BAN_WARNING), id="ban-warning")
         yield Static(Text(self.wapp.banner or ""), id="banner")
+        yield Static(id="scheduler-line")  # shown only while scheduling is impaired
         yield CampaignTable(CAMPAIGN_COLUMNS, id="campaigns")
         yield Static(id="page-info")
         yield Static(id="row-info")
@@ -140,6 +141,7 @@ class MainScreen(Screen[None]):
 
     async def on_mount(self) -> None:
         self.query_one("#banner", Static).display = bool(self.wapp.banner)
+        self.query_one("#scheduler-line", Static).display = False
         self.query_one("#page-info", Static).display = False
         self.query_one("#campaigns", KeyedTable).focus()
         await self.reload()
@@ -541,6 +543,11 @@ class MainScreen(Screen[None]):
         if text != self._waha_line:  # polled every few seconds; mostly the same
             self._waha_line = text
             self.query_one("#waha-line", Static).update(text, layout=False)
+
+    def set_scheduler_health(self, impaired: str | None) -> None:
+        line = self.query_one("#scheduler-line", Static)
+        line.update(Text(impaired or "", style="bold red"))
+        line.display = impaired is not None
 
     def set_banner(self, text: str) -> None:
         banner = self.query_one("#banner", Static)

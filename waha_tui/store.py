@@ -207,8 +207,13 @@ def parse_target(target: str | os.PathLike[str]) -> URL:
 
 
 class Store:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000
+    ) -> None:
+        """`busy_timeout`: how long a write waits for a lock another process holds before
+        it fails with StoreError (seconds)."""
         self.url = parse_target(path)
+        self._busy_ms = max(int(busy_timeout * 1000), 1)
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         # Where the data is, for messages: a file path, or the URL without its password.
         self.location = (
@@ -224,8 +229,8 @@ class Store:
             self.path = Path(str(self.url.database))
             self._prepare_file()
             url = f"sqlite:///{self.path}"
-            self.engine = self._make_engine(url, "BEGIN IMMEDIATE")
-            self.read_engine = self._make_engine(url, "BEGIN")
+            self.engine = self._make_engine(url, "BEGIN IMMEDIATE", self._busy_ms)
+            self.read_engine = self._make_engine(url, "BEGIN", self._busy_ms)
         self._init_schema()
 
     def __repr__(self) -> str:
@@ -250,7 +255,7 @@ class Store:
                 "connect_timeout": 10,
                 "application_name": "waha-tui",
                 # Like SQLite's busy_timeout: a lock held too long is an error, not a hang.
-                "options": f"-c lock_timeout={BUSY_TIMEOUT_MS}",
+                "options": f"-c lock_timeout={self._busy_ms}",
             },
         )
 
@@ -276,16 +281,16 @@ class Store:
             raise StoreError(f"database folder {p.parent} is not writable (SQLite needs it)")
 
     @staticmethod
-    def _make_engine(url: str, begin: str) -> Engine:
+    def _make_engine(url: str, begin: str, busy_ms: int) -> Engine:
         engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+            url, connect_args={"check_same_thread": False, "timeout": busy_ms / 1000}
         )
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
             cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
             cur.execute("PRAGMA foreign_keys = ON")
             cur.execute("PRAGMA synchronous = NORMAL")
             # Outside any transaction: SQLite cannot change the journal inside one.

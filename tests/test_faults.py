@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import FakeClock, fast_config, make_campaign, module_simulator, reset_simulator
 
+from waha_tui import events as ev
 from waha_tui.runner import RunnerPool
 from waha_tui.service import CampaignService
 from waha_tui.simulator import SimulatorServer
@@ -68,9 +69,11 @@ async def run(store: Store, client: WahaClient, cid: int, clock: FakeClock | Non
     return await asyncio.wait_for(pool.wait(cid), 30)
 
 
-async def test_a_burst_of_500s_fails_those_recipients_and_the_campaign_goes_on(
+async def test_a_burst_of_account_500s_pauses_with_none_failed_and_resume_completes(
     store: Store, client: WahaClient, sim_server: SimulatorServer
 ) -> None:
+    """ "Connection Closed" is the account's trouble, not the recipients': it used to fail
+    them one by one."""
     cid = make_campaign(store, 12, delay_min=1.0, delay_max=1.0)  # fake waits: instant
     fired = []
 
@@ -79,13 +82,15 @@ async def test_a_burst_of_500s_fails_those_recipients_and_the_campaign_goes_on(
             fired.append(True)
             sim_server.state.fail_next_sends(3, "Connection Closed")
 
-    await run(store, client, cid, FakeClock(on_wait=burst))
+    end = await run(store, client, cid, FakeClock(on_wait=burst))
+    assert isinstance(end, ev.Paused) and "Connection Closed" in end.reason
     camp = store.get_campaign(cid)
-    assert (camp.status, camp.sent, camp.failed) == (S.COMPLETED, 9, 3)
-    assert [r.position for r in store.recipients(cid, status=RS.FAILED)] == [4, 5, 6]
-    assert all(
-        "Connection Closed" in (r.error or "") for r in store.recipients(cid, status=RS.FAILED)
-    )
+    assert (camp.status, camp.sent, camp.failed, camp.next_index) == (S.PAUSED, 4, 0, 4)
+    assert store.recipients(cid, status=RS.FAILED) == []
+    sim_server.state.clear_faults()
+    end = await run(store, client, cid)
+    camp = store.get_campaign(cid)
+    assert (camp.status, camp.sent, camp.failed) == (S.COMPLETED, 12, 0)
     assert_truth(store, sim_server, cid, 12)
 
 

@@ -163,9 +163,7 @@ async def test_4_a_session_that_never_comes_back_pauses_after_the_grace(
     cid = make_campaign(store, 3)
     clock = FakeClock()
     state.stop_after("default", 1, status="STARTING")
-    end = await run(
-        store, client, cid, clock=clock, session_check_interval=0.0, session_grace=12
-    )
+    end = await run(store, client, cid, clock=clock, session_check_interval=0.0, session_grace=12)
     assert isinstance(end, ev.Paused) and end.next_index == 1
     assert "stayed STARTING for 12 s" in end.reason
     assert 12 <= sum(clock.waits) <= 16

@@ -39,7 +39,6 @@ from waha_tui.errors import UserError
 from waha_tui.models import utcnow
 from waha_tui.runner import Clock, RunnerPool
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
-from waha_tui.simulator.state import ERROR_463
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.store import Outcome, R, Store, StoreError
 from waha_tui.waha import WahaClient
@@ -271,10 +270,10 @@ async def test_resume_does_not_wait_before_its_first_message(
 # -- recipient-level failures ------------------------------------------------------------
 
 
-async def test_a_recipient_level_500_fails_only_that_recipient(
+async def test_a_recipient_level_400_fails_only_that_recipient(
     store: Store, client: WahaClient, state: SimState
 ) -> None:
-    state.fail_chat(phone(1))
+    state.fail_chat(phone(1))  # WAHA refuses this one chat id (HTTP 400)
     cid = make_campaign(store, 4)
     end, _ = await run_to_end(store, client, cid)
     assert isinstance(end, ev.Completed)
@@ -282,21 +281,23 @@ async def test_a_recipient_level_500_fails_only_that_recipient(
     assert [m.chat_id for m in state.sent()] == [f"{phone(i)}@c.us" for i in (0, 2, 3)]
     recs = store.recipients(cid)
     assert [r.status for r in recs] == [RS.SENT, RS.FAILED, RS.SENT, RS.SENT]
-    assert recs[1].error is not None and "server returned error 463" in recs[1].error
+    assert recs[1].error is not None and "HTTP 400" in recs[1].error
+    assert f"Invalid chatId '{phone(1)}@c.us'" in recs[1].error  # WAHA's words, kept
     camp = store.get_campaign(cid)
     assert (camp.sent, camp.failed, camp.next_index, camp.consecutive_failures) == (3, 1, 4, 0)
-    assert camp.last_error is not None and ERROR_463 in camp.last_error
+    assert camp.last_error == recs[1].error
     assert all(r.message_id for r in recs if r.status == RS.SENT)
 
 
 async def test_too_many_consecutive_failures_pause_at_the_default_ten(
     store: Store, client: WahaClient, state: SimState
 ) -> None:
-    state.fail_next_sends(100, "Connection Closed")
+    for i in range(14):
+        state.fail_chat(phone(i))  # a list of numbers none of which is on WhatsApp
     cid = make_campaign(store, 14)
     end, _ = await run_to_end(store, client, cid)
     assert isinstance(end, ev.Paused)
-    assert "10 messages in a row failed" in end.reason and "Connection Closed" in end.reason
+    assert "10 messages in a row failed" in end.reason and "HTTP 400" in end.reason
     camp = store.get_campaign(cid)
     assert (camp.status, camp.failed, camp.sent, camp.next_index) == (S.PAUSED, 10, 0, 10)
     assert camp.pause_reason == end.reason

@@ -268,8 +268,14 @@ def after_session_check(
                 return Proceed(f"session '{session}' hands out no message ids", no_ids=True)
             return Pause(f"{error} although the session is WORKING; check WAHA, then resume")
         return session_verdict(session, info.status, waited=waited, budget=budget)
-    if info is not None and info.timelock_until:
-        return Pause(f"{first.reason} (WhatsApp says the timelock ends {info.timelock_until})")
+    if info is not None and info.timelocked:
+        # UTC, spelled out: the reason is stored and read on hosts in other time zones.
+        ends = (
+            f"WhatsApp says it ends {info.timelock_until:%Y-%m-%d %H:%M} UTC"
+            if info.timelock_until
+            else "WhatsApp does not say when it ends"
+        )
+        return Pause(f"{first.reason} (timelock active: {ends})")
     return first
 
 

@@ -7,8 +7,10 @@ runner can decide between retrying, pausing and failing a single recipient.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -49,8 +51,10 @@ class SessionInfo:
     me_id: str | None = None
     me_push_name: str | None = None
     engine: str | None = None
-    # WhatsApp's reach-out timelock (the cause of error 463), while active: when it ends.
-    timelock_until: str | None = None
+    # WhatsApp's reach-out timelock (the cause of error 463): active now, and when it ends
+    # (me.reachoutTimelock, WAHA >= 2026; None when WAHA does not say).
+    timelocked: bool = False
+    timelock_until: datetime | None = None
 
     @property
     def working(self) -> bool:
@@ -63,15 +67,19 @@ class SessionInfo:
         me = data.get("me") if isinstance(data.get("me"), dict) else {}
         engine = data.get("engine")
         lock = me.get("reachoutTimelock")
+        locked = isinstance(lock, dict) and lock.get("isActive") is True
+        ends = lock.get("timeEnforcementEnds") if locked else None
         until = None
-        if isinstance(lock, dict) and lock.get("isActive"):
-            until = str(lock.get("timeEnforcementEnds") or "") or "an unknown time"
+        if isinstance(ends, int | float) and not isinstance(ends, bool) and ends > 0:
+            with contextlib.suppress(OverflowError, OSError, ValueError):
+                until = datetime.fromtimestamp(ends, UTC)  # Unix seconds (the spec)
         return cls(
             name=data["name"],
             status=str(data.get("status") or "UNKNOWN"),
             me_id=me.get("id"),
             me_push_name=me.get("pushName"),
             engine=engine.get("engine") if isinstance(engine, dict) else None,
+            timelocked=locked,
             timelock_until=until,
         )
 

@@ -4,10 +4,13 @@ the message log, and every fault, from Python (SimState) and over HTTP (/_sim/..
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +22,25 @@ from waha_tui.simulator.state import ERROR_463
 CHAT = "491511234567@c.us"
 ID_RE = re.compile(r"^true_(?P<chat>.+@c\.us)_(?P<hex>[0-9A-F]{20})$")
 UNAUTHORIZED = {"message": "Unauthorized", "statusCode": 401}
+RECORDING_PATH = Path(__file__).resolve().parents[2] / "shared/waha/real-2024.10.8.json"
+
+
+@cache
+def recording() -> dict[str, dict[str, Any]]:
+    """The real WAHA Core 2024.10.8's exchanges, by file name."""
+    if not RECORDING_PATH.is_file():
+        pytest.fail(f"the WAHA recording is missing: expected it at {RECORDING_PATH}")
+    data = json.loads(RECORDING_PATH.read_text(encoding="utf-8"))
+    return {e["file"]: e for e in data["exchanges"]}
+
+
+def recorded(file: str) -> dict[str, Any]:
+    """One recorded answer: status, content_type, seconds, body."""
+    return recording()[file]["response"]
+
+
+def recorded_body(file: str) -> Any:
+    return recorded(file)["body"]
 
 
 @pytest.fixture
@@ -123,20 +145,31 @@ async def test_full_lifecycle_with_qr_and_pairing_code(http: httpx.AsyncClient) 
     assert (await http.post("/api/sessions/shop/restart")).json()["status"] == "STARTING"
     assert await settle(http, "shop") == "WORKING"
 
+    # Logging out a running session restarts it, unpaired: it goes on to a new QR code.
     logged_out = await http.post("/api/sessions/shop/logout")
-    assert (logged_out.status_code, logged_out.json()["status"]) == (201, "STOPPED")
-    assert (await http.get("/api/sessions/shop")).json()["me"] is None
-    # Logged out: starting again needs a new scan.
+    assert (logged_out.status_code, logged_out.json()["status"]) == (201, "STARTING")
+    assert logged_out.json()["me"] is None
+    assert await settle(http, "shop") == "SCAN_QR_CODE"
+    # A stopped one stays stopped; starting it again still needs a scan.
+    await http.post("/api/sessions/shop/stop")
+    again = await http.post("/api/sessions/shop/logout")
+    assert (again.status_code, again.json()["status"]) == (201, "STOPPED")
     await http.post("/api/sessions/shop/start")
     assert await settle(http, "shop") == "SCAN_QR_CODE"
 
 
-async def test_start_and_stop_are_idempotent(http: httpx.AsyncClient) -> None:
+async def test_stop_is_idempotent_and_start_of_a_running_session_is_a_422(
+    http: httpx.AsyncClient,
+) -> None:
+    # 2024.10.8 refuses to start a running session (19e_start_again); stop is idempotent.
     started = await http.post("/api/sessions/default/start")
-    assert (started.status_code, started.json()["status"]) == (201, "WORKING")
+    assert (started.status_code, started.json()) == (422, recorded_body("19e_start_again"))
     for _ in range(2):
         stopped = await http.post("/api/sessions/default/stop")
         assert (stopped.status_code, stopped.json()["status"]) == (201, "STOPPED")
+        assert stopped.json()["engine"] == {}  # 18_session_stop: no engine to ask
+    restarted = await http.post("/api/sessions/default/start")
+    assert (restarted.status_code, restarted.json()["status"]) == (201, "STARTING")
 
 
 async def test_create_without_start_and_duplicates(http: httpx.AsyncClient) -> None:
@@ -146,7 +179,7 @@ async def test_create_without_start_and_duplicates(http: httpx.AsyncClient) -> N
     assert again.status_code == 422
     assert again.json() == {
         "statusCode": 422,
-        "message": "Session 'idle' already exists",
+        "message": "Session 'idle' already exists. Use PUT to update it.",  # 08_sessions_create
         "error": "Unprocessable Entity",
     }
 
@@ -162,26 +195,44 @@ async def test_list_sessions_all_includes_stopped(http: httpx.AsyncClient, state
     assert [s["name"] for s in running] == ["default"]
 
 
-async def test_unknown_session_is_a_404_naming_it(http: httpx.AsyncClient) -> None:
-    expected = {
-        "statusCode": 404,
-        "message": (
-            "We didn't find a session with name 'ghost'.\n"
-            "Please start it first by using POST /api/sessions/ghost/start request"
-        ),
-        "error": "Not Found",
-    }
-    for method, path, body in [
-        ("GET", "/api/sessions/ghost", None),
-        ("POST", "/api/sessions/ghost/stop", None),
-        ("POST", "/api/sessions/ghost/logout", None),
-        ("GET", "/api/ghost/auth/qr", None),
-        ("GET", "/api/ghost/new-message-id", None),
-        ("POST", "/api/sendText", {"session": "ghost", "chatId": CHAT, "text": "x"}),
-        ("POST", "/_sim/sessions/ghost/scan", None),
+async def test_unknown_session_on_a_session_route_is_session_not_found(
+    http: httpx.AsyncClient,
+) -> None:
+    expected = recorded_body("08c_session_get_unknown")
+    assert expected == {"statusCode": 404, "message": "Session not found", "error": "Not Found"}
+    for method, path in [
+        ("GET", "/api/sessions/ghost"),
+        ("POST", "/api/sessions/ghost/start"),
+        ("POST", "/api/sessions/ghost/stop"),
+        ("POST", "/api/sessions/ghost/restart"),
+        ("POST", "/api/sessions/ghost/logout"),
+        ("PUT", "/api/sessions/ghost"),
     ]:
-        resp = await http.request(method, path, json=body)
+        resp = await http.request(method, path)
         assert (resp.status_code, resp.json()) == (404, expected), path
+        assert resp.headers["content-type"] == recorded("08c_session_get_unknown")["content_type"]
+    scan = await http.post("/_sim/sessions/ghost/scan")  # ours: it names the session
+    assert scan.status_code == 404 and "'ghost'" in scan.json()["message"]
+
+
+async def test_unknown_or_stopped_session_on_a_message_route_is_please_start_it(
+    http: httpx.AsyncClient, state: SimState
+) -> None:
+    state.add_session("off", "STOPPED")
+    for name in ("ghost", "off"):
+        expected = recorded_body("18c_sendText_stopped")["message"].replace("default", name)
+        for method, path, body in [
+            ("GET", f"/api/{name}/auth/qr", None),
+            ("POST", f"/api/{name}/auth/request-code", {"phoneNumber": "4915100000001"}),
+            ("GET", f"/api/{name}/new-message-id", None),
+            ("GET", f"/api/sessions/{name}/me", None),
+            ("POST", "/api/sendText", {"session": name, "chatId": CHAT, "text": "x"}),
+            ("POST", "/api/startTyping", {"session": name, "chatId": CHAT}),
+        ]:
+            resp = await http.request(method, path, json=body)
+            assert resp.status_code == 404, path
+            assert resp.json() == {**recorded_body("18c_sendText_stopped"), "message": expected}
+    assert state.sent() == [] and state.typing == []
 
 
 async def test_unknown_route_is_nests_404(http: httpx.AsyncClient) -> None:
@@ -289,15 +340,15 @@ async def test_stop_after_n_sends(http: httpx.AsyncClient, state: SimState) -> N
     assert await status_of(http, "default") == "WORKING"
     assert (await send(http, "2")).status_code == 201
     assert await status_of(http, "default") == "STOPPED"
-    third = await send(http, "3")
-    assert third.status_code == 422 and third.json()["status"] == "STOPPED"
+    third = await send(http, "3")  # stopped: the message route's 404
+    assert (third.status_code, third.json()) == (404, recorded_body("18c_sendText_stopped"))
     assert [m.text for m in state.sent()] == ["1", "2"]
 
 
 async def test_stop_after_zero_stops_now(http: httpx.AsyncClient, state: SimState) -> None:
     state.stop_after("default", 0)
     assert await status_of(http, "default") == "STOPPED"
-    assert (await send(http)).status_code == 422
+    assert (await send(http)).status_code == 404
 
 
 async def test_duplicate_does_not_count_towards_stop_after(
@@ -321,16 +372,29 @@ async def test_fail_next_sends(http: httpx.AsyncClient, state: SimState) -> None
     assert [m.text for m in state.sent()] == ["ok"]
 
 
-async def test_fail_chat_ids_with_463(http: httpx.AsyncClient, state: SimState) -> None:
+async def test_fail_chat_is_one_bad_recipient(http: httpx.AsyncClient, state: SimState) -> None:
+    """By default a 400 in NestJS's shape (the recipient's fault, not the account's); a
+    status and message can be given, a 5xx in WAHA's engine-error shape."""
     state.fail_chat("4915100000")  # normalised like a send's chatId
-    state.fail_chat("4915100001@c.us", "Connection Closed")
-    cold = await send(http, chat="4915100000@c.us")
-    assert cold.status_code == 500
-    assert cold.json()["exception"]["message"] == ERROR_463
-    closed = await send(http, chat="4915100001")
-    assert closed.json()["exception"]["message"] == "Connection Closed"
+    state.fail_chat("4915100001@c.us", "No LID for user", status=500)
+    state.fail_chat("4915100002", "chatId is not a valid jid")
+    bad = await send(http, chat="4915100000@c.us")
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/json; charset=utf-8"
+    assert bad.json() == {
+        "statusCode": 400,
+        "message": "Invalid chatId '4915100000@c.us': not a WhatsApp account",
+        "error": "Bad Request",
+    }
+    engine = await send(http, chat="4915100001")
+    assert engine.status_code == 500
+    assert engine.json()["exception"]["message"] == "No LID for user"
+    worded = await send(http, chat="4915100002")
+    assert (worded.status_code, worded.json()["message"]) == (400, "chatId is not a valid jid")
     assert (await send(http, chat=CHAT)).status_code == 201
     assert [m.chat_id for m in state.sent()] == [CHAT]
+    with pytest.raises(ValueError):
+        state.fail_chat(CHAT, status=201)
 
 
 async def test_latency(http: httpx.AsyncClient, state: SimState) -> None:
@@ -445,7 +509,9 @@ def test_control_faults(live_http: httpx.Client, live: SimulatorServer) -> None:
         return live_http.post("/api/sendText", json={"chatId": chat, "text": "x"})
 
     assert post_faults(live_http, fail_chat_ids={"4915100000@c.us": ""}).json() == {"ok": True}
-    assert send_http("4915100000@c.us").json()["exception"]["message"] == ERROR_463
+    assert send_http("4915100000@c.us").status_code == 400
+    post_faults(live_http, fail_chat_ids={"4915100001": {"message": ERROR_463, "status": 500}})
+    assert send_http("4915100001@c.us").json()["exception"]["message"] == ERROR_463
     post_faults(live_http, fail_next={"count": 1, "message": "rate-overlimit"})
     assert send_http().json()["exception"]["message"] == "rate-overlimit"
     assert send_http().status_code == 201
@@ -457,7 +523,7 @@ def test_control_faults(live_http: httpx.Client, live: SimulatorServer) -> None:
 
     post_faults(live_http, clear=True, stop_after={"session": "default", "sends": 1})
     assert send_http().status_code == 201
-    assert send_http().json()["status"] == "STOPPED"
+    assert send_http().status_code == 404  # STOPPED: "Please start it first"
     live_http.post("/_sim/sessions/default/status", json={"status": "WORKING"})
 
     post_faults(live_http, drop_after_record=1)
@@ -509,6 +575,7 @@ def test_control_faults_reject_bad_input(live_http: httpx.Client, faults: dict[s
 
 
 def test_control_stop_after_unknown_session_is_404(live_http: httpx.Client) -> None:
+    # Ours, not WAHA's: a control route's 404 names the session.
     resp = post_faults(live_http, stop_after={"session": "ghost", "sends": 1})
     assert resp.status_code == 404 and "ghost" in resp.json()["message"]
 

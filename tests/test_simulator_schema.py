@@ -32,8 +32,10 @@ CHAT = "491511234567@c.us"
 # proxy is set (WAHA docs: how-to/sessions; /work/shared/waha/NOTES.md section 2).
 DOCUMENTED_NULLS = [("SessionInfo", "me"), ("SessionConfig", "proxy")]
 # Fields WAHA sends that the spec's schema does not list: SessionInfo's
-# `"engine": {"engine": "NOWEB"}` (WAHA docs: how-to/sessions; NOTES.md section 2).
-DOCUMENTED_EXTRAS = {"SessionInfo": {"engine"}}
+# `"engine": {"engine": "NOWEB"}` (WAHA docs: how-to/sessions; NOTES.md section 2), and the
+# lifecycle routes' SessionDTO, which WAHA answers with the re-read session info, `me` and
+# `engine` included (real-2024.10.8.json: 08d_session_start, 18_session_stop).
+DOCUMENTED_EXTRAS = {"SessionInfo": {"engine"}, "SessionDTO": {"me", "engine"}}
 
 
 # -- the spec ------------------------------------------------------------------------------
@@ -267,8 +269,13 @@ async def test_session_create(http: httpx.AsyncClient) -> None:
     )
 
 
-@pytest.mark.parametrize("action", ["start", "stop", "restart", "logout"])
-@pytest.mark.parametrize("name", ["default", "off", "qr"])
+@pytest.mark.parametrize(
+    ("action", "name"),
+    [
+        ("start", "off"),  # a running session's start is a 422 (19e_start_again)
+        *[(a, n) for a in ("stop", "restart", "logout") for n in ("default", "off", "qr")],
+    ],
+)
 async def test_session_actions(http: httpx.AsyncClient, action: str, name: str) -> None:
     await check(
         http,

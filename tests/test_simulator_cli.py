@@ -143,5 +143,53 @@ def test_help_lists_the_options() -> None:
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
     )
     assert done.returncode == 0, done.stderr
-    for option in ("--host", "--port", "--api-key"):
+    for option in ("--host", "--port", "--api-key", "--tier", "--engine"):
         assert option in done.stdout
+
+
+def test_core_tier_and_webjs_engine_from_the_command_line() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "waha_tui",
+            "simulator",
+            "--port",
+            str(port),
+            "--tier",
+            "core",
+            "--engine",
+            "webjs",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_until_listening(proc, port)
+        assert "(CORE, WEBJS)" in read_line(proc)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as client:
+            version = client.get("/api/server/version").json()
+            assert (version["tier"], version["engine"]) == ("CORE", "WEBJS")
+            other = client.post(
+                "/api/sendText", json={"session": "second", "chatId": CHAT, "text": "x"}
+            )
+            assert other.status_code == 422
+            assert other.json()["message"].startswith("WAHA Core support only 'default' session")
+            assert client.get("/api/default/new-message-id").status_code == 422
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_an_unknown_tier_is_an_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "waha_tui", "simulator", "--tier", "gold", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert "tier must be one of PLUS, CORE" in done.stderr

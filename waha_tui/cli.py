@@ -586,14 +586,32 @@ def simulator(
     no_message_ids: Annotated[
         bool, typer.Option("--no-message-ids", help="Act as WAHA older than 2026.4.3.")
     ] = False,
+    tier: Annotated[
+        str,
+        typer.Option(help="PLUS (several sessions) or CORE (only 'default', as WAHA Core)."),
+    ] = "PLUS",
+    engine: Annotated[
+        str, typer.Option(help="NOWEB or WEBJS: the engine's answers and body shapes.")
+    ] = "NOWEB",
 ) -> None:
     """Run the WAHA simulator: WAHA's API on a loopback port, with faults under /_sim/."""
     from waha_tui.simulator import SimState, Simulator
     from waha_tui.simulator.server import serve_forever
 
-    sim = Simulator(SimState(api_key=api_key, message_ids=not no_message_ids))
+    try:
+        state = SimState(
+            api_key=api_key,
+            message_ids=not no_message_ids,
+            tier=tier.upper(),
+            engine=engine.upper(),
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    sim = Simulator(state)
     key_note = " (API key required)" if api_key else ""
-    typer.echo(f"WAHA simulator listening on http://{host}:{port}{key_note}")
+    typer.echo(
+        f"WAHA simulator listening on http://{host}:{port}{key_note} ({state.tier}, {state.engine})"
+    )
     sys.stdout.flush()
     serve_forever(sim, host, port)
 

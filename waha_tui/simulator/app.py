@@ -9,25 +9,63 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import math
 import secrets
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from waha_tui.simulator.state import ERROR_463, STATUSES, SimSession, SimState
+from waha_tui.simulator.state import (
+    CONNECTION_CLOSED,
+    ERROR_463,
+    PROXY_STATUSES,
+    RATE_OVERLIMIT,
+    SEND_SHAPES,
+    STATUSES,
+    ChatFault,
+    SimSession,
+    SimState,
+)
 
-ENGINE = "NOWEB"
+logger = logging.getLogger(__name__)
+
 QR_PNG_BASE64 = (  # a 1x1 grey PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
 )
+DOCS_URL = "https://waha.devlike.pro/"
+# The exact wordings of WAHA Core 2024.10.8 (real-2024.10.8.json).
+CORE_ONLY = (
+    "WAHA Core support only 'default' session. If you want to run more then one WhatsApp "
+    f"account - please get WAHA PLUS version. Check this out: {DOCS_URL}"
+)
+STATUS_NOT_AS_EXPECTED = "Session status is not as expected. Try again later or restart the session"
+NOT_IMPLEMENTED = "The method is not implemented by the engine."
+# WEBJS's pairing-code failure outside SCAN_QR_CODE (recording 34_webjs_request_code).
+WEBJS_PAIRING_ERROR = (
+    "Evaluation failed: TypeError: Cannot read properties of undefined (reading "
+    "'PairingCodeLinkUtils')\n    at pptr://__puppeteer_evaluation_script__:2:30"
+)
+# NOWEB never answers a pairing-code request outside SCAN_QR_CODE (recording 13: no answer
+# in 150 s); an hour stands for "never" and still lets the server shut down.
+NOWEB_PAIRING_HANG = 3600.0
+# Extra fields WAHA's exception filter copies from the engine's error (Boom, gRPC).
+ENGINE_ERROR_FIELDS: dict[str, dict[str, Any]] = {
+    ERROR_463: {"code": 2, "details": "server returned error 463", "metadata": {}},
+    CONNECTION_CLOSED: {"data": None, "isBoom": True, "isServer": False, "output": {}},
+    RATE_OVERLIMIT: {"data": 429, "isBoom": True, "isServer": True, "output": {}},
+}
+# nginx's wording for the pages a proxy in front of WAHA answers with.
+PROXY_REASONS = {413: "Request Entity Too Large", 502: "Bad Gateway", 504: "Gateway Time-out"}
 
 
 class DroppedResponse(Response):
@@ -49,28 +87,45 @@ class DroppedResponse(Response):
         await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
 
 
+class WahaJSON(JSONResponse):
+    """JSON as NestJS (Express) sends it, charset named: `application/json; charset=utf-8`."""
+
+    media_type = "application/json; charset=utf-8"
+
+
 def _json(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status_code=status)
+    return WahaJSON(data, status_code=status)
 
 
-def _not_found_session(name: str) -> JSONResponse:
-    return _json(
-        {
-            "statusCode": 404,
-            "message": (
-                f"We didn't find a session with name '{name}'.\n"
-                f"Please start it first by using POST /api/sessions/{name}/start request"
-            ),
-            "error": "Not Found",
-        },
+def _nest_error(status: int, message: Any, error: str) -> JSONResponse:
+    """NestJS's HttpException body."""
+    return _json({"statusCode": status, "message": message, "error": error}, status)
+
+
+def _session_not_found() -> JSONResponse:
+    """The session routes' 404 (`/api/sessions/{s}[/action]`): no session of that name."""
+    return _nest_error(404, "Session not found", "Not Found")
+
+
+def _no_sim_session(name: str) -> JSONResponse:
+    """A control route's 404 (ours, not WAHA's): it names the session."""
+    return _nest_error(404, f"Session not found: '{name}'", "Not Found")
+
+
+def _not_started(name: str) -> JSONResponse:
+    """The message routes' 404: the session is unknown or STOPPED (WAHA cannot tell)."""
+    return _nest_error(
         404,
+        f"We didn't find a session with name '{name}'.\n"
+        f"Please start it first by using POST /api/sessions/{name}/start request",
+        "Not Found",
     )
 
 
 def _not_working(sess: SimSession, expected: str = "WORKING") -> JSONResponse:
     return _json(
         {
-            "error": "Session status is not as expected. Try again later or restart the session",
+            "error": STATUS_NOT_AS_EXPECTED,
             "session": sess.name,
             "status": sess.status,
             "expected": [expected],
@@ -80,28 +135,21 @@ def _not_working(sess: SimSession, expected: str = "WORKING") -> JSONResponse:
 
 
 def _unprocessable(message: str) -> JSONResponse:
-    return _json({"statusCode": 422, "message": message, "error": "Unprocessable Entity"}, 422)
+    return _nest_error(422, message, "Unprocessable Entity")
 
 
-def _engine_error(request: Request, message: str, body: Any) -> JSONResponse:
-    return _json(
-        {
-            "statusCode": 500,
-            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "exception": {"message": message, "name": "Error", "stack": f"Error: {message}"},
-            "request": {
-                "path": request.url.path,
-                "method": request.method,
-                "body": body,
-                "query": dict(request.query_params),
-            },
-            "version": {"version": "2026.7.2", "engine": ENGINE, "tier": "CORE"},
-        },
-        500,
+def _proxy_page(status: int) -> Response:
+    """A reverse proxy's own page: HTML, not WAHA's JSON."""
+    title = f"{status} {PROXY_REASONS[status]}"
+    page = (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
     )
+    return HTMLResponse(page, status_code=status)
 
 
-def session_info(sess: SimSession) -> dict[str, Any]:
+def session_info(sess: SimSession, engine: str) -> dict[str, Any]:
     return {
         "name": sess.name,
         "status": sess.status,
@@ -109,15 +157,30 @@ def session_info(sess: SimSession) -> dict[str, Any]:
         "me": sess.me(),
         "presence": {},
         "timestamps": {"activity": time.time() * 1000 if sess.status == "WORKING" else None},
-        "engine": {"engine": ENGINE},
+        # A stopped session has no engine to ask: WAHA answers {} (18_session_stop).
+        "engine": {} if sess.status == "STOPPED" else {"engine": engine},
     }
 
 
-def session_dto(sess: SimSession) -> dict[str, Any]:
-    return {"name": sess.name, "status": sess.status, "config": {"proxy": None, "webhooks": []}}
+def session_dto(sess: SimSession, engine: str) -> dict[str, Any]:
+    """What the lifecycle routes answer: WAHA re-reads the session (getSessionInfo), so the
+    answer carries `me` and `engine` beside SessionDTO's fields (08d_session_start)."""
+    return {
+        "name": sess.name,
+        "status": sess.status,
+        "config": {"proxy": None, "webhooks": []},
+        "me": sess.me(),
+        "engine": {} if sess.status == "STOPPED" else {"engine": engine},
+    }
+
+
+def _bare_id(msg_id: str, chat_id: str) -> str:
+    prefix = f"true_{chat_id}_"
+    return msg_id[len(prefix) :] if msg_id.startswith(prefix) else msg_id
 
 
 def wa_message(sess: SimSession, chat_id: str, text: str, msg_id: str, media: bool) -> dict:
+    """WAHA's WAMessage (the spec's shape; NOWEB answers it since 2025)."""
     me = f"{sess.phone}@c.us"
     return {
         "id": msg_id,
@@ -136,15 +199,66 @@ def wa_message(sess: SimSession, chat_id: str, text: str, msg_id: str, media: bo
     }
 
 
+def baileys_message(chat_id: str, text: str, msg_id: str, media: bool) -> dict:
+    """NOWEB's raw Baileys WebMessageInfo (#760): the id is the bare `key.id`."""
+    jid = chat_id.replace("@c.us", "@s.whatsapp.net")
+    content = (
+        {"imageMessage": {"caption": text, "mimetype": "image/png"}}
+        if media
+        else {"extendedTextMessage": {"text": text}}
+    )
+    return {
+        "key": {"remoteJid": jid, "fromMe": True, "id": _bare_id(msg_id, chat_id)},
+        "message": content,
+        "messageTimestamp": str(int(time.time())),
+        "status": "PENDING",
+    }
+
+
+def webjs_message(sess: SimSession, chat_id: str, text: str, msg_id: str, media: bool) -> dict:
+    """whatsapp-web.js's Message as WEBJS answers it (#1615): the id is an object whose
+    `_serialized` is the full id, in `_data.id` (and `id`, as whatsapp-web.js copies it)."""
+    me = f"{sess.phone}@c.us"
+    now = int(time.time())
+    ident = {
+        "fromMe": True,
+        "remote": chat_id,
+        "id": _bare_id(msg_id, chat_id),
+        "_serialized": msg_id,
+    }
+    kind = "image" if media else "chat"
+    data = {"id": ident, "body": text, "type": kind, "t": now, "from": me, "to": chat_id}
+    return {
+        "_data": {**data, "ack": 0, "isNewMsg": True},
+        "id": ident,
+        "ack": 0,
+        "hasMedia": media,
+        "body": text,
+        "type": kind,
+        "timestamp": now,
+        "from": me,
+        "to": chat_id,
+        "deviceType": "web",
+        "fromMe": True,
+        "hasQuotedMsg": False,
+    }
+
+
 class Simulator:
     def __init__(self, state: SimState | None = None) -> None:
         self.state = state or SimState()
+        self.started_at = time.time()
         routes = [
             Route("/ping", self.ping, methods=["GET"]),
             Route("/api/server/version", self.version, methods=["GET"]),
+            Route("/api/version", self.version, methods=["GET"]),  # deprecated alias
+            Route("/api/server/status", self.server_status, methods=["GET"]),
             Route("/api/sessions", self.list_sessions, methods=["GET"]),
             Route("/api/sessions", self.create_session, methods=["POST"]),
             Route("/api/sessions/{session}", self.get_session, methods=["GET"]),
+            Route("/api/sessions/{session}", self.update_session, methods=["PUT"]),
+            Route("/api/sessions/{session}", self.delete_session, methods=["DELETE"]),
+            Route("/api/sessions/{session}/me", self.get_me, methods=["GET"]),
             Route("/api/sessions/{session}/{action}", self.session_action, methods=["POST"]),
             Route("/api/sendText", self.send_text, methods=["POST"]),
             Route("/api/sendImage", self.send_image, methods=["POST"]),
@@ -201,28 +315,74 @@ class Simulator:
             404,
         )
 
+    def _environment(self) -> dict[str, Any]:
+        """WAHAEnvironment as 2024.10.8 words it (its 500s carry it too)."""
+        st = self.state
+        return {"version": st.version, "engine": st.engine, "tier": st.tier, "browser": ""}
+
+    def _engine_error(
+        self, request: Request, message: str, body: Any, data: Any = None
+    ) -> JSONResponse:
+        """WAHA's exception filter for anything that is not an HttpException (an engine or
+        WhatsApp error): a 500 naming the error, the request and the server."""
+        extra = dict(ENGINE_ERROR_FIELDS.get(message, {}))
+        if data is not None:
+            extra["data"] = data
+        query = request.url.query
+        return _json(
+            {
+                "statusCode": 500,
+                "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+                "exception": {
+                    "stack": f"Error: {message}\n    at WhatsappSession (<path>)",
+                    "message": message,
+                    **extra,
+                    "name": "Error",
+                },
+                "request": {
+                    # Express's req.url: the path with its query string.
+                    "path": request.url.path + (f"?{query}" if query else ""),
+                    "method": request.method,
+                    "body": body,
+                    "query": dict(request.query_params),
+                },
+                "version": self._environment(),
+            },
+            500,
+        )
+
+    def _chat_fault(self, request: Request, fault: ChatFault, body: Any) -> JSONResponse:
+        if fault.status >= 500:
+            return self._engine_error(request, fault.message, body)
+        return _nest_error(fault.status, fault.message, HTTPStatus(fault.status).phrase)
+
+    def _core_refuses(self, name: str) -> bool:
+        return self.state.core and name != "default"
+
     # -- WAHA routes -------------------------------------------------------------------
 
     async def ping(self, request: Request) -> Response:
         return _json({"message": "pong"})
 
     async def version(self, request: Request) -> Response:
+        return _json({**self._environment(), "platform": "linux/x64", "worker": {"id": None}})
+
+    async def server_status(self, request: Request) -> Response:
+        now = time.time()
         return _json(
             {
-                "version": self.state.version,
-                "engine": ENGINE,
-                "tier": "CORE",
-                "browser": "",
-                "platform": "linux/x64",
-                "worker": {"id": None},
+                "startTimestamp": int(self.started_at * 1000),
+                "uptime": int((now - self.started_at) * 1000),
+                "worker": {"id": ""},
             }
         )
 
     async def list_sessions(self, request: Request) -> Response:
         show_all = request.query_params.get("all") in ("true", "1")
+        engine = self.state.engine
         with self.state.lock:
             names = list(self.state.sessions)
-            infos = [session_info(s) for n in names if (s := self.state.get(n))]
+            infos = [session_info(s, engine) for n in names if (s := self.state.get(n))]
         if not show_all:
             infos = [i for i in infos if i["status"] != "STOPPED"]
         return _json(infos)
@@ -232,27 +392,67 @@ class Simulator:
         name = str(body.get("name") or "default")
         with self.state.lock:
             if name in self.state.sessions:
-                return _unprocessable(f"Session '{name}' already exists")
+                return _unprocessable(f"Session '{name}' already exists. Use PUT to update it.")
+            if self._core_refuses(name):
+                return _unprocessable(CORE_ONLY)
             self.state.add_session(name, "STOPPED")
             sess = self.state.start(name) if body.get("start", True) else self.state.get(name)
             assert sess is not None
-            return _json(session_dto(sess), 201)
+            return _json(session_dto(sess, self.state.engine), 201)
 
     async def get_session(self, request: Request) -> Response:
-        name = request.path_params["session"]
-        sess = self.state.get(name)
+        sess = self.state.get(request.path_params["session"])
         if sess is None:
-            return _not_found_session(name)
-        return _json(session_info(sess))
+            return _session_not_found()  # 08c_session_get_unknown, also on Core
+        return _json(session_info(sess, self.state.engine))
+
+    async def update_session(self, request: Request) -> Response:
+        """PUT: WAHA stops the session, saves the config, and starts it again if it ran."""
+        name = request.path_params["session"]
+        with self.state.lock:
+            if self._core_refuses(name):
+                return _unprocessable(CORE_ONLY)
+            sess = self.state.get(name)
+            if sess is None:
+                return _session_not_found()
+            if sess.status != "STOPPED":
+                self.state.stop(name)
+                sess = self.state.start(name)
+            return _json(session_dto(sess, self.state.engine))
+
+    async def delete_session(self, request: Request) -> Response:
+        name = request.path_params["session"]
+        if self._core_refuses(name):
+            return _unprocessable(CORE_ONLY)
+        self.state.delete(name)  # idempotent: an unknown name is fine too
+        return Response(status_code=200)
+
+    async def get_me(self, request: Request) -> Response:
+        name = request.path_params["session"]
+        if self._core_refuses(name):
+            return _unprocessable(CORE_ONLY)
+        sess = self.state.get(name)
+        if sess is None or sess.status == "STOPPED":
+            return _not_started(name)  # it reads the running session, as message routes do
+        me = sess.me()
+        if me is None:
+            # NestJS answers a handler's null with 200 and no body at all (17c_me).
+            return Response(status_code=200)
+        return _json(me)
 
     async def session_action(self, request: Request) -> Response:
         name, action = request.path_params["session"], request.path_params["action"]
         if action not in ("start", "stop", "restart", "logout"):
             return await self._route_not_found(request, Exception())
         with self.state.lock:
-            if action != "start" and self.state.get(name) is None:
-                return _not_found_session(name)
+            if self._core_refuses(name):
+                return _unprocessable(CORE_ONLY)
+            sess = self.state.get(name)
+            if sess is None:
+                return _session_not_found()
             if action == "start":
+                if sess.status != "STOPPED":
+                    return _unprocessable(f"Session '{name}' is already started.")  # 19e
                 sess = self.state.start(name)
             elif action == "stop":
                 sess = self.state.stop(name)
@@ -261,39 +461,58 @@ class Simulator:
             else:
                 self.state.stop(name)
                 sess = self.state.start(name)
-            return _json(session_dto(sess), 201)
+            return _json(session_dto(sess, self.state.engine), 201)
 
-    async def _working(self, name: str) -> SimSession | Response:
+    async def _running(self, name: str, expected: str = "WORKING") -> SimSession | Response:
+        """What WAHA does before a message route: Core's one-session rule (422 at once),
+        the running session or a 404, then the status wait (422 with `expected`)."""
+        if self._core_refuses(name):
+            return _unprocessable(CORE_ONLY)
         sess = self.state.get(name)
-        if sess is None:
-            return _not_found_session(name)
-        if sess.status != "WORKING":
-            return _not_working(sess)
+        if sess is None or sess.status == "STOPPED":
+            return _not_started(name)
+        faults = self.state.faults
+        deadline = time.monotonic() + faults.status_wait
+        while sess.status != expected:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _not_working(sess, expected)
+            await asyncio.sleep(min(faults.status_poll, left))
+            sess = self.state.get(name) or sess
         return sess
+
+    def _session_name(self, raw: Any) -> str:
+        # Core 2024.10.8 has no default for a missing `session` (15b: the Core 422).
+        return str(raw) if raw else ("" if self.state.core else "default")
+
+    def _take_proxy(self, after_record: bool) -> int:
+        """The status of the proxy page answering this send, if the fault is armed."""
+        faults = self.state.faults
+        with self.state.lock:
+            if faults.proxy_count > 0 and faults.proxy_after_record == after_record:
+                faults.proxy_count -= 1
+                return faults.proxy_status
+        return 0
 
     async def _send(self, request: Request, kind: str) -> Response:
         body = await _body(request)
-        name = str(body.get("session") or "default")
+        # A proxy that refuses before forwarding: WAHA never saw the request.
+        if status := self._take_proxy(after_record=False):
+            return _proxy_page(status)
+        name = self._session_name(body.get("session"))
         chat_id = str(body.get("chatId") or "")
         if "@" not in chat_id and chat_id:
             chat_id += "@c.us"  # WAHA's ensureSuffix
         text = str(body.get("text" if kind == "text" else "caption") or "")
+        found = await self._running(name)
+        if isinstance(found, Response):
+            return found
         image = None
         if kind == "image":
             file = body.get("file")
             if not isinstance(file, dict) or not file.get("mimetype"):
-                return _json(
-                    {
-                        "statusCode": 400,
-                        "message": ["file must be an object"],
-                        "error": "Bad Request",
-                    },
-                    400,
-                )
+                return _nest_error(400, ["file must be an object"], "Bad Request")
             image = {k: file.get(k) for k in ("mimetype", "filename", "data", "url")}
-        found = await self._working(name)
-        if isinstance(found, Response):
-            return found
         faults = self.state.faults
         if faults.latency:
             await asyncio.sleep(faults.latency)
@@ -301,22 +520,39 @@ class Simulator:
             await asyncio.sleep(faults.hang)
         with self.state.lock:
             sess = self.state.get(name)
-            if sess is None or sess.status != "WORKING":
-                return _not_working(sess) if sess else _not_found_session(name)
+            if sess is None or sess.status == "STOPPED":
+                return _not_started(name)
+            if sess.status != "WORKING":
+                return _not_working(sess)
             if chat_id in faults.fail_chat_ids:
-                return _engine_error(request, faults.fail_chat_ids[chat_id], body)
+                return self._chat_fault(request, faults.fail_chat_ids[chat_id], body)
+            if sess.timelocked(time.time()) and chat_id not in sess.chats:
+                return self._engine_error(request, ERROR_463, body)
             if faults.fail_next > 0:
                 faults.fail_next -= 1
-                return _engine_error(request, faults.fail_next_message, body)
+                return self._engine_error(
+                    request, faults.fail_next_message, body, faults.fail_next_data
+                )
             msg, _new = self.state.record(
                 name, chat_id, text, kind=kind, message_id=body.get("id") or None, image=image
             )
             drop = faults.drop_after_record > 0
             if drop:
                 faults.drop_after_record -= 1
+            shape = faults.send_shape or ("webjs" if self.state.engine == "WEBJS" else "noweb")
+        # A proxy that forwarded the send and then failed: the message WAS sent.
+        if status := self._take_proxy(after_record=True):
+            return _proxy_page(status)
         if drop:
             return DroppedResponse()
-        return _json(wa_message(sess, chat_id, text, msg.id, kind == "image"), 201)
+        media = kind == "image"
+        if shape == "empty":
+            return Response(status_code=201)  # WEBJS 2025.6.5 (#1083, #1087)
+        if shape == "baileys":
+            return _json(baileys_message(chat_id, text, msg.id, media), 201)
+        if shape == "webjs":
+            return _json(webjs_message(sess, chat_id, text, msg.id, media), 201)
+        return _json(wa_message(sess, chat_id, text, msg.id, media), 201)
 
     async def send_text(self, request: Request) -> Response:
         return await self._send(request, "text")
@@ -326,12 +562,12 @@ class Simulator:
 
     async def _typing(self, request: Request, what: str) -> Response:
         body = await _body(request)
-        found = await self._working(str(body.get("session") or "default"))
+        found = await self._running(self._session_name(body.get("session")))
         if isinstance(found, Response):
             return found
         with self.state.lock:
             self.state.typing.append((found.name, str(body.get("chatId")), what))
-        return Response(status_code=201)
+        return _json({"result": True}, 201)  # WAHA's chatting controller returns it
 
     async def typing_start(self, request: Request) -> Response:
         return await self._typing(request, "start")
@@ -341,7 +577,7 @@ class Simulator:
 
     async def check_exists(self, request: Request) -> Response:
         phone = "".join(ch for ch in request.query_params.get("phone", "") if ch.isdigit())
-        found = await self._working(request.query_params.get("session", "default"))
+        found = await self._running(self._session_name(request.query_params.get("session")))
         if isinstance(found, Response):
             return found
         if not 7 <= len(phone) <= 15 or phone.startswith("0"):
@@ -349,14 +585,11 @@ class Simulator:
         return _json({"numberExists": True, "chatId": f"{phone}@c.us"})
 
     async def qr(self, request: Request) -> Response:
-        name = request.path_params["session"]
-        sess = self.state.get(name)
-        if sess is None:
-            return _not_found_session(name)
-        if sess.status != "SCAN_QR_CODE":
-            return _not_working(sess, "SCAN_QR_CODE")
+        found = await self._running(request.path_params["session"], "SCAN_QR_CODE")
+        if isinstance(found, Response):
+            return found
         if request.query_params.get("format") == "raw":
-            return _json({"value": sess.qr_value})
+            return _json({"value": found.qr_value})
         # A stand-in picture (WAHA draws the QR): base64 JSON when asked, else a PNG.
         if "application/json" in request.headers.get("accept", ""):
             return _json({"mimetype": "image/png", "data": QR_PNG_BASE64})
@@ -365,10 +598,17 @@ class Simulator:
     async def request_code(self, request: Request) -> Response:
         name = request.path_params["session"]
         body = await _body(request)
+        if self._core_refuses(name):
+            return _unprocessable(CORE_ONLY)
         sess = self.state.get(name)
-        if sess is None:
-            return _not_found_session(name)
+        if sess is None or sess.status == "STOPPED":
+            return _not_started(name)
         if sess.status != "SCAN_QR_CODE":
+            # No status wait here: the engine is asked at once, and fails its own way.
+            if self.state.engine == "WEBJS":
+                return self._engine_error(request, WEBJS_PAIRING_ERROR, body)
+            logger.debug("pairing code for %s outside SCAN_QR_CODE: never answering", name)
+            await asyncio.sleep(NOWEB_PAIRING_HANG)
             return _not_working(sess, "SCAN_QR_CODE")
         if not str(body.get("phoneNumber") or "").isdigit():
             return _unprocessable("phoneNumber must be digits in international format")
@@ -382,8 +622,13 @@ class Simulator:
         if not self.state.message_ids:  # a server older than 2026.4.3 has no such route
             return await self._route_not_found(request, Exception())
         name = request.path_params["session"]
-        if self.state.get(name) is None:
-            return _not_found_session(name)
+        if self._core_refuses(name):
+            return _unprocessable(CORE_ONLY)
+        sess = self.state.get(name)
+        if sess is None or sess.status == "STOPPED":
+            return _not_started(name)
+        if self.state.engine == "WEBJS":
+            return _unprocessable(NOT_IMPLEMENTED)  # only NOWEB and GOWS pre-generate ids
         return _json({"id": "3EB0" + secrets.token_hex(8).upper()})
 
     # -- control routes ----------------------------------------------------------------
@@ -396,68 +641,164 @@ class Simulator:
         return _json({"ok": True})
 
     async def sim_faults(self, request: Request) -> Response:
-        """Body keys (all optional): fail_chat_ids {chatId: message}, fail_next {count, message},
-        latency, hang, drop_after_record, api_key, message_ids, stop_after {session, sends,
-        status (STOPPED)},
-        clear (true: drop every fault first)."""
+        """Body keys (all optional):
+        - fail_chat_ids {chatId: message | {message, status (400)}}: one bad recipient;
+        - fail_next {count, message (Connection Closed), data}: account-level 500s;
+        - latency, hang, drop_after_record: numbers;
+        - status_wait: seconds (or {seconds, poll}) of WAHA's status wait before a 422;
+        - send_shape: noweb | baileys | webjs | empty (null: the engine's own);
+        - proxy_error {status (413|502|504), after_record (true), count (1)};
+        - timelock {session, until (epoch seconds, null lifts it), type (DEFAULT)};
+        - stop_after {session, sends, status (STOPPED), for_seconds};
+        - api_key, message_ids;
+        - clear (true: drop every fault first)."""
         body = await _body(request)
         st = self.state
-        stop: tuple[str, int, str] | None = None
         try:
-            fail_chat_ids = dict(body.get("fail_chat_ids") or {})
-            fail_next = body.get("fail_next")
-            if fail_next is not None and not isinstance(fail_next, dict):
-                fail_next = {"count": fail_next}
-            fail_count = int(fail_next["count"]) if fail_next is not None else 0
-            numbers = {
-                k: float(body[k]) for k in ("latency", "hang", "drop_after_record") if k in body
-            }
-            if any(not math.isfinite(v) or v < 0 for v in numbers.values()):
-                raise ValueError("latency, hang and drop_after_record must be >= 0")
-            if body.get("stop_after") is not None:
-                after = body["stop_after"]
-                stop = (
-                    str(after["session"]),
-                    int(after["sends"]),
-                    str(after.get("status") or "STOPPED"),
-                )
+            plan = _FaultPlan.parse(body)
         except (TypeError, ValueError, KeyError) as exc:
             return _unprocessable(f"invalid fault: {type(exc).__name__}: {exc}")
-        if stop is not None and st.get(stop[0]) is None:
-            return _not_found_session(stop[0])
+        for session in plan.sessions():
+            if st.get(session) is None:
+                return _no_sim_session(session)
         if body.get("clear"):
             st.clear_faults()
-        for chat_id, message in fail_chat_ids.items():
-            st.fail_chat(str(chat_id), str(message or ERROR_463))
-        if fail_next is not None:
-            st.fail_next_sends(fail_count, str(fail_next.get("message") or "Connection Closed"))
-        if "latency" in numbers:
-            st.set_latency(numbers["latency"])
-        if "hang" in numbers:
-            st.set_hang(numbers["hang"])
-        if "drop_after_record" in numbers:
-            st.drop_after_record(int(numbers["drop_after_record"]))
+        try:
+            plan.apply(st)
+        except ValueError as exc:
+            return _unprocessable(f"invalid fault: {type(exc).__name__}: {exc}")
         if "api_key" in body:
             st.require_api_key(str(body["api_key"]) if body["api_key"] else None)
         if "message_ids" in body:
             st.message_ids = bool(body["message_ids"])
-        if stop is not None:
-            st.stop_after(*stop)
         return _json({"ok": True})
 
     async def sim_status(self, request: Request) -> Response:
         status = str((await _body(request)).get("status", ""))
         if status not in STATUSES:
             return _unprocessable(f"status must be one of {', '.join(STATUSES)}")
-        self.state.set_status(request.path_params["session"], status)
+        try:
+            self.state.set_status(request.path_params["session"], status)
+        except ValueError as exc:  # a second session on Core
+            return _unprocessable(str(exc))
         return _json({"ok": True})
 
     async def sim_scan(self, request: Request) -> Response:
         name = request.path_params["session"]
         if self.state.get(name) is None:
-            return _not_found_session(name)
+            return _no_sim_session(name)
         self.state.scan(name)
         return _json({"ok": True})
+
+
+@dataclass
+class _FaultPlan:
+    """`POST /_sim/faults`, checked whole before any of it is applied."""
+
+    fail_chats: list[tuple[str, str | None, int]] = field(default_factory=list)
+    fail_next: tuple[int, str, Any] | None = None
+    numbers: dict[str, float] = field(default_factory=dict)
+    status_wait: tuple[float, float] | None = None
+    send_shape: tuple[str | None] | None = None
+    proxy: tuple[int, bool, int] | None = None
+    timelock: tuple[str, float | None, str] | None = None
+    stop: tuple[str, int, str, float | None] | None = None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> _FaultPlan:
+        plan = cls()
+        for chat_id, spec in dict(body.get("fail_chat_ids") or {}).items():
+            spec = spec if isinstance(spec, dict) else {"message": spec}
+            status = int(spec.get("status") or 400)
+            if not 400 <= status <= 599:
+                raise ValueError("a chat's status must be a 4xx or 5xx")
+            plan.fail_chats.append((str(chat_id), str(spec.get("message") or "") or None, status))
+        fail_next = body.get("fail_next")
+        if fail_next is not None:
+            if not isinstance(fail_next, dict):
+                fail_next = {"count": fail_next}
+            message = str(fail_next.get("message") or CONNECTION_CLOSED)
+            plan.fail_next = (int(fail_next["count"]), message, fail_next.get("data"))
+        plan.numbers = {
+            k: _non_negative(body[k], k)
+            for k in ("latency", "hang", "drop_after_record")
+            if k in body
+        }
+        wait = body.get("status_wait")
+        if wait is not None:
+            wait = wait if isinstance(wait, dict) else {"seconds": wait}
+            poll = _non_negative(wait.get("poll", 0.5), "poll")
+            if poll <= 0:
+                raise ValueError("poll must be > 0")
+            plan.status_wait = (_non_negative(wait["seconds"], "status_wait"), poll)
+        if "send_shape" in body:
+            shape = body["send_shape"]
+            if shape is not None and shape not in SEND_SHAPES:
+                raise ValueError(f"send_shape must be one of {', '.join(SEND_SHAPES)} or null")
+            plan.send_shape = (shape,)
+        proxy = body.get("proxy_error")
+        if proxy is not None:
+            proxy = proxy if isinstance(proxy, dict) else {"status": proxy}
+            status = int(proxy["status"])
+            if status not in PROXY_STATUSES:
+                raise ValueError(f"proxy_error status must be one of {PROXY_STATUSES}")
+            plan.proxy = (status, bool(proxy.get("after_record", True)), int(proxy.get("count", 1)))
+        lock = body.get("timelock")
+        if lock is not None:
+            until = lock.get("until")
+            plan.timelock = (
+                str(lock["session"]),
+                None if until is None else _non_negative(until, "until"),
+                str(lock.get("type") or "DEFAULT"),
+            )
+        after = body.get("stop_after")
+        if after is not None:
+            for_seconds = after.get("for_seconds")
+            plan.stop = (
+                str(after["session"]),
+                int(after["sends"]),
+                str(after.get("status") or "STOPPED"),
+                None if for_seconds is None else _non_negative(for_seconds, "for_seconds"),
+            )
+            if plan.stop[2] not in STATUSES:
+                raise ValueError(f"stop_after status must be one of {', '.join(STATUSES)}")
+        return plan
+
+    def sessions(self) -> list[str]:
+        """The sessions the plan names, which must exist."""
+        return [t[0] for t in (self.timelock, self.stop) if t is not None]
+
+    def apply(self, st: SimState) -> None:
+        for chat_id, message, status in self.fail_chats:
+            st.fail_chat(chat_id, message, status)
+        if self.fail_next is not None:
+            count, message, data = self.fail_next
+            st.fail_next_sends(count, message, data=data)
+        if "latency" in self.numbers:
+            st.set_latency(self.numbers["latency"])
+        if "hang" in self.numbers:
+            st.set_hang(self.numbers["hang"])
+        if "drop_after_record" in self.numbers:
+            st.drop_after_record(int(self.numbers["drop_after_record"]))
+        if self.status_wait is not None:
+            st.status_wait(*self.status_wait)
+        if self.send_shape is not None:
+            st.send_shape(self.send_shape[0])
+        if self.proxy is not None:
+            status, after_record, count = self.proxy
+            st.proxy_error(status, after_record=after_record, count=count)
+        if self.timelock is not None:
+            st.timelock(*self.timelock)
+        if self.stop is not None:
+            name, sends, status, for_seconds = self.stop
+            st.stop_after(name, sends, status, for_seconds=for_seconds)
+
+
+def _non_negative(value: Any, what: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{what} must be a number >= 0")
+    return number
 
 
 async def _body(request: Request) -> dict[str, Any]:

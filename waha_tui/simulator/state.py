@@ -12,8 +12,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-ERROR_463 = "2 UNKNOWN: server returned error 463"
+# Account-level engine errors, worded as WAHA's 500s carry them (NOTES.md section 9).
+ERROR_463 = "2 UNKNOWN: server returned error 463"  # GOWS: the reach-out timelock
+CONNECTION_CLOSED = "Connection Closed"  # NOWEB (#531)
+RATE_OVERLIMIT = "rate-overlimit"  # NOWEB, with `data: 429` (#619)
 STATUSES = ("STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED")
+TIERS = ("PLUS", "CORE")
+ENGINES = ("NOWEB", "WEBJS")
+SEND_SHAPES = ("noweb", "baileys", "webjs", "empty")
+PROXY_STATUSES = (413, 502, 504)
+
+
+@dataclass
+class ChatFault:
+    """How sends to one chat fail: WAHA's NestJS 4xx, or its 500 for an engine error."""
+
+    status: int
+    message: str
 
 
 @dataclass
@@ -29,8 +44,21 @@ class SimSession:
     pairing_code: str | None = None
     stop_after: int | None = None  # flip to `stop_status` after this many more sends
     stop_status: str = "STOPPED"
+    stop_for: float | None = None  # ... and come back by itself after this long
+    # When a flapped session goes back to STARTING (then WORKING), on the monotonic clock.
+    recover_at: float | None = None
+    # The reach-out timelock's end (epoch seconds; None: never seen one).
+    timelock_until: float | None = None
+    timelock_type: str = "DEFAULT"
+    chats: set[str] = field(default_factory=set)  # chats this account has written to
 
     def settle(self, now: float) -> None:
+        if self.recover_at is not None and now >= self.recover_at:
+            # The flap is over: the engine reconnected by itself.
+            self.recover_at = None
+            self.authenticated = True
+            self.status = "WORKING"
+            self.starting_until = None
         until = self.starting_until
         if self.status == "STARTING" and until is not None and now >= until:
             self.status = "WORKING" if self.authenticated else "SCAN_QR_CODE"
@@ -41,10 +69,21 @@ class SimSession:
     def new_qr(self) -> None:
         self.qr_value = f"2@{secrets.token_urlsafe(24)},{secrets.token_urlsafe(12)},{self.name}"
 
+    def timelocked(self, now_epoch: float) -> bool:
+        return self.timelock_until is not None and now_epoch < self.timelock_until
+
     def me(self) -> dict[str, Any] | None:
         if self.status != "WORKING" or not self.authenticated:
             return None
-        return {"id": f"{self.phone}@c.us", "pushName": self.push_name}
+        info: dict[str, Any] = {"id": f"{self.phone}@c.us", "pushName": self.push_name}
+        if self.timelock_until is not None:
+            # WAHA >= 2026 (MeInfo.reachoutTimelock); absent until one was seen.
+            info["reachoutTimelock"] = {
+                "enforcementType": self.timelock_type,
+                "isActive": self.timelocked(time.time()),
+                "timeEnforcementEnds": self.timelock_until,
+            }
+        return info
 
 
 @dataclass
@@ -71,12 +110,21 @@ class SentMessage:
 
 @dataclass
 class Faults:
-    fail_chat_ids: dict[str, str] = field(default_factory=dict)  # chatId -> 500 message
+    fail_chat_ids: dict[str, ChatFault] = field(default_factory=dict)
     fail_next: int = 0
-    fail_next_message: str = "Connection Closed"
+    fail_next_message: str = CONNECTION_CLOSED
+    fail_next_data: Any = None
     latency: float = 0.0
     hang: float = 0.0  # seconds a send hangs before answering (beyond the client timeout)
     drop_after_record: int = 0  # next N sends: record, then drop the connection
+    # A message route on a session that is not in the status it needs: WAHA polls every
+    # `status_poll` s for `status_wait` s before its 422 (5.0 and 0.5 on a real server).
+    status_wait: float = 0.0
+    status_poll: float = 0.5
+    send_shape: str | None = None  # None: the engine's own (NOWEB: WAMessage)
+    proxy_status: int = 0  # a proxy's HTML page answers the next `proxy_count` sends
+    proxy_count: int = 0
+    proxy_after_record: bool = True
 
 
 class SimState:
@@ -88,12 +136,20 @@ class SimState:
         message_ids: bool = True,
         start_delay: float = 0.3,
         version: str = "2026.7.2",
+        tier: str = "PLUS",
+        engine: str = "NOWEB",
     ) -> None:
+        if tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}")
         self._lock = threading.RLock()
         self.api_key = api_key
         self.message_ids = message_ids
         self.start_delay = start_delay
         self.version = version
+        self.tier = tier
+        self.engine = engine
         self.sessions: dict[str, SimSession] = {}
         self.messages: list[SentMessage] = []
         self._by_id: dict[str, SentMessage] = {}
@@ -106,9 +162,16 @@ class SimState:
     def lock(self) -> threading.RLock:
         return self._lock
 
+    @property
+    def core(self) -> bool:
+        """WAHA Core: one session, named 'default'."""
+        return self.tier == "CORE"
+
     # -- sessions ----------------------------------------------------------------------
 
     def add_session(self, name: str, status: str = "WORKING") -> SimSession:
+        if self.core and name != "default":
+            raise ValueError(f"WAHA Core has only the session 'default', not {name!r}")
         with self._lock:
             sess = SimSession(name=name, status=status, authenticated=status == "WORKING")
             if status == "SCAN_QR_CODE":
@@ -129,6 +192,7 @@ class SimState:
             sess = self.sessions.get(name) or self.add_session(name, status)
             sess.status = status
             sess.starting_until = None
+            sess.recover_at = None
             if status == "WORKING":
                 sess.authenticated = True
             if status == "SCAN_QR_CODE":
@@ -141,6 +205,7 @@ class SimState:
             if sess.status in ("STOPPED", "FAILED"):
                 sess.status = "STARTING"
                 sess.starting_until = time.monotonic() + self.start_delay
+                sess.recover_at = None
             return sess
 
     def stop(self, name: str) -> SimSession:
@@ -148,15 +213,24 @@ class SimState:
             sess = self.sessions[name]
             sess.status = "STOPPED"
             sess.starting_until = None
+            sess.recover_at = None
             return sess
 
     def logout(self, name: str) -> SimSession:
+        """Forget the pairing; like WAHA, a session that was running starts again (and goes
+        on to SCAN_QR_CODE)."""
         with self._lock:
             sess = self.sessions[name]
+            sess.settle(time.monotonic())
+            running = sess.status != "STOPPED"
             sess.authenticated = False
-            sess.status = "STOPPED"
-            sess.starting_until = None
-            return sess
+            self.stop(name)
+            return self.start(name) if running else sess
+
+    def delete(self, name: str) -> None:
+        """Stop, log out and forget the session (idempotent, as WAHA's DELETE is)."""
+        with self._lock:
+            self.sessions.pop(name, None)
 
     def scan(self, name: str) -> None:
         """What the phone does when it scans the QR code (or enters the pairing code)."""
@@ -165,33 +239,72 @@ class SimState:
             sess.authenticated = True
             sess.status = "WORKING"
             sess.starting_until = None
+            sess.recover_at = None
 
-    def stop_after(self, name: str, sends: int, status: str = "STOPPED") -> None:
+    def stop_after(
+        self, name: str, sends: int, status: str = "STOPPED", *, for_seconds: float | None = None
+    ) -> None:
         """Flip the session to `status` (STOPPED) right after its next `sends` accepted
-        messages."""
+        messages. With `for_seconds`, it comes back to WORKING by itself after that long: a
+        flap, as NOWEB's reconnects are (`status="STARTING", for_seconds=3`)."""
         with self._lock:
             sess = self.sessions[name]
             sess.stop_status = status
+            sess.stop_for = for_seconds
             if sends <= 0:
-                sess.status = status
-                sess.starting_until = None
                 sess.stop_after = None
+                self._flip(sess)
             else:
                 sess.stop_after = sends
 
+    def _flip(self, sess: SimSession) -> None:
+        sess.status = sess.stop_status
+        sess.starting_until = None
+        sess.stop_after = None
+        if sess.stop_for is not None:
+            sess.recover_at = time.monotonic() + sess.stop_for
+            sess.stop_for = None
+
+    def timelock(
+        self, name: str, until_epoch: float | None, enforcement_type: str = "DEFAULT"
+    ) -> None:
+        """WhatsApp's reach-out timelock on this account until `until_epoch` (epoch seconds;
+        None lifts it and forgets it). While active, a send to a chat the account never
+        wrote to answers WAHA's 500 with error 463, and `me.reachoutTimelock` says when it
+        ends."""
+        with self._lock:
+            sess = self.sessions[name]
+            sess.timelock_until = until_epoch
+            sess.timelock_type = enforcement_type
+
     # -- faults ------------------------------------------------------------------------
 
-    def fail_chat(self, chat_id: str, message: str = ERROR_463) -> None:
-        """Answer sends to this chat with a 500 carrying `message` (WhatsApp's 463 by default)."""
+    def fail_chat(self, chat_id: str, message: str | None = None, status: int = 400) -> None:
+        """Sends to this chat fail as one bad recipient does: a 400 by default (NestJS's
+        `{statusCode, message, error}`), or with `status=500` WAHA's engine-error body.
+        Account-level errors (463, Connection Closed) belong to `fail_next_sends` and
+        `timelock`, not here."""
         if "@" not in chat_id:
             chat_id += "@c.us"  # as WAHA's ensureSuffix does to the sends themselves
+        if not 400 <= status <= 599:
+            raise ValueError("status must be a 4xx or 5xx")
+        text = message or (
+            f"Invalid chatId '{chat_id}': not a WhatsApp account"
+            if status < 500
+            else CONNECTION_CLOSED
+        )
         with self._lock:
-            self.faults.fail_chat_ids[chat_id] = message
+            self.faults.fail_chat_ids[chat_id] = ChatFault(status, text)
 
-    def fail_next_sends(self, count: int, message: str = "Connection Closed") -> None:
+    def fail_next_sends(
+        self, count: int, message: str = CONNECTION_CLOSED, *, data: Any = None
+    ) -> None:
+        """The next `count` sends answer WAHA's 500 (its exception-filter body) carrying
+        `message`; `data` is Boom's extra field (rate-overlimit carries 429)."""
         with self._lock:
             self.faults.fail_next = count
             self.faults.fail_next_message = message
+            self.faults.fail_next_data = data
 
     def set_latency(self, seconds: float) -> None:
         with self._lock:
@@ -205,6 +318,34 @@ class SimState:
         with self._lock:
             self.faults.drop_after_record = count
 
+    def status_wait(self, seconds: float = 5.0, poll: float = 0.5) -> None:
+        """Answer a message route's 422 (session not in the status it needs) only after
+        polling the status for `seconds`, as WAHA does; 0 turns it off (the default)."""
+        if seconds < 0 or poll <= 0:
+            raise ValueError("seconds must be >= 0 and poll > 0")
+        with self._lock:
+            self.faults.status_wait = seconds
+            self.faults.status_poll = poll
+
+    def send_shape(self, shape: str | None) -> None:
+        """The body of a successful send, as each engine words it: "noweb" (WAHA's
+        WAMessage), "baileys" (raw `{key: {id}}`), "webjs" (`_data.id._serialized`),
+        "empty" (201 with no body, WEBJS 2025.6.5); None: the engine's own."""
+        if shape is not None and shape not in SEND_SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SEND_SHAPES)}")
+        with self._lock:
+            self.faults.send_shape = shape
+
+    def proxy_error(self, status: int, *, after_record: bool = True, count: int = 1) -> None:
+        """A reverse proxy's HTML page (413, 502, 504) answers the next `count` sends:
+        after WAHA accepted the message (`after_record`: it WAS sent) or before (not sent)."""
+        if status not in PROXY_STATUSES:
+            raise ValueError(f"status must be one of {PROXY_STATUSES}")
+        with self._lock:
+            self.faults.proxy_status = status
+            self.faults.proxy_count = count
+            self.faults.proxy_after_record = after_record
+
     def require_api_key(self, key: str | None) -> None:
         with self._lock:
             self.api_key = key
@@ -214,6 +355,8 @@ class SimState:
             self.faults = Faults()
             for sess in self.sessions.values():
                 sess.stop_after = None
+                sess.stop_for = None
+                sess.timelock_until = None
 
     # -- messages ----------------------------------------------------------------------
 
@@ -236,11 +379,12 @@ class SimState:
             self.messages.append(msg)
             self._by_id[full_id] = msg
             sess = self.sessions.get(session)
+            if sess:
+                sess.chats.add(chat_id)
             if sess and sess.stop_after is not None:
                 sess.stop_after -= 1
                 if sess.stop_after <= 0:
-                    sess.status = sess.stop_status
-                    sess.stop_after = None
+                    self._flip(sess)
             return msg, True
 
     def sent(self, session: str | None = None) -> list[SentMessage]:
@@ -253,4 +397,6 @@ class SimState:
             self.messages.clear()
             self._by_id.clear()
             self.typing.clear()
+            for sess in self.sessions.values():
+                sess.chats.clear()
             self.clear_faults()

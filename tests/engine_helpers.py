@@ -203,6 +203,7 @@ def reset_simulator(server: SimulatorServer) -> SimulatorServer:
         state.reset()
         state.api_key = None
         state.message_ids = True
+        state.tier, state.engine = "PLUS", "NOWEB"
         state.sessions.clear()
         state.add_session("default", "WORKING")
     return server

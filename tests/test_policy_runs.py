@@ -8,8 +8,10 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from engine_helpers import (
     FakeClock,
@@ -17,14 +19,16 @@ from engine_helpers import (
     fast_config,
     make_campaign,
     module_simulator,
+    phone,
     reset_simulator,
 )
 
 from waha_tui import events as ev
 from waha_tui.runner import Clock, RunnerPool
 from waha_tui.simulator import SimState, SimulatorServer
+from waha_tui.simulator.state import CONNECTION_CLOSED, ERROR_463, RATE_OVERLIMIT
 from waha_tui.status import CampaignStatus, RecipientStatus
-from waha_tui.store import Store
+from waha_tui.store import Store, StoreError
 from waha_tui.waha import WahaClient
 
 S = CampaignStatus
@@ -240,3 +244,169 @@ async def test_5_a_write_lock_held_past_the_timeout_pauses_resumably_and_nothing
             assert unknown == []  # with ids nothing is left in doubt
     finally:
         store.close()
+
+
+# -- 1. a 404 on a message route is followed by a look at the session ----------------------
+
+
+async def test_1_a_404_on_a_send_asks_for_the_session_and_words_the_pause_from_it(
+    store: Store, client: WahaClient, state: SimState
+) -> None:
+    cid = make_campaign(store, 4)
+    state.stop_after("default", 2, status="STOPPED")  # stopped between two sends
+    end = await run(store, client, cid, session_check_interval=1e9)
+    assert isinstance(end, ev.Paused) and end.next_index == 2
+    assert end.reason.startswith("session 'default' is STOPPED: start it")
+    assert statuses(store, cid) == [RS.SENT, RS.SENT, RS.PENDING, RS.PENDING]
+    assert store.get_campaign(cid).failed == 0
+
+
+async def test_1_on_core_a_campaign_on_another_session_pauses_untouched(
+    store: Store, client: WahaClient, state: SimState
+) -> None:
+    state.tier = "CORE"
+    cid = make_campaign(store, 3, session="sales")
+    end = await run(store, client, cid)
+    assert isinstance(end, ev.Paused)
+    assert end.reason.startswith("WAHA has no session named 'sales'")
+    assert [r.attempts for r in store.recipients(cid)] == [0, 0, 0]
+    assert state.sent() == []
+
+
+# -- 2. errors of the account pause, and no recipient is failed for them -------------------
+
+ACCOUNT_ERRORS = {
+    "463": (lambda s: s.fail_next_sends(1, ERROR_463), "reach-out timelock"),
+    "connection-closed": (lambda s: s.fail_next_sends(1, CONNECTION_CLOSED), "Connection Closed"),
+    "rate-overlimit": (
+        lambda s: s.fail_next_sends(1, RATE_OVERLIMIT, data=429),
+        "rate limit",
+    ),
+    "401": (lambda s: s.require_api_key("rotated"), "refused the API key"),
+    "proxy-413": (lambda s: s.proxy_error(413, after_record=False), "too large"),
+    "429": (lambda s: s.fail_chat(phone(2), "Too Many Requests", status=429), "HTTP 429"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(ACCOUNT_ERRORS))
+async def test_2_an_account_or_network_error_pauses_with_none_failed_and_resume_completes(
+    store: Store, client: WahaClient, state: SimState, fault: str
+) -> None:
+    inject, words = ACCOUNT_ERRORS[fault]
+    cid = make_campaign(store, 5, delay_min=1.0, delay_max=1.0)
+
+    def after_two(_seconds: float) -> None:
+        if len(state.sent()) == 2 and not getattr(after_two, "done", False):
+            after_two.done = True  # type: ignore[attr-defined]
+            inject(state)
+
+    end = await run(store, client, cid, clock=FakeClock(on_wait=after_two))
+    assert isinstance(end, ev.Paused), end
+    assert words in end.reason and end.next_index == 2
+    camp = store.get_campaign(cid)
+    assert (camp.status, camp.sent, camp.failed, camp.unknown) == (S.PAUSED, 2, 0, 0)
+    assert statuses(store, cid) == [RS.SENT] * 2 + [RS.PENDING] * 3
+
+    state.clear_faults()
+    state.require_api_key(None)
+    end = await run(store, client, cid)
+    assert isinstance(end, ev.Completed) and (end.sent, end.failed) == (5, 0)
+    chats = [m.chat_id for m in state.sent()]
+    assert sorted(chats) == sorted({r.chat_id for r in store.recipients(cid)})  # each once
+
+
+async def test_2_a_463_pause_says_when_the_timelock_ends(
+    store: Store, client: WahaClient, state: SimState
+) -> None:
+    ends = int(time.time()) + 3 * 3600
+    cid = make_campaign(store, 3)
+    state.timelock("default", ends)
+    end = await run(store, client, cid)
+    assert isinstance(end, ev.Paused) and end.next_index == 0
+    when = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%d %H:%M")
+    assert "reach-out timelock" in end.reason and f"ends {when} UTC" in end.reason
+    assert store.get_campaign(cid).failed == 0 and state.sent() == []
+
+
+# -- 3. a gateway error after WAHA accepted the message --------------------------------------
+
+
+@pytest.mark.parametrize("status", [502, 504])
+@pytest.mark.parametrize("ids", [True, False], ids=["with-ids", "without-ids"])
+async def test_3_a_gateway_error_after_the_send_is_ambiguous_never_failed_never_twice(
+    store: Store, client: WahaClient, state: SimState, status: int, ids: bool
+) -> None:
+    state.message_ids = ids
+    cid = make_campaign(store, 4)
+    state.proxy_error(status, after_record=True)  # the first message did go out
+    end = await run(store, client, cid)
+    assert isinstance(end, ev.Completed), end
+    recs = store.recipients(cid)
+    assert all(r.status != RS.FAILED for r in recs)
+    if ids:
+        # Re-sent with the same id: WhatsApp (the simulator) keeps one.
+        assert (end.sent, end.unknown) == (4, 0)
+    else:
+        assert (end.sent, end.unknown) == (3, 1) and recs[0].status == RS.UNKNOWN
+    chats = [m.chat_id for m in state.sent()]
+    assert len(chats) == len(set(chats)) == 4
+
+    # The operator's `retry --failed` has nothing to re-send: nobody was counted failed.
+    with pytest.raises(StoreError, match="has no failed recipients to retry"):
+        store.retry_recipients(cid, [RS.FAILED])
+
+
+async def test_3_a_retried_unknown_recipient_keeps_its_id_and_is_delivered_once(
+    store: Store, client: WahaClient, state: SimState
+) -> None:
+    cid = make_campaign(store, 2)
+    state.proxy_error(504, after_record=True)
+    # The retry of the ambiguous send is refused: in doubt, it becomes `unknown`.
+    clock = FakeClock(on_wait=lambda _s: state.fail_chat(phone(0)))
+    end = await run(store, client, cid, clock=clock)
+    assert isinstance(end, ev.Completed) and end.unknown == 1
+    first = store.recipients(cid)[0]
+    assert first.status == RS.UNKNOWN and first.message_id
+
+    state.clear_faults()
+    assert store.retry_recipients(cid, [RS.UNKNOWN]) == 1
+    again = store.recipients(cid)[0]
+    assert (again.status, again.message_id) == (RS.PENDING, first.message_id)  # id kept
+    end = await run(store, client, cid)
+    assert isinstance(end, ev.Completed) and (end.sent, end.unknown) == (2, 0)
+    assert [m.chat_id for m in state.sent()].count(f"{phone(0)}@c.us") == 1
+
+
+# -- 7. an engine without pre-generated ids is asked once ----------------------------------
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """The real socket transport, counting requests by path."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.paths: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_7_webjs_answers_new_message_id_with_422_once_and_is_remembered(
+    store: Store, sim_server: SimulatorServer, state: SimState
+) -> None:
+    state.engine = "WEBJS"
+    transport = CountingTransport()
+    async with WahaClient(sim_server.url, transport=transport) as client:
+        cid = make_campaign(store, 5)
+        end = await run(store, client, cid)
+        assert isinstance(end, ev.Completed) and (end.sent, end.failed) == (5, 0)
+        assert transport.paths.count("/api/default/new-message-id") == 1
+        assert client.message_ids("default") is False
+        second = make_campaign(store, 3)
+        assert isinstance(await run(store, client, second), ev.Completed)
+    assert transport.paths.count("/api/default/new-message-id") == 1  # still once
+    assert transport.paths.count("/api/sendText") == 8

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from engine_helpers import module_simulator, reset_simulator
 
 from waha_tui.runner.policy import (
     Budget,
@@ -32,7 +33,8 @@ from waha_tui.runner.policy import (
     after_session_check,
     decide,
 )
-from waha_tui.waha import WahaClient
+from waha_tui.simulator import SimulatorServer
+from waha_tui.waha import Timeouts, WahaClient
 from waha_tui.waha.client import SessionInfo
 from waha_tui.waha.errors import (
     NoAnswer,
@@ -247,3 +249,155 @@ async def test_a_recorded_error_is_classified_and_decided_as_the_table_says(name
         assert expect.words in text, (each, text)
         if isinstance(verdict, Retry):
             assert verdict.kind == expect.kind
+
+
+# -- every simulator fault, through the real client on a real socket ------------------------
+
+SIM_FAULTS: dict[str, tuple[Callable[[Any], None], str, dict[Op, tuple[type, str]]]] = {
+    # name: (set the fault, the call, {op: (verdict, words in its reason)})
+    "fail_chat (one bad recipient)": (
+        lambda s: s.fail_chat(CHAT),
+        "send",
+        {Op.SEND: (FailRecipient, "HTTP 400"), Op.SEND_WITH_ID: (FailRecipient, "HTTP 400")},
+    ),
+    "fail_chat status=500": (
+        lambda s: s.fail_chat(CHAT, status=500),
+        "send",
+        {Op.SEND: (Pause, "Connection Closed")},
+    ),
+    "fail_next 463": (
+        lambda s: s.fail_next_sends(1, "2 UNKNOWN: server returned error 463"),
+        "send",
+        {Op.SEND: (Pause, "reach-out timelock"), Op.SEND_WITH_ID: (Pause, "error 463")},
+    ),
+    "fail_next Connection Closed": (
+        lambda s: s.fail_next_sends(1, "Connection Closed"),
+        "send",
+        {Op.SEND: (Pause, "closed the connection")},
+    ),
+    "fail_next rate-overlimit": (
+        lambda s: s.fail_next_sends(1, "rate-overlimit", data=429),
+        "send",
+        {Op.SEND: (Pause, "rate limit")},
+    ),
+    "timelock": (
+        lambda s: s.timelock("default", 4102444800),  # 2100-01-01
+        "send",
+        {Op.SEND: (Pause, "ends 2100-01-01 00:00 UTC")},
+    ),
+    "proxy 413 before WAHA": (
+        lambda s: s.proxy_error(413, after_record=False),
+        "send",
+        {Op.SEND: (Pause, "too large")},
+    ),
+    "proxy 502 after the send": (
+        lambda s: s.proxy_error(502, after_record=True),
+        "send",
+        {Op.SEND: (Unknown, "HTTP 502"), Op.SEND_WITH_ID: (Retry, "HTTP 502")},
+    ),
+    "proxy 504 before WAHA": (
+        lambda s: s.proxy_error(504, after_record=False),
+        "send",
+        {Op.SEND: (Unknown, "HTTP 504"), Op.SEND_WITH_ID: (Retry, "HTTP 504")},
+    ),
+    "hang past the timeout": (
+        lambda s: s.set_hang(1.0),
+        "send",
+        {Op.SEND: (Unknown, "may have been sent"), Op.SEND_WITH_ID: (Retry, "no answer")},
+    ),
+    "drop after recording": (
+        lambda s: s.drop_after_record(1),
+        "send",
+        {Op.SEND: (Unknown, "connection was lost")},
+    ),
+    "api key rotated": (
+        lambda s: s.require_api_key("rotated"),
+        "send",
+        {Op.SEND: (Pause, "WAHA_API_KEY"), Op.SESSION: (Pause, "WAHA_API_KEY")},
+    ),
+    "session STOPPED": (
+        lambda s: s.set_status("default", "STOPPED"),
+        "send",
+        {Op.SEND: (Pause, "is STOPPED: start it"), Op.TYPING: (Proceed, "typing skipped")},
+    ),
+    "session STARTING (status wait)": (
+        lambda s: (s.set_status("default", "STARTING"), s.status_wait(0.2, 0.05)),
+        "send",
+        {Op.SEND: (Retry, "waiting for session 'default' (STARTING)")},
+    ),
+    "session FAILED": (
+        lambda s: s.set_status("default", "FAILED"),
+        "send",
+        {Op.SEND: (Retry, "waiting for session 'default' (FAILED)")},
+    ),
+    "session SCAN_QR_CODE": (
+        lambda s: s.set_status("default", "SCAN_QR_CODE"),
+        "send",
+        {Op.SEND: (Pause, "scan the QR code")},
+    ),
+    "Core tier, another session": (
+        lambda s: setattr(s, "tier", "CORE"),
+        "send sales",
+        {Op.SEND: (Pause, "will not send on session 'sales'")},
+    ),
+    "Core tier, asking for another session": (
+        lambda s: setattr(s, "tier", "CORE"),
+        "session sales",
+        {Op.SESSION: (Pause, "no session named 'sales'")},
+    ),
+    "a missing session": (lambda s: None, "session nosuch", {Op.SESSION: (Pause, "create it")}),
+    "WEBJS: no pre-generated ids": (
+        lambda s: setattr(s, "engine", "WEBJS"),
+        "newid",
+        {Op.NEW_ID: (Proceed, "hands out no message ids")},
+    ),
+    "a server before 2026.4.3: no id route": (
+        lambda s: setattr(s, "message_ids", False),
+        "newid",
+        {Op.NEW_ID: (Proceed, "hands out no message ids")},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def fault_server() -> Iterator[SimulatorServer]:
+    yield from module_simulator()
+
+
+@pytest.mark.parametrize("name", sorted(SIM_FAULTS))
+async def test_every_simulator_fault_gets_its_verdict(
+    name: str, fault_server: SimulatorServer
+) -> None:
+    state = reset_simulator(fault_server).state
+    inject, call, expected = SIM_FAULTS[name]
+    inject(state)
+    timeouts = Timeouts(connect=1.0, read=0.6, write=1.0, pool=1.0)
+    async with WahaClient(fault_server.url, timeouts=timeouts) as client:
+        what, _, session = call.partition(" ")
+        session = session or "default"
+        run: Callable[[], Awaitable[Any]] = {
+            "send": lambda: client.send_text(session, CHAT, "hi"),
+            "session": lambda: client.get_session(session),
+            "newid": lambda: client.new_message_id(session),
+        }[what]
+        with pytest.raises(WahaError) as info:
+            await run()
+        error = info.value
+        for op, (kind, words) in expected.items():
+            verdict = decide(op, error, session=session, budget=Budget())
+            if isinstance(verdict, Pause) and verdict.ask_session:
+                # As the runner does: ask WAHA for the session; if that fails too, the
+                # first verdict stands.
+                try:
+                    about: SessionInfo | None = await client.get_session(session)
+                except SessionMissing:
+                    about = None
+                except WahaError:
+                    about = SessionInfo(session, "UNKNOWN")
+                    verdict = Pause(verdict.reason)
+                if verdict.ask_session:
+                    verdict = after_session_check(op, verdict, error, about, budget=Budget())
+            assert type(verdict) is kind, (op, verdict)
+            text = getattr(verdict, "reason", None) or getattr(verdict, "note", "")
+            assert words in text, (op, text)
+    state.reset()

@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ from engine_helpers import (
     FakeClock,
     Recorder,
     fast_config,
+    force,
     make_campaign,
     module_simulator,
     phone,
@@ -24,6 +25,7 @@ from engine_helpers import (
 )
 
 from waha_tui import events as ev
+from waha_tui.models import utcnow
 from waha_tui.runner import Clock, RunnerPool
 from waha_tui.simulator import SimState, SimulatorServer
 from waha_tui.simulator.state import CONNECTION_CLOSED, ERROR_463, RATE_OVERLIMIT
@@ -410,3 +412,27 @@ async def test_7_webjs_answers_new_message_id_with_422_once_and_is_remembered(
         assert isinstance(await run(store, client, second), ev.Completed)
     assert transport.paths.count("/api/default/new-message-id") == 1  # still once
     assert transport.paths.count("/api/sendText") == 8
+
+
+# -- the runner as a package: a lease taken over stops the run before its next send --------
+
+
+async def test_a_heartbeat_that_finds_the_lease_taken_stops_the_run_before_its_next_send(
+    store: Store, client: WahaClient, state: SimState
+) -> None:
+    cid = make_campaign(store, 10)
+    state.set_latency(0.4)  # each send takes a while: the heartbeat beats during it
+    pool = RunnerPool(
+        store, client, config=fast_config(clock=Clock(), lease_seconds=0.3, poll_interval=0.05)
+    )
+    await pool.start(cid)
+    while not state.sent():
+        await asyncio.sleep(0.01)
+    # Another host decides this run is dead and takes the campaign (as after a lapse).
+    force(store, cid, lease_owner="other-host:1:x", lease_until=utcnow() + timedelta(minutes=5))
+    taken_at = len(state.sent())
+    end = await asyncio.wait_for(pool.wait(cid), 10)
+    assert isinstance(end, ev.Paused) and end.reason == "taken over by another runner"
+    assert len(state.sent()) <= taken_at + 1  # at most the send already on the wire
+    camp = store.get_campaign(cid)
+    assert (camp.status, camp.lease_owner) == (S.RUNNING, "other-host:1:x")  # untouched

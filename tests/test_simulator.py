@@ -1148,3 +1148,18 @@ def test_control_new_faults_reject_bad_input(
 def test_control_timelock_unknown_session_is_404(live_http: httpx.Client) -> None:
     resp = post_faults(live_http, timelock={"session": "ghost", "until": 1})
     assert resp.status_code == 404 and "ghost" in resp.json()["message"]
+
+
+async def test_stop_delay_as_recorded() -> None:
+    """18_session_stop answered after ~3 s: the simulator can wait too (scaled here)."""
+    assert recorded("18_session_stop")["seconds"] >= 3.0
+    state = SimState(stop_delay=3.0 / SCALE)
+    transport = httpx.ASGITransport(app=Simulator(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://waha.test") as client:
+        started = time.monotonic()
+        stopped = await client.post("/api/sessions/default/stop")
+        assert stopped.json()["status"] == "STOPPED"
+        assert time.monotonic() - started >= 3.0 / SCALE
+        started = time.monotonic()
+        await client.post("/api/sessions/default/stop")  # not running: nothing to wait for
+        assert time.monotonic() - started < 3.0 / SCALE

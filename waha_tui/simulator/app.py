@@ -450,8 +450,9 @@ class Simulator:
             sess = self.state.get(name)
             if sess is None:
                 return _session_not_found()
+            running = sess.status != "STOPPED"
             if action == "start":
-                if sess.status != "STOPPED":
+                if running:
                     return _unprocessable(f"Session '{name}' is already started.")  # 19e
                 sess = self.state.start(name)
             elif action == "stop":
@@ -461,7 +462,10 @@ class Simulator:
             else:
                 self.state.stop(name)
                 sess = self.state.start(name)
-            return _json(session_dto(sess, self.state.engine), 201)
+            answer = _json(session_dto(sess, self.state.engine), 201)
+        if running and self.state.stop_delay:
+            await asyncio.sleep(self.state.stop_delay)  # WAHA waits for the engine to stop
+        return answer
 
     async def _running(self, name: str, expected: str = "WORKING") -> SimSession | Response:
         """What WAHA does before a message route: Core's one-session rule (422 at once),

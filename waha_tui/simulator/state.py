@@ -135,6 +135,7 @@ class SimState:
         sessions: dict[str, str] | None = None,
         message_ids: bool = True,
         start_delay: float = 0.3,
+        stop_delay: float = 0.0,
         version: str = "2026.7.2",
         tier: str = "PLUS",
         engine: str = "NOWEB",
@@ -147,6 +148,8 @@ class SimState:
         self.api_key = api_key
         self.message_ids = message_ids
         self.start_delay = start_delay
+        # A real stop answers after 3-4 s (18_session_stop); 0 keeps tests fast.
+        self.stop_delay = stop_delay
         self.version = version
         self.tier = tier
         self.engine = engine

@@ -368,15 +368,6 @@ def test_heartbeat_renews_only_its_own_lease(store: Store) -> None:
     assert until is not None and renewed is not None and renewed > until
 
 
-def test_due_campaigns(store: Store) -> None:
-    now = utcnow()
-    past = make_campaign(store, 1, scheduled_at=now - timedelta(days=3))
-    make_campaign(store, 1, scheduled_at=now + timedelta(hours=1))
-    paused = make_campaign(store, 1, scheduled_at=now - timedelta(days=1))
-    store.transition(paused, S.PAUSED)
-    assert [c.id for c in store.due_campaigns(now)] == [past]
-
-
 def test_claimable_campaigns_are_due_on_a_free_session(store: Store) -> None:
     now = utcnow()
     first = make_campaign(store, 1, scheduled_at=now - timedelta(days=2))

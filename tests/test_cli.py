@@ -89,6 +89,16 @@ class Cli:
         assert "Traceback" not in result.stderr + result.stdout
         return lines[0]
 
+    def errors(self, *args: str, **kw: Any) -> list[str]:
+        """Runs a command that must fail with `error: ...` lines and no traceback."""
+        result = self(*args, **kw)
+        assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "Traceback" not in result.stderr + result.stdout
+        lines = result.stderr.strip().splitlines()
+        assert all(line.startswith("error: ") for line in lines), result.stderr
+        return [line.removeprefix("error: ") for line in lines]
+
     def create(self, *args: str) -> int:
         result = self.ok("campaign", "create", *args)
         return int(result.stdout.strip().splitlines()[-1])
@@ -355,6 +365,20 @@ def test_create_refuses_bad_input(cli: Cli, csv5: str, extra: list[str], message
     if "--message" not in extra and "--template" not in extra:
         args += ["--message", "hi"]
     assert message in cli.error(*args)
+    assert cli.json("campaign", "list") == []
+
+
+def test_create_prints_every_refused_field_one_per_line(cli: Cli, csv5: str) -> None:
+    lines = cli.errors(
+        "campaign", "create", "--name", " ", "--contacts", csv5, "--message", "hi",
+        "--at", "tomorrow", "--delay", "9-3", "--session", "",
+    )  # fmt: skip
+    assert lines == [
+        "--name is empty",
+        "--session is empty",
+        "--at 'tomorrow' is not an ISO-8601 date and time, e.g. 2026-12-01T09:30",
+        "--delay '9-3': MIN is larger than MAX",
+    ]
     assert cli.json("campaign", "list") == []
 
 

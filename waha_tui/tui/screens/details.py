@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from waha_tui.errors import UserError
-from waha_tui.models import Campaign, Recipient
+from waha_tui.models import Campaign
 from waha_tui.service import CampaignService
 from waha_tui.status import CampaignStatus
 from waha_tui.tui.format import local_time, progress_cell, recipient_cells, status_cell
@@ -93,7 +91,9 @@ class DetailsScreen(Screen[None]):
             return
         self._loading = True
         try:
-            camp, recipients = await asyncio.to_thread(self._read)
+            camp, recipients = await self.service.campaign_window(
+                self.campaign_id, before_next=50, limit=WINDOW
+            )
         except Exception as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
@@ -104,11 +104,6 @@ class DetailsScreen(Screen[None]):
         self.refresh_bindings()
         table = self.query_one("#recipients", KeyedTable)
         table.sync((str(r.position), recipient_cells(r)) for r in recipients)
-
-    def _read(self) -> tuple[Campaign, list[Recipient]]:
-        camp = self.service.store.get_campaign(self.campaign_id)
-        start = max(0, camp.next_index - 50)
-        return camp, self.service.store.recipients(self.campaign_id, start=start, limit=WINDOW)
 
     def action_back(self) -> None:
         self.app.pop_screen()

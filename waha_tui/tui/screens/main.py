@@ -126,7 +126,7 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(
-            Text(f"WAHA {self.wapp.service.client.base_url}  ·  checking sessions…"), id="waha-line"
+            Text(f"WAHA {self.wapp.service.waha_url}  ·  checking sessions…"), id="waha-line"
         )
         yield Static(Text(BAN_WARNING), id="ban-warning")
         yield Static(Text(self.wapp.banner or ""), id="banner")
@@ -196,7 +196,7 @@ class MainScreen(Screen[None]):
             self._want_full = self._want_full or full
             return
         self._loading = True
-        store = self.wapp.service.store
+        service = self.wapp.service
         try:
             while True:
                 self._dirty = False
@@ -204,13 +204,13 @@ class MainScreen(Screen[None]):
                 self._want_full = False
                 since = self._read_since(full)
                 try:
-                    rows, count = await asyncio.to_thread(store.campaign_rows, since)
+                    rows, count = await service.campaign_rows(since)
                     known = self.campaigns
                     if since is not None and count != len(known) + sum(
                         1 for r in rows if r.id not in known
                     ):
                         since = None  # deleted or late rows: read them all
-                        rows, count = await asyncio.to_thread(store.campaign_rows, None)
+                        rows, count = await service.campaign_rows(None)
                 except Exception as exc:
                     self.notify(str(exc), severity="error", markup=False)
                     return
@@ -415,7 +415,7 @@ class MainScreen(Screen[None]):
         if c is not None:
             line.append(f"#{c.id} ", style="bold")
             line.append_text(status_cell(c.status))
-            if c.status == S.RUNNING and c.lease_owner != self.wapp.service.pool.owner:
+            if c.status == S.RUNNING and not self.wapp.service.runs_here(c.lease_owner):
                 # Another dashboard or `waha-tui run` holds it: shown live, not runnable here.
                 owner = ":".join((c.lease_owner or "?").split(":")[:2])
                 line.append(f" in another process ({owner})", style="cyan")

@@ -16,6 +16,7 @@ from engine_helpers import (
     closed_port,
     fast_config,
     force,
+    force_recipient,
     make_campaign,
     module_simulator,
     phone,
@@ -246,10 +247,21 @@ async def test_resume_of_a_campaign_that_is_not_paused_names_its_status(
 ) -> None:
     cid = make_campaign(service.store, 2)
     force(service.store, cid, status=status)
+    if status == S.FAILED:
+        force(service.store, cid, next_index=2)  # nothing left to send
     before = snapshot(db)
     with pytest.raises(UserError) as info:
         await service.resume(cid)
-    assert str(info.value) == (f"campaign {cid} is {status}: only a Paused campaign can be resumed")
+    if status == S.FAILED:
+        assert str(info.value) == (
+            f"campaign {cid} is Failed with no recipient left to send: `waha-tui campaign "
+            f"retry {cid}` queues its failed or unknown ones again"
+        )
+    else:
+        assert str(info.value) == (
+            f"campaign {cid} is {status}: only a Paused campaign, or a Failed one with "
+            "recipients left to send, can be resumed"
+        )
     assert snapshot(db) == before
     assert state.sent() == []
 
@@ -271,6 +283,60 @@ async def test_resume_of_a_paused_campaign_starts_the_runner_with_that_id(
     camp = await service.campaign(cid)
     assert (camp.status, camp.pause_reason, camp.sent) == (S.COMPLETED, None, 3)
     assert (await service.campaign(other)).status == S.SCHEDULED
+
+
+def failed_with_recipients_left(store: Store, total: int, sent: int) -> int:
+    """A campaign whose run ended Failed (an error of the store, not of its recipients)
+    after `sent` recipients: the rest are still pending."""
+    cid = make_campaign(store, total)
+    for position in range(sent):
+        force_recipient(store, cid, position, status=RS.SENT, message_id=f"true_x_{position}")
+    force(
+        store,
+        cid,
+        status=S.FAILED,
+        sent=sent,
+        next_index=sent,
+        started_at=utcnow(),
+        completed_at=utcnow(),
+        last_error="unexpected error: database is locked",
+    )
+    return cid
+
+
+async def test_a_failed_campaign_with_recipients_left_is_resumed_from_the_next_one(
+    service: CampaignService, state: SimState
+) -> None:
+    cid = failed_with_recipients_left(service.store, 5, 2)
+    run = await service.resume(cid)
+    assert run is not None and run.campaign_id == cid
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Completed)
+    camp = await service.campaign(cid)
+    assert (camp.status, camp.sent, camp.failed, camp.next_index) == (S.COMPLETED, 5, 0, 5)
+    # Only the three left were sent: the two sent before were not sent again.
+    assert [m.chat_id for m in state.sent()] == [f"{phone(i)}@c.us" for i in (2, 3, 4)]
+
+
+async def test_a_failed_campaign_resumed_detached_is_scheduled_and_no_longer_finished(
+    service: CampaignService, state: SimState
+) -> None:
+    cid = failed_with_recipients_left(service.store, 3, 1)
+    assert await service.resume(cid, start=False) is None
+    camp = await service.campaign(cid)
+    assert (camp.status, camp.completed_at, camp.next_index) == (S.SCHEDULED, None, 1)
+    assert service.pool.runs == {} and state.sent() == []
+
+
+async def test_a_failed_campaign_whose_session_is_down_stays_failed(
+    service: CampaignService, state: SimState, db: str
+) -> None:
+    cid = failed_with_recipients_left(service.store, 3, 1)
+    state.set_status("default", "STOPPED")
+    before = snapshot(db)
+    with pytest.raises(UserError, match="session 'default' is STOPPED"):
+        await service.resume(cid)
+    assert snapshot(db) == before
 
 
 async def test_resume_detached_only_marks_it_scheduled(

@@ -248,6 +248,8 @@ ALLOWED = {
     # Added by the crash-safety issue: `campaign retry` reopens a finished campaign.
     (S.COMPLETED, S.PAUSED),
     (S.FAILED, S.PAUSED),
+    # Issue 12: a Failed campaign with recipients left is resumed (here, or elsewhere).
+    (S.FAILED, S.SCHEDULED),
 }
 
 

@@ -16,6 +16,7 @@ from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import Campaign, Recipient
+from waha_tui.status import CampaignStatus
 
 T = TypeVar("T")
 EXIT_PAUSED = 3
@@ -122,6 +123,8 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "started_at": _iso(c.started_at),
         "completed_at": _iso(c.completed_at),
         "pause_reason": c.pause_reason,
+        "waiting_for": c.waiting_for,
+        "waiting_since": _iso(c.waiting_since),
         "last_error": c.last_error,
         "list": c.list_name,
         "image": c.image_path,
@@ -129,6 +132,14 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "auto_resume": c.auto_resume,
         "message": c.template_text,
     }
+
+
+def waiting_text(c: Campaign) -> str | None:
+    """ "waiting for session 'x' (STARTING) since 12:03" while its run waits, else None."""
+    if c.status != CampaignStatus.RUNNING or not c.waiting_for:
+        return None
+    since = f" since {c.waiting_since.astimezone():%H:%M}" if c.waiting_since else ""
+    return f"{c.waiting_for}{since}"
 
 
 def recipient_dict(r: Recipient) -> dict[str, Any]:
@@ -352,6 +363,10 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
             _print_json(data)
             return
         for key, value in data.items():
+            if key == "waiting_since":
+                continue
+            if key == "waiting_for":
+                key, value = "waiting", waiting_text(c)
             typer.echo(f"{key:13} {value if value is not None else '-'}")
 
     _with_service(ctx, go)
@@ -457,7 +472,8 @@ def campaign_resume(
         bool, typer.Option("--detach", help="Only mark it Scheduled for `waha-tui run`.")
     ] = False,
 ) -> None:
-    """Resume a Paused campaign and run it here with a progress bar."""
+    """Resume a Paused campaign, or a Failed one with recipients left, and run it here
+    with a progress bar."""
     cid = _campaign_id(campaign_id)
 
     async def go(service: Any) -> ev.CampaignEvent | None:

@@ -20,7 +20,13 @@ from waha_tui.phones import chat_id_for, check_country
 from waha_tui.render import NAME, placeholders, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.sessions import SessionService
-from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus, TransitionError
+from waha_tui.status import (
+    FINISHED,
+    CampaignStatus,
+    RecipientStatus,
+    TransitionError,
+    can_resume,
+)
 from waha_tui.store import ListInfo, NewRecipient, NotFound, Store, StoreError
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
 
@@ -472,16 +478,25 @@ class CampaignService:
         start: bool = True,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
     ) -> CampaignRun | None:
-        """Check its WAHA session, then run a Paused campaign at once (Paused -> Running).
+        """Check its WAHA session, then run a Paused campaign at once (Paused -> Running),
+        or a Failed one with recipients left (Failed -> Paused -> Running), from its next
+        recipient.
 
         Returns once the runner has started (the caller chooses whether to wait), or None
         when it was only marked Scheduled: with start=False (for a `waha-tui run`
         elsewhere), or when it never started and its scheduled time is still ahead.
         """
         camp = await self._db(self.store.get_campaign, campaign_id)
-        if camp.status != S.PAUSED:
+        if not can_resume(camp.status, camp.next_index, camp.total):
+            if camp.status == S.FAILED:
+                raise UserError(
+                    f"campaign {campaign_id} is Failed with no recipient left to send: "
+                    f"`waha-tui campaign retry {campaign_id}` queues its failed or unknown "
+                    "ones again"
+                )
             raise UserError(
-                f"campaign {campaign_id} is {camp.status}: only a Paused campaign can be resumed"
+                f"campaign {campaign_id} is {camp.status}: only a Paused campaign, or a "
+                "Failed one with recipients left to send, can be resumed"
             )
         info = await self.check_session(camp.session)
         if not info.working:
@@ -493,16 +508,30 @@ class CampaignService:
             and camp.scheduled_at is not None
             and camp.scheduled_at > utcnow()
         )
+        # A Failed campaign is no longer finished once resumed.
+        reopened: dict[str, Any] = {"completed_at": None} if camp.status == S.FAILED else {}
         if not start or not_yet_due:
             # A campaign paused before its start time goes back to waiting for it.
             await self._db(
                 self.store.transition,
                 campaign_id,
                 S.SCHEDULED,
-                expect=(S.PAUSED,),
+                expect=(camp.status,),
                 pause_reason=None,
+                **reopened,
             )
             return None
+        if camp.status == S.FAILED:
+            # The claim takes Paused (or Scheduled) campaigns only; should it be refused
+            # (its session busy elsewhere), the campaign is left Paused: r resumes it.
+            await self._db(
+                self.store.transition,
+                campaign_id,
+                S.PAUSED,
+                expect=(S.FAILED,),
+                pause_reason=None,
+                **reopened,
+            )
         # The claim takes it from Paused to Running in one transaction, so a refusal (its
         # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
         return await self.pool.start(campaign_id, spawn)

@@ -563,6 +563,8 @@ class Store:
         "unknown",
         "next_index",
         "pause_reason",
+        "waiting_for",
+        "waiting_since",
         "last_error",
         "lease_owner",
         "updated_at",

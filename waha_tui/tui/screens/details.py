@@ -13,7 +13,13 @@ from waha_tui.errors import UserError
 from waha_tui.models import Campaign
 from waha_tui.service import CampaignService
 from waha_tui.status import CampaignStatus
-from waha_tui.tui.format import local_time, progress_cell, recipient_cells, status_cell
+from waha_tui.tui.format import (
+    local_time,
+    progress_cell,
+    recipient_cells,
+    status_cell,
+    waiting_cell,
+)
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
@@ -55,6 +61,9 @@ def summary(c: Campaign) -> Table:
     if c.status == CampaignStatus.RUNNING and c.lease_owner:
         owner = ":".join(c.lease_owner.split(":")[:2])
         grid.add_row("Runner", Text(f"process {owner}"), "", "")
+    waiting = waiting_cell(c)
+    if waiting.plain:
+        grid.add_row("Waiting", waiting, "", "")
     if c.pause_reason:
         grid.add_row("Paused", Text(c.pause_reason, style="yellow"), "", "")
     if c.last_error:

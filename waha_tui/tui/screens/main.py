@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from waha_tui.models import utcnow
-from waha_tui.status import CampaignStatus
+from waha_tui.status import CampaignStatus, can_resume
 from waha_tui.tui.format import campaign_cells, reason_cell, status_cell
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
@@ -376,7 +376,15 @@ class MainScreen(Screen[None]):
         except NoMatches:
             return None
         return (
-            None if c is None else (c.id, c.status, c.lease_owner, c.id in self.wapp.resuming),
+            None
+            if c is None
+            else (
+                c.id,
+                c.status,
+                c.lease_owner,
+                c.next_index < c.total,  # a Failed campaign with recipients left resumes
+                c.id in self.wapp.resuming,
+            ),
             bool(self.filter_text),
             box,
         )
@@ -396,7 +404,9 @@ class MainScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         c = self.current()
         if action == "resume":
-            return bool(c and c.status == S.PAUSED and c.id not in self.wapp.resuming)
+            return bool(
+                c and can_resume(c.status, c.next_index, c.total) and c.id not in self.wapp.resuming
+            )
         if action == "pause":
             return bool(c and c.status in (S.RUNNING, S.SCHEDULED))
         if action == "cancel":
@@ -425,6 +435,8 @@ class MainScreen(Screen[None]):
                 line.append_text(detail)
             elif c.status == S.PAUSED:
                 line.append(": press r to resume")
+            if c.status == S.FAILED and can_resume(c.status, c.next_index, c.total):
+                line.append(f" · r resumes it from recipient {c.next_index + 1}")
         info.update(line, layout=False)  # one line, always: no re-layout of the screen
 
     @on(DataTable.RowHighlighted, "#campaigns")

@@ -225,7 +225,7 @@ class AppProbe:
 
     def wrap_store(self, store: Any) -> None:
         probe = self
-        for name in ("list_campaigns", "campaigns_changed_since", "campaign_rows"):
+        for name in ("list_campaigns", "campaign_rows"):
             original = getattr(store, name, None)
             if original is None:
                 continue

@@ -18,6 +18,7 @@ The CSV is generated (phone, name, city; phones written the way people type them
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import os
@@ -93,7 +94,7 @@ def service_create(csv_path: Path, db: Path) -> tuple[float, int]:
     service = CampaignService(store, WahaClient("http://127.0.0.1:9"))
     draft = CampaignDraft(name="import bench", message=MESSAGE, contacts_file=str(csv_path))
     started = time.perf_counter()
-    cid = service.create_campaign(draft)
+    cid = asyncio.run(service.create_campaign(draft))
     elapsed = time.perf_counter() - started
     total = store.get_campaign(cid).total
     store.close()

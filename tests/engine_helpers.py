@@ -128,6 +128,17 @@ def force_recipient(store: Store, campaign_id: int, position: int, **values: Any
         )
 
 
+def recipient_counts(store: Store, campaign_id: int) -> dict[str, int]:
+    """How many of a campaign's recipients are in each status, straight from the table."""
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(R.c.status, sa.func.count())
+            .where(R.c.campaign_id == campaign_id)
+            .group_by(R.c.status)
+        ).all()
+    return {status: count for status, count in rows}
+
+
 TABLES = ("campaign", "recipient", "contact_list", "contact", "template")
 
 

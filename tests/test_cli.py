@@ -13,11 +13,19 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from engine_helpers import closed_port, module_simulator, phone, reset_simulator
+from engine_helpers import (
+    closed_port,
+    force,
+    force_recipient,
+    module_simulator,
+    phone,
+    reset_simulator,
+)
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from waha_tui.cli import app
+from waha_tui.models import utcnow
 from waha_tui.simulator import SimState, SimulatorServer
 from waha_tui.store import Store
 
@@ -88,6 +96,16 @@ class Cli:
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         assert "Traceback" not in result.stderr + result.stdout
         return lines[0]
+
+    def errors(self, *args: str, **kw: Any) -> list[str]:
+        """Runs a command that must fail with `error: ...` lines and no traceback."""
+        result = self(*args, **kw)
+        assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "Traceback" not in result.stderr + result.stdout
+        lines = result.stderr.strip().splitlines()
+        assert all(line.startswith("error: ") for line in lines), result.stderr
+        return [line.removeprefix("error: ") for line in lines]
 
     def create(self, *args: str) -> int:
         result = self.ok("campaign", "create", *args)
@@ -267,6 +285,47 @@ def test_resume_exit_codes_disconnect_and_reconnect(cli: Cli, csv5: str, state: 
     assert "only a Paused campaign" in cli.error("campaign", "resume", str(cid))
 
 
+def test_resume_of_a_failed_campaign_with_recipients_left(
+    cli: Cli, csv5: str, state: SimState
+) -> None:
+    cid = cli.create("--name", "f", "--contacts", csv5, "--message", "x", "--delay", "0-0")
+    store = Store(cli.db)
+    # As a run that died on a database error leaves it: two sent, three pending.
+    force_recipient(store, cid, 0, status="sent")
+    force_recipient(store, cid, 1, status="sent")
+    force(store, cid, status="Failed", sent=2, next_index=2, completed_at=utcnow())
+    store.close()
+    result = cli("campaign", "resume", str(cid))
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert f"campaign {cid} Completed: 5 sent, 0 failed of 5" in result.stderr
+    assert [m.chat_id for m in state.sent()] == [f"{phone(i)}@c.us" for i in (2, 3, 4)]
+    shown = cli.json("campaign", "show", str(cid))
+    assert (shown["status"], shown["sent"], shown["next_index"]) == ("Completed", 5, 5)
+
+
+def test_show_says_what_a_running_campaign_waits_for(cli: Cli, csv5: str, utc: None) -> None:
+    cid = cli.create("--name", "w", "--contacts", csv5, "--message", "x")
+    quiet = cli.create("--name", "q", "--contacts", csv5, "--message", "x", "--session", "b")
+    store = Store(cli.db)
+    store.claim(cid, "other-host:7:x", 600)  # running elsewhere, waiting for its session
+    store.set_waiting(cid, "other-host:7:x", "waiting for session 'default' (STARTING)")
+    since = store.get_campaign(cid).waiting_since
+    store.close()
+    assert since is not None
+    shown = cli.json("campaign", "show", str(cid))
+    assert shown["waiting_for"] == "waiting for session 'default' (STARTING)"
+    assert shown["waiting_since"] == since.isoformat()
+    lines = cli.ok("campaign", "show", str(cid)).stdout.splitlines()
+    expected = f"waiting for session 'default' (STARTING) since {since:%H:%M}"
+    assert [line.split(None, 1)[1] for line in lines if line.startswith("waiting ")] == [expected]
+    other = cli.json("campaign", "show", str(quiet))
+    assert (other["waiting_for"], other["waiting_since"]) == (None, None)
+    quiet_lines = cli.ok("campaign", "show", str(quiet)).stdout.splitlines()
+    assert [line.split() for line in quiet_lines if line.startswith("waiting ")] == [
+        ["waiting", "-"]
+    ]
+
+
 def test_resume_refused_by_a_busy_session_is_one_line(cli: Cli, csv5: str) -> None:
     busy = cli.create("--name", "a", "--contacts", csv5, "--message", "x")
     cid = cli.create("--name", "b", "--contacts", csv5, "--message", "x")
@@ -355,6 +414,20 @@ def test_create_refuses_bad_input(cli: Cli, csv5: str, extra: list[str], message
     if "--message" not in extra and "--template" not in extra:
         args += ["--message", "hi"]
     assert message in cli.error(*args)
+    assert cli.json("campaign", "list") == []
+
+
+def test_create_prints_every_refused_field_one_per_line(cli: Cli, csv5: str) -> None:
+    lines = cli.errors(
+        "campaign", "create", "--name", " ", "--contacts", csv5, "--message", "hi",
+        "--at", "tomorrow", "--delay", "9-3", "--session", "",
+    )  # fmt: skip
+    assert lines == [
+        "--name is empty",
+        "--session is empty",
+        "--at 'tomorrow' is not an ISO-8601 date and time, e.g. 2026-12-01T09:30",
+        "--delay '9-3': MIN is larger than MAX",
+    ]
     assert cli.json("campaign", "list") == []
 
 

@@ -109,8 +109,8 @@ async def select(pilot: Pilot, name: str) -> None:
 async def test_l_shows_the_lists_with_their_counts_and_esc_goes_back(
     rig: Rig, tmp_path: Path
 ) -> None:
-    rig.service.import_contacts(write(tmp_path / "a.csv", PEOPLE), "customers")
-    rig.service.import_contacts(write(tmp_path / "b.csv", "phone\n+4930123456\n"), "berlin")
+    await rig.service.import_contacts(write(tmp_path / "a.csv", PEOPLE), "customers")
+    await rig.service.import_contacts(write(tmp_path / "b.csv", "phone\n+4930123456\n"), "berlin")
     async with rig.app().run_test(size=(100, 30)) as pilot:
         await open_lists(pilot)
         assert [k.value for k in lists_table(pilot).rows] == ["berlin", "customers"]
@@ -195,7 +195,7 @@ async def test_an_import_the_cli_refuses_shows_the_same_error_and_writes_nothing
 ) -> None:
     path = str(tmp_path / "missing.csv") if csv is None else write(tmp_path / "in.csv", csv)
     taken = write(tmp_path / "taken.csv", "phone\n+4930123456\n")
-    rig.service.import_contacts(taken, "taken")
+    await rig.service.import_contacts(taken, "taken")
     args = [path, "--list", name] + (["--country", country] if country else [])
     expected = await cli_error(
         tmp_path, *args, setup=[["contacts", "import", taken, "--list", "taken"]]
@@ -230,7 +230,7 @@ async def test_an_import_the_cli_refuses_shows_the_same_error_and_writes_nothing
 
 async def test_enter_shows_the_contacts_of_a_list(rig: Rig, tmp_path: Path) -> None:
     csv = "phone,name,city,code\n+491512345678,Ana,Lisbon,A1\n+491512345679,,Porto,\n"
-    rig.service.import_contacts(write(tmp_path / "a.csv", csv), "customers")
+    await rig.service.import_contacts(write(tmp_path / "a.csv", csv), "customers")
     async with rig.app().run_test(size=(100, 30)) as pilot:
         await open_lists(pilot)
         await select(pilot, "customers")
@@ -256,9 +256,9 @@ async def test_enter_shows_the_contacts_of_a_list(rig: Rig, tmp_path: Path) -> N
 async def test_d_asks_then_deletes_a_list_and_campaigns_from_it_keep_their_recipients(
     rig: Rig, tmp_path: Path
 ) -> None:
-    rig.service.import_contacts(write(tmp_path / "a.csv", PEOPLE), "customers")
-    rig.service.import_contacts(write(tmp_path / "b.csv", "phone\n+4930123456\n"), "berlin")
-    cid = rig.service.create_campaign(
+    await rig.service.import_contacts(write(tmp_path / "a.csv", PEOPLE), "customers")
+    await rig.service.import_contacts(write(tmp_path / "b.csv", "phone\n+4930123456\n"), "berlin")
+    cid = await rig.service.create_campaign(
         CampaignDraft(name="From it", message="Hi {name}", list_name="customers")
     )
     async with rig.app().run_test(size=(100, 30)) as pilot:
@@ -284,7 +284,7 @@ async def test_d_asks_then_deletes_a_list_and_campaigns_from_it_keep_their_recip
 
 
 async def test_a_list_deleted_elsewhere_is_a_toast(rig: Rig, tmp_path: Path) -> None:
-    rig.service.import_contacts(write(tmp_path / "a.csv", PEOPLE), "customers")
+    await rig.service.import_contacts(write(tmp_path / "a.csv", PEOPLE), "customers")
     async with rig.app().run_test(size=(100, 30)) as pilot:
         await open_lists(pilot)
         await select(pilot, "customers")
@@ -311,20 +311,48 @@ async def test_list_names_are_never_read_as_markup(rig: Rig, tmp_path: Path) -> 
         assert str(table.get_row_at(0)[2]) == "[bold]Ana[/bold]"
 
 
+async def test_every_wrong_field_of_an_import_is_marked_at_once(rig: Rig, tmp_path: Path) -> None:
+    taken = write(tmp_path / "taken.csv", "phone\n+4930123456\n")
+    await rig.service.import_contacts(taken, "taken")
+    missing = str(tmp_path / "missing.csv")
+    before = db_rows(rig)
+    async with rig.app().run_test(size=(100, 30)) as pilot:
+        await open_lists(pilot)
+        await open_import(pilot)
+        await fill_and_submit(pilot, missing, "taken", "Germany")
+        await wait_for(pilot, lambda: field_error(pilot, "name") != "")
+        assert field_error(pilot, "name") == (
+            "a contact list named 'taken' already exists: delete it or pick another name"
+        )
+        assert field_error(pilot, "country").startswith("unknown country code 'Germany'")
+        # The file is not read with a country that is refused: its lines would all fail.
+        assert field_error(pilot, "path") == ""
+        await pilot.press(*["backspace"] * 7, "enter")  # the country cleared: now the file is read
+        await wait_for(pilot, lambda: field_error(pilot, "path") != "")
+        assert field_error(pilot, "path") == f"{missing}: no such file"
+        assert field_error(pilot, "name").startswith("a contact list named 'taken'")
+        assert field_error(pilot, "country") == ""
+        assert toasts(pilot) == []
+    assert db_rows(rig) == before
+
+
 # -- snapshots ---------------------------------------------------------------------------
 
 
 def snapshot_rig(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path)
-    rig.service.import_contacts(
-        write(
-            tmp_path / "customers.csv",
-            "phone,name,city,code\n+491512345678,Ana,Lisbon,A1\n+491512345679,,Porto,B2\n"
-            "+5511987654321,Bruno [VIP],São Paulo,C3\n",
-        ),
-        "customers",
+    customers = write(
+        tmp_path / "customers.csv",
+        "phone,name,city,code\n+491512345678,Ana,Lisbon,A1\n+491512345679,,Porto,B2\n"
+        "+5511987654321,Bruno [VIP],São Paulo,C3\n",
     )
-    rig.service.import_contacts(write(tmp_path / "b.csv", "phone\n+4930123456\n"), "berlin")
+    berlin = write(tmp_path / "b.csv", "phone\n+4930123456\n")
+
+    async def setup() -> None:
+        await rig.service.import_contacts(customers, "customers")
+        await rig.service.import_contacts(berlin, "berlin")
+
+    asyncio.run(setup())
     with rig.store.write() as conn:
         conn.execute(sa.update(ContactList).values(created_at=FROZEN))  # type: ignore[arg-type]
     return rig

@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import FakeClock, fast_config, make_campaign, module_simulator, reset_simulator
+from engine_helpers import (
+    FakeClock,
+    fast_config,
+    make_campaign,
+    module_simulator,
+    recipient_counts,
+    reset_simulator,
+)
 
 from waha_tui import events as ev
 from waha_tui.runner import RunnerPool
@@ -52,7 +59,7 @@ def assert_truth(store: Store, sim_server: SimulatorServer, cid: int, total: int
     delivered = collections.Counter(m.chat_id for m in sim_server.state.sent())
     assert not delivered or max(delivered.values()) == 1
     camp = store.get_campaign(cid)
-    counts = store.recipient_counts(cid)
+    counts = recipient_counts(store, cid)
     assert sum(counts.values()) == total
     assert (camp.sent, camp.failed, camp.unknown) == (
         counts.get(RS.SENT, 0),

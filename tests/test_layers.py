@@ -97,3 +97,48 @@ def test_the_runner_package_goes_one_way_inside() -> None:
     # The store and the WAHA client are below the runner: they never import it.
     for below in [PACKAGE / "store.py", *(PACKAGE / "waha").rglob("*.py")]:
         assert not any(i.startswith("waha_tui.runner") for i in imports_of(below)), below
+
+
+ENGINE_ATTRIBUTES = frozenset({"store", "pool", "client"})
+ENGINE_MODULES = ("waha_tui.store", "waha_tui.runner", "waha_tui.waha.client")
+
+
+def engine_reaches(source: str) -> list[str]:
+    """Where a module reaches past the service: an attribute named store, pool or client
+    (on the service or anything else: the screens hold nothing else that has one), or an
+    import of the store, the runner or the WAHA client."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ENGINE_ATTRIBUTES:
+            found.append(f"line {node.lineno}: .{node.attr}")
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            if any(name == m or name.startswith(m + ".") for m in ENGINE_MODULES):
+                found.append(f"line {node.lineno}: import {name}")
+    return found
+
+
+def test_the_check_for_reaching_past_the_service_finds_each_way() -> None:
+    assert engine_reaches("x = self.service.store.get_campaign(1)") == ["line 1: .store"]
+    assert engine_reaches("self.wapp.service.pool.runs") == ["line 1: .pool"]
+    assert engine_reaches("s = SessionService(service.client)") == ["line 1: .client"]
+    assert engine_reaches("from waha_tui.store import NewRecipient") != []
+    assert engine_reaches("import waha_tui.runner.pool") != []
+    assert engine_reaches("from waha_tui.waha import client") != []
+    assert engine_reaches("from waha_tui.service import CampaignService, NewRecipient") == []
+    assert engine_reaches("await self.service.campaign_rows(None)") == []
+
+
+def test_screens_reach_the_engine_only_through_the_service() -> None:
+    tui = sorted((PACKAGE / "tui").rglob("*.py"))
+    assert len(tui) > 10, "the tui package was not found where the test expects it"
+    offenders = {
+        str(path.relative_to(PACKAGE)): found
+        for path in tui
+        if (found := engine_reaches(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}

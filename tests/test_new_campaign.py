@@ -3,6 +3,7 @@ simulator, a real SQLite file. Nothing is sent: the scheduler is off in these ap
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -59,9 +60,9 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     rig = make_rig(tmp_path, sessions={"default": "WORKING", "shop": "STOPPED"})
     csv = tmp_path / "customers.csv"
     csv.write_text(CUSTOMERS, encoding="utf-8")
-    rig.service.import_contacts(str(csv), "customers")
-    rig.service.add_template("welcome", WELCOME)
-    rig.service.add_template("plain", "Hello {name}")
+    await rig.service.import_contacts(str(csv), "customers")
+    await rig.service.add_template("welcome", WELCOME)
+    await rig.service.add_template("plain", "Hello {name}")
     yield rig
     await rig.service.aclose()
 
@@ -293,7 +294,7 @@ async def test_bad_input_is_marked_on_its_field_and_nothing_is_written(
     rig: Rig, changes: dict[str, str], field: str, error: str
 ) -> None:
     rig.store.create_list("empty", [])
-    rig.service.add_template("needs-code", "Your code: {code}")
+    await rig.service.add_template("needs-code", "Your code: {code}")
     before = campaign_rows(rig)
     async with rig.app().run_test(size=(100, 40)) as pilot:
         screen = await open_form(pilot)
@@ -333,6 +334,40 @@ async def test_several_wrong_fields_are_marked_at_once_and_clear_when_edited(rig
         await wait_for(pilot, lambda: error_of(pilot, "name") == "")
         assert not screen.query_one("#camp-name", Input).has_class("-invalid")
         assert "MIN is larger" in error_of(pilot, "delay")  # the others stay until edited
+    assert rig.store.list_campaigns() == []
+
+
+async def test_every_rule_the_service_refuses_is_marked_on_its_field_at_once(rig: Rig) -> None:
+    await rig.service.add_template("needs-code", "Your code: {code}")
+    async with rig.app().run_test(size=(100, 40)) as pilot:
+        await open_form(pilot)
+        for name, value in {
+            "name": "x" * 201,
+            "list": "customers",
+            "template": "needs-code",
+            "image": "/nonexistent/offer.png",
+            "session": " ",
+            "when": "tomorrow",
+            "delay": "60-30",
+        }.items():
+            put(pilot, name, value)
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: error_of(pilot, "delay") != "")
+        expected = {
+            "name": "--name is longer than 200 characters",
+            "list": "",
+            "template": "unknown placeholder {code} in the message: list 'customers' has the "
+            "columns city",
+            "text": "",
+            "image": "--image /nonexistent/offer.png: no such file",
+            "session": "--session is empty",
+            "when": "--at 'tomorrow' is not an ISO-8601 date and time, e.g. 2026-12-01T09:30",
+            "delay": "--delay '60-30': MIN is larger than MAX",
+            "default-name": "",
+        }
+        assert {f: error_of(pilot, f) for f in expected} == expected
+        assert toasts(pilot) == []
     assert rig.store.list_campaigns() == []
 
 
@@ -402,7 +437,7 @@ async def test_the_command_palette_opens_each_screen(rig: Rig, command: str, scr
 async def test_a_template_written_from_the_palette_is_offered_back_in_the_form(rig: Rig) -> None:
     async with rig.app().run_test(size=(100, 40)) as pilot:
         screen = await open_form(pilot)
-        rig.service.add_template("fresh", "Fresh {name}")  # as the templates screen would
+        await rig.service.add_template("fresh", "Fresh {name}")  # as the templates screen would
         await pilot.press("ctrl+p", *"Templates")
         await pilot.pause(0.5)
         await pilot.press("enter")
@@ -449,8 +484,12 @@ def snapshot_rig(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path, sessions={"default": "WORKING", "shop": "STOPPED"})
     csv = tmp_path / "customers.csv"
     csv.write_text(CUSTOMERS, encoding="utf-8")
-    rig.service.import_contacts(str(csv), "customers")
-    rig.service.add_template("welcome", WELCOME)
+
+    async def setup() -> None:
+        await rig.service.import_contacts(str(csv), "customers")
+        await rig.service.add_template("welcome", WELCOME)
+
+    asyncio.run(setup())
     return rig
 
 

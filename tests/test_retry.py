@@ -11,6 +11,7 @@ from engine_helpers import (
     fast_config,
     make_campaign,
     module_simulator,
+    recipient_counts,
     reset_simulator,
     run_to_end,
     snapshot,
@@ -59,7 +60,7 @@ async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
 def truth(store: Store, cid: int) -> None:
     """The counters equal the per-recipient statuses."""
     camp = store.get_campaign(cid)
-    counts = store.recipient_counts(cid)
+    counts = recipient_counts(store, cid)
     assert (camp.sent, camp.failed, camp.unknown) == (
         counts.get(RS.SENT, 0),
         counts.get(RS.FAILED, 0),

@@ -16,6 +16,7 @@ from engine_helpers import (
     closed_port,
     fast_config,
     force,
+    force_recipient,
     make_campaign,
     module_simulator,
     phone,
@@ -25,7 +26,7 @@ from engine_helpers import (
 
 from tests.tui_helpers import make_rig
 from waha_tui import events as ev
-from waha_tui.errors import UserError
+from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import utcnow
 from waha_tui.runner import Clock, RunnerPool
 from waha_tui.service import PAUSED_BY_OPERATOR, CampaignDraft, CampaignService, parse_when
@@ -89,10 +90,10 @@ async def finish(service: CampaignService, cid: int) -> ev.Ended:
 # -- creating ----------------------------------------------------------------------------
 
 
-def test_create_from_csv_copies_recipients_in_file_order(
+async def test_create_from_csv_copies_recipients_in_file_order(
     service: CampaignService, contacts_csv: Path
 ) -> None:
-    cid = service.create_campaign(
+    cid = await service.create_campaign(
         CampaignDraft(
             name="Spring",
             message="Hi {name} from {city}",
@@ -101,7 +102,7 @@ def test_create_from_csv_copies_recipients_in_file_order(
             at="2030-01-02T03:04:05+02:00",
         )
     )
-    camp = service.campaign(cid)
+    camp = await service.campaign(cid)
     assert (camp.status, camp.total, camp.next_index, camp.list_name) == (
         S.SCHEDULED,
         3,
@@ -110,7 +111,7 @@ def test_create_from_csv_copies_recipients_in_file_order(
     )
     assert camp.scheduled_at == datetime(2030, 1, 2, 1, 4, 5, tzinfo=UTC)
     assert (camp.delay_min, camp.delay_max, camp.default_name) == (0.0, 0.0, "there")
-    recs = service.recipients(cid)
+    recs = await service.recipients(cid)
     assert [(r.position, r.phone, r.chat_id, r.name) for r in recs] == [
         (0, phone(0), f"{phone(0)}@c.us", "Ana"),
         (1, phone(1), f"{phone(1)}@c.us", None),
@@ -119,17 +120,17 @@ def test_create_from_csv_copies_recipients_in_file_order(
     assert recs[1].variables == {"city": "Recife"}
 
 
-def test_create_from_a_list_then_deleting_the_list_keeps_the_campaign(
+async def test_create_from_a_list_then_deleting_the_list_keeps_the_campaign(
     service: CampaignService, contacts_csv: Path
 ) -> None:
-    service.import_contacts(str(contacts_csv), "friends")
-    cid = service.create_campaign(
+    await service.import_contacts(str(contacts_csv), "friends")
+    cid = await service.create_campaign(
         CampaignDraft(name="x", template=None, message="Hi {NAME} in {City}", list_name="friends")
     )
-    before = service.recipients(cid)
-    service.delete_list("friends")
-    assert service.recipients(cid) == before
-    assert service.campaign(cid).list_name == "friends"
+    before = await service.recipients(cid)
+    await service.delete_list("friends")
+    assert await service.recipients(cid) == before
+    assert (await service.campaign(cid)).list_name == "friends"
 
 
 @pytest.mark.parametrize(
@@ -145,26 +146,76 @@ def test_create_from_a_list_then_deleting_the_list_keeps_the_campaign(
         ({"image": "/nonexistent.png"}, "--image /nonexistent.png: no such file"),
     ],
 )
-def test_create_refuses_bad_input_and_writes_nothing(
+async def test_create_refuses_bad_input_and_writes_nothing(
     service: CampaignService, contacts_csv: Path, db: str, changes: dict, message: str
 ) -> None:
     values = {"name": "x", "message": "Hi {name}", "contacts_file": str(contacts_csv)}
     values.update(changes)
     before = snapshot(db)
     with pytest.raises(UserError) as info:
-        service.create_campaign(CampaignDraft(**values))
+        await service.create_campaign(CampaignDraft(**values))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
     assert snapshot(db) == before
 
 
-def test_create_from_a_list_refuses_an_unknown_placeholder(
+async def test_create_from_a_list_refuses_an_unknown_placeholder(
     service: CampaignService, contacts_csv: Path, db: str
 ) -> None:
-    service.import_contacts(str(contacts_csv), "friends")
+    await service.import_contacts(str(contacts_csv), "friends")
     before = snapshot(db)
     with pytest.raises(UserError, match=r"unknown placeholder \{town\}.*columns city"):
-        service.create_campaign(CampaignDraft(name="x", message="{town}", list_name="friends"))
+        await service.create_campaign(
+            CampaignDraft(name="x", message="{town}", list_name="friends")
+        )
+    assert snapshot(db) == before
+
+
+async def test_bad_input_is_every_error_at_once_each_naming_its_field(
+    service: CampaignService, tmp_path: Path, db: str
+) -> None:
+    before = snapshot(db)
+    draft = CampaignDraft(
+        name=" ",
+        template="nope",
+        list_name="nobody",
+        image=str(tmp_path / "none.png"),
+        session="",
+        at="next tuesday",
+        delay="9-3",
+    )
+    with pytest.raises(InvalidInput) as info:
+        await service.plan_campaign(draft)
+    assert [(e.field, e.message) for e in info.value.errors] == [
+        ("name", "--name is empty"),
+        ("template", "no template named 'nope'"),
+        ("session", "--session is empty"),
+        ("at", "--at 'next tuesday' is not an ISO-8601 date and time, e.g. 2026-12-01T09:30"),
+        ("delay", "--delay '9-3': MIN is larger than MAX"),
+        ("image", f"--image {tmp_path / 'none.png'}: no such file"),
+        ("list_name", "no contact list named 'nobody'"),
+    ]
+    assert "\n" not in str(info.value) and "--session is empty" in str(info.value)
+    with pytest.raises(InvalidInput) as info:
+        await service.create_campaign(draft)  # the same checks, and nothing written
+    assert len(info.value.errors) == 7
+    assert snapshot(db) == before
+
+
+async def test_an_import_refuses_every_field_at_once(
+    service: CampaignService, contacts_csv: Path, tmp_path: Path, db: str
+) -> None:
+    await service.import_contacts(str(contacts_csv), "friends")
+    before = snapshot(db)
+    with pytest.raises(InvalidInput) as info:
+        await service.import_contacts(str(tmp_path / "none.csv"), "friends", country="XX")
+    assert info.value.fields == ["list_name", "country"]  # a refused country: file unread
+    with pytest.raises(InvalidInput) as info:
+        await service.import_contacts(str(tmp_path / "none.csv"), "  ")
+    assert [(e.field, e.message) for e in info.value.errors] == [
+        ("list_name", "--list is empty"),
+        ("path", f"{tmp_path / 'none.csv'}: no such file"),
+    ]
     assert snapshot(db) == before
 
 
@@ -196,10 +247,21 @@ async def test_resume_of_a_campaign_that_is_not_paused_names_its_status(
 ) -> None:
     cid = make_campaign(service.store, 2)
     force(service.store, cid, status=status)
+    if status == S.FAILED:
+        force(service.store, cid, next_index=2)  # nothing left to send
     before = snapshot(db)
     with pytest.raises(UserError) as info:
         await service.resume(cid)
-    assert str(info.value) == (f"campaign {cid} is {status}: only a Paused campaign can be resumed")
+    if status == S.FAILED:
+        assert str(info.value) == (
+            f"campaign {cid} is Failed with no recipient left to send: `waha-tui campaign "
+            f"retry {cid}` queues its failed or unknown ones again"
+        )
+    else:
+        assert str(info.value) == (
+            f"campaign {cid} is {status}: only a Paused campaign, or a Failed one with "
+            "recipients left to send, can be resumed"
+        )
     assert snapshot(db) == before
     assert state.sent() == []
 
@@ -218,9 +280,63 @@ async def test_resume_of_a_paused_campaign_starts_the_runner_with_that_id(
     assert isinstance(end, ev.Completed)
     assert {e.campaign_id for e in rec.events} == {cid}
     assert rec.events[0] == ev.Started(cid, 3, 0)
-    camp = service.campaign(cid)
+    camp = await service.campaign(cid)
     assert (camp.status, camp.pause_reason, camp.sent) == (S.COMPLETED, None, 3)
-    assert service.campaign(other).status == S.SCHEDULED
+    assert (await service.campaign(other)).status == S.SCHEDULED
+
+
+def failed_with_recipients_left(store: Store, total: int, sent: int) -> int:
+    """A campaign whose run ended Failed (an error of the store, not of its recipients)
+    after `sent` recipients: the rest are still pending."""
+    cid = make_campaign(store, total)
+    for position in range(sent):
+        force_recipient(store, cid, position, status=RS.SENT, message_id=f"true_x_{position}")
+    force(
+        store,
+        cid,
+        status=S.FAILED,
+        sent=sent,
+        next_index=sent,
+        started_at=utcnow(),
+        completed_at=utcnow(),
+        last_error="unexpected error: database is locked",
+    )
+    return cid
+
+
+async def test_a_failed_campaign_with_recipients_left_is_resumed_from_the_next_one(
+    service: CampaignService, state: SimState
+) -> None:
+    cid = failed_with_recipients_left(service.store, 5, 2)
+    run = await service.resume(cid)
+    assert run is not None and run.campaign_id == cid
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Completed)
+    camp = await service.campaign(cid)
+    assert (camp.status, camp.sent, camp.failed, camp.next_index) == (S.COMPLETED, 5, 0, 5)
+    # Only the three left were sent: the two sent before were not sent again.
+    assert [m.chat_id for m in state.sent()] == [f"{phone(i)}@c.us" for i in (2, 3, 4)]
+
+
+async def test_a_failed_campaign_resumed_detached_is_scheduled_and_no_longer_finished(
+    service: CampaignService, state: SimState
+) -> None:
+    cid = failed_with_recipients_left(service.store, 3, 1)
+    assert await service.resume(cid, start=False) is None
+    camp = await service.campaign(cid)
+    assert (camp.status, camp.completed_at, camp.next_index) == (S.SCHEDULED, None, 1)
+    assert service.pool.runs == {} and state.sent() == []
+
+
+async def test_a_failed_campaign_whose_session_is_down_stays_failed(
+    service: CampaignService, state: SimState, db: str
+) -> None:
+    cid = failed_with_recipients_left(service.store, 3, 1)
+    state.set_status("default", "STOPPED")
+    before = snapshot(db)
+    with pytest.raises(UserError, match="session 'default' is STOPPED"):
+        await service.resume(cid)
+    assert snapshot(db) == before
 
 
 async def test_resume_detached_only_marks_it_scheduled(
@@ -229,7 +345,7 @@ async def test_resume_detached_only_marks_it_scheduled(
     cid = make_campaign(service.store, 2)
     service.store.transition(cid, S.PAUSED, pause_reason="x")
     assert await service.resume(cid, start=False) is None
-    camp = service.campaign(cid)
+    camp = await service.campaign(cid)
     assert (camp.status, camp.pause_reason) == (S.SCHEDULED, None)
     assert service.pool.runs == {} and state.sent() == []
 
@@ -290,7 +406,7 @@ async def test_disconnect_pause_refused_resume_reconnect_complete(
         "phone,name,city\n"
         + "".join(f"{phone(i)},{'N' + str(i) if i % 2 else ''},C{i}\n" for i in range(5))
     )
-    cid = service.create_campaign(
+    cid = await service.create_campaign(
         CampaignDraft(
             name="story",
             message="Hello {Name} from {CITY}",
@@ -304,22 +420,22 @@ async def test_disconnect_pause_refused_resume_reconnect_complete(
     end = await finish(service, cid)
 
     assert isinstance(end, ev.Paused) and end.next_index == 2
-    camp = service.campaign(cid)
+    camp = await service.campaign(cid)
     assert (camp.status, camp.next_index, camp.sent, camp.failed) == (S.PAUSED, 2, 2, 0)
     assert camp.pause_reason == (
         "session 'default' is STOPPED: start it (and scan the QR code if it asks), then resume"
     )
-    assert [r.status for r in service.recipients(cid)] == [RS.SENT] * 2 + [RS.PENDING] * 3
+    assert [r.status for r in await service.recipients(cid)] == [RS.SENT] * 2 + [RS.PENDING] * 3
 
     with pytest.raises(UserError, match=r"^session 'default' is STOPPED"):
         await service.resume(cid)
-    assert service.campaign(cid).status == S.PAUSED
+    assert (await service.campaign(cid)).status == S.PAUSED
 
     state.set_status("default", "WORKING")
     await service.resume(cid)
     end = await finish(service, cid)
     assert isinstance(end, ev.Completed) and (end.sent, end.failed, end.total) == (5, 0, 5)
-    camp = service.campaign(cid)
+    camp = await service.campaign(cid)
     assert (camp.status, camp.next_index, camp.pause_reason) == (S.COMPLETED, 5, None)
     assert [(m.chat_id, m.text) for m in state.sent()] == [
         (f"{phone(0)}@c.us", "Hello friend from C0"),
@@ -328,7 +444,7 @@ async def test_disconnect_pause_refused_resume_reconnect_complete(
         (f"{phone(3)}@c.us", "Hello N3 from C3"),
         (f"{phone(4)}@c.us", "Hello friend from C4"),
     ]
-    ids = [r.message_id for r in service.recipients(cid)]
+    ids = [r.message_id for r in await service.recipients(cid)]
     assert ids == [m.id for m in state.sent()]
 
 
@@ -355,7 +471,7 @@ async def test_pause_takes_effect_at_once_during_a_long_wait(
         end = await asyncio.wait_for(pool.wait(cid), 5)
         assert time.monotonic() - began < 1.0  # not the ~4.9 s left of the wait
         assert isinstance(end, ev.Paused) and end.reason == PAUSED_BY_OPERATOR
-        camp = service.campaign(cid)
+        camp = await service.campaign(cid)
         assert (camp.status, camp.pause_reason, camp.next_index) == (
             S.PAUSED,
             PAUSED_BY_OPERATOR,
@@ -411,7 +527,7 @@ async def test_cancel_of_a_running_campaign_in_this_process(
     await service.start(cid)
     end = await finish(service, cid)
     assert isinstance(end, ev.Cancelled)
-    camp = service.campaign(cid)
+    camp = await service.campaign(cid)
     assert camp.status == S.CANCELLED
     assert camp.sent == len(state.sent()) < total
 
@@ -421,7 +537,7 @@ async def test_an_image_campaign_created_through_the_service(
 ) -> None:
     image = tmp_path / "pic.png"
     image.write_bytes(PNG)
-    cid = service.create_campaign(
+    cid = await service.create_campaign(
         CampaignDraft(
             name="img",
             message="Hi {name}",
@@ -430,7 +546,7 @@ async def test_an_image_campaign_created_through_the_service(
             delay=(0.0, 0.0),
         )
     )
-    camp = service.campaign(cid)
+    camp = await service.campaign(cid)
     assert (camp.image_path, camp.image_mime) == (str(image.resolve()), "image/png")
     await service.start(cid)
     assert isinstance(await finish(service, cid), ev.Completed)
@@ -442,8 +558,8 @@ async def test_recover_interrupted_through_the_service(service: CampaignService)
     cid = make_campaign(service.store, 1)
     service.store.claim(cid, "dead:1:x", 60)
     force(service.store, cid, lease_until=datetime.now(UTC) - timedelta(seconds=1))
-    assert service.recover_interrupted() == [cid]
-    assert service.campaign(cid).status == S.PAUSED
+    assert await service.recover_interrupted() == [cid]
+    assert (await service.campaign(cid)).status == S.PAUSED
 
 
 async def test_resuming_a_campaign_paused_before_its_start_time_waits_for_it(

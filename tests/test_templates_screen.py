@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -66,8 +67,8 @@ def test_the_store_updates_and_deletes_templates(tmp_path: Path) -> None:
 
 async def test_the_service_checks_templates_on_add_and_update(rig: Rig) -> None:
     service = rig.service
-    service.add_template("ok", "Hi {name} from {city}")
-    service.update_template("ok", "Bye {name}")
+    await service.add_template("ok", "Hi {name} from {city}")
+    await service.update_template("ok", "Bye {name}")
     assert rig.store.get_template("ok").text == "Bye {name}"
     before = template_rows(rig)
     for call, args, message in [
@@ -82,7 +83,7 @@ async def test_the_service_checks_templates_on_add_and_update(rig: Rig) -> None:
         (service.delete_template, ("nope",), "no template named 'nope'"),
     ]:
         with pytest.raises(UserError) as info:
-            call(*args)
+            await call(*args)
         assert message in str(info.value) and "\n" not in str(info.value)
     assert template_rows(rig) == before
 
@@ -115,7 +116,7 @@ def test_the_cli_refuses_the_same_templates_with_the_same_words(tmp_path: Path) 
     env = {"WAHA_TUI_DB": str(tmp_path / "cli.db"), "WAHA_URL": "http://127.0.0.1:9"}
     for text in ("Hi {first.name}", "Hi {name", "  "):
         with pytest.raises(UserError) as info:
-            service.add_template("new", text)
+            asyncio.run(service.add_template("new", text))
         result = CliRunner().invoke(cli_app, ["template", "add", "new", "--text", text], env=env)
         assert result.exit_code == 1
         assert result.stderr.strip() == f"error: {info.value}"
@@ -126,12 +127,12 @@ async def test_deleting_a_template_leaves_campaigns_made_from_it_alone(
     rig: Rig, tmp_path: Path
 ) -> None:
     (tmp_path / "c.csv").write_text("phone,name\n+491512345678,Ana\n", encoding="utf-8")
-    rig.service.add_template("welcome", "Hi {name}")
-    cid = rig.service.create_campaign(
+    await rig.service.add_template("welcome", "Hi {name}")
+    cid = await rig.service.create_campaign(
         CampaignDraft(name="c", template="welcome", contacts_file=str(tmp_path / "c.csv"))
     )
-    rig.service.update_template("welcome", "changed")
-    rig.service.delete_template("welcome")
+    await rig.service.update_template("welcome", "changed")
+    await rig.service.delete_template("welcome")
     assert rig.store.get_campaign(cid).template_text == "Hi {name}"
 
 
@@ -223,8 +224,8 @@ def error_of(pilot: Pilot, field: str) -> str:
 
 
 async def test_t_lists_templates_and_previews_the_highlighted_one(rig: Rig) -> None:
-    rig.service.add_template("welcome", FORMATTED)
-    rig.service.add_template("bye", "Bye {name}")
+    await rig.service.add_template("welcome", FORMATTED)
+    await rig.service.add_template("bye", "Bye {name}")
     async with rig.app().run_test(size=(100, 30)) as pilot:
         screen = await open_templates(pilot)
         assert [k.value for k in table(pilot).rows] == ["bye", "welcome"]
@@ -297,7 +298,7 @@ async def test_n_creates_a_template_with_a_live_whatsapp_preview(rig: Rig) -> No
 async def test_a_template_the_service_refuses_shows_on_its_field_and_writes_nothing(
     rig: Rig, name: str, text: str, field: str, error: str
 ) -> None:
-    rig.service.add_template("taken", "x")
+    await rig.service.add_template("taken", "x")
     before = template_rows(rig)
     async with rig.app().run_test(size=(100, 30)) as pilot:
         await open_templates(pilot)
@@ -324,12 +325,35 @@ async def test_a_template_the_service_refuses_shows_on_its_field_and_writes_noth
     assert template_rows(rig) == before
 
 
+async def test_a_wrong_name_and_a_wrong_text_are_both_marked_at_once(rig: Rig) -> None:
+    await rig.service.add_template("taken", "x")
+    before = template_rows(rig)
+    async with rig.app().run_test(size=(100, 30)) as pilot:
+        await open_templates(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TemplateEditor))
+        ed = editor(pilot)
+        ed.query_one("#template-name", Input).value = "taken"
+        ed.query_one("#template-text", TextArea).text = "Hi {first.name} and {name"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: error_of(pilot, "name") != "")
+        assert error_of(pilot, "name") == "a template named 'taken' already exists"
+        # Every broken placeholder, one line each, beside the text.
+        assert error_of(pilot, "text").splitlines() == [
+            "template 'taken': {first.name} is not a placeholder: write a name of letters, "
+            "digits, _, - or spaces between { and }, e.g. {first_name}",
+            "template 'taken': {name has no closing }",
+        ]
+        assert toasts(pilot) == []
+    assert template_rows(rig) == before
+
+
 # -- editing and deleting ----------------------------------------------------------------
 
 
 async def test_enter_edits_the_text_of_a_template(rig: Rig) -> None:
-    rig.service.add_template("welcome", "Hi {name}")
-    rig.service.add_template("other", "Other")
+    await rig.service.add_template("welcome", "Hi {name}")
+    await rig.service.add_template("other", "Other")
     async with rig.app().run_test(size=(100, 30)) as pilot:
         await open_templates(pilot)
         await select(pilot, "welcome")
@@ -359,7 +383,7 @@ async def test_enter_edits_the_text_of_a_template(rig: Rig) -> None:
 
 
 async def test_esc_with_unsaved_changes_asks_before_discarding(rig: Rig) -> None:
-    rig.service.add_template("welcome", "Hi {name}")
+    await rig.service.add_template("welcome", "Hi {name}")
     async with rig.app().run_test(size=(100, 30)) as pilot:
         await open_templates(pilot)
         await select(pilot, "welcome")
@@ -383,8 +407,8 @@ async def test_esc_with_unsaved_changes_asks_before_discarding(rig: Rig) -> None
 
 
 async def test_d_asks_then_deletes_a_template(rig: Rig) -> None:
-    rig.service.add_template("welcome", "Hi {name}")
-    rig.service.add_template("bye", "Bye")
+    await rig.service.add_template("welcome", "Hi {name}")
+    await rig.service.add_template("bye", "Bye")
     async with rig.app().run_test(size=(100, 30)) as pilot:
         await open_templates(pilot)
         await select(pilot, "welcome")
@@ -406,7 +430,7 @@ async def test_d_asks_then_deletes_a_template(rig: Rig) -> None:
 
 
 async def test_template_text_is_never_read_as_markup(rig: Rig) -> None:
-    rig.service.add_template("[red]x", "[bold]Hi[/bold] {name} :smile:")
+    await rig.service.add_template("[red]x", "[bold]Hi[/bold] {name} :smile:")
     async with rig.app().run_test(size=(100, 30)) as pilot:
         screen = await open_templates(pilot)
         await select(pilot, "[red]x")
@@ -423,9 +447,15 @@ async def test_template_text_is_never_read_as_markup(rig: Rig) -> None:
 
 def snapshot_rig(tmp_path: Path) -> Rig:
     rig = make_rig(tmp_path)
-    rig.service.add_template("welcome", FORMATTED + "\nReply STOP to stop.")
-    rig.service.add_template("reminder", "Hi {name}, your order {order_id} ships _today_.")
-    rig.service.add_template("bye", "Bye *{name}*")
+
+    async def setup() -> None:
+        await rig.service.add_template("welcome", FORMATTED + "\nReply STOP to stop.")
+        await rig.service.add_template(
+            "reminder", "Hi {name}, your order {order_id} ships _today_."
+        )
+        await rig.service.add_template("bye", "Bye *{name}*")
+
+    asyncio.run(setup())
     return rig
 
 

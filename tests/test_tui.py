@@ -55,7 +55,7 @@ async def test_r_is_not_offered_and_does_nothing_on_rows_that_are_not_paused(rig
         S.SCHEDULED: rig.add("Scheduled one"),
         S.COMPLETED: rig.add("Done one", status=S.COMPLETED, done=5),
         S.CANCELLED: rig.add("Cancelled one", status=S.CANCELLED),
-        S.FAILED: rig.add("Failed one", status=S.FAILED),
+        S.FAILED: rig.add("Failed one", status=S.FAILED, done=5),  # no recipient left
         S.PAUSED: rig.add("Paused one", status=S.PAUSED, done=2, reason="session dropped"),
     }
     before = {c.id: c.model_dump() for c in rig.store.list_campaigns()}
@@ -85,6 +85,61 @@ async def test_r_resumes_a_paused_campaign_and_sends_only_the_rest(rig: Rig) -> 
     assert sent == expected  # only the remaining five, once each, in order
     camp = rig.store.get_campaign(cid)
     assert (camp.sent, camp.next_index, camp.failed) == (8, 8, 0)
+
+
+async def test_r_resumes_a_failed_campaign_with_recipients_left_and_only_there(
+    rig: Rig,
+) -> None:
+    left = rig.add("Died mid-way", 8, status=S.FAILED, done=3)
+    rig.force(left, last_error="unexpected error: database is locked")
+    none_left = rig.add("Failed at the end", 4, status=S.FAILED, done=4)
+    paused = rig.add("Paused one", status=S.PAUSED, done=1, reason="x", seed=1)
+    async with rig.app().run_test(size=(120, 30)) as pilot:
+        # The footer follows the row under the cursor, read from the model.
+        for cid, offered in ((none_left, False), (left, True), (paused, True)):
+            await select(pilot, cid)
+            assert ("Resume" in footer_keys(pilot)) == offered, cid
+        await select(pilot, none_left)
+        await pilot.press("r")
+        await pilot.pause(0.3)
+        assert rig.store.get_campaign(none_left).status == S.FAILED
+        await select(pilot, left)
+        info = str(pilot.app.screen.query_one("#row-info", Static).render())
+        assert "r resumes it from recipient 4" in info
+        await pilot.press("r")
+        await wait_for(pilot, lambda: rig.store.get_campaign(left).status == S.COMPLETED)
+        await wait_for(
+            pilot, lambda: "Completed" in str(table(pilot).get_cell(str(left), "status"))
+        )
+        assert "Resume" not in footer_keys(pilot)
+    assert [m.chat_id for m in rig.sim.state.sent()] == [
+        f"4915{0:02d}{i:06d}@c.us" for i in range(3, 8)
+    ]
+    camp = rig.store.get_campaign(left)
+    assert (camp.sent, camp.next_index, camp.failed) == (8, 8, 0)
+    assert rig.store.get_campaign(paused).status == S.PAUSED
+
+
+async def test_a_running_campaign_waiting_for_its_session_says_so_in_its_row(
+    rig: Rig, utc: None
+) -> None:
+    cid = rig.add("Flapping", 5)
+    owner = "other-host:4242:abcd"
+    rig.store.claim(cid, owner, 3600)  # its run is in another process
+    async with rig.app().run_test(size=(160, 30)) as pilot:
+        await select(pilot, cid)
+        await wait_for(pilot, lambda: main_screen(pilot).campaigns[cid].status == S.RUNNING)
+        assert table(pilot).get_cell(str(cid), "reason").plain == ""
+        rig.store.set_waiting(cid, owner, "waiting for session 'default' (STARTING)")
+        since = rig.store.get_campaign(cid).waiting_since
+        assert since is not None
+        expected = f"waiting for session 'default' (STARTING) since {since:%H:%M}"
+        await wait_for(pilot, lambda: table(pilot).get_cell(str(cid), "reason").plain == expected)
+        info = str(pilot.app.screen.query_one("#row-info", Static).render())
+        assert expected in info
+        rig.store.set_waiting(cid, owner, None)  # the session came back
+        await wait_for(pilot, lambda: table(pilot).get_cell(str(cid), "reason").plain == "")
+    assert rig.sim.state.sent() == []
 
 
 async def test_a_second_r_while_a_resume_is_in_flight_does_nothing(rig: Rig) -> None:

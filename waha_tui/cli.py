@@ -14,8 +14,9 @@ import typer
 
 from waha_tui import events as ev
 from waha_tui.config import Settings
-from waha_tui.errors import UserError
+from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import Campaign, Recipient
+from waha_tui.status import CampaignStatus
 
 T = TypeVar("T")
 EXIT_PAUSED = 3
@@ -71,6 +72,13 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def report(exc: UserError) -> None:
+    """The error on stderr: one line, or one line per field of refused input."""
+    lines = [e.message for e in exc.errors] if isinstance(exc, InvalidInput) else [str(exc)]
+    for line in lines:
+        typer.echo(f"error: {line}", err=True)
+
+
 def _settings(ctx: typer.Context) -> Settings:
     obj = ctx.find_root().obj
     assert isinstance(obj, Settings)
@@ -91,8 +99,8 @@ def _with_service(ctx: typer.Context, fn: Callable[[Any], Coroutine[Any, Any, T]
     try:
         return asyncio.run(main())
     except UserError as exc:
-        fail(str(exc))
-        raise AssertionError("unreachable") from None
+        report(exc)
+        raise typer.Exit(1) from None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -115,6 +123,8 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "started_at": _iso(c.started_at),
         "completed_at": _iso(c.completed_at),
         "pause_reason": c.pause_reason,
+        "waiting_for": c.waiting_for,
+        "waiting_since": _iso(c.waiting_since),
         "last_error": c.last_error,
         "list": c.list_name,
         "image": c.image_path,
@@ -122,6 +132,14 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "auto_resume": c.auto_resume,
         "message": c.template_text,
     }
+
+
+def waiting_text(c: Campaign) -> str | None:
+    """ "waiting for session 'x' (STARTING) since 12:03" while its run waits, else None."""
+    if c.status != CampaignStatus.RUNNING or not c.waiting_for:
+        return None
+    since = f" since {c.waiting_since.astimezone():%H:%M}" if c.waiting_since else ""
+    return f"{c.waiting_for}{since}"
 
 
 def recipient_dict(r: Recipient) -> dict[str, Any]:
@@ -161,7 +179,7 @@ def contacts_import(
     """Import a CSV file as a contact list."""
 
     async def go(service: Any) -> None:
-        _list_id, result = service.import_contacts(file, list_name, country=country)
+        _list_id, result = await service.import_contacts(file, list_name, country=country)
         for phone, lines in result.duplicates:
             typer.echo(
                 f"duplicate {phone} on lines {', '.join(map(str, lines))}: kept once", err=True
@@ -176,7 +194,7 @@ def contacts_lists(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the contact lists."""
 
     async def go(service: Any) -> None:
-        lists = service.lists()
+        lists = await service.lists()
         if as_json:
             _print_json(
                 [
@@ -196,7 +214,7 @@ def contacts_delete_list(ctx: typer.Context, name: str) -> None:
     """Delete a contact list (campaigns keep their own copy of its contacts)."""
 
     async def go(service: Any) -> None:
-        service.delete_list(name)
+        await service.delete_list(name)
         typer.echo(f"deleted list '{name}'")
 
     _with_service(ctx, go)
@@ -214,7 +232,7 @@ def template_add(
     """Save a message template."""
 
     async def go(service: Any) -> None:
-        service.add_template(name, text)
+        await service.add_template(name, text)
         typer.echo(f"saved template '{name}'")
 
     _with_service(ctx, go)
@@ -225,7 +243,7 @@ def template_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the templates."""
 
     async def go(service: Any) -> None:
-        items = service.templates()
+        items = await service.templates()
         if as_json:
             _print_json([{"name": t.name, "text": t.text} for t in items])
             return
@@ -303,8 +321,8 @@ def campaign_create(
     )
 
     async def go(service: Any) -> None:
-        cid = service.create_campaign(draft)
-        camp = service.campaign(cid)
+        cid = await service.create_campaign(draft)
+        camp = await service.campaign(cid)
         typer.echo(
             f"campaign '{camp.name}': {camp.total} recipients, Scheduled for "
             f"{_local(camp.scheduled_at)} on session '{camp.session}'",
@@ -320,7 +338,7 @@ def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show every campaign."""
 
     async def go(service: Any) -> None:
-        items = service.campaigns()
+        items = await service.campaigns()
         if as_json:
             _print_json([campaign_dict(c) for c in items])
             return
@@ -339,12 +357,16 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
     cid = _campaign_id(campaign_id)
 
     async def go(service: Any) -> None:
-        c = service.campaign(cid)
+        c = await service.campaign(cid)
         data = campaign_dict(c)
         if as_json:
             _print_json(data)
             return
         for key, value in data.items():
+            if key == "waiting_since":
+                continue
+            if key == "waiting_for":
+                key, value = "waiting", waiting_text(c)
             typer.echo(f"{key:13} {value if value is not None else '-'}")
 
     _with_service(ctx, go)
@@ -365,7 +387,7 @@ def campaign_recipients(
         fail(f"--status {status!r} is not one of {', '.join(s.value for s in RecipientStatus)}")
 
     async def go(service: Any) -> None:
-        items = service.recipients(cid, status)
+        items = await service.recipients(cid, status)
         if as_json:
             _print_json([recipient_dict(r) for r in items])
             return
@@ -450,37 +472,32 @@ def campaign_resume(
         bool, typer.Option("--detach", help="Only mark it Scheduled for `waha-tui run`.")
     ] = False,
 ) -> None:
-    """Resume a Paused campaign and run it here with a progress bar."""
+    """Resume a Paused campaign, or a Failed one with recipients left, and run it here
+    with a progress bar."""
     cid = _campaign_id(campaign_id)
 
     async def go(service: Any) -> ev.CampaignEvent | None:
-        await asyncio.to_thread(service.recover_interrupted)
+        await service.recover_interrupted()
         if detach:
             await service.resume(cid, start=False)
             typer.echo(f"campaign {cid} is Scheduled: `waha-tui run` will send it")
             return None
         service.bus.subscribe(ProgressPrinter())
-        install_stop_signals(lambda reason: service.pool.request_stop(cid, _paused(), reason))
+        install_stop_signals(lambda reason: service.request_pause(cid, reason))
         if await service.resume(cid) is None:
-            camp = service.campaign(cid)
+            camp = await service.campaign(cid)
             typer.echo(
                 f"campaign {cid} is Scheduled again for {_local(camp.scheduled_at)}: "
                 "`waha-tui run` or the dashboard starts it then"
             )
             return None
-        return await service.pool.wait(cid)
+        return await service.wait(cid)
 
     end = _with_service(ctx, go)
     if isinstance(end, ev.Paused):
         raise typer.Exit(EXIT_PAUSED)
     if isinstance(end, ev.Failed):
         raise typer.Exit(1)
-
-
-def _paused() -> Any:
-    from waha_tui.status import CampaignStatus
-
-    return CampaignStatus.PAUSED
 
 
 @campaign_app.command("retry", context_settings=ID_COMMAND)
@@ -549,8 +566,8 @@ def run_headless(
 
         def on_stop(reason: str) -> None:
             stop.set()
-            for run_id in list(service.pool.runs):
-                service.pool.request_stop(run_id, _paused(), reason)
+            for run_id in service.running_here():
+                service.request_pause(run_id, reason)
 
         install_stop_signals(on_stop)
 
@@ -563,7 +580,7 @@ def run_headless(
             on_health=on_health,
         )
         await scheduler.run(until_idle=until_idle, stop=stop)
-        await service.pool.stop_all("stopped with `waha-tui run`")
+        await service.stop_all("stopped with `waha-tui run`")
 
     _with_service(ctx, go)
 
@@ -620,7 +637,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        report(exc)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

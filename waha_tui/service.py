@@ -8,22 +8,30 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.csv_import import ImportResult, parse_contacts
-from waha_tui.errors import UserError
-from waha_tui.models import Campaign, Recipient, utcnow
+from waha_tui.errors import FieldError, InvalidInput, UserError
+from waha_tui.models import Campaign, Recipient, Template, utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
-from waha_tui.phones import chat_id_for
+from waha_tui.phones import chat_id_for, check_country
 from waha_tui.render import NAME, placeholders, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
-from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus, TransitionError
-from waha_tui.store import ListInfo, NewRecipient, Store
+from waha_tui.sessions import SessionService
+from waha_tui.status import (
+    FINISHED,
+    CampaignStatus,
+    RecipientStatus,
+    TransitionError,
+    can_resume,
+)
+from waha_tui.store import ListInfo, NewRecipient, NotFound, Store, StoreError
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
 
 S = CampaignStatus
+T = TypeVar("T")
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 MAX_NAME = 200  # the size of the name columns
 PAUSED_BY_OPERATOR = "paused by the operator"
@@ -135,11 +143,45 @@ def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> 
     return parsed.astimezone(UTC)
 
 
+class _Checks:
+    """Every field's error of one input, collected so the caller hears of them all at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.errors.append(FieldError(field, " ".join(message.split())))
+
+    def run(self, field: str, check: Callable[[], T]) -> T | None:
+        """check(), or None with its refusal recorded as `field`'s error."""
+        try:
+            return check()
+        except InvalidInput as exc:
+            self.errors.extend(exc.errors)
+        except StoreError:
+            raise  # the database failed, not the input
+        except UserError as exc:
+            self.add(field, str(exc))
+        return None
+
+    def done(self) -> None:
+        if self.errors:
+            raise InvalidInput(self.errors)
+
+
 class CampaignService:
+    """The one API of the dashboard's screens: every call that touches the store or WAHA is
+    a coroutine (blocking store I/O runs in a thread), and bad input is InvalidInput.
+
+    The CLI and the scheduler may reach `store` and `pool` for what only they do; the
+    screens never do (tests/test_layers.py).
+    """
+
     def __init__(self, store: Store, client: WahaClient, pool: RunnerPool | None = None) -> None:
         self.store = store
         self.client = client
         self.pool = pool or RunnerPool(store, client)
+        self.session_service = SessionService(client)  # the sessions screen's (w)
 
     @classmethod
     def open(cls, settings: Settings, *, config: RunnerConfig | None = None) -> CampaignService:
@@ -151,83 +193,166 @@ class CampaignService:
     def bus(self) -> ev.EventBus:
         return self.pool.bus
 
+    @property
+    def waha_url(self) -> str:
+        return self.client.base_url
+
     async def aclose(self) -> None:
         await self.client.aclose()
         self.store.close()
 
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # The store blocks (SQLite, psycopg): off the event loop, so screens stay live.
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
     # -- contacts and templates --------------------------------------------------------
 
-    def import_contacts(
+    async def import_contacts(
         self, path: str, list_name: str, *, country: str | None = None
     ) -> tuple[int, ImportResult]:
-        list_name = _required("--list", list_name)
-        result = parse_contacts(path, country=country)
-        list_id = self.store.create_list(list_name, _new_recipients(result))
+        """A CSV file as a new contact list. Fields: path, list_name, country."""
+        return await self._db(self._import_contacts, path, list_name, country)
+
+    def _import_contacts(
+        self, path: str, list_name: str, country: str | None
+    ) -> tuple[int, ImportResult]:
+        checks = _Checks()
+        name = checks.run("list_name", lambda: _required("--list", list_name))
+        if name is not None and name in {x.name for x in self.store.lists()}:
+            checks.add("list_name", _list_taken(name))
+        region = checks.run("country", lambda: check_country(country)) if country else None
+        result = None
+        if region is not None or not country:
+            # A refused country would make every national number a fault of the file.
+            result = checks.run("path", lambda: parse_contacts(path, country=region))
+        checks.done()
+        assert name is not None and result is not None
+        list_id = self.store.create_list(name, _new_recipients(result))
         return list_id, result
 
-    def lists(self) -> list[ListInfo]:
-        return self.store.lists()
+    async def lists(self) -> list[ListInfo]:
+        return await self._db(self.store.lists)
 
-    def list_contacts(self, name: str) -> list[NewRecipient]:
-        return self.store.list_contacts(name)
+    async def list_contacts(self, name: str) -> list[NewRecipient]:
+        return await self._db(self.store.list_contacts, name)
 
-    def delete_list(self, name: str) -> None:
+    async def delete_list(self, name: str) -> None:
         # Campaigns copied their recipients when created, so none is affected.
-        self.store.delete_list(name)
+        await self._db(self.store.delete_list, name)
 
-    def add_template(self, name: str, text: str) -> int:
-        name = _template_name(name)
-        _check_template_text(name, text)
-        return self.store.add_template(name, text)
+    async def add_template(self, name: str, text: str) -> int:
+        """Fields: name, text."""
+        return await self._db(self._add_template, name, text)
 
-    def update_template(self, name: str, text: str) -> None:
-        name = _template_name(name)
-        _check_template_text(name, text)
-        self.store.update_template(name, text)
+    def _add_template(self, name: str, text: str) -> int:
+        checks = _Checks()
+        checked = checks.run("name", lambda: _template_name(name))
+        if checked is not None and self._template_exists(checked):
+            checks.add("name", _template_taken(checked))
+        _check_template_text(checks, checked or name.strip(), text)
+        checks.done()
+        assert checked is not None
+        return self.store.add_template(checked, text)
 
-    def delete_template(self, name: str) -> None:
+    def _template_exists(self, name: str) -> bool:
+        try:
+            self.store.get_template(name)
+        except NotFound:
+            return False
+        return True
+
+    async def update_template(self, name: str, text: str) -> None:
+        """Fields: name, text; an unknown name is NotFound."""
+        await self._db(self._update_template, name, text)
+
+    def _update_template(self, name: str, text: str) -> None:
+        checks = _Checks()
+        checked = checks.run("name", lambda: _template_name(name))
+        _check_template_text(checks, checked or name.strip(), text)
+        checks.done()
+        assert checked is not None
+        self.store.update_template(checked, text)
+
+    async def delete_template(self, name: str) -> None:
         # Campaigns copied the text when they were created, so none is affected.
-        self.store.delete_template(name)
+        await self._db(self.store.delete_template, name)
 
-    def templates(self) -> list[Any]:
-        return self.store.templates()
+    async def templates(self) -> list[Template]:
+        return await self._db(self.store.templates)
 
     # -- campaigns ---------------------------------------------------------------------
 
-    def create_campaign(self, draft: CampaignDraft) -> int:
-        plan = self.plan_campaign(draft)
+    async def create_campaign(self, draft: CampaignDraft) -> int:
+        return await self._db(self._create_campaign, draft)
+
+    def _create_campaign(self, draft: CampaignDraft) -> int:
+        plan = self._plan_campaign(draft)
         return self.store.create_campaign(plan.campaign, plan.recipients)
 
-    def plan_campaign(self, draft: CampaignDraft) -> CampaignPlan:
-        """Every check of create_campaign, and what it would write, without writing it."""
-        name = _required("--name", draft.name)
-        if len(name) > MAX_NAME:
-            raise UserError(f"--name is longer than {MAX_NAME} characters")
+    async def plan_campaign(self, draft: CampaignDraft) -> CampaignPlan:
+        """Every check of create_campaign, and what it would write, without writing it.
+
+        Refusals are one InvalidInput with every field's error; fields are the draft's
+        attribute names (name, message, template, contacts_file, list_name, country,
+        image, session, at, delay).
+        """
+        return await self._db(self._plan_campaign, draft)
+
+    def _plan_campaign(self, draft: CampaignDraft) -> CampaignPlan:
+        checks = _Checks()
+        name = checks.run("name", lambda: _campaign_name(draft.name))
+        text_field = "template" if draft.template else "message"
+        text: str | None = None
         if bool(draft.message) == bool(draft.template):
-            raise UserError("give either --message or --template (exactly one)")
-        if bool(draft.contacts_file) == bool(draft.list_name):
-            raise UserError("give either --contacts FILE.csv or --list NAME (exactly one)")
-        text = draft.message or self.store.get_template(draft.template or "").text
-        if not text.strip():
-            raise UserError("the message is empty")
-        session = _required("--session", draft.session)
-        when = parse_when(draft.at)
-        low, high = (
-            parse_delay(draft.delay)
-            if isinstance(draft.delay, str)
-            else draft.delay or DEFAULT_DELAY
-        )
-        image_path, image_mime = _check_image(draft.image) if draft.image else (None, None)
-        if draft.contacts_file:
-            result = parse_contacts(draft.contacts_file, country=draft.country, template=text)
-            recipients = _new_recipients(result)
-            source = Path(draft.contacts_file).name
+            checks.add("message", "give either --message or --template (exactly one)")
+        elif draft.message:
+            text = draft.message
         else:
-            recipients = self.store.list_contacts(draft.list_name or "")
-            _check_list_fits(text, draft.list_name or "", recipients)
+            text = checks.run(
+                "template", lambda: self.store.get_template(draft.template or "").text
+            )
+        if text is not None and not text.strip():
+            checks.add(text_field, "the message is empty")
+            text = None
+        session = checks.run("session", lambda: _required("--session", draft.session))
+        when = checks.run("at", lambda: parse_when(draft.at))
+        delay = checks.run("delay", lambda: _delay(draft.delay))
+        image = None
+        if draft.image:
+            image = checks.run("image", lambda: _check_image(draft.image or ""))
+        recipients: list[NewRecipient] | None = None
+        source: str | None = None
+        field = "list_name"  # where "no recipients" goes
+        if bool(draft.contacts_file) == bool(draft.list_name):
+            checks.add("list_name", "give either --contacts FILE.csv or --list NAME (exactly one)")
+        elif draft.contacts_file:
+            source = Path(draft.contacts_file).name
+            region = (
+                checks.run("country", lambda: check_country(draft.country or ""))
+                if draft.country
+                else None
+            )
+            if region is not None or not draft.country:
+                file = draft.contacts_file
+                result = checks.run(
+                    "contacts_file", lambda: parse_contacts(file, country=region, template=text)
+                )
+                recipients = None if result is None else _new_recipients(result)
+            field = "contacts_file"
+        else:
             source = draft.list_name
-        if not recipients:
-            raise UserError("the campaign has no recipients")
+            recipients = checks.run("list_name", lambda: self.store.list_contacts(source or ""))
+            if recipients is not None and text is not None:
+                unknown = _unknown_columns(text, source or "", recipients)
+                if unknown:
+                    checks.add(text_field, unknown)
+                elif empty := _empty_values(text, source or "", recipients):
+                    checks.add(field, empty)
+        if recipients is not None and not recipients:
+            checks.add(field, "the campaign has no recipients")
+        checks.done()
+        assert name and text and session and when and delay and recipients is not None
+        image_path, image_mime = image or (None, None)
         campaign = Campaign(
             name=name,
             session=session,
@@ -237,28 +362,79 @@ class CampaignService:
             image_mime=image_mime,
             list_name=source,
             scheduled_at=when,
-            delay_min=low,
-            delay_max=high,
+            delay_min=delay[0],
+            delay_max=delay[1],
             typing=draft.typing,
             break_every=draft.break_every,
             break_seconds=draft.break_seconds,
             max_consecutive_failures=draft.max_consecutive_failures,
             auto_resume=draft.auto_resume,
         )
-        return CampaignPlan(campaign, list(recipients))
+        return CampaignPlan(campaign, recipients)
 
-    def campaigns(self) -> list[Campaign]:
-        return self.store.list_campaigns()
+    async def campaigns(self) -> list[Campaign]:
+        return await self._db(self.store.list_campaigns)
 
-    def campaign(self, campaign_id: int) -> Campaign:
-        return self.store.get_campaign(campaign_id)
+    async def campaign(self, campaign_id: int) -> Campaign:
+        return await self._db(self.store.get_campaign, campaign_id)
 
-    def recipients(self, campaign_id: int, status: str | None = None) -> list[Recipient]:
+    async def campaign_rows(self, since: datetime | None = None) -> tuple[list[Any], int]:
+        """The dashboard's columns of the campaigns updated at or after `since` (all when
+        None), and how many campaigns exist (Store.campaign_rows)."""
+        return await self._db(self.store.campaign_rows, since)
+
+    async def recipients(
+        self,
+        campaign_id: int,
+        status: str | None = None,
+        *,
+        start: int = 0,
+        limit: int | None = None,
+    ) -> list[Recipient]:
+        return await self._db(self._recipients, campaign_id, status, start, limit)
+
+    def _recipients(
+        self, campaign_id: int, status: str | None, start: int, limit: int | None
+    ) -> list[Recipient]:
         self.store.get_campaign(campaign_id)  # a clear error for an unknown id
-        return self.store.recipients(campaign_id, status=status)
+        return self.store.recipients(campaign_id, status=status, start=start, limit=limit)
 
-    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+    async def campaign_window(
+        self, campaign_id: int, *, before_next: int, limit: int
+    ) -> tuple[Campaign, list[Recipient]]:
+        """A campaign and at most `limit` of its recipients, from `before_next` before the
+        next one to send: what a details view of a huge campaign shows, in one read."""
+        return await self._db(self._campaign_window, campaign_id, before_next, limit)
+
+    def _campaign_window(
+        self, campaign_id: int, before_next: int, limit: int
+    ) -> tuple[Campaign, list[Recipient]]:
+        camp = self.store.get_campaign(campaign_id)
+        start = max(0, camp.next_index - before_next)
+        return camp, self.store.recipients(campaign_id, start=start, limit=limit)
+
+    # -- runs --------------------------------------------------------------------------
+
+    def running_here(self) -> list[int]:
+        """The campaigns this process is sending right now."""
+        return sorted(self.pool.runs)
+
+    def runs_here(self, lease_owner: str | None) -> bool:
+        """Whether a Running campaign's lease owner is this process."""
+        return lease_owner is not None and lease_owner == self.pool.owner
+
+    def request_pause(self, campaign_id: int, reason: str) -> bool:
+        """Ask this process's run of a campaign to pause after the message in flight
+        (False: it is not running here). No I/O: safe from a signal handler."""
+        return self.pool.request_stop(campaign_id, S.PAUSED, reason)
+
+    async def wait(self, campaign_id: int) -> ev.Ended | None:
+        """How this process's run of a campaign ends (or ended)."""
+        return await self.pool.wait(campaign_id)
+
+    async def stop_all(self, reason: str) -> None:
+        """Pause every run of this process after its message in flight, and await them."""
+        await self.pool.stop_all(reason)
 
     async def pause(self, campaign_id: int) -> Campaign:
         camp = await self._db(self.store.get_campaign, campaign_id)
@@ -302,16 +478,25 @@ class CampaignService:
         start: bool = True,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
     ) -> CampaignRun | None:
-        """Check its WAHA session, then run a Paused campaign at once (Paused -> Running).
+        """Check its WAHA session, then run a Paused campaign at once (Paused -> Running),
+        or a Failed one with recipients left (Failed -> Paused -> Running), from its next
+        recipient.
 
         Returns once the runner has started (the caller chooses whether to wait), or None
         when it was only marked Scheduled: with start=False (for a `waha-tui run`
         elsewhere), or when it never started and its scheduled time is still ahead.
         """
         camp = await self._db(self.store.get_campaign, campaign_id)
-        if camp.status != S.PAUSED:
+        if not can_resume(camp.status, camp.next_index, camp.total):
+            if camp.status == S.FAILED:
+                raise UserError(
+                    f"campaign {campaign_id} is Failed with no recipient left to send: "
+                    f"`waha-tui campaign retry {campaign_id}` queues its failed or unknown "
+                    "ones again"
+                )
             raise UserError(
-                f"campaign {campaign_id} is {camp.status}: only a Paused campaign can be resumed"
+                f"campaign {campaign_id} is {camp.status}: only a Paused campaign, or a "
+                "Failed one with recipients left to send, can be resumed"
             )
         info = await self.check_session(camp.session)
         if not info.working:
@@ -323,16 +508,30 @@ class CampaignService:
             and camp.scheduled_at is not None
             and camp.scheduled_at > utcnow()
         )
+        # A Failed campaign is no longer finished once resumed.
+        reopened: dict[str, Any] = {"completed_at": None} if camp.status == S.FAILED else {}
         if not start or not_yet_due:
             # A campaign paused before its start time goes back to waiting for it.
             await self._db(
                 self.store.transition,
                 campaign_id,
                 S.SCHEDULED,
-                expect=(S.PAUSED,),
+                expect=(camp.status,),
                 pause_reason=None,
+                **reopened,
             )
             return None
+        if camp.status == S.FAILED:
+            # The claim takes Paused (or Scheduled) campaigns only; should it be refused
+            # (its session busy elsewhere), the campaign is left Paused: r resumes it.
+            await self._db(
+                self.store.transition,
+                campaign_id,
+                S.PAUSED,
+                expect=(S.FAILED,),
+                pause_reason=None,
+                **reopened,
+            )
         # The claim takes it from Paused to Running in one transaction, so a refusal (its
         # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
         return await self.pool.start(campaign_id, spawn)
@@ -349,8 +548,8 @@ class CampaignService:
         wanted = [RecipientStatus.UNKNOWN] * unknown + [RecipientStatus.FAILED] * failed
         return await self._db(self.store.retry_recipients, campaign_id, wanted)
 
-    def recover_interrupted(self) -> list[int]:
-        return self.store.recover_interrupted()
+    async def recover_interrupted(self) -> list[int]:
+        return await self._db(self.store.recover_interrupted)
 
     async def sessions(self) -> list[SessionInfo]:
         return await self.client.list_sessions()
@@ -366,6 +565,25 @@ def _required(what: str, value: str | None) -> str:
     return value
 
 
+def _campaign_name(name: str) -> str:
+    name = _required("--name", name)
+    if len(name) > MAX_NAME:
+        raise UserError(f"--name is longer than {MAX_NAME} characters")
+    return name
+
+
+def _delay(value: str | tuple[float, float] | None) -> tuple[float, float]:
+    return parse_delay(value) if isinstance(value, str) else value or DEFAULT_DELAY
+
+
+def _list_taken(name: str) -> str:
+    return f"a contact list named '{name}' already exists: delete it or pick another name"
+
+
+def _template_taken(name: str) -> str:
+    return f"a template named '{name}' already exists"
+
+
 def _template_name(name: str) -> str:
     name = _required("template name", name)
     if len(name) > MAX_NAME:
@@ -373,10 +591,9 @@ def _template_name(name: str) -> str:
     return name
 
 
-def _check_template_text(name: str, text: str) -> None:
-    errors = check_template(text).errors
-    if errors:
-        raise UserError(f"template '{name}': {'; '.join(errors)}")
+def _check_template_text(checks: _Checks, name: str, text: str) -> None:
+    for error in check_template(text).errors:
+        checks.add("text", f"template '{name}': {error}")
 
 
 def _new_recipients(result: ImportResult) -> list[NewRecipient]:
@@ -385,28 +602,33 @@ def _new_recipients(result: ImportResult) -> list[NewRecipient]:
     ]
 
 
-def _check_list_fits(text: str, list_name: str, recipients: list[NewRecipient]) -> None:
+def _unknown_columns(text: str, list_name: str, recipients: list[NewRecipient]) -> str | None:
+    """The message's placeholders the list has no column for (an error of the message)."""
     columns: set[str] = set()
     for r in recipients:
         columns.update(r.variables)
     unknown = unknown_placeholders(text, columns)
-    if unknown:
-        names = ", ".join("{" + u + "}" for u in unknown)
-        have = ", ".join(sorted(columns)) or "none"
-        raise UserError(
-            f"unknown placeholder {names} in the message: list '{list_name}' has the columns {have}"
-        )
+    if not unknown:
+        return None
+    names = ", ".join("{" + u + "}" for u in unknown)
+    have = ", ".join(sorted(columns)) or "none"
+    return f"unknown placeholder {names} in the message: list '{list_name}' has the columns {have}"
+
+
+def _empty_values(text: str, list_name: str, recipients: list[NewRecipient]) -> str | None:
+    """Contacts whose column for a placeholder is empty (an error of the list)."""
     missing: dict[str, list[int]] = {}
     for i, r in enumerate(recipients):
         for key in placeholders(text):
             if key != "name" and not (r.variables.get(key) or "").strip():
                 missing.setdefault(key, []).append(i + 1)
-    if missing:
-        key, rows = next(iter(missing.items()))
-        shown = ", ".join(map(str, rows[:10])) + (
-            f" and {len(rows) - 10} more" if len(rows) > 10 else ""
-        )
-        raise UserError(f"{{{key}}} is empty for contacts {shown} of list '{list_name}'")
+    if not missing:
+        return None
+    key, rows = next(iter(missing.items()))
+    shown = ", ".join(map(str, rows[:10])) + (
+        f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+    )
+    return f"{{{key}}} is empty for contacts {shown} of list '{list_name}'"
 
 
 def _check_image(path_text: str) -> tuple[str, str]:
@@ -430,6 +652,10 @@ __all__ = [
     "CampaignDraft",
     "CampaignPlan",
     "CampaignService",
+    "FieldError",
+    "InvalidInput",
+    "ListInfo",
+    "NewRecipient",
     "TemplateCheck",
     "TransitionError",
     "WahaError",

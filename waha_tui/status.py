@@ -32,7 +32,9 @@ TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
     S.PAUSED: frozenset({S.SCHEDULED, S.CANCELLED}),
     # Reopened only to retry failed or unknown recipients the operator chose (issue 6).
     S.COMPLETED: frozenset({S.PAUSED}),
-    S.FAILED: frozenset({S.PAUSED}),
+    # Also resumed when recipients are left (can_resume): Paused to run here, Scheduled
+    # for a `waha-tui run` elsewhere (issue 12).
+    S.FAILED: frozenset({S.PAUSED, S.SCHEDULED}),
     S.CANCELLED: frozenset(),
 }
 FINISHED = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
@@ -46,6 +48,13 @@ class TransitionError(UserError):
 
 def can_transition(old: str, new: str) -> bool:
     return CampaignStatus(new) in TRANSITIONS[CampaignStatus(old)]
+
+
+def can_resume(status: str, next_index: int, total: int) -> bool:
+    """What `resume` (CLI, service, the dashboard's r) takes: a Paused campaign, or a
+    Failed one with recipients left to send (its run ended on an error of the store or of
+    the program, not of its recipients); either goes on from its next recipient."""
+    return status == S.PAUSED or (status == S.FAILED and next_index < total)
 
 
 def check_transition(campaign_id: int, old: str, new: str) -> None:

@@ -555,16 +555,6 @@ class Store:
             rows = conn.execute(sa.select(C).order_by(C.c.id)).all()
         return [_campaign(r) for r in rows]
 
-    def campaigns_changed_since(self, since: datetime | None) -> tuple[list[Campaign], list[int]]:
-        """Campaigns updated after `since` (all when None), and every id that exists."""
-        with self.read() as conn:
-            query = sa.select(C).order_by(C.c.id)
-            if since is not None:
-                query = query.where(C.c.updated_at >= since)
-            rows = conn.execute(query).all()
-            ids = list(conn.execute(sa.select(C.c.id)).scalars())
-        return [_campaign(r) for r in rows], ids
-
     # The columns the dashboard shows (and reads under the cursor), nothing more.
     DASHBOARD_COLUMNS = (
         "id",
@@ -578,6 +568,8 @@ class Store:
         "unknown",
         "next_index",
         "pause_reason",
+        "waiting_for",
+        "waiting_since",
         "last_error",
         "lease_owner",
         "updated_at",
@@ -614,15 +606,6 @@ class Store:
             query = query.limit(limit)
         with self.read() as conn:
             return [_recipient(r) for r in conn.execute(query).all()]
-
-    def recipient_counts(self, campaign_id: int) -> dict[str, int]:
-        with self.read() as conn:
-            rows = conn.execute(
-                sa.select(R.c.status, sa.func.count())
-                .where(R.c.campaign_id == campaign_id)
-                .group_by(R.c.status)
-            ).all()
-        return {status: count for status, count in rows}
 
     # -- status changes ----------------------------------------------------------------
 
@@ -999,21 +982,6 @@ class Store:
                 .order_by(C.c.scheduled_at, C.c.id)
                 .with_for_update(skip_locked=True)
             ).all()
-        return [_campaign(r) for r in rows]
-
-    def due_campaigns(self, now: datetime | None = None) -> list[Campaign]:
-        now = now or utcnow()
-        with self.read() as conn:
-            rows = conn.execute(
-                sa.select(C)
-                .where(C.c.status == S.SCHEDULED, C.c.scheduled_at <= now)
-                .order_by(C.c.scheduled_at, C.c.id)
-            ).all()
-        return [_campaign(r) for r in rows]
-
-    def running_campaigns(self) -> list[Campaign]:
-        with self.read() as conn:
-            rows = conn.execute(sa.select(C).where(C.c.status == S.RUNNING)).all()
         return [_campaign(r) for r in rows]
 
 

@@ -17,7 +17,6 @@ from waha_tui.config import Settings
 from waha_tui.errors import UserError
 from waha_tui.scheduler import Scheduler
 from waha_tui.service import CampaignService
-from waha_tui.sessions import SessionService
 from waha_tui.tui.commands import DashboardCommands
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.contacts import ContactListsScreen
@@ -59,7 +58,7 @@ class WahaTuiApp(App[None]):
     ) -> None:
         super().__init__()
         self.service = service
-        self.session_service = SessionService(service.client)  # the sessions screen's (w)
+        self.session_service = service.session_service  # the sessions screen's (w)
         self.refresh_interval = refresh_interval
         self.session_interval = session_interval
         self.scheduler_interval = scheduler_interval
@@ -75,7 +74,7 @@ class WahaTuiApp(App[None]):
 
     async def on_mount(self) -> None:
         # Runs left Running by a process that died are shown as what they are: Paused.
-        await asyncio.to_thread(self.service.recover_interrupted)
+        await self.service.recover_interrupted()
         await self.push_screen(self.main)
         self.run_worker(self._watch_sessions(), group="sessions", exit_on_error=False)
         if self.run_scheduler:
@@ -264,7 +263,7 @@ class WahaTuiApp(App[None]):
             await asyncio.sleep(self.session_interval)
 
     async def _sessions_line(self) -> Text:
-        line = Text(f"WAHA {self.service.client.base_url}  ")
+        line = Text(f"WAHA {self.service.waha_url}  ")
         try:
             sessions: list[SessionInfo] = await self.service.sessions()
         except Unreachable:
@@ -288,7 +287,7 @@ class WahaTuiApp(App[None]):
         self.request_quit()
 
     def request_quit(self) -> None:
-        running = len(self.service.pool.runs)
+        running = len(self.service.running_here())
         if not running:
             self.run_task(self.shutdown(STOPPED_WITH_DASHBOARD))
             return
@@ -311,9 +310,9 @@ class WahaTuiApp(App[None]):
             return
         self._quitting = True
         self._stop_scheduler.set()
-        if self.service.pool.runs:
+        if self.service.running_here():
             self.notify("finishing the message in flight…", markup=False)
-            await self.service.pool.stop_all(reason)
+            await self.service.stop_all(reason)
         self.exit()
 
     async def on_unmount(self) -> None:
@@ -331,7 +330,7 @@ def run_dashboard(settings: Settings, *, service: CampaignService | None = None)
         try:
             await WahaTuiApp(svc, install_signals=True).run_async()
         finally:
-            await svc.pool.stop_all(STOPPED_WITH_DASHBOARD)
+            await svc.stop_all(STOPPED_WITH_DASHBOARD)
             await svc.aclose()
 
     try:

@@ -59,7 +59,18 @@ def local_time(value: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
     return value.astimezone().strftime(fmt) if value else "-"
 
 
+def waiting_cell(c: Campaign) -> Text:
+    """ "waiting for session 'x' (STARTING) since 12:03" while its run waits ("" else)."""
+    if c.status != S.RUNNING or not c.waiting_for:
+        return Text("")
+    since = f" since {local_time(c.waiting_since, '%H:%M')}" if c.waiting_since else ""
+    return Text(f"{c.waiting_for}{since}", style="cyan")
+
+
 def reason_cell(c: Campaign) -> Text:
+    waiting = waiting_cell(c)
+    if waiting.plain:  # what holds it up now comes before the last error
+        return waiting
     if c.status == S.PAUSED and c.pause_reason:
         return Text(c.pause_reason, style="yellow")
     if c.last_error and c.status in (S.FAILED, S.RUNNING, S.PAUSED):

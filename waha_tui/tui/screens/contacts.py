@@ -1,12 +1,12 @@
 """`L`: contact lists: import a CSV file, look at a list's contacts, delete a list.
 
 Every rule is the service's (the CLI's `contacts import` and `delete-list` call the same
-methods), so the form shows the CLI's own one-line errors, on the field they are about.
+methods), so the form shows the CLI's own one-line errors, each beside the field the
+service names, all at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass
 
@@ -18,11 +18,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from waha_tui.csv_import import CsvImportError, ImportResult
-from waha_tui.errors import UserError
-from waha_tui.phones import PhoneError, check_country
-from waha_tui.service import CampaignService
-from waha_tui.store import ListInfo, NewRecipient
+from waha_tui.csv_import import ImportResult
+from waha_tui.errors import InvalidInput, UserError
+from waha_tui.service import CampaignService, ListInfo, NewRecipient
 from waha_tui.tui.format import local_time
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.sessions import one_line
@@ -31,6 +29,8 @@ from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 LIST_COLUMNS = [("#", "pos"), ("List", "name"), ("Contacts", "count"), ("Imported", "created")]
 CONTACT_COLUMNS = [("#", "pos"), ("Phone", "phone"), ("Name", "name"), ("Variables", "variables")]
+# The form's field for each field the service's import_contacts names.
+IMPORT_FIELDS = {"path": "path", "list_name": "name", "country": "country"}
 SHOWN_DUPLICATES = 5  # lines of duplicates in the toast; the rest are counted
 MAX_SHOWN_CONTACTS = 5000  # rows of the contacts table; a longer list says how many more
 
@@ -123,11 +123,10 @@ class ImportModal(ModalScreen[Imported | None]):
         name = self.value("name")
         country = self.value("country").strip() or None
         try:
-            _list_id, result = await asyncio.to_thread(
-                self.service.import_contacts, path, name, country=country
-            )
-        except UserError as exc:
-            self.field(self._field_of(exc, country)).set_error(one_line(exc))
+            _list_id, result = await self.service.import_contacts(path, name, country=country)
+        except InvalidInput as exc:
+            for service_field, field in IMPORT_FIELDS.items():
+                self.field(field).set_error("\n".join(exc.messages(service_field)))
             return
         except Exception as exc:
             self.notify(one_line(exc), severity="error", markup=False, timeout=10)
@@ -135,19 +134,6 @@ class ImportModal(ModalScreen[Imported | None]):
         finally:
             self.busy = False
         self.dismiss(Imported(name.strip(), result))
-
-    @staticmethod
-    def _field_of(exc: UserError, country: str | None) -> str:
-        """The field an error is about: the service's message says it, the form places it."""
-        if not isinstance(exc, CsvImportError):
-            return "name"  # "--list is empty", "a contact list named ... already exists"
-        if country:
-            try:
-                check_country(country)
-            except PhoneError as bad:
-                if str(bad) in str(exc):
-                    return "country"
-        return "path"
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -176,7 +162,7 @@ class ListContactsScreen(Screen[None]):
             table.add_column(label, key=key)
         table.focus()
         try:
-            contacts = await asyncio.to_thread(self.service.list_contacts, self.list_name)
+            contacts = await self.service.list_contacts(self.list_name)
         except UserError as exc:
             self.notify(one_line(exc), severity="error", markup=False)
             return
@@ -221,7 +207,7 @@ class ContactListsScreen(Screen[None]):
 
     async def reload(self) -> None:
         try:
-            found = await asyncio.to_thread(self.service.lists)
+            found = await self.service.lists()
         except UserError as exc:
             self.notify(one_line(exc), severity="error", markup=False)
             return
@@ -304,7 +290,7 @@ class ContactListsScreen(Screen[None]):
 
     async def _delete(self, name: str) -> None:
         try:
-            await asyncio.to_thread(self.service.delete_list, name)
+            await self.service.delete_list(name)
         except Exception as exc:
             self.notify(
                 f"cannot delete list '{name}': {one_line(exc)}", severity="error", markup=False

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,10 +10,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from waha_tui.errors import UserError
-from waha_tui.models import Campaign, Recipient
+from waha_tui.models import Campaign
 from waha_tui.service import CampaignService
 from waha_tui.status import CampaignStatus
-from waha_tui.tui.format import local_time, progress_cell, recipient_cells, status_cell
+from waha_tui.tui.format import (
+    local_time,
+    progress_cell,
+    recipient_cells,
+    status_cell,
+    waiting_cell,
+)
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
@@ -57,6 +61,9 @@ def summary(c: Campaign) -> Table:
     if c.status == CampaignStatus.RUNNING and c.lease_owner:
         owner = ":".join(c.lease_owner.split(":")[:2])
         grid.add_row("Runner", Text(f"process {owner}"), "", "")
+    waiting = waiting_cell(c)
+    if waiting.plain:
+        grid.add_row("Waiting", waiting, "", "")
     if c.pause_reason:
         grid.add_row("Paused", Text(c.pause_reason, style="yellow"), "", "")
     if c.last_error:
@@ -93,7 +100,9 @@ class DetailsScreen(Screen[None]):
             return
         self._loading = True
         try:
-            camp, recipients = await asyncio.to_thread(self._read)
+            camp, recipients = await self.service.campaign_window(
+                self.campaign_id, before_next=50, limit=WINDOW
+            )
         except Exception as exc:
             self.notify(str(exc), severity="error", markup=False)
             return
@@ -104,11 +113,6 @@ class DetailsScreen(Screen[None]):
         self.refresh_bindings()
         table = self.query_one("#recipients", KeyedTable)
         table.sync((str(r.position), recipient_cells(r)) for r in recipients)
-
-    def _read(self) -> tuple[Campaign, list[Recipient]]:
-        camp = self.service.store.get_campaign(self.campaign_id)
-        start = max(0, camp.next_index - 50)
-        return camp, self.service.store.recipients(self.campaign_id, start=start, limit=WINDOW)
 
     def action_back(self) -> None:
         self.app.pop_screen()

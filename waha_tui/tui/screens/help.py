@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 KEYS: list[tuple[str, str]] = [
     ("↑ ↓ / j k", "move between campaigns; PgUp PgDn: pages of 100"),
     ("enter", "details of the campaign: counters, timings, recipients"),
-    ("r", "resume a Paused campaign (its WAHA session must be WORKING)"),
+    ("r", "resume Paused, or Failed with recipients left to send"),
     ("p", "pause a Running or Scheduled campaign"),
     ("c", "cancel a campaign (asks first)"),
     ("/", "filter by name or status; esc clears"),

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from waha_tui.models import utcnow
-from waha_tui.status import CampaignStatus
+from waha_tui.status import CampaignStatus, can_resume
 from waha_tui.tui.format import campaign_cells, reason_cell, status_cell
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
@@ -126,7 +126,7 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(
-            Text(f"WAHA {self.wapp.service.client.base_url}  ·  checking sessions…"), id="waha-line"
+            Text(f"WAHA {self.wapp.service.waha_url}  ·  checking sessions…"), id="waha-line"
         )
         yield Static(Text(BAN_WARNING), id="ban-warning")
         yield Static(Text(self.wapp.banner or ""), id="banner")
@@ -198,7 +198,7 @@ class MainScreen(Screen[None]):
             self._want_full = self._want_full or full
             return
         self._loading = True
-        store = self.wapp.service.store
+        service = self.wapp.service
         try:
             while True:
                 self._dirty = False
@@ -206,13 +206,13 @@ class MainScreen(Screen[None]):
                 self._want_full = False
                 since = self._read_since(full)
                 try:
-                    rows, count = await asyncio.to_thread(store.campaign_rows, since)
+                    rows, count = await service.campaign_rows(since)
                     known = self.campaigns
                     if since is not None and count != len(known) + sum(
                         1 for r in rows if r.id not in known
                     ):
                         since = None  # deleted or late rows: read them all
-                        rows, count = await asyncio.to_thread(store.campaign_rows, None)
+                        rows, count = await service.campaign_rows(None)
                 except Exception as exc:
                     self.notify(str(exc), severity="error", markup=False)
                     return
@@ -378,7 +378,15 @@ class MainScreen(Screen[None]):
         except NoMatches:
             return None
         return (
-            None if c is None else (c.id, c.status, c.lease_owner, c.id in self.wapp.resuming),
+            None
+            if c is None
+            else (
+                c.id,
+                c.status,
+                c.lease_owner,
+                c.next_index < c.total,  # a Failed campaign with recipients left resumes
+                c.id in self.wapp.resuming,
+            ),
             bool(self.filter_text),
             box,
         )
@@ -398,7 +406,9 @@ class MainScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         c = self.current()
         if action == "resume":
-            return bool(c and c.status == S.PAUSED and c.id not in self.wapp.resuming)
+            return bool(
+                c and can_resume(c.status, c.next_index, c.total) and c.id not in self.wapp.resuming
+            )
         if action == "pause":
             return bool(c and c.status in (S.RUNNING, S.SCHEDULED))
         if action == "cancel":
@@ -417,7 +427,7 @@ class MainScreen(Screen[None]):
         if c is not None:
             line.append(f"#{c.id} ", style="bold")
             line.append_text(status_cell(c.status))
-            if c.status == S.RUNNING and c.lease_owner != self.wapp.service.pool.owner:
+            if c.status == S.RUNNING and not self.wapp.service.runs_here(c.lease_owner):
                 # Another dashboard or `waha-tui run` holds it: shown live, not runnable here.
                 owner = ":".join((c.lease_owner or "?").split(":")[:2])
                 line.append(f" in another process ({owner})", style="cyan")
@@ -427,6 +437,8 @@ class MainScreen(Screen[None]):
                 line.append_text(detail)
             elif c.status == S.PAUSED:
                 line.append(": press r to resume")
+            if c.status == S.FAILED and can_resume(c.status, c.next_index, c.total):
+                line.append(f" · r resumes it from recipient {c.next_index + 1}")
         info.update(line, layout=False)  # one line, always: no re-layout of the screen
 
     @on(DataTable.RowHighlighted, "#campaigns")

@@ -2,14 +2,12 @@
 
 The form decides nothing itself: the service's `plan_campaign` checks the draft with every
 rule of `waha-tui campaign create` (it is the same code), and `create_campaign` writes it.
-The form only places each error on the field it is about, previews the first messages,
-and asks before anything is written.
+The form only places each error beside the field the service names, all at once, previews
+the first messages, and asks before anything is written.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import datetime
 
 from rich.text import Text
@@ -21,13 +19,18 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Input, Select, Static, TextArea
 
-from waha_tui.errors import UserError
+from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.render import RenderError, render
-from waha_tui.service import CampaignDraft, CampaignPlan, CampaignService, parse_when
+from waha_tui.service import (
+    CampaignDraft,
+    CampaignPlan,
+    CampaignService,
+    NewRecipient,
+    parse_when,
+)
 from waha_tui.sessions import SessionService
-from waha_tui.store import NewRecipient
 from waha_tui.tui.format import local_time
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.sessions import one_line, session_status_cell
@@ -38,27 +41,19 @@ from waha_tui.tui.widgets.form import Field
 DELAY_GUIDANCE = "WAHA advises a random 30–60 s between messages; shorter gets numbers banned"
 PREVIEWED = 3  # messages shown before creating
 NOW_WORDS = ("", "now")
-# Which field a service error is about: each of its messages names what it checks.
-ERROR_FIELDS: tuple[tuple[str, str], ...] = (
-    ("--name", "name"),
-    ("--message or --template", "message"),
-    ("no template named", "template"),
-    ("--contacts", "list"),
-    ("no contact list named", "list"),
-    ("is empty for contacts", "list"),
-    ("has no recipients", "list"),
-    ("--session", "session"),
-    ("--at ", "when"),
-    ("--delay", "delay"),
-    ("--image", "image"),
-    ("the message is empty", "message"),
-    ("unknown placeholder", "message"),
-)
+# The form's field for each field the service names (CampaignDraft's attributes).
+DRAFT_FIELDS = {
+    "name": "name",
+    "list_name": "list",
+    "template": "template",
+    "message": "text",
+    "image": "image",
+    "session": "session",
+    "at": "when",
+    "delay": "delay",
+    "default_name": "default-name",
+}
 FIELDS = ("name", "list", "template", "text", "image", "session", "when", "delay", "default-name")
-
-
-def field_of_error(message: str) -> str | None:
-    return next((field for needle, field in ERROR_FIELDS if needle in message), None)
 
 
 def when_hint(typed: str, now: datetime | None = None) -> Text:
@@ -210,9 +205,8 @@ class NewCampaignScreen(Screen[int | None]):
 
     async def load_choices(self) -> None:
         try:
-            lists, templates = await asyncio.to_thread(
-                lambda: (self.service.lists(), self.service.templates())
-            )
+            lists = await self.service.lists()
+            templates = await self.service.templates()
         except UserError as exc:
             self.notify(one_line(exc), severity="error", markup=False)
             return
@@ -326,7 +320,7 @@ class NewCampaignScreen(Screen[int | None]):
             contacts = self.contacts.get(list_name)
             if contacts is None:
                 try:
-                    contacts = await asyncio.to_thread(self.service.list_contacts, list_name)
+                    contacts = await self.service.list_contacts(list_name)
                 except UserError as exc:
                     summary.append(one_line(exc), style="red")
                     contacts = []
@@ -359,44 +353,38 @@ class NewCampaignScreen(Screen[int | None]):
         self.busy = True
         self.run_worker(self._check_and_ask(self.draft()), group="camp", exit_on_error=False)
 
-    def _message_field(self, draft: CampaignDraft) -> str:
-        return "template" if draft.template else "text"
-
     async def _check(self, draft: CampaignDraft) -> tuple[CampaignPlan | None, dict[str, str]]:
-        """The service's verdict, placed on the fields; Start and Delay are also checked on
-        their own (by the same parsers), so they show with any other wrong field."""
+        """The service's verdict, every error beside the field it names."""
         errors: dict[str, str] = {}
-        # Which control is empty is the form's business; every rule is the service's.
+        # Which control is empty is the form's business (said in its words); every rule is
+        # the service's.
         if draft.list_name is None:
             errors["list"] = "choose a contact list"
         if draft.template is None and not (draft.message or "").strip():
             errors["text"] = "choose a template or write the message"
-        checks: tuple[tuple[str, Callable[[], object]], ...] = (
-            ("when", lambda: parse_when(draft.at)),
-            ("delay", lambda: parse_delay(str(draft.delay))),
-        )
-        for name, check in checks:
-            try:
-                check()
-            except UserError as exc:
-                errors[name] = one_line(exc)
         plan = None
         try:
-            plan = await asyncio.to_thread(self.service.plan_campaign, draft)
-        except UserError as exc:
-            self._place(one_line(exc), draft, errors)
+            plan = await self.service.plan_campaign(draft)
+        except InvalidInput as exc:
+            self._place(exc, errors)
         except Exception as exc:  # the database, say: one toast, the form stays
             self.notify(one_line(exc), severity="error", markup=False, timeout=10)
         return (None if errors else plan), errors
 
-    def _place(self, message: str, draft: CampaignDraft, errors: dict[str, str]) -> None:
-        field = field_of_error(message)
-        if field == "message":
-            field = self._message_field(draft)
-        if field is None:
-            self.notify(message, severity="error", markup=False, timeout=10)
-        else:
-            errors.setdefault(field, message)
+    def _place(self, refused: InvalidInput, errors: dict[str, str]) -> None:
+        """Each error beside its field (several on one field: one line each); an error of
+        a field the form does not have (none today) is a toast."""
+        placed: dict[str, list[str]] = {}
+        elsewhere: list[str] = []
+        for error in refused.errors:
+            field = DRAFT_FIELDS.get(error.field)
+            if field is None:
+                elsewhere.append(error.message)
+            elif field not in errors:  # the form's own word for an empty control stays
+                placed.setdefault(field, []).append(error.message)
+        errors.update({field: "\n".join(lines) for field, lines in placed.items()})
+        if elsewhere:
+            self.notify("\n".join(elsewhere), severity="error", markup=False, timeout=10)
 
     async def _check_and_ask(self, draft: CampaignDraft) -> None:
         try:
@@ -433,11 +421,11 @@ class NewCampaignScreen(Screen[int | None]):
 
     async def _create(self, draft: CampaignDraft) -> None:
         try:
-            cid = await asyncio.to_thread(self.service.create_campaign, draft)
-            camp = await asyncio.to_thread(self.service.campaign, cid)
-        except UserError as exc:
+            cid = await self.service.create_campaign(draft)
+            camp = await self.service.campaign(cid)
+        except InvalidInput as exc:  # changed since the check: a list deleted, say
             errors: dict[str, str] = {}
-            self._place(one_line(exc), draft, errors)
+            self._place(exc, errors)
             self.show_errors(errors)
             return
         except Exception as exc:

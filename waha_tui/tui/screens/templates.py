@@ -9,8 +9,6 @@ the list.
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -19,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TextArea
 
-from waha_tui.errors import UserError
+from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import Template
 from waha_tui.render import NAME, placeholders, render
 from waha_tui.service import CampaignService, TemplateCheck, check_template
@@ -171,14 +169,15 @@ class TemplateEditor(Screen[str | None]):
         text = self.text
         try:
             if self.template is None:
-                await asyncio.to_thread(self.service.add_template, name, text)
+                await self.service.add_template(name, text)
             else:
-                await asyncio.to_thread(self.service.update_template, self.template.name, text)
-        except UserError as exc:
-            message = one_line(exc)
-            about_name = message.startswith("template name") or "already exists" in message
-            field = "name" if about_name else "text"
-            self.query_one(f"#template-{field}-field", Field).set_error(message)
+                await self.service.update_template(self.template.name, text)
+        except InvalidInput as exc:
+            # Beside the field the service names, every one at once.
+            for field in ("name", "text"):
+                self.query_one(f"#template-{field}-field", Field).set_error(
+                    "\n".join(exc.messages(field))
+                )
             return
         except Exception as exc:
             self.notify(one_line(exc), severity="error", markup=False, timeout=10)
@@ -242,7 +241,7 @@ class TemplatesScreen(Screen[None]):
 
     async def reload(self) -> None:
         try:
-            found = await asyncio.to_thread(self.service.templates)
+            found = await self.service.templates()
         except UserError as exc:
             self.notify(one_line(exc), severity="error", markup=False)
             return
@@ -330,7 +329,7 @@ class TemplatesScreen(Screen[None]):
 
     async def _delete(self, name: str) -> None:
         try:
-            await asyncio.to_thread(self.service.delete_template, name)
+            await self.service.delete_template(name)
         except Exception as exc:
             self.notify(
                 f"cannot delete template '{name}': {one_line(exc)}", severity="error", markup=False

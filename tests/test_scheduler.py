@@ -40,7 +40,7 @@ async def service(db_target: str, sim_server: SimulatorServer) -> AsyncIterator[
     client = WahaClient(sim_server.url)
     svc = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))
     yield svc
-    await svc.pool.stop_all("test over", timeout=5)
+    await svc.pool.stop_all("test over", grace=5)
     await svc.aclose()
 
 

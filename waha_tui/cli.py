@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -17,6 +16,10 @@ from waha_tui.config import Settings
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import Campaign, Recipient
 from waha_tui.status import CampaignStatus
+from waha_tui.stopping import Stopper
+
+if TYPE_CHECKING:
+    from waha_tui.service import CampaignService
 
 T = TypeVar("T")
 EXIT_PAUSED = 3
@@ -452,16 +455,25 @@ def describe_end(end: ev.CampaignEvent) -> str:
     return str(end)
 
 
-def install_stop_signals(on_stop: Callable[[str], None]) -> None:
-    """SIGINT, SIGTERM and SIGHUP (the SSH connection dropped) pause instead of killing."""
-    loop = asyncio.get_running_loop()
-    names = {
-        signal.SIGINT: "interrupted (Ctrl-C)",
-        signal.SIGTERM: "stopped (SIGTERM)",
-        signal.SIGHUP: "stopped: the terminal closed (SIGHUP)",
-    }
-    for sig, reason in names.items():
-        loop.add_signal_handler(sig, on_stop, reason)
+def install_stopper(service: CampaignService, on_stop: Callable[[str], None]) -> Stopper:
+    """SIGINT, SIGTERM and SIGHUP (the SSH connection dropped) pause instead of killing:
+    `on_stop` ends the command's own waiting, the runs of this process are paused (a send
+    WAHA does not answer is abandoned after its grace), and the process is gone within
+    EXIT_DEADLINE seconds whatever hangs."""
+
+    def stop(why: str) -> None:
+        on_stop(why)
+        # A task of its own: the stop's grace and cancellation run beside the command.
+        stopping = asyncio.ensure_future(service.stop_all(f"stopped ({why})"))
+        _background.add(stopping)
+        stopping.add_done_callback(_background.discard)
+
+    stopper = Stopper(stop)
+    stopper.install()
+    return stopper
+
+
+_background: set[asyncio.Future[None]] = set()  # keeps the stop's task referenced
 
 
 @campaign_app.command("resume", context_settings=ID_COMMAND)
@@ -483,7 +495,7 @@ def campaign_resume(
             typer.echo(f"campaign {cid} is Scheduled: `waha-tui run` will send it")
             return None
         service.bus.subscribe(ProgressPrinter())
-        install_stop_signals(lambda reason: service.request_pause(cid, reason))
+        install_stopper(service, lambda why: None)
         if await service.resume(cid) is None:
             camp = await service.campaign(cid)
             typer.echo(
@@ -564,12 +576,7 @@ def run_headless(
         printer = ProgressPrinter()
         service.bus.subscribe(printer)
 
-        def on_stop(reason: str) -> None:
-            stop.set()
-            for run_id in service.running_here():
-                service.request_pause(run_id, reason)
-
-        install_stop_signals(on_stop)
+        stopper = install_stopper(service, lambda why: stop.set())
 
         def on_health(impaired: str | None) -> None:
             typer.echo(impaired or "scheduling works again", err=True)
@@ -580,7 +587,7 @@ def run_headless(
             on_health=on_health,
         )
         await scheduler.run(until_idle=until_idle, stop=stop)
-        await service.stop_all("stopped with `waha-tui run`")
+        await service.stop_all(f"stopped ({stopper.reason or 'waha-tui run ended'})")
 
     _with_service(ctx, go)
 

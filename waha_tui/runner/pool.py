@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,10 +13,14 @@ from waha_tui.errors import UserError
 from waha_tui.runner.config import RunnerConfig, new_owner_id
 from waha_tui.runner.run import CampaignRun
 from waha_tui.status import CampaignStatus
+from waha_tui.stopping import IN_FLIGHT_GRACE
 from waha_tui.store import Store
 from waha_tui.waha import WahaClient
 
 S = CampaignStatus
+log = logging.getLogger(__name__)
+# After a run is cancelled: time to mark what was in flight and write the pause.
+CANCEL_GRACE = 2.0
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -42,6 +47,9 @@ class RunnerPool:
         self.ended: dict[int, ev.Ended] = {}  # how each campaign's last run here ended
         # Set when a run's body is over, however it was spawned (a task, a Textual worker).
         self._done: dict[int, asyncio.Event] = {}
+        # The task each run's body runs in (an asyncio task or a Textual worker's), to
+        # abandon a send that outlives the stop's grace.
+        self._body_tasks: dict[int, asyncio.Task[Any]] = {}
 
     def is_running(self, campaign_id: int) -> bool:
         return campaign_id in self.runs
@@ -70,13 +78,17 @@ class RunnerPool:
         done = self._done[campaign_id] = asyncio.Event()
 
         async def body() -> ev.Ended:
+            task = asyncio.current_task()
+            if task is not None:
+                self._body_tasks[campaign_id] = task
             try:
-                end = await run.run()
-                self.ended[campaign_id] = end
-                return end
+                return await run.run()
             finally:
+                if run.end is not None:
+                    self.ended[campaign_id] = run.end
                 self.runs.pop(campaign_id, None)
                 self.tasks.pop(campaign_id, None)
+                self._body_tasks.pop(campaign_id, None)
                 done.set()
 
         handle = (spawn or asyncio.ensure_future)(body())
@@ -103,14 +115,45 @@ class RunnerPool:
         """How the run ends; also after it already ended (a run can end before `start`
         returns to its caller, e.g. at once on a missing image)."""
         task = self.tasks.get(campaign_id)
-        return await task if task else self.ended.get(campaign_id)
+        if task is not None:
+            # Not `await task`: a run cancelled by a stop's grace still ended as recorded.
+            await asyncio.wait([task])
+        return self.ended.get(campaign_id)
 
-    async def stop_all(self, reason: str, timeout: float = 40.0) -> None:
-        """Pause every run after its message in flight, and await them (at most
-        `timeout` seconds)."""
-        waiting = [self._done[cid].wait() for cid in self.runs if cid in self._done]
+    async def stop_all(self, reason: str, grace: float = IN_FLIGHT_GRACE) -> None:
+        """Pause every run after its message in flight and await them. A run still busy
+        after `grace` seconds (a send WAHA does not answer) is cancelled: the send is
+        abandoned, its recipient left `sending` for the next resume to settle, and the
+        campaign paused, all within CANCEL_GRACE more seconds."""
+        waiting = {cid: self._done[cid] for cid in self.runs if cid in self._done}
         for run in list(self.runs.values()):
             run.request_stop(S.PAUSED, reason)
-        if waiting:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waiting), timeout)
+        if not waiting:
+            return
+        if await _all_set(waiting.values(), grace):
+            return
+        for cid, done in waiting.items():
+            task = self._body_tasks.get(cid)
+            if not done.is_set() and task is not None:
+                log.warning(
+                    "campaign %s: still busy %g s after the stop; abandoning its send in "
+                    "flight (its fate is unknown: the next resume settles it)",
+                    cid,
+                    grace,
+                )
+                task.cancel()
+        if not await _all_set(waiting.values(), CANCEL_GRACE):
+            late = sorted(cid for cid, done in waiting.items() if not done.is_set())
+            log.error(
+                "campaigns %s did not stop in time; their leases lapse and they read as "
+                "Paused (interrupted)",
+                late,
+            )
+
+
+async def _all_set(events: Any, timeout: float) -> bool:
+    """Whether every event is set within `timeout` seconds."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
+        return True
+    return False

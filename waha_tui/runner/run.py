@@ -76,6 +76,17 @@ class _Attempt:
     sent: SendResult | None = None
     verdict: Verdict | None = None  # why it was not sent
     stopped: BaseException | None = None  # a stop that came during a retry's wait
+    on_wire: bool = False  # a request is out right now
+
+
+@dataclass
+class _InFlight:
+    """The recipient whose message is being delivered."""
+
+    rec: Recipient
+    message_id: str | None
+    pipelined: bool  # its id was stored ahead, with no `sending` mark
+    attempt: _Attempt
 
 
 class CampaignRun:
@@ -96,6 +107,7 @@ class CampaignRun:
         self.wake = asyncio.Event()
         self.stop_request: tuple[CampaignStatus, str] | None = None
         self.started = asyncio.get_running_loop().create_future()
+        self.end: ev.Ended | None = None  # how the run ended, also when it was cancelled
         self.session = ""
         self._last_session_check = -1e18
         self._processed_in_run = 0
@@ -110,6 +122,8 @@ class CampaignRun:
             on_error=self.wake.set,
         )
         self._elsewhere: str | None = None  # a status set by another process, seen late
+        # The message being delivered, for a stop that abandons it.
+        self._in_flight: _InFlight | None = None
 
     def request_stop(self, status: CampaignStatus, reason: str) -> None:
         """Pause or cancel: takes effect after the message in flight, or at once in a wait."""
@@ -147,11 +161,13 @@ class CampaignRun:
             assert isinstance(verdict, Pause)
             end = await self._finish(S.PAUSED, verdict.reason)
         except asyncio.CancelledError:
-            # The task itself was cancelled (app shutting down): leave it resumable.
+            # The task itself was cancelled (the process stopping, a send abandoned after
+            # the stop's grace): leave it resumable.
             reason = self.stop_request[1] if self.stop_request else None
-            await asyncio.shield(
-                self._finish(S.PAUSED, reason or "stopped: the program running it exited")
+            self.end = await asyncio.shield(
+                self._abandoned(reason or "stopped: the program running it exited")
             )
+            self.publish(self.end)
             raise
         except Exception as exc:
             log.exception("campaign %s: unexpected error", self.campaign_id)
@@ -160,6 +176,7 @@ class CampaignRun:
             heartbeat.cancel()
             if self._ids is not None:
                 self._ids.stop()
+        self.end = end
         self.publish(end)
         return end
 
@@ -407,7 +424,10 @@ class CampaignRun:
             if not self._ours(now):
                 raise _StoppedElsewhere(now.status)
         self._ids.use(rec.id)
-        attempt = await self._deliver(rec, text, message_id, maybe_sent=resend_id is not None)
+        # Not cleared on cancellation: `_abandoned` reads it.
+        self._in_flight = _InFlight(rec, message_id, pipelined, _Attempt(resend_id is not None))
+        attempt = await self._deliver(rec, text, message_id, self._in_flight.attempt)
+        self._in_flight = None
         if attempt.sent is not None:
             # Written behind: with the next message's `sending` mark, or within WRITE_BEHIND.
             sent_id = attempt.sent.message_id or message_id
@@ -444,17 +464,19 @@ class CampaignRun:
         return self._after_failure(camp)
 
     async def _deliver(
-        self, rec: Recipient, text: str, message_id: str | None, *, maybe_sent: bool
+        self, rec: Recipient, text: str, message_id: str | None, attempt: _Attempt
     ) -> _Attempt:
         """Send one message, repeating it as the policy allows."""
         op = Op.SEND_WITH_ID if message_id else Op.SEND
-        attempt = _Attempt(maybe_sent)
         tries: Counter[Kind] = Counter()
         while True:
+            attempt.on_wire = True  # stays set if the send is abandoned (cancelled)
             try:
                 attempt.sent = await self._send_once(rec, text, message_id)
+                attempt.on_wire = False
                 return attempt
             except WahaError as exc:
+                attempt.on_wire = False
                 verdict = await self._verdict(op, exc, tries)
             if not isinstance(verdict, Retry):
                 attempt.verdict = verdict
@@ -659,6 +681,25 @@ class CampaignRun:
                 log.warning("campaign %s: writing its end again: %s", self.campaign_id, exc)
             await clock.wait(delay, asyncio.Event())
             delay = min(delay * 2, 8.0)
+
+    async def _abandoned(self, reason: str) -> ev.Ended:
+        """The run was cancelled, perhaps with a message on the wire: that one may have
+        gone out, so it is left `sending` with its id (the next resume re-sends that id,
+        which WhatsApp dedupes, or marks it unknown), and the campaign paused."""
+        flight = self._in_flight
+        if flight is not None:
+            maybe_sent = flight.attempt.on_wire or flight.attempt.maybe_sent
+            if maybe_sent:
+                log.warning(
+                    "campaign %s: abandoned the send to recipient %s in flight; it may "
+                    "have gone out, the next resume settles it",
+                    self.campaign_id,
+                    flight.rec.position,
+                )
+            await self._leave_unsent(
+                flight.rec, flight.message_id, flight.pipelined, maybe_sent=maybe_sent
+            )
+        return await self._finish(S.PAUSED, reason)
 
     async def _given_up(self, status: str) -> ev.Ended:
         """Another process moved the campaign (paused, cancelled, took it over)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import signal
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
@@ -17,6 +17,7 @@ from waha_tui.config import Settings
 from waha_tui.errors import UserError
 from waha_tui.scheduler import Scheduler
 from waha_tui.service import CampaignService
+from waha_tui.stopping import Stopper
 from waha_tui.tui.commands import DashboardCommands
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.contacts import ContactListsScreen
@@ -24,10 +25,13 @@ from waha_tui.tui.screens.main import MainScreen
 from waha_tui.tui.screens.new_campaign import NewCampaignScreen
 from waha_tui.tui.screens.sessions import SessionsScreen
 from waha_tui.tui.screens.templates import TemplatesScreen
+from waha_tui.tui.terminal import GuardedDriver
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
 
+log = logging.getLogger(__name__)
 RUNNER_GROUP = "runner"  # its own group: `exclusive` elsewhere must never cancel a runner
 STOPPED_WITH_DASHBOARD = "stopped with the dashboard"
+QUIT = "quit"  # the stop's reason when the operator quits
 UI_AFTER_RESUME = 0.15  # seconds: footer and toast follow a resume's first send, not precede it
 SESSION_LOOK = {
     "WORKING": "green",
@@ -56,7 +60,8 @@ class WahaTuiApp(App[None]):
         banner: str | None = None,
         timeline: Sequence[tuple[float, Callable[[], str]]] = (),
     ) -> None:
-        super().__init__()
+        # Output that never blocks on a terminal that vanished or stopped reading.
+        super().__init__(driver_class=GuardedDriver)
         self.service = service
         self.session_service = service.session_service  # the sessions screen's (w)
         self.refresh_interval = refresh_interval
@@ -70,6 +75,9 @@ class WahaTuiApp(App[None]):
         self.main = MainScreen()
         self._stop_scheduler = asyncio.Event()
         self._quitting = False
+        # Signals, a vanished terminal and quitting all stop the same way; the watchdog
+        # that guarantees the exit belongs to a real process, not an app under test.
+        self.stopper = Stopper(self._stop_requested, watchdog=install_signals)
         self._unsubscribe = service.bus.subscribe(self._on_runner_event)
 
     async def on_mount(self) -> None:
@@ -93,10 +101,10 @@ class WahaTuiApp(App[None]):
         for delay, step in self.timeline:
             self.set_timer(delay, lambda step=step: self._timeline_step(step))
         if self.install_signals:
-            loop = asyncio.get_running_loop()
             # A dropped SSH connection sends SIGHUP, which Textual does not handle.
-            for sig, why in ((signal.SIGHUP, "terminal closed"), (signal.SIGTERM, "SIGTERM")):
-                loop.add_signal_handler(sig, self._on_signal, why)
+            self.stopper.install()
+        else:
+            self.stopper.bind()
 
     def _scheduler_health(self, impaired: str | None) -> None:
         was = self.main.is_mounted and self.main.query_one("#scheduler-line").display
@@ -289,7 +297,7 @@ class WahaTuiApp(App[None]):
     def request_quit(self) -> None:
         running = len(self.service.running_here())
         if not running:
-            self.run_task(self.shutdown(STOPPED_WITH_DASHBOARD))
+            self.stopper.request(QUIT)
             return
         question = (
             f"{running} campaign{'s are' if running > 1 else ' is'} running. Quit and pause "
@@ -298,18 +306,24 @@ class WahaTuiApp(App[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_task(self.shutdown(STOPPED_WITH_DASHBOARD))
+                self.stopper.request(QUIT)
 
         self.push_screen(ConfirmationModal(question, yes="Pause and quit", no="Stay"), answered)
 
-    def _on_signal(self, why: str) -> None:
-        self.run_task(self.shutdown(f"{STOPPED_WITH_DASHBOARD} ({why})"))
+    def on_terminal_gone(self, why: str) -> None:
+        """From the output or input thread (GuardedDriver): nobody can see us any more."""
+        self.stopper.request_threadsafe(f"the terminal closed: {why}")
+
+    def _stop_requested(self, why: str) -> None:
+        reason = STOPPED_WITH_DASHBOARD if why == QUIT else f"{STOPPED_WITH_DASHBOARD} ({why})"
+        self.run_task(self.shutdown(reason))
 
     async def shutdown(self, reason: str) -> None:
         if self._quitting:
             return
         self._quitting = True
         self._stop_scheduler.set()
+        log.info("dashboard stopping: %s", reason)
         if self.service.running_here():
             self.notify("finishing the message in flight…", markup=False)
             await self.service.stop_all(reason)

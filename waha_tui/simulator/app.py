@@ -521,7 +521,13 @@ class Simulator:
         if faults.latency:
             await asyncio.sleep(faults.latency)
         if faults.hang:
-            await asyncio.sleep(faults.hang)
+            with self.state.lock:
+                self.state.held += 1
+            try:
+                await asyncio.sleep(faults.hang)
+            finally:
+                with self.state.lock:
+                    self.state.held -= 1
         with self.state.lock:
             sess = self.state.get(name)
             if sess is None or sess.status == "STOPPED":

@@ -158,6 +158,7 @@ class SimState:
         self._by_id: dict[str, SentMessage] = {}
         self.faults = Faults()
         self.typing: list[tuple[str, str, str]] = []  # (session, chatId, start|stop)
+        self.held = 0  # sends the hang fault holds right now (none of them recorded yet)
         for name, status in (sessions if sessions is not None else {"default": "WORKING"}).items():
             self.add_session(name, status)
 

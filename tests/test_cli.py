@@ -507,6 +507,25 @@ def test_csv_template_checks_through_campaign_create(cli: Cli, tmp_path: Path) -
     cli.create(*args[2:], "--message", "Hi {name}")  # {name} never needs a column
 
 
+@pytest.mark.parametrize(
+    ("message", "where"),
+    [
+        ("Hi {first.name}", "line 1, column 4: {first.name} is not a placeholder"),
+        ("Hi {name", "line 1, column 4: {name has no closing }"),
+        ("{{name}}", "line 1, column 1: write {name}, not {{name}}"),
+    ],
+)
+def test_campaign_create_refuses_a_broken_message_as_template_add_does(
+    cli: Cli, tmp_path: Path, message: str, where: str
+) -> None:
+    path = write(tmp_path / "c.csv", f"phone,city\n{phone(1)},Oslo\n")
+    args = ["campaign", "create", "--name", "x", "--contacts", path, "--message", message]
+    said = cli.error(*args)
+    assert f"the message, {where}" in said and len(said.strip().splitlines()) == 1, said
+    assert where in cli.error("template", "add", "t", "--text", message)  # one verdict
+    assert db_tables(cli.db)["campaign"] == []
+
+
 def test_semicolons_bom_and_utf16(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes("\ufeffPhone;Name;City\n+49 151 0000 0001;Ana;Köln\n".encode())

@@ -1,7 +1,16 @@
 import pytest
 
 from waha_tui.errors import UserError
-from waha_tui.render import RenderError, placeholders, render, unknown_placeholders
+from waha_tui.render import (
+    Literal,
+    RenderError,
+    Variants,
+    parse,
+    placeholders,
+    render,
+    template_errors,
+    unknown_placeholders,
+)
 
 
 def test_placeholders_are_lower_cased_unique_and_ordered() -> None:
@@ -78,3 +87,62 @@ def test_unknown_placeholders() -> None:
     assert unknown_placeholders(template, ["city", " STREET "]) == ["zip", "first name"]
     assert unknown_placeholders(template, []) == ["city", "zip", "first name", "street"]
     assert unknown_placeholders("*plain* {}", []) == []
+
+
+# -- the one grammar: positions, escapes, variants, lenient rendering of stored texts -----
+
+
+@pytest.mark.parametrize(
+    ("template", "errors"),
+    [
+        ("Hi {first.name}", ["line 1, column 4: {first.name} is not a placeholder"]),
+        ("Hi {name", ["line 1, column 4: {name has no closing }"]),
+        ("ok\n  {city:}", ["line 2, column 3: {city:} is not a placeholder"]),
+        ("{{name}}", ["line 1, column 1: write {name}, not {{name}}"]),
+        ("{Hi|Hello} {name}", ["line 1, column 1: {Hi|Hello} is variants"]),
+        ("{a.b} and {c", ["line 1, column 1: {a.b} is not", "line 1, column 11: {c has no"]),
+    ],
+)
+def test_template_errors_name_what_and_where(template: str, errors: list[str]) -> None:
+    found = [str(e) for e in template_errors(template)]
+    assert len(found) == len(errors), found
+    for got, want in zip(found, errors, strict=True):
+        assert got.startswith(want), got
+
+
+@pytest.mark.parametrize(
+    "template",
+    ['{"a": 1}', "{}", "{ }", "closed }", ":-} {:-)}", "a | b", "*bold* _it_ ~s~ ```m```"],
+)
+def test_plain_text_braces_are_no_error(template: str) -> None:
+    assert template_errors(template) == []
+    assert render(template, {}, name="Ann", default_name="x") == template
+
+
+def test_backslash_escapes_a_brace_or_a_bar_and_nothing_else() -> None:
+    template = r'\{name\} is {name}; a\|b; C:\path\n {"a": 1}'
+    assert template_errors(template) == []
+    assert placeholders(template) == ["name"]
+    assert render(template, {}, name="Ann", default_name="x") == (
+        r'{name} is Ann; a|b; C:\path\n {"a": 1}'
+    )
+
+
+def test_variants_parse_with_placeholders_inside() -> None:
+    parsed = parse("{Hi|Hello {name}|Hey {city}}!")
+    (variants, rest) = parsed.parts
+    assert isinstance(variants, Variants) and rest == Literal("!")
+    assert len(variants.options) == 3
+    assert placeholders("{Hi|Hello {name}|Hey {city}}!") == ["name", "city"]
+
+
+def test_stored_texts_render_as_they_always_did() -> None:
+    """Texts saved before the grammar was enforced keep being sent as written."""
+    for template, sent in [
+        ("Hi {first.name}", "Hi {first.name}"),
+        ("Hi {name", "Hi {name"),
+        ("{{name}}", "{Ann}"),
+        ("{Hi|Hello}", "{Hi|Hello}"),
+    ]:
+        assert template_errors(template)
+        assert render(template, {}, name="Ann", default_name="x") == sent

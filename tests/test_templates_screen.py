@@ -78,7 +78,11 @@ async def test_the_service_checks_templates_on_add_and_update(rig: Rig) -> None:
         (service.add_template, ("n", " \n "), "template 'n': the text is empty"),
         (service.add_template, ("n", "Hi {first.name}"), "{first.name} is not a placeholder"),
         (service.add_template, ("n", "Hi {name, bye"), "{name has no closing }"),
-        (service.update_template, ("ok", "{city:}"), "template 'ok': {city:} is not a"),
+        (
+            service.update_template,
+            ("ok", "{city:}"),
+            "template 'ok': line 1, column 1: {city:} is not a",
+        ),
         (service.update_template, ("nope", "x"), "no template named 'nope'"),
         (service.delete_template, ("nope",), "no template named 'nope'"),
     ]:
@@ -98,15 +102,20 @@ def test_check_template_refuses_broken_placeholders_and_warns_about_columns() ->
         "{code} needs a column code in the contact list",
     ]
     # Braces that are not a placeholder at all stay plain text, as render.py says.
-    assert check_template('JSON {"a": 1}, {} and { } and {{name}}').errors == []
-    assert check_template("a {first.name} b {last-name!}").errors == [
-        "{first.name} is not a placeholder: write a name of letters, digits, _, - or spaces"
-        " between { and }, e.g. {first_name}",
-        "{last-name!} is not a placeholder: write a name of letters, digits, _, - or spaces"
-        " between { and }, e.g. {first_name}",
+    assert check_template('JSON {"a": 1}, {} and { }').errors == []
+    hint = (
+        " is not a placeholder: write a name of letters, digits, _, - or spaces between { and"
+        " }, e.g. {first_name}; \\{ for a literal {"
+    )
+    assert check_template("a {first.name} b\n {last-name!}").errors == [
+        "line 1, column 3: {first.name}" + hint,
+        "line 2, column 2: {last-name!}" + hint,
     ]
-    assert check_template("Hi {name").errors == ["{name has no closing }"]
-    assert check_template("Hi {name\n}").errors == ["{name has no closing }"]
+    assert check_template("Hi {name").errors == ["line 1, column 4: {name has no closing }"]
+    assert check_template("Hi {name\n}").errors == ["line 1, column 4: {name has no closing }"]
+    assert check_template("{{name}}").errors == [
+        "line 1, column 1: write {name}, not {{name}}: one pair of braces"
+    ]
     assert check_template("   ").errors == ["the text is empty"]
 
 
@@ -291,8 +300,13 @@ async def test_n_creates_a_template_with_a_live_whatsapp_preview(rig: Rig) -> No
         ("", "Hi {name}", "name", "template name is empty"),
         ("taken", "Hi {name}", "name", "a template named 'taken' already exists"),
         ("new", "", "text", "template 'new': the text is empty"),
-        ("new", "Hi {first.name}", "text", "template 'new': {first.name} is not a placeholder"),
-        ("new", "Hi {name", "text", "template 'new': {name has no closing }"),
+        (
+            "new",
+            "Hi {first.name}",
+            "text",
+            "template 'new': line 1, column 4: {first.name} is not a placeholder",
+        ),
+        ("new", "Hi {name", "text", "template 'new': line 1, column 4: {name has no closing }"),
     ],
 )
 async def test_a_template_the_service_refuses_shows_on_its_field_and_writes_nothing(
@@ -340,9 +354,10 @@ async def test_a_wrong_name_and_a_wrong_text_are_both_marked_at_once(rig: Rig) -
         assert error_of(pilot, "name") == "a template named 'taken' already exists"
         # Every broken placeholder, one line each, beside the text.
         assert error_of(pilot, "text").splitlines() == [
-            "template 'taken': {first.name} is not a placeholder: write a name of letters, "
-            "digits, _, - or spaces between { and }, e.g. {first_name}",
-            "template 'taken': {name has no closing }",
+            "template 'taken': line 1, column 4: {first.name} is not a placeholder: write a "
+            "name of letters, digits, _, - or spaces between { and }, e.g. {first_name}; \\{ "
+            "for a literal {",
+            "template 'taken': line 1, column 21: {name has no closing }",
         ]
         assert toasts(pilot) == []
     assert template_rows(rig) == before

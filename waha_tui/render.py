@@ -1,40 +1,249 @@
-"""Message templates: the one place that knows what a placeholder is.
+"""Message templates: the one grammar, the one parser, and rendering.
 
-A placeholder is "{" + letters, digits, "_", "-" or spaces + "}", e.g. {name}, {City},
-{ first name }. Matching is case-insensitive and ignores surrounding spaces. Anything else in
-braces ({}, { }, {"a": 1}) and WhatsApp markdown (*bold*, _italic_, ~strike~, ```mono```) is
-plain text and comes out unchanged.
+The grammar, everywhere a message text is written (`template add`, `campaign create
+--message`, the dashboard's editors):
+
+- `{name}`, `{City}`, `{ first name }`: a placeholder. Its name is letters, digits, `_`, `-`
+  and spaces; matching is case-insensitive and ignores the spaces around it. `{name}` is the
+  contact's name; any other is the contact list's column of that name.
+- `{Hi|Hello|Hey}`: variants (spintax), one of which each recipient gets; options may hold
+  placeholders and variants of their own. Reserved: refused until variants are sent.
+- `\\{`, `\\}` and `\\|` are a literal `{`, `}` and `|`; a backslash before anything else is
+  itself.
+- Braces around nothing (`{}`, `{ }`) or around text that does not start like a name
+  (`{"a": 1}`, `{:-)}`) are plain text, as is a `}` on its own. WhatsApp markdown
+  (`*bold*`, `_italic_`, `~strike~`, ```` ```mono``` ````) is plain text too.
+- Refused, with the line and column of the `{`: braces that start like a placeholder and
+  are not one (`{first.name}`, `{city:}`), a placeholder left without its `}` (`{name`),
+  and `{{name}}` (another tool's habit: write `{name}`). A group never spans lines.
+
+Texts stored before this grammar was enforced are rendered leniently: what would be refused
+is sent as it was written, as it always was.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import pairwise
 
 from waha_tui.errors import UserError
 
 NAME = "name"
+ESCAPABLE = "{}|"
 
-# Only literal spaces (not tabs/newlines), so a brace pair spanning lines is never a placeholder.
-_PLACEHOLDER = re.compile(r"\{([\w\- ]+)\}")
+_NAME = re.compile(r"[\w\- ]+")
 
 
 class RenderError(UserError):
     """A template needs a value that was not given."""
 
 
-def _key(raw: str) -> str | None:
-    key = raw.strip(" ").lower()
-    return key or None
+@dataclass(frozen=True)
+class TemplateError:
+    """Where a template breaks the grammar (1-based line and column of its `{`)."""
+
+    line: int
+    column: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class Literal:
+    text: str
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    key: str  # lower-cased, spaces around it stripped
+
+
+@dataclass(frozen=True)
+class Variants:
+    options: tuple[tuple[Part, ...], ...]
+    source: str  # as written, braces included: what a lenient render sends
+
+
+Part = Literal | Placeholder | Variants
+
+
+@dataclass
+class Parsed:
+    parts: list[Part]
+    errors: list[TemplateError]
+
+
+def parse(template: str) -> Parsed:
+    """The template's parts, and every place it breaks the grammar. Parts are always
+    given: where there is an error, the text is kept as written."""
+    errors: list[TemplateError] = []
+    parts: list[Part] = []
+    offset = 0
+    for number, line in enumerate(template.split("\n"), start=1):
+        if number > 1:
+            parts.append(Literal("\n"))
+        parts.extend(_Line(line, number, offset, errors).sequence(0, len(line)))
+        offset += len(line) + 1
+    return Parsed(_merged(parts), errors)
+
+
+class _Line:
+    """A recursive-descent parser over one line (a group never spans lines)."""
+
+    def __init__(self, text: str, number: int, offset: int, errors: list[TemplateError]):
+        self.text, self.number, self.errors = text, number, errors
+
+    def error(self, at: int, problem: str) -> None:
+        self.errors.append(TemplateError(self.number, at + 1, problem))
+
+    def sequence(self, start: int, end: int) -> list[Part]:
+        """The parts of text[start:end] (no unescaped `|` at this level)."""
+        text, parts, i, plain = self.text, [], start, []
+        while i < end:
+            ch = text[i]
+            if ch == "\\" and i + 1 < end and text[i + 1] in ESCAPABLE:
+                plain.append(text[i + 1])
+                i += 2
+            elif ch == "{":
+                close = self._closing(i, end)
+                group, i = self.group(i, close, end)
+                if isinstance(group, Literal):
+                    plain.append(group.text)
+                else:
+                    if plain:
+                        parts.append(Literal("".join(plain)))
+                        plain = []
+                    parts.append(group)
+            else:
+                plain.append(ch)
+                i += 1
+        if plain:
+            parts.append(Literal("".join(plain)))
+        return parts
+
+    def _closing(self, start: int, end: int) -> int | None:
+        """Index of the `}` closing the `{` at `start` (nested groups counted), or None."""
+        depth, i, text = 0, start, self.text
+        while i < end:
+            ch = text[i]
+            if ch == "\\" and i + 1 < end and text[i + 1] in ESCAPABLE:
+                i += 2
+                continue
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return i
+            i += 1
+        return None
+
+    def group(self, start: int, close: int | None, end: int) -> tuple[Part, int]:
+        """The group opening at `start`; returns it and where parsing goes on."""
+        text = self.text
+        head = text[start + 1 : close if close is not None else end].lstrip(" ")
+        starts_like_name = head[:1].isalnum() or head[:1] in "_-"
+        if close is None:
+            if starts_like_name:
+                word = _NAME.match(head)
+                shown = (word.group(0) if word else head[:1]).rstrip(" ")
+                self.error(start, f"{{{shown} has no closing }}")
+            return Literal("{"), start + 1  # lenient: a brace as written
+        inner = text[start + 1 : close]
+        splits = self._bars(start + 1, close)
+        if splits:
+            bounds = [start + 1, *splits, close]
+            options = tuple(
+                tuple(self.sequence(a + (1 if k else 0), b))
+                for k, (a, b) in enumerate(pairwise(bounds))
+            )
+            source = text[start : close + 1]
+            self.error(
+                start,
+                f"{source} is variants (one option per recipient), which this version does "
+                "not send yet: write one text, or \\{ \\| \\} for literal characters",
+            )
+            return Variants(options, source), close + 1
+        if _NAME.fullmatch(inner) and inner.strip(" "):
+            return Placeholder(inner.strip(" ").lower()), close + 1
+        if not inner.strip(" "):
+            return Literal(text[start : close + 1]), close + 1
+        nested = inner.strip(" ")
+        if nested.startswith("{") and nested.endswith("}") and _NAME.fullmatch(nested[1:-1]):
+            self.error(start, f"write {nested}, not {{{nested}}}: one pair of braces")
+            return Literal("{"), start + 1  # lenient: `{`, the placeholder, `}`
+        if starts_like_name:
+            self.error(
+                start,
+                f"{text[start : close + 1]} is not a placeholder: write a name of letters, "
+                "digits, _, - or spaces between { and }, e.g. {first_name}; \\{ for a "
+                "literal {",
+            )
+            return Literal("{"), start + 1  # lenient: as written
+        return Literal(self._unescaped(start, close + 1)), close + 1  # {"a": 1}: text
+
+    def _bars(self, start: int, end: int) -> list[int]:
+        """Indexes of the unescaped `|` at depth 0 of text[start:end]."""
+        found, depth, i, text = [], 0, start, self.text
+        while i < end:
+            ch = text[i]
+            if ch == "\\" and i + 1 < end and text[i + 1] in ESCAPABLE:
+                i += 2
+                continue
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+            elif ch == "|" and depth == 0:
+                found.append(i)
+            i += 1
+        return found
+
+    def _unescaped(self, start: int, end: int) -> str:
+        out, i, text = [], start, self.text
+        while i < end:
+            if text[i] == "\\" and i + 1 < end and text[i + 1] in ESCAPABLE:
+                out.append(text[i + 1])
+                i += 2
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
+
+def _merged(parts: list[Part]) -> list[Part]:
+    out: list[Part] = []
+    for part in parts:
+        if isinstance(part, Literal) and out and isinstance(out[-1], Literal):
+            out[-1] = Literal(out[-1].text + part.text)
+        else:
+            out.append(part)
+    return out
+
+
+def template_errors(template: str) -> list[TemplateError]:
+    """Every place `template` breaks the grammar, in order: a template with any is refused."""
+    return parse(template).errors
+
+
+def _walk(parts: Iterable[Part]) -> Iterator[Placeholder]:
+    for part in parts:
+        if isinstance(part, Placeholder):
+            yield part
+        elif isinstance(part, Variants):
+            for option in part.options:
+                yield from _walk(option)
 
 
 def placeholders(template: str) -> list[str]:
     """The placeholders used in ``template``: lower-cased, unique, in order of first appearance."""
     seen: dict[str, None] = {}
-    for match in _PLACEHOLDER.finditer(template):
-        key = _key(match.group(1))
-        if key is not None:
-            seen.setdefault(key, None)
+    for p in _walk(parse(template).parts):
+        seen.setdefault(p.key, None)
     return list(seen)
 
 
@@ -52,20 +261,24 @@ def render(
 
     {name} is the contact's name, or ``default_name`` when it is empty. Any other placeholder
     is the variable whose key matches case-insensitively. Raises RenderError naming every
-    placeholder that has no variable.
+    placeholder that has no variable. Values are never parsed again.
     """
     values = {key.strip().lower(): value for key, value in variables.items()}
     stripped_name = (name or "").strip()
     values[NAME] = stripped_name or default_name
-    missing = [key for key in placeholders(template) if key not in values]
+    parts = parse(template).parts
+    used = dict.fromkeys(p.key for p in parts if isinstance(p, Placeholder))
+    missing = [key for key in used if key not in values]
     if missing:
         shown = ", ".join(f"{{{key}}}" for key in missing)
         it = "it" if len(missing) == 1 else "them"
         raise RenderError(f"the template uses {shown} but there is no value for {it}")
-
-    def substitute(match: re.Match[str]) -> str:
-        key = _key(match.group(1))
-        return match.group(0) if key is None else values[key]
-
-    # One pass, so a value that itself contains "{x}" is never expanded again.
-    return _PLACEHOLDER.sub(substitute, template)
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, Literal):
+            out.append(part.text)
+        elif isinstance(part, Placeholder):
+            out.append(values[part.key])
+        else:
+            out.append(part.source)  # not sent yet: as written (refused at creation)
+    return "".join(out)

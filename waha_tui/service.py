@@ -17,7 +17,7 @@ from waha_tui.errors import FieldError, InvalidInput, UserError
 from waha_tui.models import Campaign, Recipient, Template, utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for, check_country
-from waha_tui.render import NAME, placeholders, unknown_placeholders
+from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.sessions import SessionService
 from waha_tui.status import (
@@ -74,12 +74,12 @@ class TemplateCheck:
 
 
 def check_template(text: str) -> TemplateCheck:
-    """The template rules, for saving (CLI and dashboard) and for the editor's live check.
+    """The template rules, for saving (CLI and dashboard), for a campaign's message and for
+    the editor's live check.
 
-    Refused: an empty text, and a broken placeholder: a "{" followed by a name that is not a
-    placeholder, such as {first.name}, {city:} or a {name left without its "}". Sent as
-    written to every contact, it is surely a typo. Braces around anything else ({}, { },
-    {"a": 1}) stay plain text, as render.py says, and are allowed.
+    Refused: an empty text, and every place it breaks the template grammar (render.py owns
+    it: a broken placeholder such as {first.name} or {name left without its "}", each with
+    its line and column).
 
     Told, not refused: every placeholder but {name}. A template is written before a list is
     chosen, so {city} is fine here; it needs a column city in the contact list, and
@@ -87,42 +87,13 @@ def check_template(text: str) -> TemplateCheck:
     """
     if not text.strip():
         return TemplateCheck(["the text is empty"], [])
-    errors = [_broken_placeholder_error(chunk) for chunk in _broken_placeholders(text)]
+    errors = [str(error) for error in template_errors(text)]
     warnings = [
         f"{{{key}}} needs a column {key} in the contact list"
         for key in placeholders(text)
         if key != NAME
     ]
     return TemplateCheck(errors, warnings)
-
-
-def _broken_placeholders(text: str) -> list[str]:
-    """Each "{name..." that starts like a placeholder and is not one (render.py decides)."""
-    found: list[str] = []
-    for line in text.splitlines():
-        start = 0
-        while (i := line.find("{", start)) != -1:
-            start = i + 1
-            close, reopen = line.find("}", start), line.find("{", start)
-            if close != -1 and (reopen == -1 or close < reopen):
-                chunk = line[i : close + 1]
-            else:
-                chunk = line[i : reopen if reopen != -1 else len(line)]
-            inner = chunk[1:].lstrip(" ")
-            if (inner[:1].isalnum() or inner[:1] == "_") and not placeholders(chunk):
-                found.append(chunk)
-    return found
-
-
-def _broken_placeholder_error(chunk: str) -> str:
-    if chunk.endswith("}"):
-        return (
-            f"{chunk} is not a placeholder: write a name of letters, digits, _, - or spaces"
-            " between { and }, e.g. {first_name}"
-        )
-    head = chunk[1:].lstrip(" ")
-    word = head[: next((i for i, ch in enumerate(head) if not (ch.isalnum() or ch == "_")), None)]
-    return f"{{{word} has no closing }}"
 
 
 def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> datetime:
@@ -313,6 +284,11 @@ class CampaignService:
             )
         if text is not None and not text.strip():
             checks.add(text_field, "the message is empty")
+            text = None
+        elif text is not None and (broken := template_errors(text)):
+            # The same grammar as `template add`: never sent literally by mistake.
+            for error in broken:
+                checks.add(text_field, f"the message, {error}")
             text = None
         session = checks.run("session", lambda: _required("--session", draft.session))
         when = checks.run("at", lambda: parse_when(draft.at))

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 
@@ -70,7 +70,7 @@ def root(
         run_dashboard(ctx.obj)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -88,7 +88,7 @@ def _settings(ctx: typer.Context) -> Settings:
     return obj
 
 
-def _with_service(ctx: typer.Context, fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+def _with_service(ctx: typer.Context, fn: Callable[[CampaignService], Coroutine[Any, Any, T]]) -> T:
     """Open the store and WAHA client, run `fn(service)`, always close them."""
     from waha_tui.service import CampaignService
 
@@ -181,7 +181,7 @@ def contacts_import(
 ) -> None:
     """Import a CSV file as a contact list."""
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         _list_id, result = await service.import_contacts(file, list_name, country=country)
         for phone, lines in result.duplicates:
             typer.echo(
@@ -196,7 +196,7 @@ def contacts_import(
 def contacts_lists(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the contact lists."""
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         lists = await service.lists()
         if as_json:
             _print_json(
@@ -216,7 +216,7 @@ def contacts_lists(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def contacts_delete_list(ctx: typer.Context, name: str) -> None:
     """Delete a contact list (campaigns keep their own copy of its contacts)."""
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         await service.delete_list(name)
         typer.echo(f"deleted list '{name}'")
 
@@ -234,7 +234,7 @@ def template_add(
 ) -> None:
     """Save a message template."""
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         await service.add_template(name, text)
         typer.echo(f"saved template '{name}'")
 
@@ -245,7 +245,7 @@ def template_add(
 def template_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the templates."""
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         items = await service.templates()
         if as_json:
             _print_json([{"name": t.name, "text": t.text} for t in items])
@@ -323,7 +323,7 @@ def campaign_create(
         auto_resume=auto_resume,
     )
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         cid = await service.create_campaign(draft)
         camp = await service.campaign(cid)
         typer.echo(
@@ -340,7 +340,7 @@ def campaign_create(
 def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show every campaign."""
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         items = await service.campaigns()
         if as_json:
             _print_json([campaign_dict(c) for c in items])
@@ -359,7 +359,7 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
     """Show one campaign."""
     cid = _campaign_id(campaign_id)
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         c = await service.campaign(cid)
         data = campaign_dict(c)
         if as_json:
@@ -389,7 +389,7 @@ def campaign_recipients(
     if status and status not in {s.value for s in RecipientStatus}:
         fail(f"--status {status!r} is not one of {', '.join(s.value for s in RecipientStatus)}")
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         items = await service.recipients(cid, status)
         if as_json:
             _print_json([recipient_dict(r) for r in items])
@@ -405,7 +405,7 @@ def campaign_recipients(
 class ProgressPrinter:
     """Renders runner events as 'sending X of Y' with a bar on a terminal, lines otherwise."""
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_decile = -1
@@ -488,7 +488,7 @@ def campaign_resume(
     with a progress bar."""
     cid = _campaign_id(campaign_id)
 
-    async def go(service: Any) -> ev.CampaignEvent | None:
+    async def go(service: CampaignService) -> ev.CampaignEvent | None:
         await service.recover_interrupted()
         if detach:
             await service.resume(cid, start=False)
@@ -524,7 +524,7 @@ def campaign_retry(
     """Queue unknown or failed recipients again; the campaign is left Paused to resume."""
     cid = _campaign_id(campaign_id)
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         count = await service.retry(cid, unknown=unknown, failed=failed)
         typer.echo(
             f"campaign {cid}: {count} recipient{'s' if count != 1 else ''} queued for retry; "
@@ -539,7 +539,7 @@ def campaign_pause(ctx: typer.Context, campaign_id: str) -> None:
     """Pause a Running or Scheduled campaign (after the message in flight)."""
     cid = _campaign_id(campaign_id)
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         await service.pause(cid)
         typer.echo(f"campaign {cid} paused")
 
@@ -551,7 +551,7 @@ def campaign_cancel(ctx: typer.Context, campaign_id: str) -> None:
     """Cancel a campaign for good."""
     cid = _campaign_id(campaign_id)
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         await service.cancel(cid)
         typer.echo(f"campaign {cid} cancelled")
 
@@ -571,7 +571,7 @@ def run_headless(
     """Headless scheduler and runner: sends every campaign when it is due."""
     from waha_tui.scheduler import Scheduler
 
-    async def go(service: Any) -> None:
+    async def go(service: CampaignService) -> None:
         stop = asyncio.Event()
         printer = ProgressPrinter()
         service.bus.subscribe(printer)

@@ -11,7 +11,7 @@ import random
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from waha_tui.config import Settings
@@ -73,20 +73,24 @@ def _people(count: int, seed: int) -> list[NewRecipient]:
     return people
 
 
-def _campaign(name: str, session: str, text: str, **kwargs: object) -> Campaign:
-    values: dict[str, object] = {
-        "delay_min": DEMO_DELAY[0],
-        "delay_max": DEMO_DELAY[1],
-        "scheduled_at": utcnow(),
-    }
-    values.update(kwargs)
+def _campaign(
+    name: str,
+    session: str,
+    text: str,
+    *,
+    delay_min: float = DEMO_DELAY[0],
+    delay_max: float = DEMO_DELAY[1],
+    scheduled_at: datetime | None = None,
+) -> Campaign:
     return Campaign(
         name=name,
         session=session,
         template_text=text,
         default_name="there",
         list_name="demo contacts",
-        **values,  # type: ignore[arg-type]
+        delay_min=delay_min,
+        delay_max=delay_max,
+        scheduled_at=scheduled_at or utcnow(),
     )
 
 

@@ -102,7 +102,9 @@ class _Line:
 
     def sequence(self, start: int, end: int) -> list[Part]:
         """The parts of text[start:end] (no unescaped `|` at this level)."""
-        text, parts, i, plain = self.text, [], start, []
+        text, i = self.text, start
+        parts: list[Part] = []
+        plain: list[str] = []
         while i < end:
             ch = text[i]
             if ch == "\\" and i + 1 < end and text[i + 1] in ESCAPABLE:

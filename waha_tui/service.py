@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from waha_tui import events as ev
 from waha_tui.config import Settings
@@ -32,6 +32,7 @@ from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, Wa
 
 S = CampaignStatus
 T = TypeVar("T")
+P = ParamSpec("P")
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 MAX_NAME = 200  # the size of the name columns
 PAUSED_BY_OPERATOR = "paused by the operator"
@@ -172,7 +173,7 @@ class CampaignService:
         await self.client.aclose()
         self.store.close()
 
-    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         # The store blocks (SQLite, psycopg): off the event loop, so screens stay live.
         return await asyncio.to_thread(fn, *args, **kwargs)
 
@@ -354,7 +355,7 @@ class CampaignService:
     async def campaign(self, campaign_id: int) -> Campaign:
         return await self._db(self.store.get_campaign, campaign_id)
 
-    async def campaign_rows(self, since: datetime | None = None) -> tuple[list[Any], int]:
+    async def campaign_rows(self, since: datetime | None = None) -> tuple[Sequence[Any], int]:
         """The dashboard's columns of the campaigns updated at or after `since` (all when
         None), and how many campaigns exist (Store.campaign_rows)."""
         return await self._db(self.store.campaign_rows, since)

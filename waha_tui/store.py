@@ -29,7 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from waha_tui.errors import UserError
 from waha_tui.models import (
@@ -51,6 +51,7 @@ from waha_tui.status import (
     check_transition,
 )
 
+# SQLModel sets a table model's __table__ but does not declare it to type checkers.
 C = Campaign.__table__  # type: ignore[attr-defined]
 R = Recipient.__table__  # type: ignore[attr-defined]
 S = CampaignStatus
@@ -348,7 +349,7 @@ class Store:
     @staticmethod
     def _schema_version(conn: Connection) -> int:
         found = conn.execute(
-            sa.select(Meta.value).where(Meta.key == "schema_version")  # type: ignore[arg-type]
+            sa.select(col(Meta.value)).where(col(Meta.key) == "schema_version")
         ).scalar()
         return int(found or 0)
 
@@ -363,7 +364,7 @@ class Store:
             if version < SCHEMA_VERSION:
                 conn.execute(
                     sa.update(Meta)
-                    .where(Meta.key == "schema_version")  # type: ignore[arg-type]
+                    .where(col(Meta.key) == "schema_version")
                     .values(value=str(SCHEMA_VERSION))
                 )
 
@@ -405,8 +406,9 @@ class Store:
                 list_id = conn.execute(
                     sa.insert(ContactList)
                     .values(name=name, contact_count=len(contacts), created_at=now)
-                    .returning(ContactList.id)  # type: ignore[arg-type]
+                    .returning(col(ContactList.id))
                 ).scalar_one()
+                assert list_id is not None  # a primary key (Optional in the model: unsaved rows)
                 if contacts:
                     conn.execute(
                         sa.insert(Contact),
@@ -432,8 +434,10 @@ class Store:
         with self.read() as conn:
             rows = conn.execute(
                 sa.select(
-                    ContactList.name, ContactList.contact_count, ContactList.created_at
-                ).order_by(ContactList.name)
+                    col(ContactList.name),
+                    col(ContactList.contact_count),
+                    col(ContactList.created_at),
+                ).order_by(col(ContactList.name))
             ).all()
         return [ListInfo(*row) for row in rows]
 
@@ -441,9 +445,14 @@ class Store:
         with self.read() as conn:
             list_id = self._list_id(conn, name)
             rows = conn.execute(
-                sa.select(Contact.phone, Contact.chat_id, Contact.name, Contact.variables)
-                .where(Contact.list_id == list_id)
-                .order_by(Contact.position)  # type: ignore[arg-type]
+                sa.select(
+                    col(Contact.phone),
+                    col(Contact.chat_id),
+                    col(Contact.name),
+                    col(Contact.variables),
+                )
+                .where(col(Contact.list_id) == list_id)
+                .order_by(col(Contact.position))
             ).all()
         return [NewRecipient(*row) for row in rows]
 
@@ -451,14 +460,14 @@ class Store:
         """Campaigns hold their own copy of the recipients, so deleting a list is safe."""
         with self.write() as conn:
             list_id = self._list_id(conn, name)
-            conn.execute(sa.delete(Contact).where(Contact.list_id == list_id))  # type: ignore[arg-type]
-            conn.execute(sa.delete(ContactList).where(ContactList.id == list_id))  # type: ignore[arg-type]
+            conn.execute(sa.delete(Contact).where(col(Contact.list_id) == list_id))
+            conn.execute(sa.delete(ContactList).where(col(ContactList.id) == list_id))
         return list_id
 
     @staticmethod
     def _list_id(conn: Connection, name: str) -> int:
         list_id = conn.execute(
-            sa.select(ContactList.id).where(ContactList.name == name)  # type: ignore[arg-type]
+            sa.select(col(ContactList.id)).where(col(ContactList.name) == name)
         ).scalar()
         if list_id is None:
             raise NotFound(f"no contact list named '{name}'")
@@ -470,17 +479,19 @@ class Store:
         now = utcnow()
         try:
             with self.write() as conn:
-                return conn.execute(
+                template_id = conn.execute(
                     sa.insert(Template)
                     .values(name=name, text=text, created_at=now, updated_at=now)
-                    .returning(Template.id)  # type: ignore[arg-type]
+                    .returning(col(Template.id))
                 ).scalar_one()
+                assert template_id is not None  # a primary key (Optional in the model)
+                return template_id
         except IntegrityError:
             raise StoreError(f"a template named '{name}' already exists") from None
 
     def templates(self) -> list[Template]:
         with self.read() as conn:
-            rows = conn.execute(sa.select(Template).order_by(Template.name)).all()  # type: ignore[arg-type]
+            rows = conn.execute(sa.select(Template).order_by(col(Template.name))).all()
         return [Template.model_validate(dict(r._mapping)) for r in rows]
 
     def update_template(self, name: str, text: str) -> None:
@@ -488,7 +499,7 @@ class Store:
         with self.write() as conn:
             changed = conn.execute(
                 sa.update(Template)
-                .where(Template.name == name)  # type: ignore[arg-type]
+                .where(col(Template.name) == name)
                 .values(text=text, updated_at=utcnow())
             ).rowcount
         if not changed:
@@ -497,17 +508,13 @@ class Store:
     def delete_template(self, name: str) -> None:
         """Campaigns copied the text when they were created, so none is affected."""
         with self.write() as conn:
-            gone = conn.execute(
-                sa.delete(Template).where(Template.name == name)  # type: ignore[arg-type]
-            ).rowcount
+            gone = conn.execute(sa.delete(Template).where(col(Template.name) == name)).rowcount
         if not gone:
             raise NotFound(f"no template named '{name}'")
 
     def get_template(self, name: str) -> Template:
         with self.read() as conn:
-            row = conn.execute(
-                sa.select(Template).where(Template.name == name)  # type: ignore[arg-type]
-            ).first()
+            row = conn.execute(sa.select(Template).where(col(Template.name) == name)).first()
         if row is None:
             raise NotFound(f"no template named '{name}'")
         return Template.model_validate(dict(row._mapping))
@@ -519,7 +526,7 @@ class Store:
         values = campaign.model_dump(exclude={"id"})
         values.update(created_at=now, updated_at=now, status=S.SCHEDULED, next_index=0)
         with self.write() as conn:
-            cid = conn.execute(sa.insert(C).values(**values).returning(C.c.id)).scalar_one()
+            cid: int = conn.execute(sa.insert(C).values(**values).returning(C.c.id)).scalar_one()
             batch: list[dict[str, Any]] = []
             total = 0
             for total, r in enumerate(recipients, start=1):
@@ -575,7 +582,7 @@ class Store:
         "updated_at",
     )
 
-    def campaign_rows(self, since: datetime | None = None) -> tuple[list[Any], int]:
+    def campaign_rows(self, since: datetime | None = None) -> tuple[Sequence[Any], int]:
         """The dashboard's columns of the campaigns updated at or after `since` (all when
         None), by id, and how many campaigns exist, read in one transaction.
 
@@ -620,7 +627,7 @@ class Store:
         campaign_id: int,
         new: CampaignStatus,
         *,
-        expect: Iterable[CampaignStatus] | None = None,
+        expect: Iterable[str] | None = None,
         **fields: Any,
     ) -> Campaign:
         """Move a campaign to `new`, refusing anything the transition table forbids."""
@@ -883,7 +890,7 @@ class Store:
                 .group_by(R.c.status)
             ).all()
             found = {status: (count, first) for status, count, first in rows}
-            total = sum(count for count, _ in found.values())
+            total: int = sum(count for count, _ in found.values())
             if not total:
                 names = " or ".join(str(s) for s in wanted)
                 raise StoreError(f"campaign {campaign_id} has no {names} recipients to retry")

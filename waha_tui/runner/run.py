@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from waha_tui import events as ev
 from waha_tui.errors import UserError
@@ -44,6 +44,7 @@ from waha_tui.waha import SendResult, SessionInfo, SessionMissing, WahaClient, W
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 S = CampaignStatus
 RS = RecipientStatus
 BATCH = 500
@@ -131,7 +132,7 @@ class CampaignRun:
             self.stop_request = (status, reason)
         self.wake.set()
 
-    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     # -- the run -----------------------------------------------------------------------
@@ -399,7 +400,7 @@ class CampaignRun:
                 camp.template_text, rec.variables, name=rec.name, default_name=camp.default_name
             )
         except RenderError as exc:
-            verdict = self._decide(Op.SEND, exc, Counter())
+            verdict: Verdict | None = self._decide(Op.SEND, exc, Counter())
             assert isinstance(verdict, FailRecipient)
             return self._after_failure(await self._record(rec, RS.FAILED, error=verdict.reason))
         # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
@@ -616,7 +617,9 @@ class CampaignRun:
         self._writer.add_reservation(self._ids.pair(fresh, ids), now=False)
         await self._writer.flush()
         self._check_stop()
-        return self._ids.reserved[fresh[0].id]  # type: ignore[index]
+        first = fresh[0].id
+        assert first is not None  # read from the store: it has its id
+        return self._ids.reserved[first]
 
     def _top_up(self, upcoming: list[Recipient]) -> None:
         """Store the ids already fetched for the next recipients, behind this send, so the

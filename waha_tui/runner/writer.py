@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from waha_tui.models import Campaign
 from waha_tui.store import Outcome, Store
 
 T = TypeVar("T")
+P = ParamSpec("P")
 WRITE_BEHIND = 0.05  # longest an outcome of a message with a stored id waits to be written
 WRITE_BATCH = 64  # ... or until this many are waiting
 
@@ -53,7 +54,7 @@ class ProgressWriter:
         self._mark: tuple[int, str | None] | None = None  # a `sending` mark to write
         self._marked: Campaign | None = None  # the campaign as the mark's transaction saw it
 
-    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     def submit(self, outcome: Outcome) -> None:

@@ -179,7 +179,9 @@ def _bare_id(msg_id: str, chat_id: str) -> str:
     return msg_id[len(prefix) :] if msg_id.startswith(prefix) else msg_id
 
 
-def wa_message(sess: SimSession, chat_id: str, text: str, msg_id: str, media: bool) -> dict:
+def wa_message(
+    sess: SimSession, chat_id: str, text: str, msg_id: str, media: bool
+) -> dict[str, Any]:
     """WAHA's WAMessage (the spec's shape; NOWEB answers it since 2025)."""
     me = f"{sess.phone}@c.us"
     return {
@@ -199,7 +201,7 @@ def wa_message(sess: SimSession, chat_id: str, text: str, msg_id: str, media: bo
     }
 
 
-def baileys_message(chat_id: str, text: str, msg_id: str, media: bool) -> dict:
+def baileys_message(chat_id: str, text: str, msg_id: str, media: bool) -> dict[str, Any]:
     """NOWEB's raw Baileys WebMessageInfo (#760): the id is the bare `key.id`."""
     jid = chat_id.replace("@c.us", "@s.whatsapp.net")
     content = (
@@ -215,7 +217,9 @@ def baileys_message(chat_id: str, text: str, msg_id: str, media: bool) -> dict:
     }
 
 
-def webjs_message(sess: SimSession, chat_id: str, text: str, msg_id: str, media: bool) -> dict:
+def webjs_message(
+    sess: SimSession, chat_id: str, text: str, msg_id: str, media: bool
+) -> dict[str, Any]:
     """whatsapp-web.js's Message as WEBJS answers it (#1615): the id is an object whose
     `_serialized` is the full id, in `_data.id` (and `id`, as whatsapp-web.js copies it)."""
     me = f"{sess.phone}@c.us"
@@ -800,8 +804,8 @@ class _FaultPlan:
         if self.timelock is not None:
             st.timelock(*self.timelock)
         if self.stop is not None:
-            name, sends, status, for_seconds = self.stop
-            st.stop_after(name, sends, status, for_seconds=for_seconds)
+            name, sends, stop_status, for_seconds = self.stop
+            st.stop_after(name, sends, stop_status, for_seconds=for_seconds)
 
 
 def _non_negative(value: Any, what: str) -> float:

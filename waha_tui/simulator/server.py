@@ -45,7 +45,8 @@ class SimulatorServer:
         self._sock.bind(address)
         self.port: int = self._sock.getsockname()[1]
         self._server = uvicorn.Server(_config(self.sim, host, self.port, "critical"))
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # No signal handlers to switch off: uvicorn (>= 0.29) installs them only on the
+        # main thread, and this server runs on a thread of its own.
         self._thread: threading.Thread | None = None
 
     @property

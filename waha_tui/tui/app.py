@@ -165,7 +165,7 @@ class WahaTuiApp(App[None]):
         return self.run_worker(
             coro,
             group=RUNNER_GROUP,
-            exit_on_error=False,  # type: ignore[arg-type]
+            exit_on_error=False,
             name="campaign runner",
         )
 

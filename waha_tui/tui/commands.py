@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import ModalScreen
-
-if TYPE_CHECKING:
-    from waha_tui.tui.app import WahaTuiApp
 
 # (title, what it opens, the WahaTuiApp method that opens it)
 COMMANDS: list[tuple[str, str, str]] = [
@@ -27,8 +23,7 @@ class DashboardCommands(Provider):
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
         if isinstance(self.screen, ModalScreen):
             return []
-        app: WahaTuiApp = self.app  # type: ignore[assignment]
-        return [(title, help_, getattr(app, method)) for title, help_, method in COMMANDS]
+        return [(title, help_, getattr(self.app, method)) for title, help_, method in COMMANDS]
 
     async def discover(self) -> Hits:
         for title, help_, run in self._commands():

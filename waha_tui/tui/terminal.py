@@ -110,11 +110,13 @@ class GuardedDriver(LinuxDriver):
         # Textual's writer thread writes to `_file`, which it sets to sys.__stderr__ here;
         # tests/test_exit.py fails if a Textual release stops doing so.
         self.terminal = GuardedTerminal(sys.__stderr__ or sys.stderr, report)
-        self._file = self.terminal
+        # Duck-typed: the writer thread only calls write, flush and fileno.
+        self._file = self.terminal  # type: ignore[assignment]
         self._closing = False
 
     def start_application_mode(self) -> None:
-        super().start_application_mode()
+        # Textual leaves this method unannotated.
+        super().start_application_mode()  # type: ignore[no-untyped-call]
         # A hung-up terminal reads as end-of-file, which Textual's input loop skips over
         # without a word: a thread of our own waits for the hang-up itself.
         self._hangup_watch = threading.Thread(

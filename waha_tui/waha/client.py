@@ -64,10 +64,14 @@ class SessionInfo:
     def from_json(cls, data: Any) -> SessionInfo:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise BadResponse("WAHA answered a session without a name")
-        me = data.get("me") if isinstance(data.get("me"), dict) else {}
+        me = data.get("me")
+        if not isinstance(me, dict):
+            me = {}
         engine = data.get("engine")
         lock = me.get("reachoutTimelock")
-        locked = isinstance(lock, dict) and lock.get("isActive") is True
+        if not isinstance(lock, dict):
+            lock = {}
+        locked = lock.get("isActive") is True
         ends = lock.get("timeEnforcementEnds") if locked else None
         until = None
         if isinstance(ends, int | float) and not isinstance(ends, bool) and ends > 0:
@@ -97,16 +101,23 @@ def extract_message_id(body: Any) -> str | None:
     ident = body.get("id")
     if isinstance(ident, str) and ident:
         return ident
-    if isinstance(ident, dict) and isinstance(ident.get("_serialized"), str):
-        return ident["_serialized"]
+    serialized = _str_at(ident, "_serialized")
+    if serialized is not None:
+        return serialized
     data = body.get("_data")
     if isinstance(data, dict):
-        inner = data.get("id")
-        if isinstance(inner, dict) and isinstance(inner.get("_serialized"), str):
-            return inner["_serialized"]
-    key = body.get("key")
-    if isinstance(key, dict) and isinstance(key.get("id"), str):
-        return key["id"]
+        serialized = _str_at(data.get("id"), "_serialized")
+        if serialized is not None:
+            return serialized
+    return _str_at(body.get("key"), "id")
+
+
+def _str_at(value: object, key: str) -> str | None:
+    """`value[key]` when `value` is a JSON object and that member is a string, else None."""
+    if isinstance(value, dict):
+        found = value.get(key)
+        if isinstance(found, str):
+            return found
     return None
 
 
@@ -389,9 +400,10 @@ class WahaClient:
             what=f"fetching the QR code of session '{session}'",
             session=session,
         )
-        if not isinstance(body, dict) or not isinstance(body.get("value"), str):
+        value = _str_at(body, "value")
+        if value is None:
             raise BadResponse("WAHA answered the QR request without a value")
-        return body["value"]
+        return value
 
     async def request_pairing_code(self, session: str, phone: str) -> str:
         _, body = await self._request(
@@ -401,9 +413,10 @@ class WahaClient:
             what=f"requesting a pairing code for session '{session}'",
             session=session,
         )
-        if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+        code = _str_at(body, "code")
+        if code is None:
             raise BadResponse("WAHA answered the pairing-code request without a code")
-        return body["code"]
+        return code
 
     # -- sending -----------------------------------------------------------------------
 
@@ -472,10 +485,11 @@ class WahaClient:
             what=f"fetching a message id from session '{session}'",
             session=session,
         )
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        message_id = _str_at(body, "id")
+        if message_id is None:
             raise BadResponse("WAHA answered new-message-id without an id")
         self._message_ids[session] = True
-        return body["id"]
+        return message_id
 
     async def check_exists(self, session: str, phone: str) -> tuple[bool, str | None]:
         _, body = await self._request(

@@ -7,6 +7,7 @@ import bisect
 import gc
 import math
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +123,11 @@ class MainScreen(Screen[None]):
 
     @property
     def wapp(self) -> WahaTuiApp:
-        return self.app  # type: ignore[return-value]
+        from waha_tui.tui.app import WahaTuiApp  # not at the top: app.py imports this module
+
+        app = self.app
+        assert isinstance(app, WahaTuiApp)
+        return app
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -233,7 +238,7 @@ class MainScreen(Screen[None]):
         # Never trust a clock ahead of ours: a skewed writer must not hide the others.
         return min(self._newest, utcnow()) - OVERLAP
 
-    def _merge(self, rows: list[Any], *, complete: bool) -> tuple[set[int], bool]:
+    def _merge(self, rows: Sequence[Any], *, complete: bool) -> tuple[set[int], bool]:
         """Put rows into the model: (ids whose row changed, whether the list of matching
         campaigns may have changed)."""
         changed: set[int] = set()
@@ -567,5 +572,5 @@ class MainScreen(Screen[None]):
         banner.display = bool(text)
 
 
-def _ids(rows: list[Any]) -> set[int]:
+def _ids(rows: Sequence[Any]) -> set[int]:
     return {row.id for row in rows}

@@ -306,7 +306,8 @@ class NewCampaignScreen(Screen[int | None]):
     @on(Input.Changed, "#camp-image")
     def refresh_preview(self) -> None:
         # The function, not a coroutine: a worker cancelled before it starts leaves none behind.
-        self.run_worker(self._preview, group="camp-preview", exclusive=True, exit_on_error=False)
+        # (Textual's WorkType union infers Worker[Never] for an async function returning None.)
+        self.run_worker(self._preview, group="camp-preview", exclusive=True, exit_on_error=False)  # type: ignore[arg-type]
 
     async def _preview(self) -> None:
         list_name = self.chosen("list")

@@ -7,18 +7,32 @@ the same row key and nothing jumps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
+from typing import TypeVar
 
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowDoesNotExist, RowKey
+
+# A render cache's key (a tuple whose parts name a row, a line...) and value.
+_Key = TypeVar("_Key", bound=tuple[object, ...])
+_Value = TypeVar("_Value")
 
 
 class KeyedTable(DataTable[object]):
     """Rows are keyed by a string; the first column holds a number to keep them in order."""
 
-    def __init__(self, columns: Sequence[tuple[str, str]], **kwargs: object) -> None:
-        super().__init__(cursor_type="row", **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, str]],
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(cursor_type="row", name=name, id=id, classes=classes, disabled=disabled)
         self._column_spec = list(columns)
         self._shown: dict[str, tuple[object, ...]] = {}
 
@@ -103,24 +117,27 @@ class KeyedTable(DataTable[object]):
         """Drop the cached renders of these rows and repaint them (see above)."""
         try:
             row_keys = {RowKey(k) for k in keys}
-            indexes = {self._row_locations.get(k) for k in row_keys} - {None}
+            indexes = {index for k in row_keys if (index := self._row_locations.get(k)) is not None}
             lines: set[int] = set()
             for index in indexes:
                 region = self._get_row_region(index)
                 lines.update(range(region.y, region.y + region.height))
-            for cache, part, wanted in (
-                (self._row_render_cache, 0, row_keys),
-                (self._cell_render_cache, 0, row_keys),
-                (self._row_renderable_cache, 1, indexes),
-                (self._line_cache, 0, lines),
-            ):
-                for cache_key in [k for k in cache.keys() if k[part] in wanted]:  # noqa: SIM118
-                    cache.discard(cache_key)
+            # Each cache has its own key type: one typed call per cache.
+            _discard_keys(self._row_render_cache, 0, row_keys)
+            _discard_keys(self._cell_render_cache, 0, row_keys)
+            _discard_keys(self._row_renderable_cache, 1, indexes)
+            _discard_keys(self._line_cache, 0, lines)
             for index in indexes:
                 self.refresh_row(index)
         except (AttributeError, LookupError, TypeError):
             self._update_count += 1  # what update_cell does: everything renders again
             self.refresh()
+
+
+def _discard_keys(cache: LRUCache[_Key, _Value], part: int, wanted: Container[object]) -> None:
+    """Drop the entries of a DataTable render cache whose key's `part` is in `wanted`."""
+    for cache_key in [k for k in cache.keys() if k[part] in wanted]:  # noqa: SIM118
+        cache.discard(cache_key)
 
 
 def _cell_width(value: object) -> int | None:

@@ -737,7 +737,7 @@ async def phase_keys(args: argparse.Namespace) -> None:
             ran_throughout=still_running,
         )
         log(f"done: max {running_keys['max_s']:.3f} s; stopping the campaign")
-        await service.pool.stop_all("benchmark done", timeout=10)
+        await service.pool.stop_all("benchmark done", grace=10)
         running_keys["screen_queue_at_end"] = app.main._message_queue.qsize()
         # The figures first: an app whose screen queue is flooded may take long to close.
         emit({**launch, "keys_idle": idle_keys, "keys_running": running_keys})

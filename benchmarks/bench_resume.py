@@ -228,7 +228,7 @@ async def measure(args: argparse.Namespace) -> None:
                 )
             presses.append((cid, stamp["perf"], stamp["wall"], dict(stones.at), queued))
             log(f"campaign {cid}: resumed and ended ({queued} queued at the press)")
-        await service.pool.stop_all("benchmark done", timeout=10)
+        await service.pool.stop_all("benchmark done", grace=10)
         messages = sim_messages(url)
         latencies: list[float | None] = []
         steps, queues = [], []

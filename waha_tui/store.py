@@ -307,7 +307,9 @@ class Store:
     def _init_schema(self) -> None:
         loc = self.location
         try:
-            with self.engine.connect() as conn:
+            # A read (BEGIN, not BEGIN IMMEDIATE): opening a database to look at it must
+            # not wait for another process's write lock.
+            with self.read_engine.connect() as conn:
                 mode = (
                     None
                     if self.is_postgres
@@ -315,6 +317,8 @@ class Store:
                 )
                 tables = set(sa.inspect(conn).get_table_names())
         except DatabaseError as exc:
+            if _busy(exc):
+                raise StoreError(self._busy_message()) from None
             if self.is_postgres:
                 raise StoreError(f"cannot open database {loc}: {self._reason(exc)}") from None
             raise StoreError(f"{loc} is not a waha-tui database ({self._reason(exc)})") from None
@@ -377,6 +381,17 @@ class Store:
     def _reason(self, exc: Exception) -> str:
         return _hide(_reason(exc), self.url.password)
 
+    def _error(self, exc: Exception) -> StoreError:
+        if _busy(exc):
+            return StoreError(self._busy_message())
+        return StoreError(f"database {self.location}: {self._reason(exc)}")
+
+    def _busy_message(self) -> str:
+        return (
+            f"database {self.location} is busy: another process holds its lock "
+            f"(waited {self._busy_ms / 1000:g} s); try again"
+        )
+
     def close(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
@@ -387,7 +402,7 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"database {self.location}: {self._reason(exc)}") from None
+            raise self._error(exc) from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -395,7 +410,7 @@ class Store:
             with self.read_engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"database {self.location}: {self._reason(exc)}") from None
+            raise self._error(exc) from None
 
     # -- contact lists -----------------------------------------------------------------
 
@@ -995,6 +1010,20 @@ class Store:
 def _reason(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
     return str(orig or exc).strip().split("\n")[0]
+
+
+# SQLITE_BUSY, SQLITE_LOCKED; PostgreSQL: lock_not_available (our lock_timeout).
+_SQLITE_BUSY = frozenset({5, 6})
+_PG_BUSY = frozenset({"55P03"})
+
+
+def _busy(exc: Exception) -> bool:
+    """A lock held by another process outlasted the timeout (by error code, not text)."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_BUSY  # extended codes keep the primary in the low byte
+    return getattr(orig, "sqlstate", None) in _PG_BUSY
 
 
 def _hide(text: str, password: str | None) -> str:

@@ -14,7 +14,7 @@ import typer
 from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.errors import InvalidInput, UserError
-from waha_tui.models import Campaign, Recipient
+from waha_tui.models import MAX_ID, Campaign, Recipient
 from waha_tui.status import CampaignStatus
 from waha_tui.stopping import Stopper
 
@@ -270,6 +270,8 @@ def _campaign_id(raw: str) -> int:
         fail(f"campaign id {raw!r} is not a number")
     if value <= 0:
         fail(f"campaign id {raw!r} must be a positive number")
+    if value > MAX_ID:
+        fail(f"campaign id {raw!r} is too large: no campaign has an id above {MAX_ID}")
     return value
 
 

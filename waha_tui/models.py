@@ -16,6 +16,10 @@ from waha_tui.status import CampaignStatus, RecipientStatus
 SCHEMA_VERSION = 3
 
 
+# The largest id a row can have: a signed 64-bit integer (SQLite's INTEGER, BIGINT).
+MAX_ID = 2**63 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

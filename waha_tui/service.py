@@ -110,9 +110,13 @@ def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> 
             raise UserError(
                 f"--at {value!r} is not an ISO-8601 date and time, e.g. 2026-12-01T09:30"
             ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()  # local time
-    return parsed.astimezone(UTC)
+    try:
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()  # local time
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        # Only at the ends of the calendar: 9999-12-31T23:59:59-12:00 is in year 10000 UTC.
+        raise UserError(f"--at {value!r} is out of range: give a date before 9999-12-31") from None
 
 
 class _Checks:

@@ -350,12 +350,17 @@ class Store:
         if self.path is not None:
             os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR)
 
-    @staticmethod
-    def _schema_version(conn: Connection) -> int:
+    def _schema_version(self, conn: Connection) -> int:
         found = conn.execute(
             sa.select(col(Meta.value)).where(col(Meta.key) == "schema_version")
         ).scalar()
-        return int(found or 0)
+        try:
+            return int(found or 0)
+        except ValueError:
+            raise StoreError(
+                f"{self.location}: its schema_version is {found!r}, not a number: the "
+                "database is damaged, or was not written by waha-tui"
+            ) from None
 
     def _migrate(self) -> None:
         """Bring an older schema up to SCHEMA_VERSION in one transaction; several processes

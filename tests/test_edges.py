@@ -1,0 +1,119 @@
+"""Edges and hostile input (issue 14): a busy database, impossible values, secrets in the
+process list. Each through the real CLI or the real store, on a real file or server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_policy_runs import hold_write_lock
+
+from waha_tui.store import Store, StoreError
+
+
+def waha_tui(db: str, *args: str, timeout: float = 60) -> tuple[int, str, str, float]:
+    env = {**os.environ, "WAHA_TUI_DB": db, "WAHA_URL": "http://127.0.0.1:9"}
+    env.pop("WAHA_API_KEY", None)
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "waha_tui", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.returncode, done.stdout, done.stderr, time.monotonic() - start
+
+
+# -- the database -------------------------------------------------------------------------
+
+
+def test_read_only_commands_do_not_wait_for_another_writer(db_target: str) -> None:
+    store = Store(db_target)
+    store.add_template("greeting", "Hi {name}")
+    store.close()
+    started = threading.Event()
+    holder = threading.Thread(target=hold_write_lock, args=(db_target, 15, started))
+    holder.start()
+    try:
+        assert started.wait(10)
+        for args, out in [
+            (("template", "list"), "greeting"),
+            (("campaign", "list"), ""),
+            (("contacts", "lists"), ""),
+        ]:
+            code, stdout, stderr, took = waha_tui(db_target, *args)
+            assert (code, stderr) == (0, ""), (args, stderr)
+            assert out in stdout
+            assert took < 8, f"{args} waited {took:.1f} s behind the writer"
+    finally:
+        holder.join()
+
+
+def test_a_write_behind_a_held_lock_says_busy_not_a_wrong_file(db_target: str) -> None:
+    Store(db_target).close()
+    started = threading.Event()
+    holder = threading.Thread(target=hold_write_lock, args=(db_target, 3, started))
+    holder.start()
+    try:
+        assert started.wait(10)
+        store = Store(db_target, busy_timeout=0.3)
+        try:
+            with pytest.raises(StoreError) as info, store.write() as conn:
+                conn.exec_driver_sql(
+                    "LOCK TABLE campaign IN EXCLUSIVE MODE"
+                    if store.is_postgres
+                    else "UPDATE meta SET value = value"
+                )
+        finally:
+            store.close()
+    finally:
+        holder.join()
+    message = str(info.value)
+    assert "is busy: another process holds its lock" in message, message
+    assert "not a waha-tui database" not in message
+
+
+# -- impossible values: one line each, never a traceback ------------------------------------
+
+
+def one_line_error(code: int, stdout: str, stderr: str) -> str:
+    assert code == 1, (stdout, stderr)
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+def test_a_schema_version_that_is_not_a_number(tmp_path: Path) -> None:
+    db = str(tmp_path / "c.db")
+    Store(db).close()
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = 'x3' WHERE key = 'schema_version'")
+    code, out, err, _ = waha_tui(db, "campaign", "list")
+    line = one_line_error(code, out, err)
+    assert db in line and "schema_version is 'x3', not a number" in line
+
+
+@pytest.mark.parametrize("command", ["show", "pause", "cancel", "recipients", "resume"])
+def test_an_id_too_large_for_any_row(tmp_path: Path, command: str) -> None:
+    code, out, err, _ = waha_tui(str(tmp_path / "c.db"), "campaign", command, "9" * 23)
+    assert "is too large: no campaign has an id above" in one_line_error(code, out, err)
+
+
+def test_a_start_time_at_the_end_of_the_calendar(tmp_path: Path) -> None:
+    csv = tmp_path / "people.csv"
+    csv.write_text("phone\n4915112345678\n", encoding="utf-8")
+    db = str(tmp_path / "c.db")
+    at = "9999-12-31T23:59:59-12:00"
+    args = ("campaign", "create", "--name", "x", "--contacts", str(csv), "--message", "hi")
+    code, out, err, _ = waha_tui(db, *args, "--at", at)
+    assert f"--at '{at}' is out of range" in one_line_error(code, out, err)
+    assert waha_tui(db, "campaign", "list")[1] == ""  # nothing half-written

@@ -632,6 +632,51 @@ def test_the_api_key_is_used_and_never_shown_or_stored(
         assert KEY.encode() not in path.read_bytes(), path
 
 
+def test_the_api_key_from_a_file_as_systemd_credentials_give_it(
+    cli: Cli, csv5: str, state: SimState, tmp_path: Path
+) -> None:
+    state.require_api_key(KEY)
+    key_file = tmp_path / "waha-api-key"
+    key_file.write_text(KEY + "\n", encoding="utf-8")  # as `echo KEY > file` leaves it
+    cid = cli.create("--name", "f", "--contacts", csv5, "--message", "x", "--delay", "0-0")
+    cli.ok("campaign", "pause", str(cid))
+    cli.ok("--api-key-file", str(key_file), "campaign", "resume", str(cid))
+    assert len(state.sent()) == 5
+    cid2 = cli.create("--name", "g", "--contacts", csv5, "--message", "x", "--delay", "0-0")
+    cli.ok("run", "--until-idle", env={"WAHA_API_KEY_FILE": str(key_file)})
+    assert cli.json("campaign", "show", str(cid2))["status"] == "Completed"
+
+    missing = tmp_path / "nope"
+    line = cli.error("--api-key-file", str(missing), "campaign", "list")
+    assert line == f"error: --api-key-file {missing}: cannot read it (No such file or directory)"
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    line = cli.error("campaign", "list", env={"WAHA_API_KEY_FILE": str(tmp_path / "empty")})
+    assert line == f"error: WAHA_API_KEY_FILE {tmp_path / 'empty'} is empty"
+    both = cli.error("--api-key", KEY, "--api-key-file", str(key_file), "campaign", "list")
+    assert "not both" in both
+    assert all(KEY not in out for out in cli.outputs)
+
+
+def test_the_simulator_beyond_loopback_warns_that_its_routes_need_no_key() -> None:
+    def first_lines(host: str) -> str:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "waha_tui", "simulator", "--host", host, "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            proc.stdout.readline()  # "listening on": the warning, if any, came before it
+        finally:
+            proc.terminate()
+            _out, err = proc.communicate(timeout=10)
+        return err
+
+    assert "need no API key" in first_lines("0.0.0.0")
+    assert "need no API key" not in first_lines("127.0.0.1")
+
+
 # -- a real process ----------------------------------------------------------------------
 
 

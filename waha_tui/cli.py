@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import sys
 from collections.abc import Callable, Coroutine
@@ -50,7 +51,9 @@ def root(
         str | None,
         typer.Option(
             "--db",
-            help="SQLite file, or postgresql+psycopg://user:pw@host/db (env WAHA_TUI_DB).",
+            help="SQLite file, or postgresql+psycopg://user@host/db (env WAHA_TUI_DB). A "
+            "password in this flag is visible to every local user in the process list: give "
+            "it in WAHA_TUI_DB or ~/.pgpass.",
             show_default=False,
         ),
     ] = None,
@@ -59,11 +62,29 @@ def root(
     ] = None,
     api_key: Annotated[
         str | None,
-        typer.Option("--api-key", help="WAHA API key (env WAHA_API_KEY).", show_default=False),
+        typer.Option(
+            "--api-key",
+            help="WAHA API key (env WAHA_API_KEY). Visible to every local user in the "
+            "process list: prefer --api-key-file.",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-file",
+            help="Read the WAHA API key from this file (env WAHA_API_KEY_FILE), e.g. a "
+            "systemd credential; a trailing newline is not part of the key.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """With no command: open the dashboard."""
-    ctx.obj = Settings.resolve(db, waha_url, api_key)
+    try:
+        ctx.obj = Settings.resolve(db, waha_url, api_key, api_key_file)
+    except UserError as exc:
+        report(exc)
+        raise typer.Exit(1) from None
     if ctx.invoked_subcommand is None:
         from waha_tui.tui.app import run_dashboard
 
@@ -634,12 +655,28 @@ def simulator(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     sim = Simulator(state)
+    if not _loopback(host):
+        typer.echo(
+            f"warning: listening on {host}, beyond this machine: the simulator's /_sim/ "
+            "routes (faults, state, sent messages) need no API key, so anyone who can reach "
+            "the port can read and change them",
+            err=True,
+        )
     key_note = " (API key required)" if api_key else ""
     typer.echo(
         f"WAHA simulator listening on http://{host}:{port}{key_note} ({state.tier}, {state.engine})"
     )
     sys.stdout.flush()
     serve_forever(sim, host, port)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve beyond this machine
 
 
 def main() -> None:

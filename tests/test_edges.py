@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from test_policy_runs import hold_write_lock
 
+from waha_tui.simulator import SimulatorServer
 from waha_tui.store import Store, StoreError
 
 
@@ -117,3 +118,75 @@ def test_a_start_time_at_the_end_of_the_calendar(tmp_path: Path) -> None:
     code, out, err, _ = waha_tui(db, *args, "--at", at)
     assert f"--at '{at}' is out of range" in one_line_error(code, out, err)
     assert waha_tui(db, "campaign", "list")[1] == ""  # nothing half-written
+
+
+# -- a pause from another process -----------------------------------------------------------
+
+
+def test_paused_from_another_process_means_nothing_more_goes_out(
+    tmp_path: Path, sim_server: SimulatorServer
+) -> None:
+    """With pre-generated ids a message has no transaction of its own before it leaves.
+    Here the pause lands while WAHA takes its time over stopTyping, after the run's last
+    look at the campaign during the typing wait: the message must not go out after
+    `campaign pause` said `paused`."""
+    state = sim_server.state
+    db = str(tmp_path / "c.db")
+    # A long lease: the run's heartbeat (every third of it) must not be what notices.
+    env = {**os.environ, "WAHA_TUI_DB": db, "WAHA_URL": sim_server.url}
+    env.update(WAHA_TUI_LEASE_SECONDS="90")
+    env.pop("WAHA_API_KEY", None)
+    csv = tmp_path / "people.csv"
+    csv.write_text("phone\n" + "".join(f"49151{i:07d}\n" for i in range(30)), encoding="utf-8")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "waha_tui", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    made = cli(
+        "campaign",
+        "create",
+        "--name",
+        "p",
+        "--contacts",
+        str(csv),
+        "--message",
+        "hi",
+        "--delay",
+        "0.5-0.5",
+        "--typing",
+    )
+    assert made.returncode == 0, made.stderr
+    cid = made.stdout.strip().splitlines()[-1]
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "waha_tui", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(state.sent()) < 2:
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.02)
+        state.set_typing_latency(2.5)
+        stops = sum(1 for t in state.typing if t[2] == "stop")
+        while sum(1 for t in state.typing if t[2] == "stop") == stops:
+            assert time.monotonic() < deadline and runner.poll() is None
+            time.sleep(0.01)
+        # The run now waits 2.5 s for stopTyping, then sends: pause meanwhile.
+        paused = cli("campaign", "pause", cid)
+        assert paused.returncode == 0 and "paused" in paused.stdout, paused.stderr
+        sent_when_paused = len(state.sent())
+        time.sleep(3.5)
+        assert len(state.sent()) == sent_when_paused, "a message went out after 'paused'"
+    finally:
+        runner.terminate()
+        runner.wait(timeout=20)
+    shown = cli("campaign", "show", cid, "--json")
+    assert '"status": "Paused"' in shown.stdout

@@ -129,6 +129,7 @@ def _progress_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 # The runner's statements, built once: building and keying a statement per call cost
 # more than running it.
+_STATUS_AND_OWNER = sa.select(C.c.status, C.c.lease_owner).where(C.c.id == sa.bindparam("cid"))
 _RESERVE_ID = (
     sa.update(R).where(R.c.id == sa.bindparam("b_id")).values(message_id=sa.bindparam("b_mid"))
 )
@@ -736,6 +737,19 @@ class Store:
                 sa.select(C.c.status, C.c.lease_owner).where(C.c.id == campaign_id)
             ).one()
             return row.status, row.lease_owner
+
+    def status_and_owner(self, campaign_id: int) -> tuple[str, str | None]:
+        """The campaign's status and lease owner: a read, no lock taken (the runner asks
+        right before each send that has no transaction of its own)."""
+        with self.read() as conn:
+            row = conn.execute(_STATUS_AND_OWNER, {"cid": campaign_id}).one()
+            return row.status, row.lease_owner
+
+    @property
+    def reads_block(self) -> bool:
+        """Whether a read may wait on the network (PostgreSQL) rather than only on a local
+        file read that no writer blocks (SQLite in WAL mode)."""
+        return self.is_postgres
 
     def set_waiting(self, campaign_id: int, owner: str, waiting_for: str | None) -> None:
         """What this owner's run is waiting for (None: nothing any more), for every reader."""

@@ -581,6 +581,8 @@ class Simulator:
             return found
         with self.state.lock:
             self.state.typing.append((found.name, str(body.get("chatId")), what))
+        if self.state.faults.typing_latency:
+            await asyncio.sleep(self.state.faults.typing_latency)
         return _json({"result": True}, 201)  # WAHA's chatting controller returns it
 
     async def typing_start(self, request: Request) -> Response:
@@ -658,7 +660,7 @@ class Simulator:
         """Body keys (all optional):
         - fail_chat_ids {chatId: message | {message, status (400)}}: one bad recipient;
         - fail_next {count, message (Connection Closed), data}: account-level 500s;
-        - latency, hang, drop_after_record: numbers;
+        - latency, typing_latency, hang, drop_after_record: numbers;
         - status_wait: seconds (or {seconds, poll}) of WAHA's status wait before a 422;
         - send_shape: noweb | baileys | webjs | empty (null: the engine's own);
         - proxy_error {status (413|502|504), after_record (true), count (1)};
@@ -735,7 +737,7 @@ class _FaultPlan:
             plan.fail_next = (int(fail_next["count"]), message, fail_next.get("data"))
         plan.numbers = {
             k: _non_negative(body[k], k)
-            for k in ("latency", "hang", "drop_after_record")
+            for k in ("latency", "typing_latency", "hang", "drop_after_record")
             if k in body
         }
         wait = body.get("status_wait")
@@ -790,6 +792,8 @@ class _FaultPlan:
             st.fail_next_sends(count, message, data=data)
         if "latency" in self.numbers:
             st.set_latency(self.numbers["latency"])
+        if "typing_latency" in self.numbers:
+            st.set_typing_latency(self.numbers["typing_latency"])
         if "hang" in self.numbers:
             st.set_hang(self.numbers["hang"])
         if "drop_after_record" in self.numbers:

@@ -115,6 +115,7 @@ class Faults:
     fail_next_message: str = CONNECTION_CLOSED
     fail_next_data: Any = None
     latency: float = 0.0
+    typing_latency: float = 0.0  # seconds startTyping / stopTyping take to answer
     hang: float = 0.0  # seconds a send hangs before answering (beyond the client timeout)
     drop_after_record: int = 0  # next N sends: record, then drop the connection
     # A message route on a session that is not in the status it needs: WAHA polls every
@@ -313,6 +314,10 @@ class SimState:
     def set_latency(self, seconds: float) -> None:
         with self._lock:
             self.faults.latency = seconds
+
+    def set_typing_latency(self, seconds: float) -> None:
+        with self._lock:
+            self.faults.typing_latency = seconds
 
     def set_hang(self, seconds: float) -> None:
         with self._lock:

@@ -311,6 +311,20 @@ def test_line_over_1_mb(tmp_path: Path) -> None:
     assert error_of(path) == "contacts.csv: line 3 is longer than 1 MB; nothing was imported"
 
 
+@pytest.mark.parametrize("where", ["name", "header"])
+def test_a_nul_byte_is_refused_with_its_line(tmp_path: Path, where: str) -> None:
+    body = (
+        "phone,na\x00me\n4930123456,Ann\n"
+        if where == "header"
+        else "phone,name\n4930123456,Ann\n4930123457,B\x00o\n"
+    )
+    line = 1 if where == "header" else 3
+    assert error_of(write(tmp_path, body)) == (
+        f"contacts.csv: line {line} holds a NUL byte (\\x00), which is not text: is it a "
+        "CSV file? Nothing was imported"
+    )
+
+
 def test_unclosed_quote_names_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, 'phone,name\n4930123456,Ann\n4930123457,"Bo\n4930123458,Cy\n')
     assert error_of(path) == (

@@ -106,6 +106,12 @@ class _Lines:
             raise CsvImportError(
                 f"{self._source}: line {self.count} is longer than 1 MB; nothing was imported"
             )
+        if "\x00" in line:
+            # Not text: a NUL ends strings in C, in databases and in terminals alike.
+            raise CsvImportError(
+                f"{self._source}: line {self.count} holds a NUL byte (\\x00), which is not "
+                "text: is it a CSV file? Nothing was imported"
+            )
         return line
 
 

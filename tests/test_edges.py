@@ -3,9 +3,15 @@ process list. Each through the real CLI or the real store, on a real file or ser
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -190,3 +196,67 @@ def test_paused_from_another_process_means_nothing_more_goes_out(
         runner.wait(timeout=20)
     shown = cli("campaign", "show", cid, "--json")
     assert '"status": "Paused"' in shown.stdout
+
+
+# -- the demo -----------------------------------------------------------------------------
+
+
+def _demo_quits(tmp_path: Path, *args: str) -> str:
+    """`waha-tui demo` on an 80x24 pty, quit with q (and y: it has running campaigns);
+    returns what it printed after the screen closed."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waha_tui", "demo", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = bytearray()
+
+    def drain(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    seen.extend(os.read(master, 65536))
+                except OSError:
+                    return
+
+    try:
+        deadline = time.monotonic() + 40
+        while b"DEMO" not in seen:
+            assert time.monotonic() < deadline and proc.poll() is None, "the demo never drew"
+            drain(0.2)
+        start = len(seen)
+        os.write(master, b"q")
+        drain(1.0)
+        os.write(master, b"y")
+        while proc.poll() is None:
+            assert time.monotonic() < deadline + 20, "the demo did not quit"
+            drain(0.1)
+        drain(0.3)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert proc.returncode == 0
+    return seen[start:].decode("utf-8", "replace")
+
+
+def test_the_demo_removes_its_temporary_folder_when_it_quits(tmp_path: Path) -> None:
+    _demo_quits(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_demo_keeps_its_database_when_asked(tmp_path: Path) -> None:
+    after = _demo_quits(tmp_path, "--keep")
+    kept = re.search(r"The demo database is kept at (\S+):", after)
+    assert kept, after
+    db = Path(kept.group(1))
+    assert db.is_file() and db.parent.parent == tmp_path
+    assert "Spring sale" in waha_tui(str(db), "campaign", "list")[1]

@@ -616,11 +616,17 @@ def run_headless(
 
 
 @app.command()
-def demo() -> None:
-    """Open the dashboard on demo campaigns sent to a built-in WAHA simulator."""
+def demo(
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep the demo's database when it quits (its path is shown)."),
+    ] = False,
+) -> None:
+    """Open the dashboard on demo campaigns sent to a built-in WAHA simulator; its temporary
+    folder is removed when it quits."""
     from waha_tui.demo import run_demo
 
-    run_demo()
+    run_demo(keep=keep)
 
 
 @app.command()

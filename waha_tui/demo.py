@@ -7,7 +7,9 @@ made by the real runner against the simulator, then opens the dashboard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,9 +60,12 @@ class Demo:
     banner: str
     # (seconds after the dashboard opens, action returning the new banner text)
     timeline: list[tuple[float, Callable[[], str]]] = field(default_factory=list)
+    temporary: Path | None = None  # the folder made for it, removed unless kept
 
-    def close(self) -> None:
+    def close(self, *, keep: bool = False) -> None:
         self.server.stop()
+        if self.temporary is not None and not keep:
+            shutil.rmtree(self.temporary, ignore_errors=True)
 
 
 def _people(count: int, seed: int) -> list[NewRecipient]:
@@ -178,10 +183,19 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
         f"DEMO · simulated WAHA at {server.url} · session 'sales' dropped and "
         f"reconnects in a few seconds · ? shows every key"
     )
-    return Demo(server, service, db_path, banner, [(RECONNECT_AFTER, reconnect)])
+    return Demo(
+        server,
+        service,
+        db_path,
+        banner,
+        [(RECONNECT_AFTER, reconnect)],
+        temporary=None if db_dir else folder,
+    )
 
 
-def run_demo() -> None:
+def run_demo(*, keep: bool = False) -> None:
+    """The dashboard on a demo; its temporary folder is removed when it quits, unless
+    `keep`."""
     from waha_tui.tui.app import WahaTuiApp
 
     async def main() -> Path:
@@ -192,10 +206,15 @@ def run_demo() -> None:
             )
             await app.run_async()
         finally:
-            await demo.service.pool.stop_all("stopped with the dashboard")
+            await demo.service.stop_all("stopped with the dashboard")
             await demo.service.aclose()
-            demo.close()
+            demo.close(keep=keep)
         return demo.db_path
 
     db_path = asyncio.run(main())
-    print(f"The demo database is kept at {db_path}: try `waha-tui --db {db_path} campaign list`.")
+    if keep:
+        with contextlib.suppress(OSError):  # the terminal may be gone
+            print(
+                f"The demo database is kept at {db_path}: "
+                f"try `waha-tui --db {db_path} campaign list`."
+            )

@@ -677,6 +677,35 @@ def test_the_simulator_beyond_loopback_warns_that_its_routes_need_no_key() -> No
     assert "need no API key" not in first_lines("127.0.0.1")
 
 
+def test_text_from_outside_is_shown_not_obeyed_and_json_stays_faithful(
+    cli: Cli, state: SimState, tmp_path: Path
+) -> None:
+    title, clear, rlo = "\x1b]0;pwned\x07", "\x1b[2J", "\u202e"
+    path = write(
+        tmp_path / "evil.csv",
+        f"phone,name,city{clear}\n+{phone(1)},Ann{title},x\n+{phone(2)},Bo{rlo}b,y\n",
+    )
+    state.fail_chat(phone(2), f"bad number{clear}")
+    cid = cli.create(
+        "--name", f"evil{title}", "--contacts", path, "--message", "hi {name}", "--delay", "0-0"
+    )
+    cli.ok("run", "--until-idle")
+    human = [
+        cli.ok("campaign", "recipients", str(cid)).stdout,
+        cli.ok("campaign", "list").stdout,
+        cli.ok("campaign", "show", str(cid)).stdout,
+    ]
+    for out in human:
+        assert "\x1b" not in out and rlo not in out, out
+    assert "Ann\\x1b]0;pwned\\x07" in human[0] and "bad number\\x1b[2J" in human[0]
+    assert "evil\\x1b]0;pwned\\x07" in human[1]
+    # --json is faithful: the exact text, escaped by JSON itself.
+    recipients = cli.json("campaign", "recipients", str(cid))
+    assert recipients[0]["name"] == f"Ann{title}" and rlo in recipients[1]["name"]
+    assert cli.json("campaign", "show", str(cid))["name"] == f"evil{title}"
+    assert state.sent()[0].text == f"hi Ann{title}"  # sent exactly as given
+
+
 # -- a real process ----------------------------------------------------------------------
 
 

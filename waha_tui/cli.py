@@ -16,6 +16,7 @@ from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import MAX_ID, Campaign, Recipient
+from waha_tui.printable import printable
 from waha_tui.status import CampaignStatus
 from waha_tui.stopping import Stopper
 
@@ -91,8 +92,19 @@ def root(
         run_dashboard(ctx.obj)
 
 
+def say(text: str, *, err: bool = False) -> None:
+    """Human output. Text from outside (names, CSV values, WAHA's words) is shown, never
+    obeyed by the terminal: the one display rule, `printable`."""
+    typer.echo(printable(text, multiline=True), err=err)
+
+
+def row(*fields: object) -> str:
+    """A tab-separated line whose every field stays on it."""
+    return "\t".join(printable(str(field)) for field in fields)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
@@ -100,7 +112,7 @@ def report(exc: UserError) -> None:
     """The error on stderr: one line, or one line per field of refused input."""
     lines = [e.message for e in exc.errors] if isinstance(exc, InvalidInput) else [str(exc)]
     for line in lines:
-        typer.echo(f"error: {line}", err=True)
+        say(f"error: {line}", err=True)
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -181,7 +193,7 @@ def recipient_dict(r: Recipient) -> dict[str, Any]:
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))  # faithful: JSON escapes
 
 
 def _local(value: datetime | None) -> str:
@@ -205,10 +217,8 @@ def contacts_import(
     async def go(service: CampaignService) -> None:
         _list_id, result = await service.import_contacts(file, list_name, country=country)
         for phone, lines in result.duplicates:
-            typer.echo(
-                f"duplicate {phone} on lines {', '.join(map(str, lines))}: kept once", err=True
-            )
-        typer.echo(f"imported {len(result.contacts)} contacts into list '{list_name}'")
+            say(f"duplicate {phone} on lines {', '.join(map(str, lines))}: kept once", err=True)
+        say(f"imported {len(result.contacts)} contacts into list '{list_name}'")
 
     _with_service(ctx, go)
 
@@ -228,7 +238,7 @@ def contacts_lists(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             )
             return
         for x in lists:
-            typer.echo(f"{x.name}\t{x.contact_count} contacts\t{_local(x.created_at)}")
+            say(row(x.name, f"{x.contact_count} contacts", _local(x.created_at)))
 
     _with_service(ctx, go)
 
@@ -239,7 +249,7 @@ def contacts_delete_list(ctx: typer.Context, name: str) -> None:
 
     async def go(service: CampaignService) -> None:
         await service.delete_list(name)
-        typer.echo(f"deleted list '{name}'")
+        say(f"deleted list '{name}'")
 
     _with_service(ctx, go)
 
@@ -257,7 +267,7 @@ def template_add(
 
     async def go(service: CampaignService) -> None:
         await service.add_template(name, text)
-        typer.echo(f"saved template '{name}'")
+        say(f"saved template '{name}'")
 
     _with_service(ctx, go)
 
@@ -272,7 +282,7 @@ def template_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             _print_json([{"name": t.name, "text": t.text} for t in items])
             return
         for t in items:
-            typer.echo(f"{t.name}\t{' '.join(t.text.split())[:60]}")
+            say(row(t.name, " ".join(t.text.split())[:60]))
 
     _with_service(ctx, go)
 
@@ -349,12 +359,12 @@ def campaign_create(
     async def go(service: CampaignService) -> None:
         cid = await service.create_campaign(draft)
         camp = await service.campaign(cid)
-        typer.echo(
+        say(
             f"campaign '{camp.name}': {camp.total} recipients, Scheduled for "
             f"{_local(camp.scheduled_at)} on session '{camp.session}'",
             err=True,
         )
-        typer.echo(str(cid))
+        say(str(cid))
 
     _with_service(ctx, go)
 
@@ -370,9 +380,7 @@ def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             return
         for c in items:
             note = c.pause_reason or c.last_error or ""
-            typer.echo(
-                f"{c.id}\t{c.status}\t{c.sent}/{c.total}\tfailed {c.failed}\t{c.name}\t{note}"
-            )
+            say(row(c.id, c.status, f"{c.sent}/{c.total}", f"failed {c.failed}", c.name, note))
 
     _with_service(ctx, go)
 
@@ -393,7 +401,7 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
                 continue
             if key == "waiting_for":
                 key, value = "waiting", waiting_text(c)
-            typer.echo(f"{key:13} {value if value is not None else '-'}")
+            say(f"{key:13} {printable(str(value)) if value is not None else '-'}")
 
     _with_service(ctx, go)
 
@@ -418,8 +426,10 @@ def campaign_recipients(
             _print_json([recipient_dict(r) for r in items])
             return
         for r in items:
-            typer.echo(
-                f"{r.position}\t{r.phone}\t{r.status}\t{r.message_id or '-'}\t{r.error or ''}"
+            say(
+                row(
+                    r.position, r.phone, r.name or "-", r.status, r.message_id or "-", r.error or ""
+                )
             )
 
     _with_service(ctx, go)
@@ -444,12 +454,12 @@ class ProgressPrinter:
                 f"failed {event.failed}" + (f"  unknown {event.unknown}" if event.unknown else "")
             )
             if self.tty:
-                self.stream.write("\r" + line)
+                self.stream.write("\r" + printable(line))
             else:
                 decile = (10 * done) // max(event.total, 1)
                 if decile != self._last_decile:
                     self._last_decile = decile
-                    self.stream.write(line + "\n")
+                    self.stream.write(printable(line) + "\n")
         elif isinstance(event, ev.Started):
             self.stream.write(
                 f"campaign {event.campaign_id}: running from recipient "
@@ -458,7 +468,7 @@ class ProgressPrinter:
         elif isinstance(event, ev.Paused | ev.Completed | ev.Cancelled | ev.Failed):
             if self.tty:
                 self.stream.write("\n")
-            self.stream.write(describe_end(event) + "\n")
+            self.stream.write(printable(describe_end(event)) + "\n")
         self.stream.flush()
 
 
@@ -515,13 +525,13 @@ def campaign_resume(
         await service.recover_interrupted()
         if detach:
             await service.resume(cid, start=False)
-            typer.echo(f"campaign {cid} is Scheduled: `waha-tui run` will send it")
+            say(f"campaign {cid} is Scheduled: `waha-tui run` will send it")
             return None
         service.bus.subscribe(ProgressPrinter())
         install_stopper(service, lambda why: None)
         if await service.resume(cid) is None:
             camp = await service.campaign(cid)
-            typer.echo(
+            say(
                 f"campaign {cid} is Scheduled again for {_local(camp.scheduled_at)}: "
                 "`waha-tui run` or the dashboard starts it then"
             )
@@ -549,7 +559,7 @@ def campaign_retry(
 
     async def go(service: CampaignService) -> None:
         count = await service.retry(cid, unknown=unknown, failed=failed)
-        typer.echo(
+        say(
             f"campaign {cid}: {count} recipient{'s' if count != 1 else ''} queued for retry; "
             f"send them with `waha-tui campaign resume {cid}`"
         )
@@ -564,7 +574,7 @@ def campaign_pause(ctx: typer.Context, campaign_id: str) -> None:
 
     async def go(service: CampaignService) -> None:
         await service.pause(cid)
-        typer.echo(f"campaign {cid} paused")
+        say(f"campaign {cid} paused")
 
     _with_service(ctx, go)
 
@@ -576,7 +586,7 @@ def campaign_cancel(ctx: typer.Context, campaign_id: str) -> None:
 
     async def go(service: CampaignService) -> None:
         await service.cancel(cid)
-        typer.echo(f"campaign {cid} cancelled")
+        say(f"campaign {cid} cancelled")
 
     _with_service(ctx, go)
 
@@ -602,11 +612,11 @@ def run_headless(
         stopper = install_stopper(service, lambda why: stop.set())
 
         def on_health(impaired: str | None) -> None:
-            typer.echo(impaired or "scheduling works again", err=True)
+            say(impaired or "scheduling works again", err=True)
 
         scheduler = Scheduler(
             service,
-            on_error=lambda cid, msg: typer.echo(f"campaign {cid}: {msg}", err=True),
+            on_error=lambda cid, msg: say(f"campaign {cid}: {msg}", err=True),
             on_health=on_health,
         )
         await scheduler.run(until_idle=until_idle, stop=stop)
@@ -662,14 +672,14 @@ def simulator(
         raise UserError(str(exc)) from None
     sim = Simulator(state)
     if not _loopback(host):
-        typer.echo(
+        say(
             f"warning: listening on {host}, beyond this machine: the simulator's /_sim/ "
             "routes (faults, state, sent messages) need no API key, so anyone who can reach "
             "the port can read and change them",
             err=True,
         )
     key_note = " (API key required)" if api_key else ""
-    typer.echo(
+    say(
         f"WAHA simulator listening on http://{host}:{port}{key_note} ({state.tier}, {state.engine})"
     )
     sys.stdout.flush()

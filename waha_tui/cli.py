@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -13,10 +14,14 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from waha_tui import events as ev
+from waha_tui import logs
 from waha_tui.config import Settings
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import Campaign, Recipient
+from waha_tui.secret import redact, url_password
 from waha_tui.status import CampaignStatus
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EXIT_PAUSED = 3
@@ -58,13 +63,54 @@ def root(
         str | None,
         typer.Option("--api-key", help="WAHA API key (env WAHA_API_KEY).", show_default=False),
     ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning or error (env WAHA_TUI_LOG_LEVEL; default info for "
+            "the dashboard, run and simulator, warning for the other commands).",
+            show_default=False,
+        ),
+    ] = None,
+    log_file: Annotated[
+        str | None,
+        typer.Option(
+            "--log-file",
+            help="The dashboard's log, a rotating file created 0600 (env WAHA_TUI_LOG_FILE; "
+            f"default {logs.default_log_file()}). Other commands log to stderr.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """With no command: open the dashboard."""
     ctx.obj = Settings.resolve(db, waha_url, api_key)
+    _start_logging(ctx.invoked_subcommand, log_level, log_file, ctx.obj)
     if ctx.invoked_subcommand is None:
         from waha_tui.tui.app import run_dashboard
 
         run_dashboard(ctx.obj)
+
+
+# Commands that keep running: what they do is logged at info. The dashboard's go to a file.
+LONG_RUNNING = frozenset({"run", "simulator"})
+DASHBOARD = frozenset({None, "demo"})
+
+
+def _start_logging(
+    command: str | None, level: str | None, file: str | None, settings: Settings
+) -> None:
+    dashboard = command in DASHBOARD
+    default = logging.INFO if dashboard or command in LONG_RUNNING else logging.WARNING
+    try:
+        chosen = logs.parse_level(level, default)
+    except UserError as exc:
+        fail(str(exc), 2)
+    secrets = [
+        settings.api_key.reveal() if settings.api_key else None,
+        url_password(settings.db),
+        url_password(settings.waha_url),
+    ]
+    logs.configure(level=chosen, file=logs.log_file(file) if dashboard else None, secrets=secrets)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -570,15 +616,9 @@ def run_headless(
                 service.request_pause(run_id, reason)
 
         install_stop_signals(on_stop)
-
-        def on_health(impaired: str | None) -> None:
-            typer.echo(impaired or "scheduling works again", err=True)
-
-        scheduler = Scheduler(
-            service,
-            on_error=lambda cid, msg: typer.echo(f"campaign {cid}: {msg}", err=True),
-            on_health=on_health,
-        )
+        # What the scheduler meets (a campaign it cannot start, the database gone and
+        # back) is logged: stderr, the journal under systemd.
+        scheduler = Scheduler(service)
         await scheduler.run(until_idle=until_idle, stop=stop)
         await service.stop_all("stopped with `waha-tui run`")
 
@@ -641,3 +681,8 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        # Logged with its traceback (secrets hidden): on stderr, or in the dashboard's file.
+        log.critical("unexpected error", exc_info=True)
+        typer.echo(f"error: unexpected {type(exc).__name__}: {redact(str(exc))}", err=True)
+        sys.exit(1)

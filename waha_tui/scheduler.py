@@ -66,8 +66,10 @@ class Scheduler:
                 continue
             except UserError as exc:
                 # Anything else (the database went away...): report once, retry later.
-                if self.on_error and self._reported.get(camp.id) != str(exc):
-                    self.on_error(camp.id, str(exc))
+                if self._reported.get(camp.id) != str(exc):
+                    log.warning("campaign %s: not started: %s", camp.id, exc)
+                    if self.on_error:
+                        self.on_error(camp.id, str(exc))
                 self._reported[camp.id] = str(exc)
                 continue
             busy.add(camp.session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.screen import Screen
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.errors import UserError
+from waha_tui.logs import caught
 from waha_tui.scheduler import Scheduler
 from waha_tui.service import CampaignService
 from waha_tui.tui.commands import DashboardCommands
@@ -26,6 +28,7 @@ from waha_tui.tui.screens.sessions import SessionsScreen
 from waha_tui.tui.screens.templates import TemplatesScreen
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
 
+log = logging.getLogger(__name__)
 RUNNER_GROUP = "runner"  # its own group: `exclusive` elsewhere must never cancel a runner
 STOPPED_WITH_DASHBOARD = "stopped with the dashboard"
 UI_AFTER_RESUME = 0.15  # seconds: footer and toast follow a resume's first send, not precede it
@@ -183,6 +186,12 @@ class WahaTuiApp(App[None]):
                 markup=False,
                 timeout=10,
             )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The app's workers run with exit_on_error=False: an error would vanish unlogged.
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            worker = event.worker
+            caught(log, worker.error, f"{worker.name or worker.group} worker")
 
     def run_task(self, coro: Coroutine[Any, Any, None]) -> None:
         self.run_worker(coro, group="actions", exit_on_error=False)

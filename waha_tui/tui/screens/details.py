@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from waha_tui.errors import UserError
+from waha_tui.logs import caught
 from waha_tui.models import Campaign
 from waha_tui.service import CampaignService
 from waha_tui.status import CampaignStatus
@@ -23,6 +26,7 @@ from waha_tui.tui.format import (
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
+log = logging.getLogger(__name__)
 RECIPIENT_COLUMNS = [
     ("#", "pos"),
     ("Phone", "phone"),
@@ -104,6 +108,7 @@ class DetailsScreen(Screen[None]):
                 self.campaign_id, before_next=50, limit=WINDOW
             )
         except Exception as exc:
+            caught(log, exc, f"campaign {self.campaign_id}: reading its details")
             self.notify(str(exc), severity="error", markup=False)
             return
         finally:

@@ -16,8 +16,10 @@ import typer
 from waha_tui import events as ev
 from waha_tui import logs
 from waha_tui.config import Settings
+from waha_tui.display import printable
 from waha_tui.errors import InvalidInput, UserError
-from waha_tui.models import Campaign, Recipient
+from waha_tui.history import by
+from waha_tui.models import Campaign, CampaignEventRow, Recipient
 from waha_tui.secret import redact, url_password
 from waha_tui.status import CampaignStatus
 
@@ -166,6 +168,7 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "next_index": c.next_index,
         "scheduled_at": _iso(c.scheduled_at),
         "created_at": _iso(c.created_at),
+        "created_by": c.created_by,
         "started_at": _iso(c.started_at),
         "completed_at": _iso(c.completed_at),
         "pause_reason": c.pause_reason,
@@ -199,6 +202,17 @@ def recipient_dict(r: Recipient) -> dict[str, Any]:
         "error": r.error,
         "attempts": r.attempts,
         "sent_at": _iso(r.sent_at),
+    }
+
+
+def event_dict(e: CampaignEventRow) -> dict[str, Any]:
+    return {
+        "at": _iso(e.at),
+        "kind": e.kind,
+        "detail": e.detail,
+        "user": e.os_user,
+        "host": e.host,
+        "pid": e.pid,
     }
 
 
@@ -441,6 +455,24 @@ def campaign_recipients(
             typer.echo(
                 f"{r.position}\t{r.phone}\t{r.status}\t{r.message_id or '-'}\t{r.error or ''}"
             )
+
+    _with_service(ctx, go)
+
+
+@campaign_app.command("events", context_settings=ID_COMMAND)
+def campaign_events(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False) -> None:
+    """Show a campaign's history: what happened, why, and who did it (user@host pid)."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: Any) -> None:
+        items = await service.campaign_events(cid)
+        if as_json:
+            _print_json([event_dict(e) for e in items])
+            return
+        for e in items:
+            when = e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if e.at else "-"
+            detail = printable(e.detail) if e.detail else "-"
+            typer.echo(f"{when}  {e.kind:9}  {detail}  ({printable(by(e))})")
 
     _with_service(ctx, go)
 

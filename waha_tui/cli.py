@@ -34,6 +34,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    # \b keeps click from breaking the path at its hyphens.
+    epilog=f"\b\nThe dashboard logs to {logs.default_log_file()}\n(a rotating file "
+    "created 0600; --log-file or WAHA_TUI_LOG_FILE moves it).\nThe other commands log to "
+    "stderr.",
 )
 contacts_app = typer.Typer(help="Contact lists imported from CSV files.", no_args_is_help=True)
 template_app = typer.Typer(help="Message templates.", no_args_is_help=True)
@@ -78,8 +82,8 @@ def root(
         str | None,
         typer.Option(
             "--log-file",
-            help="The dashboard's log, a rotating file created 0600 (env WAHA_TUI_LOG_FILE; "
-            f"default {logs.default_log_file()}). Other commands log to stderr.",
+            help="The dashboard's log file, rotated, created 0600 (env WAHA_TUI_LOG_FILE; "
+            "default: below).",
             show_default=False,
         ),
     ] = None,

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import platformdirs
 
+from waha_tui.display import printable
 from waha_tui.errors import UserError
 from waha_tui.secret import redact
 
@@ -75,12 +76,18 @@ def parse_level(given: str | None, default: int) -> int:
 
 
 class RedactingFormatter(logging.Formatter):
-    """Formats as usual, then hides the secrets in the whole line, traceback included."""
+    """Formats as usual, the message on one line with no control characters, then hides
+    the secrets in the whole text, traceback included."""
 
     def __init__(self, fmt: str, secrets: Iterable[str | None] = (), *, journal: bool = False):
         super().__init__(fmt)
         self.secrets = [s for s in secrets if s]
         self.journal = journal
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The line itself: text from outside (WAHA's words) can neither forge a line nor
+        # drive the terminal. A traceback after it keeps its lines.
+        return printable(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         text = redact(super().format(record), self.secrets)

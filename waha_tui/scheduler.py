@@ -79,6 +79,12 @@ class Scheduler:
     async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         failures = 0
+        log.info(
+            "scheduling the campaigns of %s (WAHA at %s) as runner %s",
+            self.service.store.location,
+            self.service.waha_url,
+            self.service.pool.owner,
+        )
         while not stop.is_set():
             try:
                 started = await self.tick()

@@ -161,11 +161,13 @@ def test_no_line_shows_the_api_key_or_the_database_password(tmp_path: Path) -> N
 def test_stderr_lines_carry_a_time_and_the_level(tmp_path: Path) -> None:
     out = io.StringIO()
     logs.configure(level=logging.INFO, stream=out)
-    logging.getLogger("waha_tui.x").warning("campaign 3: paused: why")
+    logging.getLogger("waha_tui.x").warning("campaign 3: paused: %s", "WAHA said \x1b[2Jno\nINFO x")
     logging.getLogger("waha_tui.x").debug("not at info")
     logging.getLogger("httpx").info("HTTP Request: POST http://waha/api/sendText")
     line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING waha_tui.x: campaign 3")
+    # One line: WAHA's words neither forge a second one nor reach the terminal as commands.
     assert [bool(line.match(x)) for x in out.getvalue().splitlines()] == [True]
+    assert out.getvalue().endswith("campaign 3: paused: WAHA said  [2Jno INFO x\n")
 
 
 def test_on_the_journal_lines_carry_the_priority_and_no_time(

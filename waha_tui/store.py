@@ -561,7 +561,8 @@ class Store:
                 conn.execute(sa.insert(R), batch)
             conn.execute(sa.update(C).where(C.c.id == cid).values(total=total))
             source = f" from {campaign.list_name}" if campaign.list_name else ""
-            detail = f"{total} recipients{source}, on session '{campaign.session}'"
+            count = f"{total} recipient{'' if total == 1 else 's'}"
+            detail = f"{count}{source}, on session '{campaign.session}'"
             history.record(conn, cid, Entry(Kind.CREATED, detail), at=now)
         return cid
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pwd
 import socket
@@ -12,6 +13,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Footer, Input, Static
@@ -19,7 +22,7 @@ from textual.widgets import Footer, Input, Static
 from tests.tui_helpers import Rig, wait_for
 from waha_tui.history import Entry, Kind, record
 from waha_tui.status import CampaignStatus
-from waha_tui.store import Store
+from waha_tui.store import C, Store
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import KEYS, HelpScreen
@@ -308,6 +311,30 @@ async def test_details_say_who_created_it_and_h_shows_its_history(rig: Rig) -> N
         await wait_for(pilot, lambda: screen.query_one("#recipients", KeyedTable).display)
         assert not history.display
         assert "Recipients" in str(screen.query_one("#details-title", Static).render())
+
+
+async def test_what_the_dashboard_catches_is_logged(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    cid = rig.add("Gone soon", 2)
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailsScreen))
+        with rig.store.write() as conn:  # deleted behind the screen's back
+            conn.execute(sa.delete(C).where(C.c.id == cid))
+        gone = f"campaign {cid}: reading its details: no campaign with id {cid}"
+        await wait_for(pilot, lambda: gone in caplog.messages)
+
+        async def broken() -> None:
+            raise RuntimeError("a bug in an action")
+
+        pilot.app.run_task(broken())  # a worker that fails must not fail silently
+        await wait_for(pilot, lambda: any(r.name == "waha_tui.tui.app" for r in caplog.records))
+    (record,) = [r for r in caplog.records if r.name == "waha_tui.tui.app"]
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError
+    assert record.getMessage() == "worker 'broken' (actions): unexpected RuntimeError"
 
 
 async def test_slash_filters_by_name_or_status_and_esc_clears(rig: Rig) -> None:

@@ -191,7 +191,7 @@ class WahaTuiApp(App[None]):
         # The app's workers run with exit_on_error=False: an error would vanish unlogged.
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             worker = event.worker
-            caught(log, worker.error, f"{worker.name or worker.group} worker")
+            caught(log, worker.error, f"worker {worker.name!r} ({worker.group})")
 
     def run_task(self, coro: Coroutine[Any, Any, None]) -> None:
         self.run_worker(coro, group="actions", exit_on_error=False)

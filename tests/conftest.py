@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import logging
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,8 +13,42 @@ from pg_helpers import admin_server, fresh_database
 from sqlalchemy.engine import URL
 
 from tests.tui_helpers import Rig, make_rig
+from waha_tui import logs
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
 from waha_tui.waha import WahaClient
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _state_dir() -> Iterator[Path]:
+    """The user's state directory, where the dashboard logs: a throwaway one for the whole
+    session (and every process it starts), never the home of whoever runs the tests."""
+    old = os.environ.get("XDG_STATE_HOME")
+    with tempfile.TemporaryDirectory(prefix="waha-tui-state-") as folder:
+        os.environ["XDG_STATE_HOME"] = folder
+        os.environ.pop("WAHA_TUI_LOG_FILE", None)
+        os.environ.pop("WAHA_TUI_LOG_LEVEL", None)
+        yield Path(folder)
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command run in-process (CliRunner) configures logging: undone after each test, so
+    no handler outlives the stream it writes to and no level leaks into another test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in logs.QUIET}
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
+    logging.captureWarnings(False)
 
 
 @pytest.fixture

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from waha_tui.cli import app
+from waha_tui.history import Entry, Kind, record
 from waha_tui.models import utcnow
 from waha_tui.simulator import SimState, SimulatorServer
 from waha_tui.store import Store
@@ -326,6 +330,37 @@ def test_show_says_what_a_running_campaign_waits_for(cli: Cli, csv5: str, utc: N
     ]
 
 
+def test_events_tell_a_campaigns_history_and_show_names_who_created_it(
+    cli: Cli, csv5: str, state: SimState, utc: None
+) -> None:
+    cid = cli.create("--name", "h", "--contacts", csv5, "--message", "x", "--delay", "0-0")
+    state.set_status("default", "STOPPED")
+    cli.ok("run", "--until-idle")
+    store = Store(cli.db)
+    with store.write() as conn:  # text from outside, as WAHA's words in a reason may be
+        record(conn, cid, Entry(Kind.WAITING, "waiting for \x1b[2Jsession\n'x'\x07"))
+    store.close()
+    user, host = pwd.getpwuid(os.geteuid()).pw_name, socket.gethostname()
+    events = cli.json("campaign", "events", str(cid))
+    assert [(e["kind"], e["user"], e["host"], e["pid"]) for e in events] == [
+        (kind, user, host, os.getpid()) for kind in ("created", "claimed", "paused", "waiting")
+    ]
+    assert set(events[0]) == {"at", "kind", "detail", "user", "host", "pid"}
+    assert events[2]["detail"].startswith("session 'default' is STOPPED")
+    assert events[3]["detail"] == "waiting for \x1b[2Jsession\n'x'\x07"  # JSON keeps it as is
+    lines = cli.ok("campaign", "events", str(cid)).stdout.splitlines()
+    shown_detail = [e["detail"] for e in events[:3]] + ["waiting for \\x1b[2Jsession\\x0a'x'\\x07"]
+    assert lines == [
+        f"{datetime.fromisoformat(e['at']):%Y-%m-%d %H:%M:%S}  {e['kind']:9}  {detail}  "
+        f"({user}@{host} pid {os.getpid()})"
+        for e, detail in zip(events, shown_detail, strict=True)
+    ]
+    assert not any(ch in "".join(lines) for ch in "\x1b\x07")
+    assert cli.json("campaign", "show", str(cid))["created_by"] == f"{user}@{host}"
+    shown = cli.ok("campaign", "show", str(cid)).stdout.splitlines()
+    assert f"created_by    {user}@{host}" in shown
+
+
 def test_resume_refused_by_a_busy_session_is_one_line(cli: Cli, csv5: str) -> None:
     busy = cli.create("--name", "a", "--contacts", csv5, "--message", "x")
     cid = cli.create("--name", "b", "--contacts", csv5, "--message", "x")
@@ -390,6 +425,8 @@ def test_cancel(cli: Cli, csv5: str) -> None:
         (["campaign", "resume", "99"], "no campaign with id 99"),
         (["campaign", "pause", "x1"], "is not a number"),
         (["campaign", "cancel", "99"], "no campaign with id 99"),
+        (["campaign", "events", "99"], "no campaign with id 99"),
+        (["campaign", "events", "-2", "--json"], "campaign id '-2' must be a positive number"),
     ],
 )
 def test_bad_ids(cli: Cli, args: list[str], message: str) -> None:

@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tests.tui_helpers import FROZEN, Rig, make_rig
+from waha_tui.history import Entry, Kind, record
 from waha_tui.status import CampaignStatus
 from waha_tui.store import R
 
@@ -104,6 +105,31 @@ def test_details_screen(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(
         rig.app(session_interval=3600), terminal_size=(100, 30), run_before=open_details
     )
+
+
+def test_details_history(snap_compare, tmp_path: Path) -> None:
+    """The history of a campaign, at the smallest terminal."""
+    rig = every_status(tmp_path)
+    with rig.store.write() as conn:
+        for entry in (
+            Entry(Kind.CLAIMED, "on session 'sales', from recipient 1 of 20"),
+            Entry(Kind.WAITING, "waiting for session 'sales' (STARTING)"),
+            Entry(
+                Kind.PAUSED,
+                "session 'sales' is STOPPED: start it and scan the QR code, then resume",
+            ),
+        ):
+            record(conn, 2, entry)
+    rig.freeze_times()
+
+    async def open_history(pilot: Pilot) -> None:
+        await select_row(pilot, 1)
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        await pilot.press("h")
+        await pilot.pause(0.5)
+
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=open_history)
 
 
 def test_confirmation_modal(snap_compare, tmp_path: Path) -> None:

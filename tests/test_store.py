@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import pwd
+import socket
 import sqlite3
 import stat
 import threading
@@ -25,7 +27,7 @@ from waha_tui.config import Settings
 from waha_tui.models import SCHEMA_VERSION, utcnow
 from waha_tui.secret import mask_url
 from waha_tui.status import TRANSITIONS, CampaignStatus, RecipientStatus, TransitionError
-from waha_tui.store import C, ClaimLost, NotFound, R, Store, StoreError, parse_target
+from waha_tui.store import C, ClaimLost, E, NotFound, R, Store, StoreError, parse_target
 
 S = CampaignStatus
 
@@ -399,35 +401,57 @@ def test_recover_interrupted_reschedules_an_auto_resume_campaign(store: Store) -
     assert store.claim(auto, "survivor", 30).status == S.RUNNING
 
 
-def _make_version_1(store: Store) -> int:
-    """What waha-tui with schema 1 left: no auto_resume column (nor the later ones),
-    version 1, a campaign."""
+def _make_version(store: Store, version: int) -> int:
+    """What waha-tui with schema `version` (1 or 3) left: no campaign_event table nor
+    created_by column (nor, for 1, the later columns), that version, a campaign."""
     cid = make_campaign(store, 2)
     with store.write() as conn:
-        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN waiting_for")
-        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN waiting_since")
-        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN auto_resume")
-        conn.exec_driver_sql("DROP INDEX ix_campaign_updated_at")
-        conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        conn.exec_driver_sql("DROP TABLE campaign_event")
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN created_by")
+        if version < 3:
+            conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN waiting_for")
+            conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN waiting_since")
+        if version < 2:
+            conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN auto_resume")
+            conn.exec_driver_sql("DROP INDEX ix_campaign_updated_at")
+        conn.exec_driver_sql(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
     store.close()
     return cid
 
 
-def test_a_version_1_database_is_migrated_in_place(db_target: str) -> None:
-    cid = _make_version_1(Store(db_target))
+@pytest.mark.parametrize("old", [1, 3])
+def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> None:
+    cid = _make_version(Store(db_target), old)
     store = Store(db_target)
     with store.read() as conn:
-        columns = {c["name"] for c in sa.inspect(conn).get_columns("campaign")}
-        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("campaign")}
+        inspector = sa.inspect(conn)
+        columns = {c["name"] for c in inspector.get_columns("campaign")}
+        indexes = {i["name"] for i in inspector.get_indexes("campaign")}
+        event_indexes = {i["name"] for i in inspector.get_indexes("campaign_event")}
+        (fk,) = inspector.get_foreign_keys("campaign_event")
         version = conn.exec_driver_sql(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).scalar()
-    assert {"auto_resume", "waiting_for", "waiting_since"} <= columns
-    assert version == str(SCHEMA_VERSION) == "3"
+    assert {"auto_resume", "waiting_for", "waiting_since", "created_by"} <= columns
+    assert version == str(SCHEMA_VERSION) == "4"
     assert "ix_campaign_updated_at" in indexes  # the dashboard's changed-since read
-    old = store.get_campaign(cid)
-    assert (old.total, old.auto_resume) == (2, False)  # the data is kept, the default added
-    assert store.get_campaign(make_campaign(store, 1, auto_resume=True)).auto_resume is True
+    assert "ix_campaign_event_campaign" in event_indexes
+    assert (fk["referred_table"], fk["options"].get("ondelete")) == ("campaign", "CASCADE")
+    old_one = store.get_campaign(cid)
+    # The data is kept, the defaults added; who created it is not known, and it has no past.
+    assert (old_one.total, old_one.auto_resume, old_one.created_by) == (2, False, None)
+    assert store.events(cid) == []
+    new = store.get_campaign(make_campaign(store, 1, auto_resume=True))
+    me = f"{pwd.getpwuid(os.geteuid()).pw_name}@{socket.gethostname()}"
+    assert new.auto_resume is True and new.created_by == me
+    # The migrated table takes events, and loses them with their campaign.
+    store.claim(cid, "me", 30)
+    assert [e.kind for e in store.events(cid)] == ["claimed"]
+    with store.write() as conn:
+        conn.execute(sa.delete(C).where(C.c.id == cid))
+    with store.read() as conn:
+        left = conn.execute(sa.select(sa.func.count()).select_from(E).where(E.c.campaign_id == cid))
+        assert left.scalar() == 0
     store.close()
     Store(db_target).close()  # opening it again migrates nothing
 
@@ -594,7 +618,7 @@ def test_several_processes_opening_one_database_at_once(db_target: str, version_
     """Each Store has its own connections, as another process would: creating the schema
     (or migrating it) happens once, and every one of them opens the database."""
     if version_1:
-        _make_version_1(Store(db_target))
+        _make_version(Store(db_target), 1)
     barrier = threading.Barrier(6)
     opened: list[Store] = []
     errors: list[BaseException] = []

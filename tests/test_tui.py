@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import os
+import pwd
+import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Footer, Input, Static
 
 from tests.tui_helpers import Rig, wait_for
+from waha_tui.history import Entry, Kind, record
 from waha_tui.status import CampaignStatus
-from waha_tui.store import Store
+from waha_tui.store import C, Store
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import KEYS, HelpScreen
@@ -42,6 +51,13 @@ def footer_keys(pilot: Pilot) -> set[str]:
         for _key, (_node, b, enabled, _tooltip) in screen.active_bindings.items()
         if b.show and enabled
     }
+
+
+def shown(widget: Static) -> str:
+    """What a Static shows, as plain text (its content may be any Rich renderable)."""
+    console = Console(width=200, file=io.StringIO())
+    console.print(widget.content)
+    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def main_screen(pilot: Pilot) -> MainScreen:
@@ -254,6 +270,71 @@ async def test_enter_opens_details_with_recipients_and_esc_goes_back(rig: Rig) -
         assert summary  # rendered
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+
+
+async def test_details_say_who_created_it_and_h_shows_its_history(rig: Rig) -> None:
+    cid = rig.add("Told", 3)
+    rig.store.claim(cid, "runner-x", 30)
+    with rig.store.write() as conn:  # WAHA's words, with what a terminal would obey
+        record(conn, cid, Entry(Kind.WAITING, "waiting for \x1b[2Jsession\n'default'"))
+    rig.store.finish(cid, "runner-x", S.PAUSED, pause_reason="session 'default' dropped")
+    me = f"{pwd.getpwuid(os.geteuid()).pw_name}@{socket.gethostname()}"
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailsScreen))
+        screen = pilot.app.screen
+        summary = screen.query_one("#details-summary", Static)
+        await wait_for(pilot, lambda: f"by {me}" in shown(summary))
+        history = screen.query_one("#history", KeyedTable)
+        assert "History" in footer_keys(pilot) and not history.display
+        await pilot.press("h")
+        await wait_for(pilot, lambda: history.row_count == 4)
+        assert history.display and history.has_focus
+        assert not screen.query_one("#recipients", KeyedTable).display
+        assert "History" in str(screen.query_one("#details-title", Static).render())
+        columns = ("pos", "kind", "by", "detail")
+        rows = [[str(history.get_cell(k.value, c)) for c in columns] for k in history.rows]
+        by = f"{me} pid {os.getpid()}"
+        assert rows == [
+            ["1", "created", by, "3 recipients, on session 'default'"],
+            ["2", "claimed", by, "on session 'default', from recipient 1 of 3"],
+            ["3", "waiting", by, "waiting for \\x1b[2Jsession\\x0a'default'"],
+            ["4", "paused", by, "session 'default' dropped"],
+        ]
+        assert history.cursor_row == 3  # on the newest
+        # Live: an entry written elsewhere shows up without a key, and the cursor follows.
+        rig.store.transition(cid, S.CANCELLED)
+        await wait_for(pilot, lambda: history.row_count == 5)
+        assert str(history.get_cell(history.current_key, "kind")) == "cancelled"
+        await pilot.press("h")
+        await wait_for(pilot, lambda: screen.query_one("#recipients", KeyedTable).display)
+        assert not history.display
+        assert "Recipients" in str(screen.query_one("#details-title", Static).render())
+
+
+async def test_what_the_dashboard_catches_is_logged(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    cid = rig.add("Gone soon", 2)
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailsScreen))
+        with rig.store.write() as conn:  # deleted behind the screen's back
+            conn.execute(sa.delete(C).where(C.c.id == cid))
+        gone = f"campaign {cid}: reading its details: no campaign with id {cid}"
+        await wait_for(pilot, lambda: gone in caplog.messages)
+
+        async def broken() -> None:
+            raise RuntimeError("a bug in an action")
+
+        pilot.app.run_task(broken())  # a worker that fails must not fail silently
+        await wait_for(pilot, lambda: any(r.name == "waha_tui.tui.app" for r in caplog.records))
+    (record,) = [r for r in caplog.records if r.name == "waha_tui.tui.app"]
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    assert record.exc_info[0] is RuntimeError
+    assert record.getMessage() == "worker 'broken' (actions): unexpected RuntimeError"
 
 
 async def test_slash_filters_by_name_or_status_and_esc_clears(rig: Rig) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -18,11 +18,12 @@ from waha_tui.runner import RunnerConfig, RunnerPool
 from waha_tui.service import CampaignService
 from waha_tui.simulator import SimState, Simulator
 from waha_tui.status import CampaignStatus
-from waha_tui.store import C, NewRecipient, Store
+from waha_tui.store import C, E, NewRecipient, Store
 from waha_tui.tui.app import WahaTuiApp, create_app
 from waha_tui.waha import WahaClient
 
 FROZEN = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+OPERATOR = ("alice", "ops-1", 4242)  # who did everything, in snapshots
 
 
 @dataclass
@@ -82,10 +83,28 @@ class Rig:
                 )
 
     def freeze_times(self) -> None:
+        """Times, and who did what, as they are on every machine: for snapshots."""
         with self.store.write() as conn:
             conn.execute(
-                sa.update(C).values(created_at=FROZEN, scheduled_at=FROZEN, updated_at=FROZEN)
+                sa.update(C).values(
+                    created_at=FROZEN,
+                    scheduled_at=FROZEN,
+                    updated_at=FROZEN,
+                    created_by=f"{OPERATOR[0]}@{OPERATOR[1]}",
+                )
             )
+            ids = conn.execute(sa.select(E.c.id).order_by(E.c.id)).scalars().all()
+            for i, event_id in enumerate(ids):
+                conn.execute(
+                    sa.update(E)
+                    .where(E.c.id == event_id)
+                    .values(
+                        at=FROZEN + timedelta(minutes=i),
+                        os_user=OPERATOR[0],
+                        host=OPERATOR[1],
+                        pid=OPERATOR[2],
+                    )
+                )
 
 
 def make_rig(

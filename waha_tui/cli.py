@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -13,15 +14,20 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 import typer
 
 from waha_tui import events as ev
+from waha_tui import logs
 from waha_tui.config import Settings
 from waha_tui.errors import InvalidInput, UserError
-from waha_tui.models import MAX_ID, Campaign, Recipient
+from waha_tui.history import by
+from waha_tui.models import MAX_ID, Campaign, CampaignEventRow, Recipient
 from waha_tui.printable import printable
+from waha_tui.secret import redact, url_password
 from waha_tui.status import CampaignStatus
 from waha_tui.stopping import Stopper
 
 if TYPE_CHECKING:
     from waha_tui.service import CampaignService
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EXIT_PAUSED = 3
@@ -32,6 +38,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    # \b keeps click from breaking the path at its hyphens.
+    epilog=f"\b\nThe dashboard logs to {logs.default_log_file()}\n(a rotating file "
+    "created 0600; --log-file or WAHA_TUI_LOG_FILE moves it).\nThe other commands log to "
+    "stderr.",
 )
 contacts_app = typer.Typer(help="Contact lists imported from CSV files.", no_args_is_help=True)
 template_app = typer.Typer(help="Message templates.", no_args_is_help=True)
@@ -79,6 +89,24 @@ def root(
             show_default=False,
         ),
     ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning or error (env WAHA_TUI_LOG_LEVEL; default info for "
+            "the dashboard, run and simulator, warning for the other commands).",
+            show_default=False,
+        ),
+    ] = None,
+    log_file: Annotated[
+        str | None,
+        typer.Option(
+            "--log-file",
+            help="The dashboard's log file, rotated, created 0600 (env WAHA_TUI_LOG_FILE; "
+            "default: below).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """With no command: open the dashboard."""
     try:
@@ -86,6 +114,7 @@ def root(
     except UserError as exc:
         report(exc)
         raise typer.Exit(1) from None
+    _start_logging(ctx.invoked_subcommand, log_level, log_file, ctx.obj)
     if ctx.invoked_subcommand is None:
         from waha_tui.tui.app import run_dashboard
 
@@ -101,6 +130,28 @@ def say(text: str, *, err: bool = False) -> None:
 def row(*fields: object) -> str:
     """A tab-separated line whose every field stays on it."""
     return "\t".join(printable(str(field)) for field in fields)
+
+
+# Commands that keep running: what they do is logged at info. The dashboard's go to a file.
+LONG_RUNNING = frozenset({"run", "simulator"})
+DASHBOARD = frozenset({None, "demo"})
+
+
+def _start_logging(
+    command: str | None, level: str | None, file: str | None, settings: Settings
+) -> None:
+    dashboard = command in DASHBOARD
+    default = logging.INFO if dashboard or command in LONG_RUNNING else logging.WARNING
+    try:
+        chosen = logs.parse_level(level, default)
+    except UserError as exc:
+        fail(str(exc), 2)
+    secrets = [
+        settings.api_key.reveal() if settings.api_key else None,
+        url_password(settings.db),
+        url_password(settings.waha_url),
+    ]
+    logs.configure(level=chosen, file=logs.log_file(file) if dashboard else None, secrets=secrets)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -156,6 +207,7 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "next_index": c.next_index,
         "scheduled_at": _iso(c.scheduled_at),
         "created_at": _iso(c.created_at),
+        "created_by": c.created_by,
         "started_at": _iso(c.started_at),
         "completed_at": _iso(c.completed_at),
         "pause_reason": c.pause_reason,
@@ -189,6 +241,17 @@ def recipient_dict(r: Recipient) -> dict[str, Any]:
         "error": r.error,
         "attempts": r.attempts,
         "sent_at": _iso(r.sent_at),
+    }
+
+
+def event_dict(e: CampaignEventRow) -> dict[str, Any]:
+    return {
+        "at": _iso(e.at),
+        "kind": e.kind,
+        "detail": e.detail,
+        "user": e.os_user,
+        "host": e.host,
+        "pid": e.pid,
     }
 
 
@@ -435,6 +498,24 @@ def campaign_recipients(
     _with_service(ctx, go)
 
 
+@campaign_app.command("events", context_settings=ID_COMMAND)
+def campaign_events(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False) -> None:
+    """Show a campaign's history: what happened, why, and who did it (user@host pid)."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: CampaignService) -> None:
+        items = await service.campaign_events(cid)
+        if as_json:
+            _print_json([event_dict(e) for e in items])
+            return
+        for e in items:
+            when = e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if e.at else "-"
+            detail = printable(e.detail) if e.detail else "-"
+            say(f"{when}  {e.kind:9}  {detail}  ({printable(by(e))})")
+
+    _with_service(ctx, go)
+
+
 class ProgressPrinter:
     """Renders runner events as 'sending X of Y' with a bar on a terminal, lines otherwise."""
 
@@ -610,15 +691,9 @@ def run_headless(
         service.bus.subscribe(printer)
 
         stopper = install_stopper(service, lambda why: stop.set())
-
-        def on_health(impaired: str | None) -> None:
-            say(impaired or "scheduling works again", err=True)
-
-        scheduler = Scheduler(
-            service,
-            on_error=lambda cid, msg: say(f"campaign {cid}: {msg}", err=True),
-            on_health=on_health,
-        )
+        # What the scheduler meets (a campaign it cannot start, the database gone and
+        # back) is logged: stderr, the journal under systemd.
+        scheduler = Scheduler(service)
         await scheduler.run(until_idle=until_idle, stop=stop)
         await service.stop_all(f"stopped ({stopper.reason or 'waha-tui run ended'})")
 
@@ -703,3 +778,8 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        # Logged with its traceback (secrets hidden): on stderr, or in the dashboard's file.
+        log.critical("unexpected error", exc_info=True)
+        say(f"error: unexpected {type(exc).__name__}: {redact(str(exc))}", err=True)
+        sys.exit(1)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ EventSink = Callable[[CampaignEvent], None]
 
 
 class EventBus:
-    """Fan-out to any number of sinks; a failing sink never stops the runner."""
+    """Fan-out to any number of sinks; a failing sink never stops the runner, and is logged."""
 
     def __init__(self) -> None:
         self._sinks: list[EventSink] = []
@@ -78,5 +80,12 @@ class EventBus:
 
     def publish(self, event: CampaignEvent) -> None:
         for sink in list(self._sinks):
-            with contextlib.suppress(Exception):
+            try:
                 sink(event)
+            except Exception:
+                log.exception(
+                    "campaign %s: event subscriber %r failed on %s",
+                    event.campaign_id,
+                    sink,
+                    type(event).__name__,
+                )

@@ -12,8 +12,9 @@ from sqlmodel import Field, SQLModel
 
 from waha_tui.status import CampaignStatus, RecipientStatus
 
-# 2: campaign.auto_resume; 3: campaign.waiting_for / waiting_since (migrations in store.py).
-SCHEMA_VERSION = 3
+# 2: campaign.auto_resume; 3: campaign.waiting_for / waiting_since; 4: campaign.created_by
+# and the campaign_event table (migrations in store.py).
+SCHEMA_VERSION = 4
 
 
 # The largest id a row can have: a signed 64-bit integer (SQLite's INTEGER, BIGINT).
@@ -126,6 +127,8 @@ class Campaign(SQLModel, table=True):
     consecutive_failures: int = 0
     # When its runner dies: True goes back to Scheduled (any runner takes it), False Paused.
     auto_resume: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # Who created it, "user@host" (None: created before waha-tui kept a history).
+    created_by: str | None = Field(default=None, max_length=255)
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = _dt()
     updated_at: datetime | None = _dt()
@@ -151,3 +154,21 @@ class Recipient(SQLModel, table=True):
     error: str | None = None
     attempts: int = 0
     sent_at: datetime | None = _dt()
+
+
+class CampaignEventRow(SQLModel, table=True):
+    """One entry of a campaign's history (history.py writes them): what happened, why, and
+    which user on which host, in which process, did it."""
+
+    __tablename__ = "campaign_event"
+    __table_args__ = (sa.Index("ix_campaign_event_campaign", "campaign_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(
+        sa_column=sa.Column(sa.ForeignKey("campaign.id", ondelete="CASCADE"), nullable=False)
+    )
+    at: datetime | None = _dt(nullable=False)
+    kind: str = Field(max_length=16)
+    detail: str | None = None
+    os_user: str = Field(max_length=64)  # the operating-system user of the process
+    host: str = Field(max_length=255)
+    pid: int

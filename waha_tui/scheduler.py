@@ -66,8 +66,10 @@ class Scheduler:
                 continue
             except UserError as exc:
                 # Anything else (the database went away...): report once, retry later.
-                if self.on_error and self._reported.get(camp.id) != str(exc):
-                    self.on_error(camp.id, str(exc))
+                if self._reported.get(camp.id) != str(exc):
+                    log.warning("campaign %s: not started: %s", camp.id, exc)
+                    if self.on_error:
+                        self.on_error(camp.id, str(exc))
                 self._reported[camp.id] = str(exc)
                 continue
             busy.add(camp.session)
@@ -77,6 +79,12 @@ class Scheduler:
     async def run(self, *, until_idle: bool = False, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         failures = 0
+        log.info(
+            "scheduling the campaigns of %s (WAHA at %s) as runner %s",
+            self.service.store.location,
+            self.service.waha_url,
+            self.service.pool.owner,
+        )
         while not stop.is_set():
             try:
                 started = await self.tick()

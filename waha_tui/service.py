@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import mimetypes
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.csv_import import ImportResult, parse_contacts
 from waha_tui.errors import FieldError, InvalidInput, UserError
-from waha_tui.models import Campaign, Recipient, Template, utcnow
+from waha_tui.history import Entry, Kind
+from waha_tui.models import Campaign, CampaignEventRow, Recipient, Template, utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for, check_country
 from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
@@ -36,6 +38,7 @@ P = ParamSpec("P")
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 MAX_NAME = 200  # the size of the name columns
 PAUSED_BY_OPERATOR = "paused by the operator"
+CANCELLED_BY_OPERATOR = "cancelled by the operator"
 
 
 @dataclass
@@ -380,6 +383,14 @@ class CampaignService:
         self.store.get_campaign(campaign_id)  # a clear error for an unknown id
         return self.store.recipients(campaign_id, status=status, start=start, limit=limit)
 
+    async def campaign_events(self, campaign_id: int) -> list[CampaignEventRow]:
+        """A campaign's history, oldest first: what happened, why, and who did it."""
+        return await self._db(self._campaign_events, campaign_id)
+
+    def _campaign_events(self, campaign_id: int) -> list[CampaignEventRow]:
+        self.store.get_campaign(campaign_id)  # a clear error for an unknown id
+        return self.store.events(campaign_id)
+
     async def campaign_window(
         self, campaign_id: int, *, before_next: int, limit: int
     ) -> tuple[Campaign, list[Recipient]]:
@@ -435,11 +446,15 @@ class CampaignService:
     async def cancel(self, campaign_id: int) -> Campaign:
         camp = await self._db(self.store.get_campaign, campaign_id)
         if camp.status == S.RUNNING and self.pool.request_stop(
-            campaign_id, S.CANCELLED, "cancelled by the operator"
+            campaign_id, S.CANCELLED, CANCELLED_BY_OPERATOR
         ):
             return camp
         return await self._db(
-            self.store.transition, campaign_id, S.CANCELLED, completed_at=utcnow()
+            self.store.transition,
+            campaign_id,
+            S.CANCELLED,
+            entry=Entry(Kind.CANCELLED, CANCELLED_BY_OPERATOR),
+            completed_at=utcnow(),
         )
 
     async def check_session(self, session: str) -> SessionInfo:
@@ -493,11 +508,13 @@ class CampaignService:
         reopened: dict[str, Any] = {"completed_at": None} if camp.status == S.FAILED else {}
         if not start or not_yet_due:
             # A campaign paused before its start time goes back to waiting for it.
+            when = "at its scheduled time" if not_yet_due else "by `waha-tui run` or a dashboard"
             await self._db(
                 self.store.transition,
                 campaign_id,
                 S.SCHEDULED,
                 expect=(camp.status,),
+                entry=Entry(Kind.RESUMED, f"scheduled again, to be sent {when}"),
                 pause_reason=None,
                 **reopened,
             )
@@ -510,6 +527,11 @@ class CampaignService:
                 campaign_id,
                 S.PAUSED,
                 expect=(S.FAILED,),
+                entry=Entry(
+                    Kind.PAUSED,
+                    "reopened to be resumed: it has recipients left",
+                    level=logging.INFO,
+                ),
                 pause_reason=None,
                 **reopened,
             )

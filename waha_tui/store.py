@@ -14,6 +14,7 @@ the runner.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
@@ -31,10 +32,13 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlmodel import SQLModel, col
 
+from waha_tui import history
 from waha_tui.errors import UserError
+from waha_tui.history import Actor, Entry, Kind
 from waha_tui.models import (
     SCHEMA_VERSION,
     Campaign,
+    CampaignEventRow,
     Contact,
     ContactList,
     Meta,
@@ -42,7 +46,7 @@ from waha_tui.models import (
     Template,
     utcnow,
 )
-from waha_tui.secret import mask_url
+from waha_tui.secret import hide, mask_url
 from waha_tui.status import (
     FINISHED,
     CampaignStatus,
@@ -54,9 +58,19 @@ from waha_tui.status import (
 # SQLModel sets a table model's __table__ but does not declare it to type checkers.
 C = Campaign.__table__  # type: ignore[attr-defined]
 R = Recipient.__table__  # type: ignore[attr-defined]
+E = CampaignEventRow.__table__  # type: ignore[attr-defined]
 S = CampaignStatus
 BUSY_TIMEOUT_MS = 10_000
 INTERRUPTED = "interrupted: the process running it stopped"
+# What a status change is recorded as in the history, unless the caller says otherwise.
+KIND_OF = {
+    S.SCHEDULED: Kind.SCHEDULED,
+    S.RUNNING: Kind.CLAIMED,
+    S.PAUSED: Kind.PAUSED,
+    S.COMPLETED: Kind.COMPLETED,
+    S.FAILED: Kind.FAILED,
+    S.CANCELLED: Kind.CANCELLED,
+}
 
 
 class StoreError(UserError):
@@ -385,7 +399,8 @@ class Store:
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(key))))
 
     def _reason(self, exc: Exception) -> str:
-        return _hide(_reason(exc), self.url.password)
+        # Database passwords never reach a message or a log.
+        return hide(_reason(exc), [self.url.password])
 
     def _error(self, exc: Exception) -> StoreError:
         if _busy(exc):
@@ -404,11 +419,14 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        """One write transaction; the log lines of the history it wrote follow its commit."""
         try:
             with self.engine.begin() as conn:
+                told = history.collect(conn)
                 yield conn
         except OperationalError as exc:
             raise self._error(exc) from None
+        history.tell(told)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -546,6 +564,7 @@ class Store:
         now = utcnow()
         values = campaign.model_dump(exclude={"id"})
         values.update(created_at=now, updated_at=now, status=S.SCHEDULED, next_index=0)
+        values["created_by"] = Actor.here().who
         with self.write() as conn:
             cid: int = conn.execute(sa.insert(C).values(**values).returning(C.c.id)).scalar_one()
             batch: list[dict[str, Any]] = []
@@ -569,6 +588,10 @@ class Store:
             if batch:
                 conn.execute(sa.insert(R), batch)
             conn.execute(sa.update(C).where(C.c.id == cid).values(total=total))
+            source = f" from {campaign.list_name}" if campaign.list_name else ""
+            count = f"{total} recipient{'' if total == 1 else 's'}"
+            detail = f"{count}{source}, on session '{campaign.session}'"
+            history.record(conn, cid, Entry(Kind.CREATED, detail), at=now)
         return cid
 
     def get_campaign(self, campaign_id: int) -> Campaign:
@@ -635,6 +658,15 @@ class Store:
         with self.read() as conn:
             return [_recipient(r) for r in conn.execute(query).all()]
 
+    def events(self, campaign_id: int) -> list[CampaignEventRow]:
+        """A campaign's history, oldest first (in the order the database wrote it, whatever
+        the clocks of the hosts that wrote it say)."""
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(E).where(E.c.campaign_id == campaign_id).order_by(E.c.id)
+            ).all()
+        return [CampaignEventRow.model_validate(dict(r._mapping)) for r in rows]
+
     # -- status changes ----------------------------------------------------------------
 
     def _locked_campaign(self, conn: Connection, campaign_id: int) -> Campaign:
@@ -649,16 +681,21 @@ class Store:
         new: CampaignStatus,
         *,
         expect: Iterable[str] | None = None,
+        entry: Entry | None = None,
         **fields: Any,
     ) -> Campaign:
-        """Move a campaign to `new`, refusing anything the transition table forbids."""
+        """Move a campaign to `new`, refusing anything the transition table forbids; the
+        history records it as `entry` (by default: the new status, and a pause's reason)."""
         with self.write() as conn:
             camp = self._locked_campaign(conn, campaign_id)
             if expect is not None and camp.status not in set(expect):
                 raise TransitionError(campaign_id, camp.status, new)
             check_transition(campaign_id, camp.status, new)
-            values = {"status": new, "updated_at": utcnow(), **fields}
+            now = utcnow()
+            values = {"status": new, "updated_at": now, **fields}
             conn.execute(sa.update(C).where(C.c.id == campaign_id).values(**values))
+            entry = entry or Entry(KIND_OF[new], fields.get("pause_reason"))
+            history.record(conn, campaign_id, entry, at=now)
             return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
 
     def claim(self, campaign_id: int, owner: str, lease_seconds: float) -> Campaign:
@@ -707,6 +744,12 @@ class Store:
                     updated_at=now,
                 )
             )
+            # Only an operator's resume claims a Paused campaign; runners take Scheduled ones.
+            kind = Kind.RESUMED if camp.status == S.PAUSED else Kind.CLAIMED
+            detail = (
+                f"on session '{camp.session}', from recipient {camp.next_index + 1} of {camp.total}"
+            )
+            history.record(conn, campaign_id, Entry(kind, detail), at=now)
             return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
 
     def _lock_session(self, conn: Connection, session: str) -> None:
@@ -755,7 +798,7 @@ class Store:
         """What this owner's run is waiting for (None: nothing any more), for every reader."""
         now = utcnow()
         with self.write() as conn:
-            conn.execute(
+            changed = conn.execute(
                 sa.update(C)
                 .where(C.c.id == campaign_id, C.c.lease_owner == owner)
                 .values(
@@ -763,7 +806,9 @@ class Store:
                     waiting_since=now if waiting_for else None,
                     updated_at=now,
                 )
-            )
+            ).rowcount
+            if changed and waiting_for:
+                history.record(conn, campaign_id, Entry(Kind.WAITING, waiting_for), at=now)
 
     def mark_sending(self, recipient_id: int, message_id: str | None) -> None:
         with self.write() as conn:
@@ -892,15 +937,18 @@ class Store:
                     values["next_index"] = camp.total  # every recipient is settled
                 if last_error:
                     values["last_error"] = last_error
-            conn.execute(
+            changed = conn.execute(
                 sa.update(C)
                 .where(
                     C.c.id == campaign_id,
                     sa.or_(C.c.lease_owner == owner, C.c.lease_owner.is_(None)),
                 )
                 .values(**values)
-            )
-            return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
+            ).rowcount
+            ended = _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
+            if changed and "status" in values:
+                history.record(conn, campaign_id, _end_entry(ended, pause_reason), at=now)
+            return ended
 
     def retry_recipients(self, campaign_id: int, statuses: Iterable[RecipientStatus]) -> int:
         """Queue failed or unknown recipients to be sent again; the campaign becomes Paused.
@@ -944,6 +992,7 @@ class Store:
             if camp.status != S.PAUSED:
                 check_transition(campaign_id, camp.status, S.PAUSED)
             first = min(first for _, first in found.values())
+            now = utcnow()
             conn.execute(
                 sa.update(C)
                 .where(C.c.id == campaign_id)
@@ -956,9 +1005,12 @@ class Store:
                     completed_at=None,
                     pause_reason=f"{total} recipient{'s' if total > 1 else ''} queued for "
                     "retry: resume to send",
-                    updated_at=utcnow(),
+                    updated_at=now,
                 )
             )
+            counts = ", ".join(f"{count} {status}" for status, (count, _) in sorted(found.items()))
+            detail = f"{counts} queued again, from {camp.status}; resume to send"
+            history.record(conn, campaign_id, Entry(Kind.RETRIED, detail), at=now)
         return total
 
     def recover_interrupted(self, now: datetime | None = None) -> list[int]:
@@ -974,11 +1026,14 @@ class Store:
         with self.write() as conn:
             # Rows another runner is recovering (or claiming) right now are skipped, not
             # waited for; they are its business.
-            ids = list(
+            owners: dict[int, str | None] = dict(
                 conn.execute(
-                    sa.select(C.c.id).where(lapsed).with_for_update(skip_locked=True)
-                ).scalars()
+                    sa.select(C.c.id, C.c.lease_owner)
+                    .where(lapsed)
+                    .with_for_update(skip_locked=True)
+                ).all()
             )
+            ids = list(owners)
             if not ids:
                 return []
             released = {
@@ -995,12 +1050,27 @@ class Store:
             for auto, values in outcomes:
                 # The UPDATE repeats the condition: a heartbeat that renewed the lease since
                 # the SELECT keeps its campaign.
-                recovered += conn.execute(
-                    sa.update(C)
-                    .where(C.c.id.in_(ids), lapsed, C.c.auto_resume == auto)
-                    .values(**values, **released)
-                    .returning(C.c.id)
-                ).scalars()
+                done = list(
+                    conn.execute(
+                        sa.update(C)
+                        .where(C.c.id.in_(ids), lapsed, C.c.auto_resume == auto)
+                        .values(**values, **released)
+                        .returning(C.c.id)
+                    ).scalars()
+                )
+                for cid in sorted(done):
+                    why = f"{INTERRUPTED} (its runner: {owners[cid] or 'none'})"
+                    entry = (
+                        Entry(
+                            Kind.SCHEDULED,
+                            f"{why}; auto-resume: the next free runner takes it over",
+                            level=logging.WARNING,
+                        )
+                        if auto
+                        else Entry(Kind.PAUSED, why)
+                    )
+                    history.record(conn, cid, entry, at=now)
+                recovered += done
         return sorted(recovered)
 
     def claimable_campaigns(self, now: datetime | None = None) -> list[Campaign]:
@@ -1026,6 +1096,17 @@ class Store:
         return [_campaign(r) for r in rows]
 
 
+def _end_entry(camp: Campaign, reason: str | None) -> Entry:
+    """How the end of a run is recorded, from the campaign as it ended."""
+    if camp.status == S.COMPLETED:
+        unknown = f", {camp.unknown} unknown" if camp.unknown else ""
+        detail = f"{camp.sent} sent, {camp.failed} failed{unknown} of {camp.total}"
+        return Entry(Kind.COMPLETED, detail)
+    if camp.status == S.FAILED:
+        return Entry(Kind.FAILED, camp.last_error)
+    return Entry(KIND_OF[S(camp.status)], reason)
+
+
 def _reason(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
     return str(orig or exc).strip().split("\n")[0]
@@ -1045,11 +1126,6 @@ def _busy(exc: Exception) -> bool:
     return getattr(orig, "sqlstate", None) in _PG_BUSY
 
 
-def _hide(text: str, password: str | None) -> str:
-    """Database passwords never reach a message or a log."""
-    return text.replace(password, "***") if password else text
-
-
 def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
     """ALTER TABLE ... ADD COLUMN, its DDL rendered from the model (one place owns it)."""
     ddl = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
@@ -1067,6 +1143,11 @@ def _to_v3(conn: Connection) -> None:
     _add_column(conn, C, "waiting_since")
 
 
+def _to_v4(conn: Connection) -> None:
+    _add_column(conn, C, "created_by")
+    E.create(conn)  # with its index
+
+
 def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
     """CREATE INDEX, as the model declares it."""
     next(i for i in table.indexes if i.name == name).create(conn)
@@ -1075,4 +1156,5 @@ def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
+    4: _to_v4,
 }

@@ -9,11 +9,13 @@ used are released when the run ends.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from waha_tui.models import Recipient
 from waha_tui.status import RecipientStatus
 
+log = logging.getLogger(__name__)
 RESERVE_AHEAD = 32  # message ids stored per transaction ahead of their sends
 ID_POOL = 64  # pre-generated ids fetched ahead from WAHA
 
@@ -75,6 +77,7 @@ class IdSupply:
             try:
                 mid = await self._fetch()
             except Exception as exc:  # handed to the taker, whose policy decides
+                log.debug("fetching a message id failed, handed to the run: %r", exc)
                 await self._queue.put(exc)
                 return
             await self._queue.put(mid)

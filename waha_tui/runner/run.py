@@ -148,7 +148,6 @@ class CampaignRun:
             raise
         self.session = camp.session
         self.started.set_result(camp)
-        log.info("campaign %s: running on session '%s'", self.campaign_id, camp.session)
         self.publish(ev.Started(self.campaign_id, camp.total, camp.next_index))
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
@@ -672,9 +671,8 @@ class CampaignRun:
     ) -> ev.Ended:
         """Write how the run ended. A busy database is tried again for store_grace seconds;
         if it never answers, the campaign stays Running until its lease lapses, and then
-        reads as Paused ("interrupted") everywhere."""
-        if status == S.PAUSED:
-            log.warning("campaign %s: paused: %s", self.campaign_id, reason)
+        reads as Paused ("interrupted") everywhere. The store records the end in the
+        campaign's history and logs it."""
         await self._settle()
         clock, delay = self.config.clock, 0.5
         deadline = clock.monotonic() + self.config.store_grace
@@ -691,10 +689,10 @@ class CampaignRun:
                 return self._ended_as(camp, camp.status)
             except StoreError as exc:
                 if clock.monotonic() >= deadline:
-                    log.error(
-                        "campaign %s: its end could not be written: %s", self.campaign_id, exc
-                    )
                     why = f"{reason or status}; the database could not be written ({exc})"
+                    log.error(
+                        "campaign %s: its end could not be written: %s", self.campaign_id, why
+                    )
                     return ev.Paused(self.campaign_id, why, self._last_next_index())
                 log.warning("campaign %s: writing its end again: %s", self.campaign_id, exc)
             await clock.wait(delay, asyncio.Event())

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
+from waha_tui.logs import caught
 from waha_tui.models import Campaign
 from waha_tui.store import Outcome, Store
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 P = ParamSpec("P")
 WRITE_BEHIND = 0.05  # longest an outcome of a message with a stored id waits to be written
@@ -92,6 +95,7 @@ class ProgressWriter:
                     sending=mark,
                 )
             except Exception as exc:  # the run stops at its next step and pauses
+                caught(log, exc, f"campaign {self.campaign_id}: progress not written")
                 self.error = exc
                 self.on_error()
                 return

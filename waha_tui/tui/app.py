@@ -10,11 +10,12 @@ from typing import Any
 from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.screen import Screen
-from textual.worker import Worker
+from textual.worker import Worker, WorkerState
 
 from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.errors import UserError
+from waha_tui.logs import caught
 from waha_tui.scheduler import Scheduler
 from waha_tui.service import CampaignService
 from waha_tui.stopping import Stopper
@@ -191,6 +192,12 @@ class WahaTuiApp(App[None]):
                 markup=False,
                 timeout=10,
             )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The app's workers run with exit_on_error=False: an error would vanish unlogged.
+        worker = event.worker
+        if event.state == WorkerState.ERROR and worker.error is not None:
+            caught(log, worker.error, f"worker {worker.name!r} ({worker.group})")
 
     def run_task(self, coro: Coroutine[Any, Any, None]) -> None:
         self.run_worker(coro, group="actions", exit_on_error=False)

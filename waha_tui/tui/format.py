@@ -6,7 +6,9 @@ from datetime import datetime
 
 from rich.text import Text
 
-from waha_tui.models import Campaign, Recipient
+from waha_tui.history import Kind, by
+from waha_tui.models import Campaign, CampaignEventRow, Recipient
+from waha_tui.printable import printable
 from waha_tui.status import CampaignStatus, RecipientStatus
 
 S = CampaignStatus
@@ -28,6 +30,13 @@ RECIPIENT_LOOK: dict[str, str] = {
     RS.FAILED: "red",
     RS.UNKNOWN: "bold magenta",
     RS.SKIPPED: "dim",
+}
+EVENT_LOOK: dict[str, str] = {
+    Kind.WAITING: "cyan",
+    Kind.PAUSED: "yellow",
+    Kind.FAILED: "bold red",
+    Kind.COMPLETED: "green",
+    Kind.CANCELLED: "dim",
 }
 BAR_WIDTH = 8
 
@@ -105,4 +114,15 @@ def recipient_cells(r: Recipient) -> tuple[object, ...]:
         recipient_status_cell(r.status),
         Text(r.message_id or ""),
         Text(r.error or "", style="red" if r.error else ""),
+    )
+
+
+def event_cells(number: int, e: CampaignEventRow) -> tuple[object, ...]:
+    """One entry of a campaign's history; its detail (WAHA's words, say) shown as data."""
+    return (
+        str(number),
+        local_time(e.at, "%m-%d %H:%M:%S"),
+        Text(e.kind, style=EVENT_LOOK.get(e.kind, "")),
+        Text(printable(by(e))),
+        Text(printable(e.detail or "")),
     )

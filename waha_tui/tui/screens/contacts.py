@@ -7,6 +7,7 @@ service names, all at once.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from waha_tui.csv_import import ImportResult
 from waha_tui.errors import InvalidInput, UserError
+from waha_tui.logs import caught
 from waha_tui.service import CampaignService, ListInfo, NewRecipient
 from waha_tui.tui.format import local_time
 from waha_tui.tui.screens.confirm import ConfirmationModal
@@ -27,6 +29,7 @@ from waha_tui.tui.screens.sessions import one_line
 from waha_tui.tui.widgets.form import Field
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
+log = logging.getLogger(__name__)
 LIST_COLUMNS = [("#", "pos"), ("List", "name"), ("Contacts", "count"), ("Imported", "created")]
 CONTACT_COLUMNS = [("#", "pos"), ("Phone", "phone"), ("Name", "name"), ("Variables", "variables")]
 # The form's field for each field the service's import_contacts names.
@@ -129,6 +132,7 @@ class ImportModal(ModalScreen[Imported | None]):
                 self.field(field).set_error("\n".join(exc.messages(service_field)))
             return
         except Exception as exc:
+            caught(log, exc, f"importing {path}")
             self.notify(one_line(exc), severity="error", markup=False, timeout=10)
             return
         finally:
@@ -292,6 +296,7 @@ class ContactListsScreen(Screen[None]):
         try:
             await self.service.delete_list(name)
         except Exception as exc:
+            caught(log, exc, f"deleting list '{name}'")
             self.notify(
                 f"cannot delete list '{name}': {one_line(exc)}", severity="error", markup=False
             )

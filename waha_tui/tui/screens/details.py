@@ -1,6 +1,9 @@
-"""`enter`: one campaign's counters, timings, pause reason and recipients, live."""
+"""`enter`: one campaign's counters, timings, pause reason and recipients, live; `h` shows
+its history instead of its recipients."""
 
 from __future__ import annotations
+
+import logging
 
 from rich.table import Table
 from rich.text import Text
@@ -10,10 +13,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from waha_tui.errors import UserError
-from waha_tui.models import Campaign
+from waha_tui.logs import caught
+from waha_tui.models import Campaign, CampaignEventRow
 from waha_tui.service import CampaignService
 from waha_tui.status import CampaignStatus
 from waha_tui.tui.format import (
+    event_cells,
     local_time,
     progress_cell,
     recipient_cells,
@@ -23,6 +28,7 @@ from waha_tui.tui.format import (
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
+log = logging.getLogger(__name__)
 RECIPIENT_COLUMNS = [
     ("#", "pos"),
     ("Phone", "phone"),
@@ -31,6 +37,15 @@ RECIPIENT_COLUMNS = [
     ("WAHA message id", "message_id"),
     ("Error", "error"),
 ]
+HISTORY_COLUMNS = [
+    ("#", "pos"),
+    ("Time", "at"),
+    ("Event", "kind"),
+    ("By", "by"),
+    ("Detail", "detail"),
+]
+RECIPIENTS_TITLE = "Recipients, in sending order"
+HISTORY_TITLE = "History: who did what, and why (h: recipients)"
 RETRYABLE = (CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.FAILED)
 WINDOW = 1000  # recipients shown around the next one, so huge campaigns stay light
 
@@ -56,7 +71,8 @@ def summary(c: Campaign) -> Table:
     grid.add_row(
         "Scheduled", local_time(c.scheduled_at, fmt), "Started", local_time(c.started_at, fmt)
     )
-    grid.add_row("Created", local_time(c.created_at, fmt), "Ended", local_time(c.completed_at, fmt))
+    created = local_time(c.created_at, fmt) + (f" by {c.created_by}" if c.created_by else "")
+    grid.add_row("Created", Text(created), "Ended", local_time(c.completed_at, fmt))
     grid.add_row("Delay", f"{c.delay_min:g}-{c.delay_max:g} s", "List", Text(c.list_name or "-"))
     if c.status == CampaignStatus.RUNNING and c.lease_owner:
         owner = ":".join(c.lease_owner.split(":")[:2])
@@ -76,6 +92,7 @@ class DetailsScreen(Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("u", "retry('unknown')", "Retry unknown"),
         Binding("f", "retry('failed')", "Retry failed"),
+        Binding("h", "toggle_history", "History"),
     ]
 
     def __init__(self, service: CampaignService, campaign_id: int) -> None:
@@ -84,11 +101,14 @@ class DetailsScreen(Screen[None]):
         self.campaign_id = campaign_id
         self._loading = False
         self.campaign: Campaign | None = None
+        self.history_shown = False
+        self._history_of: object = None  # the campaign's updated_at the history was read at
 
     def compose(self) -> ComposeResult:
         yield Static(id="details-summary")
-        yield Static(Text("Recipients, in sending order", style="bold"), id="details-title")
+        yield Static(Text(RECIPIENTS_TITLE, style="bold"), id="details-title")
         yield KeyedTable(RECIPIENT_COLUMNS, id="recipients")
+        yield KeyedTable(HISTORY_COLUMNS, id="history")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -104,6 +124,7 @@ class DetailsScreen(Screen[None]):
                 self.campaign_id, before_next=50, limit=WINDOW
             )
         except Exception as exc:
+            caught(log, exc, f"campaign {self.campaign_id}: reading its details")
             self.notify(str(exc), severity="error", markup=False)
             return
         finally:
@@ -113,6 +134,37 @@ class DetailsScreen(Screen[None]):
         self.refresh_bindings()
         table = self.query_one("#recipients", KeyedTable)
         table.sync((str(r.position), recipient_cells(r)) for r in recipients)
+        # Every entry of the history moves updated_at: read it again only then.
+        if self.history_shown and camp.updated_at != self._history_of:
+            await self._load_history(camp.updated_at)
+
+    async def _load_history(self, seen: object) -> None:
+        try:
+            events = await self.service.campaign_events(self.campaign_id)
+        except Exception as exc:
+            caught(log, exc, f"campaign {self.campaign_id}: reading its history")
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self._history_of = seen
+        self.show_history(events)
+
+    def show_history(self, events: list[CampaignEventRow]) -> None:
+        table = self.query_one("#history", KeyedTable)
+        at_end = table.cursor_row >= table.row_count - 1
+        if table.sync((str(e.id), event_cells(i, e)) for i, e in enumerate(events, 1)) and at_end:
+            table.move_cursor(row=table.row_count - 1)  # follow the newest, unless looking back
+
+    async def action_toggle_history(self) -> None:
+        self.history_shown = not self.history_shown
+        title = HISTORY_TITLE if self.history_shown else RECIPIENTS_TITLE
+        self.query_one("#details-title", Static).update(Text(title, style="bold"))
+        history = self.query_one("#history", KeyedTable)
+        recipients = self.query_one("#recipients", KeyedTable)
+        history.display, recipients.display = self.history_shown, not self.history_shown
+        (history if self.history_shown else recipients).focus()
+        if self.history_shown:
+            self._history_of = None
+            await self.reload()
 
     def action_back(self) -> None:
         self.app.pop_screen()

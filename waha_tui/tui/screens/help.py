@@ -21,7 +21,7 @@ KEYS: list[tuple[str, str]] = [
     ("T", "templates: new (n), edit (enter), delete (d), preview"),
     ("ctrl+p", "command palette: new campaign, lists, templates, sessions"),
     ("?", "this help"),
-    ("u / f", "in details: queue unknown / failed recipients again (asks first)"),
+    ("u / f / h", "in details: retry unknown / failed (asks first); h: history"),
     ("esc", "back / close"),
     ("q", "quit (running campaigns are paused after the message in flight)"),
 ]

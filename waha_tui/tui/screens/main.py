@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import gc
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from waha_tui.logs import caught
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus, can_resume
 from waha_tui.tui.format import campaign_cells, reason_cell, status_cell
@@ -30,6 +32,7 @@ from waha_tui.tui.widgets.keyed_table import KeyedTable
 if TYPE_CHECKING:
     from waha_tui.tui.app import WahaTuiApp
 
+log = logging.getLogger(__name__)
 S = CampaignStatus
 CAMPAIGN_COLUMNS = [
     ("ID", "id"),
@@ -219,6 +222,7 @@ class MainScreen(Screen[None]):
                         since = None  # deleted or late rows: read them all
                         rows, count = await service.campaign_rows(None)
                 except Exception as exc:
+                    caught(log, exc, "reading the campaigns")
                     self.notify(str(exc), severity="error", markup=False)
                     return
                 if since is None:

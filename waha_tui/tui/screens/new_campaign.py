@@ -8,6 +8,7 @@ the first messages, and asks before anything is written.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from rich.text import Text
@@ -20,6 +21,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Input, Select, Static, TextArea
 
 from waha_tui.errors import InvalidInput, UserError
+from waha_tui.logs import caught
 from waha_tui.models import utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.render import RenderError, render
@@ -38,6 +40,7 @@ from waha_tui.tui.screens.templates import FORMAT_HINT
 from waha_tui.tui.whatsapp_markdown import whatsapp_text
 from waha_tui.tui.widgets.form import Field
 
+log = logging.getLogger(__name__)
 DELAY_GUIDANCE = "WAHA advises a random 30–60 s between messages; shorter gets numbers banned"
 PREVIEWED = 3  # messages shown before creating
 NOW_WORDS = ("", "now")
@@ -231,6 +234,7 @@ class NewCampaignScreen(Screen[int | None]):
         try:
             found = await self.sessions.list()
         except Exception as exc:
+            caught(log, exc, "listing the WAHA sessions")
             self.session_line = Text(f"WAHA sessions: cannot list them ({one_line(exc)})")
         else:
             self.session_names = [s.name for s in found]
@@ -369,6 +373,7 @@ class NewCampaignScreen(Screen[int | None]):
         except InvalidInput as exc:
             self._place(exc, errors)
         except Exception as exc:  # the database, say: one toast, the form stays
+            caught(log, exc, "checking a new campaign")
             self.notify(one_line(exc), severity="error", markup=False, timeout=10)
         return (None if errors else plan), errors
 
@@ -430,6 +435,7 @@ class NewCampaignScreen(Screen[int | None]):
             self.show_errors(errors)
             return
         except Exception as exc:
+            caught(log, exc, "creating a campaign")
             self.notify(one_line(exc), severity="error", markup=False, timeout=10)
             return
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
@@ -16,12 +17,14 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import DataTable, Footer, Input, Static
 
 from waha_tui.errors import UserError
+from waha_tui.logs import caught
 from waha_tui.sessions import SessionService, connected_number
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 from waha_tui.tui.widgets.qr import QUIET_ZONE, qr_lines, qr_size, qr_text
 from waha_tui.waha import SessionInfo, SessionUnavailable, WahaError
 
+log = logging.getLogger(__name__)
 SCAN = "SCAN_QR_CODE"
 SESSION_COLUMNS = [
     ("#", "pos"),
@@ -184,6 +187,7 @@ class PairingModal(FormModal):
         try:
             code = await self.service.pairing_code(self.session, phone)
         except Exception as exc:
+            caught(log, exc, f"pairing code for session '{self.session}'")
             self.notify(
                 f"no pairing code for '{self.session}': {one_line(exc)}",
                 severity="error",
@@ -276,6 +280,7 @@ class SessionsScreen(Screen[None]):
                 try:
                     found = await self.service.list()
                 except Exception as exc:
+                    caught(log, exc, "listing the WAHA sessions")
                     self._failed(exc)
                     return
                 self._loaded(found)
@@ -398,6 +403,7 @@ class SessionsScreen(Screen[None]):
         try:
             value = await self.service.qr(name)
         except Exception as exc:
+            caught(log, exc, f"QR code of session '{name}'")
             # 422: it left SCAN_QR_CODE since the list was read; the next list shows why.
             gone = isinstance(exc, SessionUnavailable) or (
                 isinstance(exc, WahaError) and exc.status_code == 422
@@ -481,6 +487,7 @@ class SessionsScreen(Screen[None]):
         try:
             await call(name)
         except Exception as exc:
+            caught(log, exc, f"{verb} session '{name}'")
             self.notify(
                 f"cannot {verb} session '{name}': {one_line(exc)}", severity="error", markup=False
             )
@@ -528,6 +535,7 @@ class SessionsScreen(Screen[None]):
         try:
             await self.service.create(name, taken=self.sessions)
         except Exception as exc:
+            caught(log, exc, f"creating session '{name}'")
             self.notify(
                 f"cannot create session '{name}': {one_line(exc)}", severity="error", markup=False
             )

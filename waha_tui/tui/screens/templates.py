@@ -9,6 +9,8 @@ the list.
 
 from __future__ import annotations
 
+import logging
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -18,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TextArea
 
 from waha_tui.errors import InvalidInput, UserError
+from waha_tui.logs import caught
 from waha_tui.models import Template
 from waha_tui.render import NAME, placeholders, render
 from waha_tui.service import CampaignService, TemplateCheck, check_template
@@ -27,6 +30,7 @@ from waha_tui.tui.whatsapp_markdown import whatsapp_text
 from waha_tui.tui.widgets.form import Field
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
+log = logging.getLogger(__name__)
 SAMPLE_NAME = "Ana"
 TEMPLATE_COLUMNS = [("#", "pos"), ("Template", "name"), ("Placeholders", "placeholders")]
 FORMAT_HINT = "*bold* _italic_ ~strike~ ```mono``` · {name} and list columns, e.g. {city}"
@@ -180,6 +184,7 @@ class TemplateEditor(Screen[str | None]):
                 )
             return
         except Exception as exc:
+            caught(log, exc, "saving a template")
             self.notify(one_line(exc), severity="error", markup=False, timeout=10)
             return
         finally:
@@ -331,6 +336,7 @@ class TemplatesScreen(Screen[None]):
         try:
             await self.service.delete_template(name)
         except Exception as exc:
+            caught(log, exc, f"deleting template '{name}'")
             self.notify(
                 f"cannot delete template '{name}': {one_line(exc)}", severity="error", markup=False
             )

@@ -3,6 +3,7 @@ process list. Each through the real CLI or the real store, on a real file or ser
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
 import pty
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_helpers import PNG
 from test_policy_runs import hold_write_lock
 
 from waha_tui.simulator import SimulatorServer
@@ -260,3 +262,84 @@ def test_the_demo_keeps_its_database_when_asked(tmp_path: Path) -> None:
     db = Path(kept.group(1))
     assert db.is_file() and db.parent.parent == tmp_path
     assert "Spring sale" in waha_tui(str(db), "campaign", "list")[1]
+
+
+# -- images: what they are, by their content; their bytes kept with the campaign ------------
+
+
+def _image_campaign(tmp_path: Path, server: SimulatorServer, image: Path, **env: str) -> tuple:
+    csv = tmp_path / "people.csv"
+    csv.write_text("phone\n4915112345678\n4915112345679\n", encoding="utf-8")
+    db = str(tmp_path / "c.db")
+    full = {**os.environ, "WAHA_TUI_DB": db, "WAHA_URL": server.url, **env}
+    full.pop("WAHA_API_KEY", None)
+    args = ["campaign", "create", "--name", "img", "--contacts", str(csv), "--message", "hi"]
+    done = subprocess.run(
+        [sys.executable, "-m", "waha_tui", *args, "--image", str(image), "--delay", "0-0"],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done, db, full
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "what"),
+    [
+        ("offer.png", b"just some text\n", "is a text file"),
+        ("logo.svg", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "SVG"),
+        ("scan.jpg", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "is a PDF document"),
+        ("sticker.png", b"RIFF\x24\x00\x00\x00WEBPVP8 ", "is a WebP image"),
+        ("empty.png", b"", "the file is empty"),
+    ],
+)
+def test_an_image_is_checked_by_its_content_not_its_name(
+    tmp_path: Path, sim_server: SimulatorServer, name: str, content: bytes, what: str
+) -> None:
+    image = tmp_path / name
+    image.write_bytes(content)
+    done, db, _ = _image_campaign(tmp_path, sim_server, image)
+    line = one_line_error(done.returncode, done.stdout, done.stderr)
+    assert f"--image {image}: " in line and what in line, line
+    assert waha_tui(db, "campaign", "list")[1] == ""
+
+
+def test_the_image_sent_is_the_one_checked_at_creation(
+    tmp_path: Path, sim_server: SimulatorServer
+) -> None:
+    image = tmp_path / "offer.png"
+    image.write_bytes(PNG)
+    done, _, env = _image_campaign(tmp_path, sim_server, image)
+    assert done.returncode == 0, done.stderr
+    # After creation the file grows to 60 MB of something else, then goes away (as it is
+    # on another host): neither changes what the campaign sends.
+    with image.open("wb") as f:
+        f.truncate(60 * 1024 * 1024)
+    image.unlink()
+    run = subprocess.run(
+        [sys.executable, "-m", "waha_tui", "run", "--until-idle"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    sent = sim_server.state.sent()
+    assert [m.kind for m in sent] == ["image", "image"]
+    for msg in sent:
+        assert msg.image is not None
+        assert base64.b64decode(msg.image["data"]) == PNG
+        assert (msg.image["mimetype"], msg.image["filename"]) == ("image/png", "offer.png")
+
+
+def test_the_image_size_limit_is_a_setting(tmp_path: Path, sim_server: SimulatorServer) -> None:
+    image = tmp_path / "offer.png"
+    image.write_bytes(PNG + b"\x00" * 2048)
+    done, _, _ = _image_campaign(tmp_path, sim_server, image, WAHA_TUI_MAX_IMAGE_MB="0.001")
+    line = one_line_error(done.returncode, done.stdout, done.stderr)
+    assert "larger than the 0.001 MB limit (WAHA_TUI_MAX_IMAGE_MB)" in line
+    done, _, _ = _image_campaign(tmp_path, sim_server, image, WAHA_TUI_MAX_IMAGE_MB="lots")
+    assert "WAHA_TUI_MAX_IMAGE_MB='lots' is not a number" in one_line_error(
+        done.returncode, done.stdout, done.stderr
+    )

@@ -48,6 +48,7 @@ def test_core_layers_never_import_the_layers_above_them() -> None:
         "history.py",
         "printable.py",
         "stopping.py",
+        "media.py",
         "logs.py",
         "secret.py",
     ]

@@ -18,16 +18,27 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from engine_helpers import closed_port, force, make_campaign, people, snapshot
+from engine_helpers import PNG, closed_port, force, make_campaign, people, snapshot
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from waha_tui.config import Settings
-from waha_tui.models import SCHEMA_VERSION, utcnow
+from waha_tui.media import Media
+from waha_tui.models import SCHEMA_VERSION, Campaign, utcnow
 from waha_tui.secret import mask_url
 from waha_tui.status import TRANSITIONS, CampaignStatus, RecipientStatus, TransitionError
-from waha_tui.store import C, ClaimLost, E, NotFound, R, Store, StoreError, parse_target
+from waha_tui.store import (
+    C,
+    ClaimLost,
+    E,
+    NewRecipient,
+    NotFound,
+    R,
+    Store,
+    StoreError,
+    parse_target,
+)
 
 S = CampaignStatus
 
@@ -402,10 +413,17 @@ def test_recover_interrupted_reschedules_an_auto_resume_campaign(store: Store) -
 
 
 def _make_version(store: Store, version: int) -> int:
-    """What waha-tui with schema `version` (1 or 3) left: no campaign_event table nor
-    created_by column (nor, for 1, the later columns), that version, a campaign."""
+    """What waha-tui with schema `version` (1, 3 or 4) left: no media table nor
+    image_sha256 column (nor, before 4, the campaign_event table and created_by column;
+    nor, for 1, the later columns), that version, a campaign."""
     cid = make_campaign(store, 2)
     with store.write() as conn:
+        conn.exec_driver_sql("DROP TABLE media")
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN image_sha256")
+        conn.exec_driver_sql(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
+        if version >= 4:
+            store.close()
+            return cid
         conn.exec_driver_sql("DROP TABLE campaign_event")
         conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN created_by")
         if version < 3:
@@ -419,7 +437,7 @@ def _make_version(store: Store, version: int) -> int:
     return cid
 
 
-@pytest.mark.parametrize("old", [1, 3])
+@pytest.mark.parametrize("old", [1, 3, 4])
 def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> None:
     cid = _make_version(Store(db_target), old)
     store = Store(db_target)
@@ -432,21 +450,28 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
         version = conn.exec_driver_sql(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).scalar()
-    assert {"auto_resume", "waiting_for", "waiting_since", "created_by"} <= columns
-    assert version == str(SCHEMA_VERSION) == "4"
+    assert {"auto_resume", "waiting_for", "waiting_since", "created_by", "image_sha256"} <= columns
+    assert version == str(SCHEMA_VERSION) == "5"
     assert "ix_campaign_updated_at" in indexes  # the dashboard's changed-since read
     assert "ix_campaign_event_campaign" in event_indexes
     assert (fk["referred_table"], fk["options"].get("ondelete")) == ("campaign", "CASCADE")
     old_one = store.get_campaign(cid)
     # The data is kept, the defaults added; who created it is not known, and it has no past.
-    assert (old_one.total, old_one.auto_resume, old_one.created_by) == (2, False, None)
-    assert store.events(cid) == []
+    assert (old_one.total, old_one.auto_resume, old_one.image_sha256) == (2, False, None)
+    if old < 4:
+        assert old_one.created_by is None and store.events(cid) == []
+    # The migrated database keeps an image's bytes.
+    image = Media(PNG, "image/png", "offer.png")
+    with_image = store.create_campaign(
+        Campaign(name="i", template_text="x"), [NewRecipient("1", "1@c.us", None, {})], image
+    )
+    assert store.media(store.get_campaign(with_image).image_sha256 or "") == image
     new = store.get_campaign(make_campaign(store, 1, auto_resume=True))
     me = f"{pwd.getpwuid(os.geteuid()).pw_name}@{socket.gethostname()}"
     assert new.auto_resume is True and new.created_by == me
     # The migrated table takes events, and loses them with their campaign.
     store.claim(cid, "me", 30)
-    assert [e.kind for e in store.events(cid)] == ["claimed"]
+    assert [e.kind for e in store.events(cid)][-1] == "claimed"
     with store.write() as conn:
         conn.execute(sa.delete(C).where(C.c.id == cid))
     with store.read() as conn:

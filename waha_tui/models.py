@@ -13,8 +13,9 @@ from sqlmodel import Field, SQLModel
 from waha_tui.status import CampaignStatus, RecipientStatus
 
 # 2: campaign.auto_resume; 3: campaign.waiting_for / waiting_since; 4: campaign.created_by
-# and the campaign_event table (migrations in store.py).
-SCHEMA_VERSION = 4
+# and the campaign_event table; 5: the media table and campaign.image_sha256 (migrations
+# in store.py).
+SCHEMA_VERSION = 5
 
 
 # The largest id a row can have: a signed 64-bit integer (SQLite's INTEGER, BIGINT).
@@ -99,8 +100,11 @@ class Campaign(SQLModel, table=True):
     session: str = Field(default="default", max_length=100)
     template_text: str
     default_name: str = ""
-    image_path: str | None = None
+    image_path: str | None = None  # the file as given at creation: shown, never read again
     image_mime: str | None = None
+    # The image's bytes, stored with the campaign when it was created (the media table);
+    # None for a campaign created before they were (it reads image_path).
+    image_sha256: str | None = Field(default=None, max_length=64)
     list_name: str | None = None  # where the recipients came from, for display only
     status: str = Field(default=CampaignStatus.SCHEDULED, max_length=16)
     scheduled_at: datetime | None = _dt()
@@ -154,6 +158,19 @@ class Recipient(SQLModel, table=True):
     error: str | None = None
     attempts: int = 0
     sent_at: datetime | None = _dt()
+
+
+class MediaRow(SQLModel, table=True):
+    """An image as checked when a campaign was created, by the SHA-256 of its bytes (one
+    row for every campaign that sends the same image). Every host sends these bytes."""
+
+    __tablename__ = "media"
+    sha256: str = Field(primary_key=True, max_length=64)
+    mimetype: str = Field(max_length=100)
+    filename: str = Field(max_length=255)
+    size: int
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime | None = _dt()
 
 
 class CampaignEventRow(SQLModel, table=True):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from waha_tui.config import Settings
 from waha_tui.csv_import import ImportResult, parse_contacts
 from waha_tui.errors import FieldError, InvalidInput, UserError
 from waha_tui.history import Entry, Kind
+from waha_tui.media import Media, load_image
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, Template, utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for, check_country
@@ -35,7 +35,6 @@ from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, Wa
 S = CampaignStatus
 T = TypeVar("T")
 P = ParamSpec("P")
-MAX_IMAGE_BYTES = 16 * 1024 * 1024
 MAX_NAME = 200  # the size of the name columns
 PAUSED_BY_OPERATOR = "paused by the operator"
 CANCELLED_BY_OPERATOR = "cancelled by the operator"
@@ -67,6 +66,7 @@ class CampaignPlan:
 
     campaign: Campaign
     recipients: list[NewRecipient]
+    image: Media | None = None  # its bytes, checked; stored with the campaign
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ class CampaignService:
 
     def _create_campaign(self, draft: CampaignDraft) -> int:
         plan = self._plan_campaign(draft)
-        return self.store.create_campaign(plan.campaign, plan.recipients)
+        return self.store.create_campaign(plan.campaign, plan.recipients, plan.image)
 
     async def plan_campaign(self, draft: CampaignDraft) -> CampaignPlan:
         """Every check of create_campaign, and what it would write, without writing it.
@@ -303,7 +303,7 @@ class CampaignService:
         delay = checks.run("delay", lambda: _delay(draft.delay))
         image = None
         if draft.image:
-            image = checks.run("image", lambda: _check_image(draft.image or ""))
+            image = checks.run("image", lambda: load_image(draft.image or ""))
         recipients: list[NewRecipient] | None = None
         source: str | None = None
         field = "list_name"  # where "no recipients" goes
@@ -336,7 +336,9 @@ class CampaignService:
             checks.add(field, "the campaign has no recipients")
         checks.done()
         assert name and text and session and when and delay and recipients is not None
-        image_path, image_mime = image or (None, None)
+        # Where it came from, for display: its bytes are what is sent.
+        image_path = str(Path(draft.image or "").expanduser().resolve()) if image else None
+        image_mime = image.mimetype if image is not None else None
         campaign = Campaign(
             name=name,
             session=session,
@@ -354,7 +356,7 @@ class CampaignService:
             max_consecutive_failures=draft.max_consecutive_failures,
             auto_resume=draft.auto_resume,
         )
-        return CampaignPlan(campaign, recipients)
+        return CampaignPlan(campaign, recipients, image)
 
     async def campaigns(self) -> list[Campaign]:
         return await self._db(self.store.list_campaigns)
@@ -632,23 +634,6 @@ def _empty_values(text: str, list_name: str, recipients: list[NewRecipient]) -> 
         f" and {len(rows) - 10} more" if len(rows) > 10 else ""
     )
     return f"{{{key}}} is empty for contacts {shown} of list '{list_name}'"
-
-
-def _check_image(path_text: str) -> tuple[str, str]:
-    path = Path(path_text).expanduser()
-    if not path.is_file():
-        raise UserError(f"--image {path_text}: no such file")
-    size = path.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        raise UserError(f"--image {path_text}: {size // (1024 * 1024)} MB is over WhatsApp's 16 MB")
-    mime = mimetypes.guess_type(path.name)[0] or ""
-    if not mime.startswith("image/"):
-        raise UserError(f"--image {path_text}: not an image (expected .jpg, .png or .webp)")
-    try:
-        path.open("rb").close()
-    except OSError as exc:
-        raise UserError(f"--image {path_text}: {exc.strerror}") from None
-    return str(path.resolve()), mime
 
 
 __all__ = [

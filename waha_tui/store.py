@@ -27,6 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
@@ -35,12 +37,14 @@ from sqlmodel import SQLModel, col
 from waha_tui import history
 from waha_tui.errors import UserError
 from waha_tui.history import Actor, Entry, Kind
+from waha_tui.media import Media
 from waha_tui.models import (
     SCHEMA_VERSION,
     Campaign,
     CampaignEventRow,
     Contact,
     ContactList,
+    MediaRow,
     Meta,
     Recipient,
     Template,
@@ -59,6 +63,7 @@ from waha_tui.status import (
 C = Campaign.__table__  # type: ignore[attr-defined]
 R = Recipient.__table__  # type: ignore[attr-defined]
 E = CampaignEventRow.__table__  # type: ignore[attr-defined]
+M = MediaRow.__table__  # type: ignore[attr-defined]
 S = CampaignStatus
 BUSY_TIMEOUT_MS = 10_000
 INTERRUPTED = "interrupted: the process running it stopped"
@@ -560,12 +565,20 @@ class Store:
 
     # -- campaigns ---------------------------------------------------------------------
 
-    def create_campaign(self, campaign: Campaign, recipients: Iterable[NewRecipient]) -> int:
+    def create_campaign(
+        self,
+        campaign: Campaign,
+        recipients: Iterable[NewRecipient],
+        image: Media | None = None,
+    ) -> int:
+        """The campaign, its recipients and its image's bytes, in one transaction."""
         now = utcnow()
         values = campaign.model_dump(exclude={"id"})
         values.update(created_at=now, updated_at=now, status=S.SCHEDULED, next_index=0)
         values["created_by"] = Actor.here().who
         with self.write() as conn:
+            if image is not None:
+                values.update(image_sha256=self._store_media(conn, image, now))
             cid: int = conn.execute(sa.insert(C).values(**values).returning(C.c.id)).scalar_one()
             batch: list[dict[str, Any]] = []
             total = 0
@@ -593,6 +606,37 @@ class Store:
             detail = f"{count}{source}, on session '{campaign.session}'"
             history.record(conn, cid, Entry(Kind.CREATED, detail), at=now)
         return cid
+
+    @staticmethod
+    def _store_media(conn: Connection, image: Media, now: datetime) -> str:
+        """Keep the image's bytes once, by their hash (a second campaign with the same image
+        shares the row; two hosts storing it at once are both right)."""
+        sha = image.sha256
+        row = {
+            "sha256": sha,
+            "mimetype": image.mimetype,
+            "filename": image.filename,
+            "size": len(image.data),
+            "data": image.data,
+            "created_at": now,
+        }
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                pg_insert(M).values(**row).on_conflict_do_nothing(index_elements=["sha256"])
+            )
+        else:
+            conn.execute(
+                sqlite_insert(M).values(**row).on_conflict_do_nothing(index_elements=["sha256"])
+            )
+        return sha
+
+    def media(self, sha256: str) -> Media | None:
+        """The image stored under `sha256`, or None."""
+        with self.read() as conn:
+            row = conn.execute(sa.select(M).where(M.c.sha256 == sha256)).first()
+        if row is None:
+            return None
+        return Media(bytes(row.data), row.mimetype, row.filename)
 
     def get_campaign(self, campaign_id: int) -> Campaign:
         with self.read() as conn:
@@ -1148,6 +1192,11 @@ def _to_v4(conn: Connection) -> None:
     E.create(conn)  # with its index
 
 
+def _to_v5(conn: Connection) -> None:
+    _add_column(conn, C, "image_sha256")
+    M.create(conn)
+
+
 def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
     """CREATE INDEX, as the model declares it."""
     next(i for i in table.indexes if i.name == name).create(conn)
@@ -1157,4 +1206,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,
+    5: _to_v5,
 }

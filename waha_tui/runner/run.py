@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import mimetypes
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from waha_tui import events as ev
 from waha_tui.errors import UserError
+from waha_tui.media import Media, MediaError, load_image
 from waha_tui.models import Campaign, Recipient
 from waha_tui.pacing import Pacing
 from waha_tui.render import RenderError, render
@@ -112,7 +111,7 @@ class CampaignRun:
         self.session = ""
         self._last_session_check = -1e18
         self._processed_in_run = 0
-        self._image: tuple[bytes, str, str] | None = None
+        self._image: Media | None = None
         self._ids: IdSupply | None = None
         self._writer = ProgressWriter(
             store,
@@ -184,8 +183,8 @@ class CampaignRun:
         pacing = Pacing(
             camp.delay_min, camp.delay_max, camp.typing, camp.break_every, camp.break_seconds
         )
-        if camp.image_path:
-            self._image = self._load_image(camp)
+        if camp.image_path or camp.image_sha256:
+            self._image = await self._load_image(camp)
         position = camp.next_index
         self._ids = IdSupply(
             lambda: self.client.new_message_id(camp.session), camp.total - position
@@ -505,14 +504,13 @@ class CampaignRun:
 
     async def _send_once(self, rec: Recipient, text: str, message_id: str | None) -> SendResult:
         if self._image:
-            data, mime, filename = self._image
             return await self.client.send_image(
                 self.session,
                 rec.chat_id,
                 caption=text,
-                data=data,
-                mimetype=mime,
-                filename=filename,
+                data=self._image.data,
+                mimetype=self._image.mimetype,
+                filename=self._image.filename,
             )
         return await self.client.send_text(self.session, rec.chat_id, text, message_id=message_id)
 
@@ -655,14 +653,18 @@ class CampaignRun:
             verdict = self._decide(Op.TYPING, exc, Counter())
             log.debug("campaign %s: %s", self.campaign_id, verdict)
 
-    def _load_image(self, camp: Campaign) -> tuple[bytes, str, str]:
-        path = Path(camp.image_path or "")
+    async def _load_image(self, camp: Campaign) -> Media:
+        """The bytes stored with the campaign when it was created; a campaign created before
+        they were stored reads its file, checked as at creation now."""
+        if camp.image_sha256:
+            media = await self._db(self.store.media, camp.image_sha256)
+            if media is None:
+                raise _Stop(S.PAUSED, "the campaign's image is missing from the database")
+            return media
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise _Stop(S.PAUSED, f"image {path} cannot be read ({exc.strerror})") from None
-        mime = camp.image_mime or mimetypes.guess_type(path.name)[0] or "image/jpeg"
-        return data, mime, path.name
+            return load_image(camp.image_path or "", given_as="the campaign's image")
+        except MediaError as exc:
+            raise _Stop(S.PAUSED, str(exc)) from None
 
     # -- ending ------------------------------------------------------------------------
 

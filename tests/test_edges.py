@@ -15,12 +15,14 @@ import sys
 import termios
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from engine_helpers import PNG
+from engine_helpers import PNG, force, make_campaign, people
 from test_policy_runs import hold_write_lock
 
+from waha_tui.models import utcnow
 from waha_tui.simulator import SimulatorServer
 from waha_tui.store import Store, StoreError
 
@@ -343,3 +345,66 @@ def test_the_image_size_limit_is_a_setting(tmp_path: Path, sim_server: Simulator
     assert "WAHA_TUI_MAX_IMAGE_MB='lots' is not a number" in one_line_error(
         done.returncode, done.stdout, done.stderr
     )
+
+
+# -- text from outside on the dashboard's real terminal --------------------------------------
+
+TITLE = "\x1b]0;PWNED-TITLE\x07"  # would set the terminal's title
+CLEAR = "\x1b[2J"
+RLO = "\u202e"
+
+
+def test_the_dashboard_shows_hostile_text_as_text_on_a_real_terminal(
+    tmp_path: Path, sim_server: SimulatorServer
+) -> None:
+    db = str(tmp_path / "c.db")
+    store = Store(db)
+    cid = make_campaign(
+        store,
+        2,
+        name=f"Sale{TITLE}",
+        recipients=people(2, names=[f"Ann{CLEAR}", f"Bob{RLO}evil"]),
+        scheduled_at=utcnow() + timedelta(days=1),
+    )
+    force(store, cid, status="Paused", pause_reason=f"WAHA said {CLEAR}no{TITLE}")
+    store.close()
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "WAHA_TUI_DB": db, "WAHA_URL": sim_server.url}
+    env.update(WAHA_TUI_LOG_FILE=str(tmp_path / "log"))
+    env.pop("WAHA_API_KEY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waha_tui"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = bytearray()
+
+    def read_until(token: bytes, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while token not in seen:
+            assert time.monotonic() < end and proc.poll() is None, bytes(seen[-2000:])
+            if select.select([master], [], [], 0.05)[0]:
+                seen.extend(os.read(master, 65536))
+
+    try:
+        read_until(b"PWNED-TITLE", 40)  # the campaign's name (and its reason) drawn
+        os.write(master, b"\r")  # its details: the recipients' names
+        read_until(b"Ann", 20)
+        read_until(b"evil", 20)
+        time.sleep(0.5)
+        while select.select([master], [], [], 0.2)[0]:
+            seen.extend(os.read(master, 65536))
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    out = bytes(seen)
+    assert b"\x1b]0;PWNED" not in out, "a name set the terminal's title"
+    assert b"\\x1b]0;PWNED-TITLE\\x07" in out  # shown, as text
+    assert b"\x1b[2Jno" not in out and b"Ann\x1b[2J" not in out
+    assert RLO.encode() not in out

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import App, SystemCommand
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -16,6 +17,7 @@ from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.errors import UserError
 from waha_tui.logs import caught
+from waha_tui.printable import printable
 from waha_tui.scheduler import Scheduler
 from waha_tui.service import CampaignService
 from waha_tui.stopping import Stopper
@@ -120,6 +122,25 @@ class WahaTuiApp(App[None]):
         text = step()
         self.main.set_banner(text)
         self.notify(text, markup=False, timeout=10)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast, from every screen: what it quotes from outside (a campaign's name,
+        WAHA's words) is shown, never obeyed (the display rule, printable)."""
+        super().notify(
+            printable(message, multiline=True),
+            title=printable(title),
+            severity=severity,
+            timeout=timeout,
+            markup=markup,
+        )
 
     # -- screens (keys on the main screen and the command palette) ----------------------
 
@@ -286,13 +307,13 @@ class WahaTuiApp(App[None]):
         except Unauthorized:
             return line.append("API key refused (check WAHA_API_KEY)", style="bold red")
         except WahaError as exc:
-            return line.append(str(exc), style="red")
+            return line.append(printable(str(exc)), style="red")
         if not sessions:
             return line.append("no sessions", style="yellow")
         for s in sessions:
             line.append(" · ")
-            line.append(f"{s.name} ")
-            line.append(s.status, style=SESSION_LOOK.get(s.status, "magenta"))
+            line.append(f"{printable(s.name)} ")
+            line.append(printable(s.status), style=SESSION_LOOK.get(s.status, "magenta"))
         return line
 
     # -- leaving -----------------------------------------------------------------------

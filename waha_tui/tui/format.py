@@ -64,6 +64,12 @@ def progress_cell(c: Campaign) -> Text:
     return text
 
 
+def shown(text: str | None, style: str = "") -> Text:
+    """Text from outside (names, CSV values, WAHA's words) as a cell or a line: plain text,
+    never markup, its control characters made visible (the display rule, printable)."""
+    return Text(printable(text or ""), style=style)
+
+
 def local_time(value: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
     return value.astimezone().strftime(fmt) if value else "-"
 
@@ -73,7 +79,7 @@ def waiting_cell(c: Campaign) -> Text:
     if c.status != S.RUNNING or not c.waiting_for:
         return Text("")
     since = f" since {local_time(c.waiting_since, '%H:%M')}" if c.waiting_since else ""
-    return Text(f"{c.waiting_for}{since}", style="cyan")
+    return shown(f"{c.waiting_for}{since}", style="cyan")
 
 
 def reason_cell(c: Campaign) -> Text:
@@ -81,9 +87,9 @@ def reason_cell(c: Campaign) -> Text:
     if waiting.plain:  # what holds it up now comes before the last error
         return waiting
     if c.status == S.PAUSED and c.pause_reason:
-        return Text(c.pause_reason, style="yellow")
+        return shown(c.pause_reason, style="yellow")
     if c.last_error and c.status in (S.FAILED, S.RUNNING, S.PAUSED):
-        return Text(c.last_error, style="red")
+        return shown(c.last_error, style="red")
     if c.unknown:
         return Text(f"{c.unknown} unknown: may have been delivered", style="magenta")
     return Text("")
@@ -95,8 +101,8 @@ def campaign_cells(c: Campaign) -> tuple[object, ...]:
     nxt = str(c.next_index + 1) if c.next_index < c.total else "-"
     return (
         str(c.id),
-        Text(c.name),
-        Text(c.session),
+        shown(c.name),
+        shown(c.session),
         status_cell(c.status),
         progress_cell(c),
         failed,
@@ -109,11 +115,11 @@ def campaign_cells(c: Campaign) -> tuple[object, ...]:
 def recipient_cells(r: Recipient) -> tuple[object, ...]:
     return (
         str(r.position + 1),
-        Text(r.phone),
-        Text(r.name or ""),
+        shown(r.phone),
+        shown(r.name),
         recipient_status_cell(r.status),
-        Text(r.message_id or ""),
-        Text(r.error or "", style="red" if r.error else ""),
+        shown(r.message_id),
+        shown(r.error, style="red" if r.error else ""),
     )
 
 
@@ -123,6 +129,6 @@ def event_cells(number: int, e: CampaignEventRow) -> tuple[object, ...]:
         str(number),
         local_time(e.at, "%m-%d %H:%M:%S"),
         Text(e.kind, style=EVENT_LOOK.get(e.kind, "")),
-        Text(printable(by(e))),
-        Text(printable(e.detail or "")),
+        shown(by(e)),
+        shown(e.detail),
     )

@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from waha_tui.printable import printable
+
 
 class ConfirmationModal(ModalScreen[bool]):
     BINDINGS = [
@@ -23,7 +25,8 @@ class ConfirmationModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Static(Text(self.question), id="confirm-question")
+            # Questions name campaigns and sessions: text from outside, shown as text.
+            yield Static(Text(printable(self.question, multiline=True)), id="confirm-question")
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button(f"{self.no} (n)", id="no", variant="primary")

@@ -23,7 +23,7 @@ from waha_tui.csv_import import ImportResult
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.logs import caught
 from waha_tui.service import CampaignService, ListInfo, NewRecipient
-from waha_tui.tui.format import local_time
+from waha_tui.tui.format import local_time, shown
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.sessions import one_line
 from waha_tui.tui.widgets.form import Field
@@ -57,7 +57,7 @@ def duplicate_lines(result: ImportResult) -> list[str]:
 
 
 def variables_cell(variables: dict[str, str]) -> Text:
-    return Text(", ".join(f"{key}={value}" for key, value in variables.items()))
+    return shown(", ".join(f"{key}={value}" for key, value in variables.items()))
 
 
 class ListTable(KeyedTable):
@@ -155,7 +155,7 @@ class ListContactsScreen(Screen[None]):
         self.contacts: list[NewRecipient] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"List '{self.list_name}'", style="bold"), id="contacts-title")
+        yield Static(shown(f"List '{self.list_name}'", style="bold"), id="contacts-title")
         table: DataTable[object] = DataTable(cursor_type="row", id="contacts")
         yield table
         yield Footer()
@@ -172,10 +172,10 @@ class ListContactsScreen(Screen[None]):
             return
         self.contacts = contacts
         table.add_rows(
-            (str(i), Text(c.phone), Text(c.name or ""), variables_cell(c.variables))
+            (str(i), shown(c.phone), shown(c.name), variables_cell(c.variables))
             for i, c in enumerate(contacts[:MAX_SHOWN_CONTACTS], 1)
         )
-        title = Text(f"List '{self.list_name}'", style="bold")
+        title = shown(f"List '{self.list_name}'", style="bold")
         title.append(f"  {len(contacts)} contact{'s' if len(contacts) != 1 else ''}")
         if len(contacts) > MAX_SHOWN_CONTACTS:
             title.append(f", the first {MAX_SHOWN_CONTACTS} shown", style="yellow")
@@ -219,7 +219,7 @@ class ContactListsScreen(Screen[None]):
         self.loaded = True
         table = self.query_one("#lists", KeyedTable)
         table.sync(
-            (x.name, (str(pos), Text(x.name), str(x.contact_count), local_time(x.created_at)))
+            (x.name, (str(pos), shown(x.name), str(x.contact_count), local_time(x.created_at)))
             for pos, x in enumerate(found, 1)
         )
         if self._select in self.lists:

@@ -22,6 +22,7 @@ from waha_tui.tui.format import (
     local_time,
     progress_cell,
     recipient_cells,
+    shown,
     status_cell,
     waiting_cell,
 )
@@ -56,8 +57,8 @@ def summary(c: Campaign) -> Table:
     grid.add_column()
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("Campaign", Text(f"{c.id} {c.name}"), "Status", status_cell(c.status))
-    grid.add_row("Session", Text(c.session), "Progress", progress_cell(c))
+    grid.add_row("Campaign", shown(f"{c.id} {c.name}"), "Status", status_cell(c.status))
+    grid.add_row("Session", shown(c.session), "Progress", progress_cell(c))
     grid.add_row(
         "Sent", str(c.sent), "Failed", Text(str(c.failed), style="red" if c.failed else "")
     )
@@ -72,18 +73,18 @@ def summary(c: Campaign) -> Table:
         "Scheduled", local_time(c.scheduled_at, fmt), "Started", local_time(c.started_at, fmt)
     )
     created = local_time(c.created_at, fmt) + (f" by {c.created_by}" if c.created_by else "")
-    grid.add_row("Created", Text(created), "Ended", local_time(c.completed_at, fmt))
-    grid.add_row("Delay", f"{c.delay_min:g}-{c.delay_max:g} s", "List", Text(c.list_name or "-"))
+    grid.add_row("Created", shown(created), "Ended", local_time(c.completed_at, fmt))
+    grid.add_row("Delay", f"{c.delay_min:g}-{c.delay_max:g} s", "List", shown(c.list_name or "-"))
     if c.status == CampaignStatus.RUNNING and c.lease_owner:
         owner = ":".join(c.lease_owner.split(":")[:2])
-        grid.add_row("Runner", Text(f"process {owner}"), "", "")
+        grid.add_row("Runner", shown(f"process {owner}"), "", "")
     waiting = waiting_cell(c)
     if waiting.plain:
         grid.add_row("Waiting", waiting, "", "")
     if c.pause_reason:
-        grid.add_row("Paused", Text(c.pause_reason, style="yellow"), "", "")
+        grid.add_row("Paused", shown(c.pause_reason, style="yellow"), "", "")
     if c.last_error:
-        grid.add_row("Last error", Text(c.last_error, style="red"), "", "")
+        grid.add_row("Last error", shown(c.last_error, style="red"), "", "")
     return grid
 
 

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from waha_tui.logs import caught
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus, can_resume
-from waha_tui.tui.format import campaign_cells, reason_cell, status_cell
+from waha_tui.tui.format import campaign_cells, reason_cell, shown, status_cell
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
@@ -314,7 +314,7 @@ class MainScreen(Screen[None]):
         if hint != self._hint:
             self._hint = hint
             box = self.query_one("#empty-hint", Static)
-            box.update(Text(hint))
+            box.update(shown(hint))
             box.display = bool(hint)
         self._show_row_info()
         # update_cell does not refresh dynamic bindings: the footer must follow the row.
@@ -567,12 +567,12 @@ class MainScreen(Screen[None]):
 
     def set_scheduler_health(self, impaired: str | None) -> None:
         line = self.query_one("#scheduler-line", Static)
-        line.update(Text(impaired or "", style="bold red"))
+        line.update(shown(impaired, style="bold red"))
         line.display = impaired is not None
 
     def set_banner(self, text: str) -> None:
         banner = self.query_one("#banner", Static)
-        banner.update(Text(text))
+        banner.update(shown(text))
         banner.display = bool(text)
 
 

@@ -24,6 +24,7 @@ from waha_tui.errors import InvalidInput, UserError
 from waha_tui.logs import caught
 from waha_tui.models import utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
+from waha_tui.printable import printable
 from waha_tui.render import RenderError, render
 from waha_tui.service import (
     CampaignDraft,
@@ -93,15 +94,15 @@ def preview_messages(
         if i > 1:
             out.append("\n\n")
         out.append(f"{i}. +{contact.phone}", style="bold")
-        out.append(f"  {contact.name or '(no name)'}\n", style="dim")
+        out.append(f"  {printable(contact.name or '(no name)')}\n", style="dim")
         if image:
-            out.append(f"[image {image}]\n", style="cyan")
+            out.append(f"[image {printable(image)}]\n", style="cyan")
         try:
             rendered = render(text, contact.variables, name=contact.name, default_name=default_name)
         except RenderError as exc:
             out.append(str(exc), style="red")
         else:
-            out.append_text(whatsapp_text(rendered))
+            out.append_text(whatsapp_text(printable(rendered, multiline=True)))
     return out
 
 
@@ -216,9 +217,10 @@ class NewCampaignScreen(Screen[int | None]):
         self.choices_loaded = True
         self.templates = {t.name: t.text for t in templates}
         self._set_options(
-            "list", [(Text(f"{x.name} ({x.contact_count} contacts)"), x.name) for x in lists]
+            "list",
+            [(Text(f"{printable(x.name)} ({x.contact_count} contacts)"), x.name) for x in lists],
         )
-        self._set_options("template", [(Text(name), name) for name in self.templates])
+        self._set_options("template", [(Text(printable(name)), name) for name in self.templates])
         self._follow_template()
         self.refresh_preview()
 
@@ -244,7 +246,7 @@ class NewCampaignScreen(Screen[int | None]):
             line = Text("on WAHA: " if found else "WAHA has no sessions yet (w to add one)")
             for i, s in enumerate(found):
                 line.append(" · " if i else "")
-                line.append(f"{s.name} ")
+                line.append(f"{printable(s.name)} ")
                 line.append_text(session_status_cell(s.status))
             self.session_line = line
         self._show_session_hint()
@@ -332,7 +334,7 @@ class NewCampaignScreen(Screen[int | None]):
                 self.contacts[list_name] = contacts
             count = len(contacts)
             summary.append(f"{count} recipient{'s' if count != 1 else ''}", style="bold")
-            summary.append(f" from list '{list_name}'")
+            summary.append(f" from list '{printable(list_name)}'")
             if not text.strip():
                 shown.append("Choose a template or write the message.", style="dim")
             else:

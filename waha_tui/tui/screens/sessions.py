@@ -18,7 +18,9 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from waha_tui.errors import UserError
 from waha_tui.logs import caught
+from waha_tui.printable import printable
 from waha_tui.sessions import SessionService, connected_number
+from waha_tui.tui.format import shown
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 from waha_tui.tui.widgets.qr import QUIET_ZONE, qr_lines, qr_size, qr_text
@@ -48,23 +50,23 @@ LINK_STEPS = "WhatsApp → Settings → Linked devices → Link a device"
 
 def one_line(exc: BaseException) -> str:
     """The error as one toast line (WAHA's messages may hold newlines)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = printable(" ".join(str(exc).split())) or type(exc).__name__
     return text if isinstance(exc, UserError) else f"unexpected error: {type(exc).__name__}: {text}"
 
 
 def session_status_cell(status: str) -> Text:
     symbol, style = SESSION_LOOK.get(status, ("?", "magenta"))
-    return Text(f"{symbol} {status}", style=style)
+    return Text(f"{symbol} {printable(status)}", style=style)
 
 
 def session_cells(pos: int, s: SessionInfo) -> tuple[object, ...]:
     """One row; everything WAHA sent is Text, never parsed as markup."""
     return (
         str(pos),
-        Text(s.name),
+        shown(s.name),
         session_status_cell(s.status),
-        Text(connected_number(s) or "-"),
-        Text(s.me_push_name or ""),
+        shown(connected_number(s) or "-"),
+        shown(s.me_push_name),
     )
 
 
@@ -104,7 +106,7 @@ class FormModal(ModalScreen[Any]):
 
     def show_error(self, message: str) -> None:
         error = self.query_one(".form-error", Static)
-        error.update(Text(message))
+        error.update(shown(message))
         error.display = bool(message)
         self.query_one(Input).set_class(bool(message), "-invalid")
 
@@ -160,7 +162,7 @@ class PairingModal(FormModal):
     def compose(self) -> ComposeResult:
         with Vertical(id="pair-box", classes="form-box"):
             yield Static(
-                Text(f"Link session '{self.session}' with a phone number"), classes="form-title"
+                shown(f"Link session '{self.session}' with a phone number"), classes="form-title"
             )
             yield Input(
                 placeholder="the phone's number with country code, e.g. +49 151 2345678",
@@ -203,7 +205,7 @@ class PairingModal(FormModal):
         self.code = code
         box = self.query_one("#pair-code", Static)
         # Spaced out and bold: it is read off the screen and typed letter by letter.
-        box.update(Text(" ".join(code), style="bold"))
+        box.update(shown(" ".join(code), style="bold"))
         box.display = True
         steps = self.query_one("#pair-steps", Static)
         steps.update(
@@ -354,7 +356,7 @@ class SessionsScreen(Screen[None]):
         line.append(f"  on WAHA {self.service.base_url}")
         if self.error:
             line.append("  ")
-            line.append(self.error, style="bold red")
+            line.append(printable(self.error), style="bold red")
         elif not self.loaded:
             line.append("  loading…", style="dim")
         return line
@@ -363,13 +365,15 @@ class SessionsScreen(Screen[None]):
         info = self.query_one("#session-info", Static)
         s = self.current()
         line = Text()
+        name = printable(s.name) if s is not None else ""  # WAHA's text, shown as text
         if s is None:
             if self.loaded and not self.sessions:
                 line.append("No sessions on this WAHA server. Press n to create one.")
         elif s.status == "WORKING":
-            line.append(f"'{s.name}' is connected as {connected_number(s) or 'an unknown number'}")
+            number = printable(connected_number(s) or "an unknown number")
+            line.append(f"'{name}' is connected as {number}")
             if s.me_push_name:
-                line.append(f" ({s.me_push_name})")
+                line.append(f" ({printable(s.me_push_name)})")
             line.append(".")
         elif s.status == SCAN:
             if self._too_small is not None:
@@ -380,15 +384,15 @@ class SessionsScreen(Screen[None]):
                 )
                 line.append("or press P to link with a phone number.", style="yellow")
             else:
-                line.append(f"To link '{s.name}', scan the QR code with the phone: {LINK_STEPS}. ")
+                line.append(f"To link '{name}', scan the QR code with the phone: {LINK_STEPS}. ")
                 line.append("No camera? Press P for a pairing code.")
         elif s.status == "STARTING":
-            line.append(f"'{s.name}' is starting…")
+            line.append(f"'{name}' is starting…")
         elif s.status in ("STOPPED", "FAILED"):
-            line.append(f"'{s.name}' is {s.status}. Press s to start it")
+            line.append(f"'{name}' is {printable(s.status)}. Press s to start it")
             line.append(", or l to log out and link it anew." if s.status == "FAILED" else ".")
         else:
-            line.append(f"'{s.name}' is {s.status}.")
+            line.append(f"'{name}' is {printable(s.status)}.")
         info.update(line)
 
     # -- the QR code -------------------------------------------------------------------

@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Static, TextArea
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.logs import caught
 from waha_tui.models import Template
+from waha_tui.printable import printable
 from waha_tui.render import NAME, placeholders, render
 from waha_tui.service import CampaignService, TemplateCheck, check_template
 from waha_tui.tui.screens.confirm import ConfirmationModal
@@ -59,19 +60,20 @@ def sample_values(text: str, typed: str = "") -> dict[str, str]:
 
 def sample_line(values: dict[str, str]) -> Text:
     line = Text("Sample contact: ", style="dim")
-    line.append(" · ".join(f"{key}={value}" for key, value in values.items()))
+    line.append(printable(" · ".join(f"{key}={value}" for key, value in values.items())))
     return line
 
 
 def preview(text: str, values: dict[str, str]) -> Text:
     """The message one contact gets, as WhatsApp shows it."""
     variables = {k: v for k, v in values.items() if k != NAME}
-    return whatsapp_text(render(text, variables, name=values[NAME], default_name="there"))
+    rendered = render(text, variables, name=values[NAME], default_name="there")
+    return whatsapp_text(printable(rendered, multiline=True))
 
 
 def issues_text(check: TemplateCheck) -> Text:
-    lines = [Text(f"✗ {e}", style="bold red") for e in check.errors]
-    lines += [Text(f"! {w}", style="yellow") for w in check.warnings]
+    lines = [Text(f"✗ {printable(e)}", style="bold red") for e in check.errors]
+    lines += [Text(f"! {printable(w)}", style="yellow") for w in check.warnings]
     return Text("\n").join(lines)
 
 
@@ -103,7 +105,7 @@ class TemplateEditor(Screen[str | None]):
 
     def compose(self) -> ComposeResult:
         title = (
-            Text(f"Edit template '{self.template.name}'", style="bold")
+            Text(f"Edit template '{printable(self.template.name)}'", style="bold")
             if self.template
             else Text("New template", style="bold")
         )
@@ -256,7 +258,11 @@ class TemplatesScreen(Screen[None]):
         table.sync(
             (
                 t.name,
-                (str(pos), Text(t.name), Text(" ".join(f"{{{k}}}" for k in placeholders(t.text)))),
+                (
+                    str(pos),
+                    Text(printable(t.name)),
+                    Text(printable(" ".join(f"{{{k}}}" for k in placeholders(t.text)))),
+                ),
             )
             for pos, t in enumerate(found, 1)
         )

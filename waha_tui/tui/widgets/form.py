@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Input, Select, Static, TextArea
 
+from waha_tui.printable import printable
+
 
 class Field(Vertical):
     """The error shows under the control and clears as soon as the value changes."""
@@ -41,7 +43,7 @@ class Field(Vertical):
         if not self.is_mounted:
             return
         box = self.query_one(".field-error", Static)
-        box.update(Text(message))
+        box.update(Text(printable(message, multiline=True)))  # may quote a CSV, WAHA
         box.display = bool(message)
         self.control.set_class(bool(message), "-invalid")
 

@@ -18,6 +18,7 @@ import logging
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -314,8 +315,7 @@ class Store:
             cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
             cur.execute("PRAGMA foreign_keys = ON")
             cur.execute("PRAGMA synchronous = NORMAL")
-            # Outside any transaction: SQLite cannot change the journal inside one.
-            cur.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cur, busy_ms)
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -1154,6 +1154,25 @@ def _end_entry(camp: Campaign, reason: str | None) -> Entry:
 def _reason(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
     return str(orig or exc).strip().split("\n")[0]
+
+
+def _switch_to_wal(cur: sqlite3.Cursor, busy_ms: int) -> None:
+    """PRAGMA journal_mode = WAL, outside any transaction (SQLite cannot change the journal
+    inside one). While several processes open a new file at once, the switch fails at once
+    with "database is locked" instead of waiting for the busy timeout: it is tried again
+    for as long as that timeout."""
+    deadline = time.monotonic() + busy_ms / 1000
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code not in _SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 # SQLITE_BUSY, SQLITE_LOCKED; PostgreSQL: lock_not_available (our lock_timeout).

@@ -695,3 +695,20 @@ def test_several_processes_opening_one_database_at_once(db_target: str, version_
         ]
     for store in opened:
         store.close()
+
+
+def test_status_and_owner_sees_another_process_at_once(db_target: str) -> None:
+    """The runner's look right before a send: never a stale snapshot."""
+    store, other = Store(db_target), Store(db_target)
+    try:
+        cid = make_campaign(store, 1)
+        assert store.status_and_owner(cid) == (S.SCHEDULED, None)
+        store.claim(cid, "runner-a", 30)
+        assert store.status_and_owner(cid) == (S.RUNNING, "runner-a")
+        other.transition(cid, S.PAUSED, pause_reason="paused by the operator")
+        assert store.status_and_owner(cid)[0] == S.PAUSED
+        with pytest.raises(NotFound):
+            store.status_and_owner(cid + 1000)
+    finally:
+        store.close()
+        other.close()

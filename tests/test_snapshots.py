@@ -23,6 +23,7 @@ from waha_tui.store import R
 S = CampaignStatus
 pytestmark = pytest.mark.usefixtures("utc")  # every snapshot
 SIZE = (80, 24)  # the smallest terminal an operator may have
+WIDE = (120, 40)
 
 
 def every_status(tmp_path: Path) -> Rig:
@@ -91,6 +92,28 @@ def test_main_screen_with_every_status(snap_compare, tmp_path: Path) -> None:
         rig.app(session_interval=3600),
         terminal_size=SIZE,
         run_before=lambda pilot: select_row(pilot, 1),
+    )
+
+
+def test_main_screen_at_120x40_shows_more_columns(snap_compare, tmp_path: Path) -> None:
+    rig = every_status(tmp_path)
+    assert snap_compare(
+        rig.app(session_interval=3600),
+        terminal_size=WIDE,
+        run_before=lambda pilot: select_row(pilot, 1),
+    )
+
+
+def test_main_screen_under_no_color(
+    snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without colours the highlighted row still stands out from the header and the rest."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    rig = every_status(tmp_path)
+    assert snap_compare(
+        rig.app(session_interval=3600),
+        terminal_size=SIZE,
+        run_before=lambda pilot: select_row(pilot, 2),
     )
 
 

@@ -32,6 +32,7 @@ from waha_tui.tui.terminal import GuardedDriver
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
 
 log = logging.getLogger(__name__)
+LINE_PADDING = 2  # the one-line widgets' padding, a cell on either side
 RUNNER_GROUP = "runner"  # its own group: `exclusive` elsewhere must never cancel a runner
 STOPPED_WITH_DASHBOARD = "stopped with the dashboard"
 QUIT = "quit"  # the stop's reason when the operator quits
@@ -299,7 +300,7 @@ class WahaTuiApp(App[None]):
             await asyncio.sleep(self.session_interval)
 
     async def _sessions_line(self) -> Text:
-        line = Text(f"WAHA {self.service.waha_url}  ")
+        line = Text(f"WAHA {printable(self.service.waha_url)}  ")
         try:
             sessions: list[SessionInfo] = await self.service.sessions()
         except Unreachable:
@@ -310,11 +311,7 @@ class WahaTuiApp(App[None]):
             return line.append(printable(str(exc)), style="red")
         if not sessions:
             return line.append("no sessions", style="yellow")
-        for s in sessions:
-            line.append(" · ")
-            line.append(f"{printable(s.name)} ")
-            line.append(printable(s.status), style=SESSION_LOOK.get(s.status, "magenta"))
-        return line
+        return fit_sessions(line, sessions, self.main.size.width - LINE_PADDING)
 
     # -- leaving -----------------------------------------------------------------------
 
@@ -359,6 +356,31 @@ class WahaTuiApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._unsubscribe()
+
+
+def fit_sessions(line: Text, sessions: list[SessionInfo], width: int) -> Text:
+    """`default WORKING · sales STOPPED · +2`: as many sessions as fit the line, and how
+    many more there are (the sessions screen, w, lists them all)."""
+    pieces = []
+    for s in sessions:
+        piece = Text(" · ")
+        piece.append(f"{printable(s.name)} ")
+        piece.append(printable(s.status), style=SESSION_LOOK.get(s.status, "magenta"))
+        pieces.append(piece)
+    for shown_count in range(len(pieces), -1, -1):
+        rest = len(pieces) - shown_count
+        more = f" · +{rest}" if rest else ""
+        used = line.cell_len + sum(p.cell_len for p in pieces[:shown_count]) + len(more)
+        if used <= width or shown_count == 0:
+            out = line.copy()
+            for piece in pieces[:shown_count]:
+                out.append_text(piece)
+            if more:
+                out.append(more, style="bold")
+            if out.cell_len > width:
+                out.truncate(width, overflow="ellipsis")
+            return out
+    return line
 
 
 def create_app(service: CampaignService, **kwargs: Any) -> WahaTuiApp:

@@ -39,6 +39,7 @@ EVENT_LOOK: dict[str, str] = {
     Kind.CANCELLED: "dim",
 }
 BAR_WIDTH = 8
+COMPACT_BAR = 6
 
 
 def status_cell(status: str) -> Text:
@@ -61,6 +62,25 @@ def progress_cell(c: Campaign) -> Text:
         label = f"{c.sent}/{c.total} sent"
     text = Text(bar, style="green" if c.status != S.FAILED else "red")
     text.append(f" {label}")
+    return text
+
+
+def count(n: int) -> str:
+    """A count in few characters: 999, 12,345 as 12.3k, 1.2M."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k".replace(".0k", "k")
+    return f"{n / 1_000_000:.1f}M".replace(".0M", "M")
+
+
+def progress_compact(c: Campaign) -> Text:
+    """The table's progress: a short bar and processed/total (the row line says more)."""
+    done, total = min(c.next_index, c.total), max(c.total, 1)
+    filled = round(COMPACT_BAR * done / total)
+    text = Text("█" * filled + "░" * (COMPACT_BAR - filled))
+    text.stylize("green" if c.status != S.FAILED else "red")
+    text.append(f" {count(done)}/{count(c.total)}")
     return text
 
 
@@ -95,21 +115,20 @@ def reason_cell(c: Campaign) -> Text:
     return Text("")
 
 
-def campaign_cells(c: Campaign) -> tuple[object, ...]:
-    """One row of the campaign table; names are Text, never parsed as markup."""
-    failed = Text(str(c.failed), style="red" if c.failed else "")
-    nxt = str(c.next_index + 1) if c.next_index < c.total else "-"
-    return (
-        str(c.id),
-        shown(c.name),
-        shown(c.session),
-        status_cell(c.status),
-        progress_cell(c),
-        failed,
-        nxt,
-        local_time(c.scheduled_at),
-        reason_cell(c),
-    )
+def campaign_cells(c: Campaign) -> dict[str, object]:
+    """Every cell a campaign's row may show, by column key (tui/columns.py chooses which
+    fit); names are Text, never parsed as markup."""
+    return {
+        "id": str(c.id),
+        "name": shown(c.name),
+        "session": shown(c.session),
+        "status": status_cell(c.status),
+        "progress": progress_compact(c),
+        "failed": Text(str(c.failed), style="red" if c.failed else ""),
+        "next": str(c.next_index + 1) if c.next_index < c.total else "-",
+        "scheduled": local_time(c.scheduled_at),
+        "reason": reason_cell(c),
+    }
 
 
 def recipient_cells(r: Recipient) -> tuple[object, ...]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 KEYS: list[tuple[str, str]] = [
     ("↑ ↓ / j k", "move between campaigns; PgUp PgDn: pages of 100"),
@@ -27,6 +28,16 @@ KEYS: list[tuple[str, str]] = [
 ]
 
 
+def keys_table() -> Table:
+    """Every key and what it does; an action longer than the line wraps, never cut."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, action in KEYS:
+        grid.add_row(key, action)
+    return grid
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "dismiss", "Close"),
@@ -35,17 +46,11 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box"):
+        # Scrolls where the terminal is shorter than the list.
+        with VerticalScroll(id="help-box"):
             yield Static("Keys", id="help-title")
-            table: DataTable[str] = DataTable(show_cursor=False, id="help-keys")
-            yield table
+            yield Static(keys_table(), id="help-keys")
             yield Static("esc closes this help", id="help-foot")
-
-    def on_mount(self) -> None:
-        table = self.query_one("#help-keys", DataTable)
-        table.add_columns("Key", "Action")
-        for key, action in KEYS:
-            table.add_row(key, action)
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

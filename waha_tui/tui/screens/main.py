@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from waha_tui.logs import caught
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus, can_resume
+from waha_tui.tui.columns import CAMPAIGNS, Fitted, cut, fit
 from waha_tui.tui.format import campaign_cells, reason_cell, shown, status_cell
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
@@ -34,22 +35,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 S = CampaignStatus
-CAMPAIGN_COLUMNS = [
-    ("ID", "id"),
-    ("Name", "name"),
-    ("Session", "session"),
-    ("Status", "status"),
-    ("Progress", "progress"),
-    ("Failed", "failed"),
-    ("Next", "next"),
-    ("Scheduled", "scheduled"),
-    ("Reason", "reason"),
-]
 PAGE_SIZE = 100  # rows the table holds at a time: its cost stays flat however many campaigns
 OVERLAP = timedelta(seconds=5)  # how far back before the latest updated_at seen each read goes
 FULL_READ_EVERY = 30.0  # seconds between reads of every row (a safety net; see reload())
 GC_THRESHOLD = (10_000, 10, 10)
 RELOAD_DELAY = 0.1  # a burst of runner events makes one reload, this long after the first
+ROW_INFO_LINES = 2  # the highlighted campaign's line under the table
+ROW_INFO_SLACK = 12  # cells a word-wrapped line may leave empty
+DEFAULT_WIDTH = 80  # until the first resize tells the real one
+SCROLLBAR = 2  # the table's vertical scrollbar, there once the rows overflow
 BAN_WARNING = "⚠ Messaging people who did not ask for it gets WhatsApp numbers banned."
 
 
@@ -112,6 +106,8 @@ class MainScreen(Screen[None]):
         self.page = 0  # which PAGE_SIZE slice of the matching campaigns the table holds
         self._order: list[int] = []  # ids of the campaigns matching the filter, ascending
         self._cells: dict[int, tuple[object, ...]] = {}  # cells of rows shown, by id
+        # The columns that fit the screen's width (tui/columns.py), refitted on resize.
+        self._fitted: list[Fitted] = fit(CAMPAIGNS, DEFAULT_WIDTH - SCROLLBAR)
         self._newest: datetime | None = None  # the latest updated_at seen
         self._full_read_at = -math.inf  # monotonic time of the last read of every row
         self._loading = False
@@ -139,7 +135,9 @@ class MainScreen(Screen[None]):
         yield Static(Text(BAN_WARNING), id="ban-warning")
         yield Static(Text(self.wapp.banner or ""), id="banner")
         yield Static(id="scheduler-line")  # shown only while scheduling is impaired
-        yield CampaignTable(CAMPAIGN_COLUMNS, id="campaigns")
+        table = CampaignTable([(f.column.label, f.key) for f in self._fitted], id="campaigns")
+        table.set_columns([(f.column.label, f.key, f.width) for f in self._fitted])
+        yield table
         yield Static(id="page-info")
         yield Static(id="row-info")
         yield Static(id="empty-hint")
@@ -163,6 +161,17 @@ class MainScreen(Screen[None]):
         self._froze_heap = True
         self._gc_threshold = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLD)
+
+    def on_resize(self, event: events.Resize) -> None:
+        fitted = fit(CAMPAIGNS, event.size.width - SCROLLBAR)
+        if fitted == self._fitted:
+            return
+        self._fitted = fitted
+        table = self.query_one("#campaigns", KeyedTable)
+        if table.set_columns([(f.column.label, f.key, f.width) for f in fitted]):
+            self._cells.clear()
+            if self.campaigns:
+                self.show(None, reorder=False)
 
     def on_unmount(self) -> None:
         if self._froze_heap:
@@ -274,7 +283,8 @@ class MainScreen(Screen[None]):
     def _cells_for(self, cid: int) -> tuple[object, ...]:
         cells = self._cells.get(cid)
         if cells is None:
-            cells = self._cells[cid] = campaign_cells(self.campaigns[cid])
+            every = campaign_cells(self.campaigns[cid])
+            cells = self._cells[cid] = tuple(cut(every[f.key], f.width) for f in self._fitted)
         return cells
 
     def page_ids(self) -> list[int]:
@@ -429,7 +439,8 @@ class MainScreen(Screen[None]):
         return True
 
     def _show_row_info(self) -> None:
-        """The highlighted campaign's reason in full: the Reason column is off-screen at 80x24."""
+        """The highlighted campaign's reason, wrapped under the table: the Reason column is
+        not shown at 80 columns, and where it is, it is cut."""
         c = self.current()
         info = self.query_one("#row-info", Static)
         line = Text()
@@ -448,7 +459,12 @@ class MainScreen(Screen[None]):
                 line.append(": press r to resume")
             if c.status == S.FAILED and can_resume(c.status, c.next_index, c.total):
                 line.append(f" · r resumes it from recipient {c.next_index + 1}")
-        info.update(line, layout=False)  # one line, always: no re-layout of the screen
+        # ROW_INFO_LINES lines, always: no re-layout of the screen. Longer text is cut with
+        # an ellipsis (with room for the words that wrap early); details (enter) has it all.
+        room = ROW_INFO_LINES * (self.size.width - 2) - ROW_INFO_SLACK
+        if line.cell_len > room > 0:
+            line.truncate(room, overflow="ellipsis")
+        info.update(line, layout=False)
 
     @on(DataTable.RowHighlighted, "#campaigns")
     def _row_moved(self) -> None:

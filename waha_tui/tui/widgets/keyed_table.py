@@ -34,11 +34,30 @@ class KeyedTable(DataTable[object]):
     ) -> None:
         super().__init__(cursor_type="row", name=name, id=id, classes=classes, disabled=disabled)
         self._column_spec = list(columns)
+        self._widths: list[int | None] = [None] * len(self._column_spec)
         self._shown: dict[str, tuple[object, ...]] = {}
+        self._restore: str | None = None  # the row the cursor goes back to after set_columns
 
     def on_mount(self) -> None:
-        for label, key in self._column_spec:
-            self.add_column(label, key=key)
+        for (label, key), width in zip(self._column_spec, self._widths, strict=True):
+            self.add_column(label, key=key, width=width)
+
+    def set_columns(self, columns: Sequence[tuple[str, str, int | None]]) -> bool:
+        """Show these columns (label, key, width; None: as wide as the content). The rows
+        go with the old columns: the next `sync` brings them back, the cursor on the same
+        row key. False if they are the columns shown already."""
+        spec = [(label, key) for label, key, _width in columns]
+        widths = [width for _label, _key, width in columns]
+        if spec == self._column_spec and widths == self._widths:
+            return False
+        self._restore = self.current_key or self._restore
+        self._column_spec, self._widths = spec, widths
+        self._shown.clear()
+        if self.is_mounted:
+            self.clear(columns=True)
+            for (label, key), width in zip(spec, widths, strict=True):
+                self.add_column(label, key=key, width=width)
+        return True
 
     @property
     def current_key(self) -> str | None:
@@ -81,10 +100,13 @@ class KeyedTable(DataTable[object]):
             if added:
                 # New rows were appended; keep the order of the first column's numbers.
                 self.sort(columns[0], key=_number)
+            if keep is None and self._restore in wanted:
+                keep, added = self._restore, True  # back where it was before set_columns
             if keep is not None and keep in wanted and (added or removed):
                 index = self.get_row_index(keep)
                 if index != self.cursor_row:
-                    self.move_cursor(row=index, animate=False, scroll=False)
+                    self.move_cursor(row=index, animate=False, scroll=keep == self._restore)
+            self._restore = None
         return added or removed or updated
 
     # -- updating a row without re-rendering the whole table ------------------------------

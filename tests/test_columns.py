@@ -1,0 +1,38 @@
+"""Which columns fit (tui/columns.py): by priority, never wider than the terminal."""
+
+from __future__ import annotations
+
+import pytest
+from rich.text import Text
+
+from waha_tui.tui.columns import CAMPAIGNS, CELL_PADDING, cut, fit
+
+
+@pytest.mark.parametrize("width", [40, 60, 78, 100, 118, 158, 238])
+def test_the_columns_shown_never_need_a_sideways_scroll(width: int) -> None:
+    fitted = fit(CAMPAIGNS, width)
+    keys = [f.key for f in fitted]
+    assert keys[:3] == ["id", "name", "status"]  # always, whatever the width
+    used = sum(f.width + CELL_PADDING for f in fitted)
+    assert used <= max(width, sum(c.width + CELL_PADDING for c in CAMPAIGNS if not c.priority))
+    assert keys == [c.key for c in CAMPAIGNS if c.key in keys]  # in their declared order
+
+
+def test_80_columns_show_what_an_operator_needs_and_wider_shows_more() -> None:
+    at80 = [f.key for f in fit(CAMPAIGNS, 78)]
+    assert at80 == ["id", "name", "status", "progress", "next", "failed"]
+    at120 = [f.key for f in fit(CAMPAIGNS, 118)]
+    assert set(at80) < set(at120) and "reason" in at120
+    at200 = fit(CAMPAIGNS, 198)
+    assert [f.key for f in at200][-1] == "reason" and "scheduled" in [f.key for f in at200]
+    widths = {f.key: f.width for f in at200}
+    assert widths["reason"] > 40  # what is left goes to the reason
+
+
+def test_a_cut_is_never_silent() -> None:
+    long = Text("Welcome series for the spring sale", style="bold")
+    short = cut(long, 12)
+    assert isinstance(short, Text) and short.plain == "Welcome ser…" and short.cell_len == 12
+    assert short.style == "bold"
+    assert cut("0123456789", 5) == "0123…" and cut("abc", 5) == "abc"
+    assert cut(Text("日本語の名前です"), 7).cell_len <= 7  # wide characters count double

@@ -1,0 +1,83 @@
+"""Which columns a table shows at a given width: by priority, never by scrolling sideways.
+
+An operator at 80x24 over SSH must see, without a horizontal scroll, what matters: which
+campaign, its state, how far it got. Wider terminals show more. Each column has a
+priority (0: always) and a width; `fit` keeps the columns that fit, in priority order, and
+gives what is left to the flexible ones (the reason where it fits, else the name). Text
+longer than its column is cut with an ellipsis, never silently. Later columns (delivery counts, what a
+campaign waits for) are added to the lists here, with their priority.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+
+CELL_PADDING = 2  # DataTable's cell_padding (1) on either side of every column
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int  # the least it is shown with
+    priority: int  # 0: always shown; then lower numbers first
+    grow_to: int = 0  # a flexible column takes what is left, up to this (0: fixed)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    column: Column
+    width: int
+
+    @property
+    def key(self) -> str:
+        return self.column.key
+
+
+def fit(columns: Sequence[Column], width: int) -> list[Fitted]:
+    """The columns shown in `width` cells, in their declared order, with their widths."""
+    chosen = [c for c in columns if c.priority == 0]
+    used = sum(c.width + CELL_PADDING for c in chosen)
+    for c in sorted((c for c in columns if c.priority > 0), key=lambda c: c.priority):
+        if used + c.width + CELL_PADDING <= width:
+            chosen.append(c)
+            used += c.width + CELL_PADDING
+    widths = {c.key: c.width for c in chosen}
+    left = max(width - used, 0)
+    # What is left goes to the last flexible column shown (the reason where it fits, else
+    # the name), up to its grow_to; then to the others.
+    flexible = [c for c in columns if c.grow_to and c.key in widths]
+    for c in reversed(flexible):
+        more = min(left, max(c.grow_to - c.width, 0))
+        widths[c.key] += more
+        left -= more
+    return [Fitted(c, widths[c.key]) for c in columns if c.key in widths]
+
+
+def cut(cell: object, width: int) -> object:
+    """A cell no wider than `width`, an ellipsis where it was cut."""
+    if isinstance(cell, Text):
+        if cell.cell_len <= width:
+            return cell
+        cut_text = cell.copy()
+        cut_text.truncate(width, overflow="ellipsis")
+        return cut_text
+    if isinstance(cell, str) and len(cell) > width:
+        return cell[: max(width - 1, 0)] + "…"
+    return cell
+
+
+CAMPAIGNS = [
+    Column("id", "ID", 4, 0),
+    Column("name", "Name", 20, 0, grow_to=40),
+    Column("status", "Status", 11, 0),
+    Column("progress", "Progress", 16, 0),
+    Column("next", "Next", 5, 1),
+    Column("failed", "Failed", 6, 2),
+    Column("session", "Session", 10, 3),
+    Column("scheduled", "Scheduled", 11, 5),
+    Column("reason", "Reason", 20, 4, grow_to=80),
+]

@@ -4,8 +4,8 @@ An operator at 80x24 over SSH must see, without a horizontal scroll, what matter
 campaign, its state, how far it got. Wider terminals show more. Each column has a
 priority (0: always) and a width; `fit` keeps the columns that fit, in priority order, and
 gives what is left to the flexible ones (the reason where it fits, else the name). Text
-longer than its column is cut with an ellipsis, never silently. Later columns (delivery counts, what a
-campaign waits for) are added to the lists here, with their priority.
+longer than its column is cut with an ellipsis, never silently. Later columns (delivery
+counts, what a campaign waits for) are added to the lists here, with their priority.
 """
 
 from __future__ import annotations

@@ -130,6 +130,23 @@ def test_details_screen(snap_compare, tmp_path: Path) -> None:
     )
 
 
+def test_details_screen_at_80x24_with_a_failed_recipient_highlighted(
+    snap_compare, tmp_path: Path
+) -> None:
+    """The Error column is cut at 80 wide: the highlighted recipient's error shows whole
+    under the table."""
+    rig = every_status(tmp_path)
+
+    async def open_details(pilot: Pilot) -> None:
+        await select_row(pilot, 1)
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        await pilot.press("down", "down", "down")
+        await pilot.pause(0.2)
+
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=open_details)
+
+
 def test_details_history(snap_compare, tmp_path: Path) -> None:
     """The history of a campaign, at the smallest terminal."""
     rig = every_status(tmp_path)

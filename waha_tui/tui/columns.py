@@ -81,3 +81,12 @@ CAMPAIGNS = [
     Column("scheduled", "Scheduled", 11, 5),
     Column("reason", "Reason", 20, 4, grow_to=80),
 ]
+
+RECIPIENTS = [
+    Column("pos", "#", 4, 0),
+    Column("phone", "Phone", 13, 0),
+    Column("name", "Name", 12, 0, grow_to=24),
+    Column("status", "Status", 8, 0),
+    Column("message_id", "WAHA message id", 16, 2, grow_to=40),
+    Column("error", "Error", 20, 1, grow_to=200),
+]

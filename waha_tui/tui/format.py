@@ -131,15 +131,16 @@ def campaign_cells(c: Campaign) -> dict[str, object]:
     }
 
 
-def recipient_cells(r: Recipient) -> tuple[object, ...]:
-    return (
-        str(r.position + 1),
-        shown(r.phone),
-        shown(r.name),
-        recipient_status_cell(r.status),
-        shown(r.message_id),
-        shown(r.error, style="red" if r.error else ""),
-    )
+def recipient_cells(r: Recipient) -> dict[str, object]:
+    """Every cell a recipient's row may show, by column key (tui/columns.py chooses)."""
+    return {
+        "pos": str(r.position + 1),
+        "phone": shown(r.phone),
+        "name": shown(r.name),
+        "status": recipient_status_cell(r.status),
+        "message_id": shown(r.message_id),
+        "error": shown(r.error, style="red" if r.error else ""),
+    }
 
 
 def event_cells(number: int, e: CampaignEventRow) -> tuple[object, ...]:

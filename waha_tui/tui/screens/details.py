@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import logging
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 from waha_tui.errors import UserError
 from waha_tui.logs import caught
-from waha_tui.models import Campaign, CampaignEventRow
+from waha_tui.models import Campaign, CampaignEventRow, Recipient
 from waha_tui.service import CampaignService
 from waha_tui.status import CampaignStatus
+from waha_tui.tui.columns import RECIPIENTS, Fitted, cut, fit
 from waha_tui.tui.format import (
     event_cells,
     local_time,
@@ -30,14 +33,6 @@ from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 log = logging.getLogger(__name__)
-RECIPIENT_COLUMNS = [
-    ("#", "pos"),
-    ("Phone", "phone"),
-    ("Name", "name"),
-    ("Status", "status"),
-    ("WAHA message id", "message_id"),
-    ("Error", "error"),
-]
 HISTORY_COLUMNS = [
     ("#", "pos"),
     ("Time", "at"),
@@ -49,9 +44,29 @@ RECIPIENTS_TITLE = "Recipients, in sending order"
 HISTORY_TITLE = "History: who did what, and why (h: recipients)"
 RETRYABLE = (CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.FAILED)
 WINDOW = 1000  # recipients shown around the next one, so huge campaigns stay light
+DEFAULT_WIDTH = 80  # until the first resize tells the real one
+SCROLLBAR = 2
 
 
-def summary(c: Campaign) -> Table:
+def summary(c: Campaign) -> Group:
+    """The counters in a grid of short values; the long ones (why it waits, why it paused,
+    its last error) under it, wrapped, so the grid keeps its columns at 80 wide."""
+    notes = Text()
+    waiting = waiting_cell(c)
+    for label, value in (
+        ("Waiting", waiting if waiting.plain else None),
+        ("Paused", shown(c.pause_reason, style="yellow") if c.pause_reason else None),
+        ("Last error", shown(c.last_error, style="red") if c.last_error else None),
+    ):
+        if value is not None:
+            if notes:
+                notes.append("\n")
+            notes.append(f"{label}: ", style="bold")
+            notes.append_text(value)
+    return Group(_counters(c), notes) if notes else Group(_counters(c))
+
+
+def _counters(c: Campaign) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -78,13 +93,6 @@ def summary(c: Campaign) -> Table:
     if c.status == CampaignStatus.RUNNING and c.lease_owner:
         owner = ":".join(c.lease_owner.split(":")[:2])
         grid.add_row("Runner", shown(f"process {owner}"), "", "")
-    waiting = waiting_cell(c)
-    if waiting.plain:
-        grid.add_row("Waiting", waiting, "", "")
-    if c.pause_reason:
-        grid.add_row("Paused", shown(c.pause_reason, style="yellow"), "", "")
-    if c.last_error:
-        grid.add_row("Last error", shown(c.last_error, style="red"), "", "")
     return grid
 
 
@@ -104,11 +112,16 @@ class DetailsScreen(Screen[None]):
         self.campaign: Campaign | None = None
         self.history_shown = False
         self._history_of: object = None  # the campaign's updated_at the history was read at
+        self._fitted: list[Fitted] = fit(RECIPIENTS, DEFAULT_WIDTH - SCROLLBAR)
+        self._recipients: dict[str, Recipient] = {}  # those shown, by row key
 
     def compose(self) -> ComposeResult:
         yield Static(id="details-summary")
         yield Static(Text(RECIPIENTS_TITLE, style="bold"), id="details-title")
-        yield KeyedTable(RECIPIENT_COLUMNS, id="recipients")
+        table = KeyedTable([(f.column.label, f.key) for f in self._fitted], id="recipients")
+        table.set_columns([(f.column.label, f.key, f.width) for f in self._fitted])
+        yield table
+        yield Static(id="recipient-error")  # the highlighted recipient's error, in full
         yield KeyedTable(HISTORY_COLUMNS, id="history")
         yield Footer()
 
@@ -133,11 +146,43 @@ class DetailsScreen(Screen[None]):
         self.campaign = camp
         self.query_one("#details-summary", Static).update(summary(camp))
         self.refresh_bindings()
-        table = self.query_one("#recipients", KeyedTable)
-        table.sync((str(r.position), recipient_cells(r)) for r in recipients)
+        self._recipients = {str(r.position): r for r in recipients}
+        self._show_recipients()
+        self._show_recipient_error()
         # Every entry of the history moves updated_at: read it again only then.
         if self.history_shown and camp.updated_at != self._history_of:
             await self._load_history(camp.updated_at)
+
+    def _show_recipients(self) -> None:
+        fitted = self._fitted
+        self.query_one("#recipients", KeyedTable).sync(
+            (key, tuple(cut(cells[f.key], f.width) for f in fitted))
+            for key, cells in ((k, recipient_cells(r)) for k, r in self._recipients.items())
+        )
+
+    def on_resize(self, event: events.Resize) -> None:
+        fitted = fit(RECIPIENTS, event.size.width - SCROLLBAR)
+        if fitted != self._fitted:
+            self._fitted = fitted
+            table = self.query_one("#recipients", KeyedTable)
+            if table.set_columns([(f.column.label, f.key, f.width) for f in fitted]):
+                self._show_recipients()
+
+    @on(DataTable.RowHighlighted, "#recipients")
+    def _show_recipient_error(self) -> None:
+        """What went wrong with the highlighted recipient, whole: its column is cut."""
+        box = self.query_one("#recipient-error", Static)
+        key = self.query_one("#recipients", KeyedTable).current_key
+        r = self._recipients.get(key) if key is not None else None
+        text = Text()
+        if r is not None and r.error and not self.history_shown:
+            text.append(f"#{r.position + 1} ", style="bold")
+            text.append_text(shown(r.error, style="red"))
+            room = 3 * (self.size.width - 4) - 12  # its three lines, words wrapping early
+            if text.cell_len > room > 0:
+                text.truncate(room, overflow="ellipsis")
+        box.update(text)
+        box.display = bool(text)
 
     async def _load_history(self, seen: object) -> None:
         try:
@@ -162,6 +207,7 @@ class DetailsScreen(Screen[None]):
         history = self.query_one("#history", KeyedTable)
         recipients = self.query_one("#recipients", KeyedTable)
         history.display, recipients.display = self.history_shown, not self.history_shown
+        self._show_recipient_error()
         (history if self.history_shown else recipients).focus()
         if self.history_shown:
             self._history_of = None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from rich.text import Text
 
 from waha_tui.tui.columns import CAMPAIGNS, CELL_PADDING, cut, fit
+from waha_tui.tui.format import local_time
 
 
 @pytest.mark.parametrize("width", [40, 60, 78, 100, 118, 158, 238])
@@ -36,3 +39,13 @@ def test_a_cut_is_never_silent() -> None:
     assert short.style == "bold"
     assert cut("0123456789", 5) == "0123…" and cut("abc", 5) == "abc"
     assert cut(Text("日本語の名前です"), 7).cell_len <= 7  # wide characters count double
+
+
+def test_a_date_outside_this_year_shows_its_year() -> None:
+    now = datetime.now(UTC)
+    this_year = now.replace(month=1, day=2, hour=12)
+    assert local_time(this_year) == this_year.astimezone().strftime("%m-%d %H:%M")
+    other = this_year.replace(year=now.year + 1)
+    assert local_time(other).startswith(f"{now.year + 1}-")
+    assert local_time(other, "%Y-%m-%d") == other.astimezone().strftime("%Y-%m-%d")
+    assert local_time(None) == "-"

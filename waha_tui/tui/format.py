@@ -91,7 +91,13 @@ def shown(text: str | None, style: str = "") -> Text:
 
 
 def local_time(value: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
-    return value.astimezone().strftime(fmt) if value else "-"
+    """A time in the operator's zone; the short form gains the year outside this year."""
+    if value is None:
+        return "-"
+    local = value.astimezone()
+    if "%Y" not in fmt and local.year != datetime.now(local.tzinfo).year:
+        fmt = "%Y-" + fmt
+    return local.strftime(fmt)
 
 
 def waiting_cell(c: Campaign) -> Text:

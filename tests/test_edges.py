@@ -395,7 +395,7 @@ def test_the_dashboard_shows_hostile_text_as_text_on_a_real_terminal(
         read_until(b"PWNED-TITLE", 40)  # the campaign's name (and its reason) drawn
         os.write(master, b"\r")  # its details: the recipients' names
         read_until(b"Ann", 20)
-        read_until(b"evil", 20)
+        read_until(b"Bob\\u202e", 20)  # shown as text (cut to its column after)
         time.sleep(0.5)
         while select.select([master], [], [], 0.2)[0]:
             seen.extend(os.read(master, 65536))

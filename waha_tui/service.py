@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.csv_import import ImportResult, parse_contacts
-from waha_tui.errors import FieldError, InvalidInput, UserError
+from waha_tui.errors import FieldError, InvalidInput, UserError, ref
 from waha_tui.history import Entry, Kind
 from waha_tui.media import Media, load_image
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, Template, utcnow
@@ -111,7 +111,7 @@ def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> 
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise UserError(
-                f"--at {value!r} is not an ISO-8601 date and time, e.g. 2026-12-01T09:30"
+                f"{ref('at')} {value!r} is not an ISO-8601 date and time, e.g. 2026-12-01T09:30"
             ) from None
     try:
         if parsed.tzinfo is None:
@@ -119,7 +119,9 @@ def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> 
         return parsed.astimezone(UTC)
     except (OverflowError, ValueError, OSError):
         # Only at the ends of the calendar: 9999-12-31T23:59:59-12:00 is in year 10000 UTC.
-        raise UserError(f"--at {value!r} is out of range: give a date before 9999-12-31") from None
+        raise UserError(
+            f"{ref('at')} {value!r} is out of range: give a date before 9999-12-31"
+        ) from None
 
 
 class _Checks:
@@ -140,7 +142,7 @@ class _Checks:
         except StoreError:
             raise  # the database failed, not the input
         except UserError as exc:
-            self.add(field, str(exc))
+            self.add(field, exc.text)  # the fields it names stay references
         return None
 
     def done(self) -> None:
@@ -196,7 +198,7 @@ class CampaignService:
         self, path: str, list_name: str, country: str | None
     ) -> tuple[int, ImportResult]:
         checks = _Checks()
-        name = checks.run("list_name", lambda: _required("--list", list_name))
+        name = checks.run("list_name", lambda: _required(ref("list_name"), list_name))
         if name is not None and name in {x.name for x in self.store.lists()}:
             checks.add("list_name", _list_taken(name))
         region = checks.run("country", lambda: check_country(country)) if country else None
@@ -283,7 +285,9 @@ class CampaignService:
         text_field = "template" if draft.template else "message"
         text: str | None = None
         if bool(draft.message) == bool(draft.template):
-            checks.add("message", "give either --message or --template (exactly one)")
+            checks.add(
+                "message", f"give either {ref('message')} or {ref('template')} (exactly one)"
+            )
         elif draft.message:
             text = draft.message
         else:
@@ -298,7 +302,7 @@ class CampaignService:
             for error in broken:
                 checks.add(text_field, f"the message, {error}")
             text = None
-        session = checks.run("session", lambda: _required("--session", draft.session))
+        session = checks.run("session", lambda: _required(ref("session"), draft.session))
         when = checks.run("at", lambda: parse_when(draft.at))
         delay = checks.run("delay", lambda: _delay(draft.delay))
         image = None
@@ -308,7 +312,11 @@ class CampaignService:
         source: str | None = None
         field = "list_name"  # where "no recipients" goes
         if bool(draft.contacts_file) == bool(draft.list_name):
-            checks.add("list_name", "give either --contacts FILE.csv or --list NAME (exactly one)")
+            checks.add(
+                "list_name",
+                f"give either {ref('contacts_file')} FILE.csv or {ref('list_name')} NAME "
+                "(exactly one)",
+            )
         elif draft.contacts_file:
             source = Path(draft.contacts_file).name
             region = (
@@ -571,9 +579,9 @@ def _required(what: str, value: str | None) -> str:
 
 
 def _campaign_name(name: str) -> str:
-    name = _required("--name", name)
+    name = _required(ref("name"), name)
     if len(name) > MAX_NAME:
-        raise UserError(f"--name is longer than {MAX_NAME} characters")
+        raise UserError(f"{ref('name')} is longer than {MAX_NAME} characters")
     return name
 
 

@@ -487,7 +487,7 @@ async def test_pause_of_a_scheduled_campaign(service: CampaignService, db: str) 
     camp = await service.pause(cid)
     assert (camp.status, camp.pause_reason) == (S.PAUSED, PAUSED_BY_OPERATOR)
     before = snapshot(db)
-    with pytest.raises(TransitionError, match=f"campaign {cid} is Paused: it cannot become Paused"):
+    with pytest.raises(TransitionError, match=f"^campaign {cid} is already Paused$"):
         await service.pause(cid)
     assert snapshot(db) == before
 
@@ -507,7 +507,7 @@ async def test_cancel(service: CampaignService, status: CampaignStatus) -> None:
     force(service.store, cid, status=status)
     camp = await service.cancel(cid)
     assert camp.status == S.CANCELLED and camp.completed_at is not None
-    with pytest.raises(TransitionError, match="is Cancelled: it cannot become"):
+    with pytest.raises(TransitionError, match="is already Cancelled"):
         await service.cancel(cid)
 
 

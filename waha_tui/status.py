@@ -1,4 +1,5 @@
-"""Campaign and recipient statuses, and the one table of allowed campaign transitions."""
+"""Campaign and recipient statuses, the one table of allowed campaign transitions, and how
+a refused change is worded."""
 
 from __future__ import annotations
 
@@ -39,10 +40,28 @@ TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
 }
 FINISHED = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
 
+# How a person says each change, in a refusal: "it cannot be cancelled".
+_CHANGE: dict[str, str] = {
+    S.SCHEDULED: "scheduled again",
+    S.RUNNING: "started",
+    S.PAUSED: "paused",
+    S.COMPLETED: "marked Completed",
+    S.FAILED: "marked Failed",
+    S.CANCELLED: "cancelled",
+}
+
+
+def refusal(campaign_id: int, old: str, new: str) -> str:
+    """Why campaign `campaign_id` cannot go from `old` to `new`, as a person writes it."""
+    if old == new:
+        return f"campaign {campaign_id} is already {old}"
+    # StrEnum members hash as their text: plain strings find them.
+    return f"campaign {campaign_id} is {old}: it cannot be {_CHANGE.get(new, new)}"
+
 
 class TransitionError(UserError):
     def __init__(self, campaign_id: int, old: str, new: str) -> None:
-        super().__init__(f"campaign {campaign_id} is {old}: it cannot become {new}")
+        super().__init__(refusal(campaign_id, old, new))
         self.campaign_id, self.old, self.new = campaign_id, old, new
 
 

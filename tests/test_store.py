@@ -263,6 +263,12 @@ ALLOWED = {
     (S.FAILED, S.PAUSED),
     # Issue 12: a Failed campaign with recipients left is resumed (here, or elsewhere).
     (S.FAILED, S.SCHEDULED),
+    # Issue 15: deleted, a batch of recipients at a time; never while it runs.
+    (S.SCHEDULED, S.DELETING),
+    (S.PAUSED, S.DELETING),
+    (S.COMPLETED, S.DELETING),
+    (S.FAILED, S.DELETING),
+    (S.CANCELLED, S.DELETING),
 }
 # How a refusal says each change: as a person would write it.
 SAID = {
@@ -295,7 +301,8 @@ def test_every_transition_through_the_store(
         before = snapshot(store)
         with pytest.raises(TransitionError) as info:
             store.transition(cid, new, pause_reason="why")
-        said = f"is already {old}" if old == new else f"is {old}: it cannot be {SAID[new]}"
+        now = "being deleted" if old == S.DELETING else old
+        said = f"is already {now}" if old == new else f"is {now}: it cannot be {SAID[new]}"
         assert str(info.value) == f"campaign {cid} {said}"
         assert snapshot(store) == before
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from waha_tui.status import (
     RecipientStatus,
     TransitionError,
     can_resume,
+    described,
 )
 from waha_tui.store import ListInfo, NewRecipient, NotFound, Store, StoreError
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
@@ -38,6 +40,14 @@ P = ParamSpec("P")
 MAX_NAME = 200  # the size of the name columns
 PAUSED_BY_OPERATOR = "paused by the operator"
 CANCELLED_BY_OPERATOR = "cancelled by the operator"
+DELETE_BATCH = 5000  # recipients per write transaction of a delete (~6 ms on SQLite)
+DELETE_REST = 0.02  # seconds, at least, between two: other writers take the lock meanwhile
+COPY = " (copy)"  # a clone's name, unless one is given
+SESSION_FIXED = (
+    "a campaign's session cannot change: its recipients with a WAHA message id, or whose "
+    "delivery is unknown, belong to the number that sent them; clone the campaign onto "
+    "another session instead"
+)
 
 
 @dataclass
@@ -67,6 +77,18 @@ class CampaignPlan:
     campaign: Campaign
     recipients: list[NewRecipient]
     image: Media | None = None  # its bytes, checked; stored with the campaign
+
+
+@dataclass(frozen=True)
+class Deleted:
+    campaign: Campaign  # as it was when its delete began
+    image_removed: bool  # its image's bytes went too: no other campaign sends them
+
+
+@dataclass(frozen=True)
+class Edited:
+    campaign: Campaign  # as it now is
+    changes: list[str]  # what changed, from what, as its history records it (none: nothing)
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,8 @@ class CampaignService:
         self.client = client
         self.pool = pool or RunnerPool(store, client)
         self.session_service = SessionService(client)  # the sessions screen's (w)
+        self.delete_batch = DELETE_BATCH
+        self.delete_rest = DELETE_REST
 
     @classmethod
     def open(cls, settings: Settings, *, config: RunnerConfig | None = None) -> CampaignService:
@@ -415,6 +439,106 @@ class CampaignService:
         start = max(0, camp.next_index - before_next)
         return camp, self.store.recipients(campaign_id, start=start, limit=limit)
 
+    # -- a campaign's life: delete, clone, edit -----------------------------------------
+
+    async def delete_campaign(
+        self, campaign_id: int, *, on_batch: Callable[[int], None] | None = None
+    ) -> Deleted:
+        """Delete a campaign that is not Running: its recipients, its history, and its image
+        when no other campaign sends it.
+
+        A campaign of a million recipients is deleted in short write transactions of
+        `delete_batch` recipients, with a rest between them, so the write lock is never held
+        long: it is first marked Deleting (nothing runs, resumes or edits it meanwhile), and
+        its row goes last. A delete cut short leaves it Deleting; deleting it again finishes.
+        `on_batch(deleted so far)` follows each batch. The deletion is logged (history.py),
+        its history being gone with it."""
+        before = await self._db(self.store.mark_deleting, campaign_id)
+        gone = 0
+        while True:
+            started = time.monotonic()
+            count = await self._db(self.store.delete_recipients, campaign_id, self.delete_batch)
+            gone += count
+            if on_batch is not None:
+                on_batch(gone)
+            if count < self.delete_batch:
+                break
+            # As long as the batch took, at least: a writer waiting meanwhile gets its turn.
+            await asyncio.sleep(max(self.delete_rest, time.monotonic() - started))
+        _last, image_removed = await self._db(self.store.drop_campaign, campaign_id)
+        return Deleted(before, image_removed)
+
+    async def clone_campaign(
+        self,
+        campaign_id: int,
+        *,
+        name: str | None = None,
+        at: str | datetime | None = None,
+        session: str | None = None,
+    ) -> int:
+        """A new Scheduled campaign from a campaign's own recipients (all of them, fresh),
+        text, image and settings, whether or not its contact list still exists; named
+        "<name> (copy)" unless `name` is given, due at `at` (now by default), on `session`
+        (its own by default). Fields: name, at, session. Returns the new id."""
+        return await self._db(self._clone_campaign, campaign_id, name, at, session)
+
+    def _clone_campaign(
+        self, campaign_id: int, name: str | None, at: str | datetime | None, session: str | None
+    ) -> int:
+        source = self.store.get_campaign(campaign_id)
+        checks = _Checks()
+        chosen = checks.run(
+            "name", lambda: _campaign_name(copy_name(source.name) if name is None else name)
+        )
+        when = checks.run("at", lambda: parse_when(at))
+        where = (
+            checks.run("session", lambda: _required(ref("session"), session))
+            if session is not None
+            else None
+        )
+        checks.done()
+        assert chosen is not None and when is not None
+        return self.store.clone_campaign(campaign_id, name=chosen, scheduled_at=when, session=where)
+
+    async def edit_campaign(
+        self,
+        campaign_id: int,
+        *,
+        name: str | None = None,
+        at: str | datetime | None = None,
+        delay: str | tuple[float, float] | None = None,
+        session: str | None = None,
+    ) -> Edited:
+        """Change a Scheduled or Paused campaign's name, start or delay (None: kept), with
+        the checks of create. Its session never changes (SESSION_FIXED): a `session` other
+        than its own is refused. Fields: name, at, delay, session."""
+        return await self._db(self._edit_campaign, campaign_id, name, at, delay, session)
+
+    def _edit_campaign(
+        self,
+        campaign_id: int,
+        name: str | None,
+        at: str | datetime | None,
+        delay: str | tuple[float, float] | None,
+        session: str | None,
+    ) -> Edited:
+        camp = self.store.get_campaign(campaign_id)  # a clear error for an unknown id
+        checks = _Checks()
+        new_name = (
+            checks.run("name", lambda: _campaign_name(name or "")) if name is not None else None
+        )
+        when = checks.run("at", lambda: parse_when(at)) if at is not None else None
+        pace = checks.run("delay", lambda: _delay(delay)) if delay is not None else None
+        if session is not None and session.strip() != camp.session:
+            checks.add("session", SESSION_FIXED)
+        checks.done()
+        if name is None and at is None and delay is None:
+            raise UserError(f"say what to change: {ref('name')}, {ref('at')} or {ref('delay')}")
+        edited, changes = self.store.edit_campaign(
+            campaign_id, name=new_name, scheduled_at=when, delay=pace
+        )
+        return Edited(edited, changes)
+
     # -- runs --------------------------------------------------------------------------
 
     def running_here(self) -> list[int]:
@@ -501,7 +625,7 @@ class CampaignService:
                     "ones again"
                 )
             raise UserError(
-                f"campaign {campaign_id} is {camp.status}: only a Paused campaign, or a "
+                f"campaign {campaign_id} is {described(camp.status)}: only a Paused campaign, or a "
                 "Failed one with recipients left to send, can be resumed"
             )
         info = await self.check_session(camp.session)
@@ -585,6 +709,12 @@ def _campaign_name(name: str) -> str:
     return name
 
 
+def copy_name(name: str) -> str:
+    """A clone's name: "<name> (copy)", the name shortened (…) to fit MAX_NAME."""
+    room = MAX_NAME - len(COPY)
+    return (name if len(name) <= room else name[: room - 1] + "…") + COPY
+
+
 def _delay(value: str | tuple[float, float] | None) -> tuple[float, float]:
     return parse_delay(value) if isinstance(value, str) else value or DEFAULT_DELAY
 
@@ -648,6 +778,8 @@ __all__ = [
     "CampaignDraft",
     "CampaignPlan",
     "CampaignService",
+    "Deleted",
+    "Edited",
     "FieldError",
     "InvalidInput",
     "ListInfo",

@@ -896,9 +896,8 @@ def test_edit_name_start_and_delay_and_why_not_the_session(cli: Cli, csv5: str) 
     )
     assert cli.errors("campaign", "edit", str(cid), "--session", "sales", "--delay", "x") == [
         "--delay 'x' is not MIN-MAX in seconds, e.g. 30-60",
-        "a campaign's session cannot change: its recipients with a WAHA message id, or whose "
-        "delivery is unknown, belong to the number that sent them; clone the campaign onto "
-        "another session instead",
+        "a campaign's session cannot change: what it sent (a message id, an unknown delivery) "
+        "belongs to that number; clone the campaign onto another session instead",
     ]
     cli.ok("campaign", "cancel", str(cid))
     assert cli.error("campaign", "edit", str(cid), "--name", "x") == (

@@ -25,6 +25,7 @@ from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.sessions import SessionService
 from waha_tui.status import (
     FINISHED,
+    PAUSABLE,
     CampaignStatus,
     RecipientStatus,
     TransitionError,
@@ -44,9 +45,8 @@ DELETE_BATCH = 5000  # recipients per write transaction of a delete (~6 ms on SQ
 DELETE_REST = 0.02  # seconds, at least, between two: other writers take the lock meanwhile
 COPY = " (copy)"  # a clone's name, unless one is given
 SESSION_FIXED = (
-    "a campaign's session cannot change: its recipients with a WAHA message id, or whose "
-    "delivery is unknown, belong to the number that sent them; clone the campaign onto "
-    "another session instead"
+    "a campaign's session cannot change: what it sent (a message id, an unknown delivery) "
+    "belongs to that number; clone the campaign onto another session instead"
 )
 
 
@@ -573,7 +573,7 @@ class CampaignService:
             self.store.transition,
             campaign_id,
             S.PAUSED,
-            expect=(S.RUNNING, S.SCHEDULED),
+            expect=PAUSABLE,
             pause_reason=PAUSED_BY_OPERATOR,
         )
 
@@ -784,6 +784,7 @@ __all__ = [
     "InvalidInput",
     "ListInfo",
     "NewRecipient",
+    "NotFound",
     "TemplateCheck",
     "TransitionError",
     "WahaError",

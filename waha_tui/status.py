@@ -47,6 +47,8 @@ TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
 FINISHED = frozenset({S.COMPLETED, S.FAILED, S.CANCELLED})
 # What an operator may edit (name, start, delay): what has not started, or is paused.
 EDITABLE = frozenset({S.SCHEDULED, S.PAUSED})
+# What an operator's pause takes (a Completed campaign becomes Paused only by a retry).
+PAUSABLE = frozenset({S.RUNNING, S.SCHEDULED})
 
 # How a person says each change, in a refusal: "it cannot be cancelled".
 _CHANGE: dict[str, str] = {
@@ -96,6 +98,10 @@ def can_resume(status: str, next_index: int, total: int) -> bool:
     Failed one with recipients left to send (its run ended on an error of the store or of
     the program, not of its recipients); either goes on from its next recipient."""
     return status == S.PAUSED or (status == S.FAILED and next_index < total)
+
+
+def can_pause(status: str) -> bool:
+    return status in PAUSABLE
 
 
 def can_delete(status: str) -> bool:

@@ -22,6 +22,7 @@ STATUS_LOOK: dict[str, tuple[str, str]] = {
     S.COMPLETED: ("✓", "green"),
     S.FAILED: ("✗", "bold red"),
     S.CANCELLED: ("–", "dim"),
+    S.DELETING: ("×", "dim red"),
 }
 RECIPIENT_LOOK: dict[str, str] = {
     RS.PENDING: "dim",
@@ -39,6 +40,8 @@ EVENT_LOOK: dict[str, str] = {
     Kind.CANCELLED: "dim",
 }
 BAR_WIDTH = 8
+# A delete under way, or one cut short (its process died): deleting it again finishes it.
+DELETING_NOTE = "being deleted; if it stays, delete it again to finish"
 
 
 def status_cell(status: str) -> Text:
@@ -83,6 +86,8 @@ def waiting_cell(c: Campaign) -> Text:
 
 
 def reason_cell(c: Campaign) -> Text:
+    if c.status == S.DELETING:
+        return Text(DELETING_NOTE, style="red")
     waiting = waiting_cell(c)
     if waiting.plain:  # what holds it up now comes before the last error
         return waiting

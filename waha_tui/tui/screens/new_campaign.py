@@ -60,10 +60,11 @@ DRAFT_FIELDS = {
 FIELDS = ("name", "list", "template", "text", "image", "session", "when", "delay", "default-name")
 
 
-def when_hint(typed: str, now: datetime | None = None) -> Text:
-    """What the Start field means, in local time and UTC (the store keeps UTC)."""
+def when_hint(typed: str, now: datetime | None = None, *, upon: str = "it is created") -> Text:
+    """What the Start field means, in local time and UTC (the store keeps UTC); `upon`:
+    when a start now or in the past begins ("it is saved" in the edit form)."""
     if typed.strip().lower() in NOW_WORDS:
-        return Text("starts as soon as it is created")
+        return Text(f"starts as soon as {upon}")
     try:
         at = parse_when(typed)
     except UserError:
@@ -73,7 +74,7 @@ def when_hint(typed: str, now: datetime | None = None) -> Text:
     if local.utcoffset():
         line.append(f" ({at:%Y-%m-%d %H:%M} UTC)", style="dim")
     if at <= (now or utcnow()):
-        line.append(" · in the past: it starts as soon as it is created", style="yellow")
+        line.append(f" · in the past: it starts as soon as {upon}", style="yellow")
     return line
 
 

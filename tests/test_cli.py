@@ -906,6 +906,32 @@ def test_edit_name_start_and_delay_and_why_not_the_session(cli: Cli, csv5: str) 
     )
 
 
+# -- words ---------------------------------------------------------------------------------
+
+
+def test_version(cli: Cli) -> None:
+    from importlib.metadata import version
+
+    assert cli.ok("--version").stdout == f"waha-tui {version('waha-tui')}\n"
+
+
+def test_campaign_list_has_a_header_and_an_empty_word_only_on_a_terminal(
+    cli: Cli, csv5: str
+) -> None:
+    assert cli.ok("campaign", "list").stdout == ""  # a pipe: nothing to parse, nothing said
+    code, out = _on_a_terminal(cli, b"", "campaign", "list")
+    assert (code, out) == (
+        0,
+        "no campaigns yet: create one with `waha-tui campaign create` or in the dashboard "
+        "(`waha-tui`, then N); `waha-tui demo` shows some\n",
+    )
+    cid = cli.create("--name", "Spring", "--contacts", csv5, "--message", "Hi")
+    line = f"{cid}\tScheduled\t0/5\tfailed 0\tSpring\t\n"
+    assert cli.ok("campaign", "list").stdout == line  # a script's lines, and only them
+    code, out = _on_a_terminal(cli, b"", "campaign", "list")
+    assert (code, out) == (0, "id\tstatus\tsent/total\tfailed\tname\twhy\n" + line)
+
+
 # -- a real process ----------------------------------------------------------------------
 
 

@@ -56,6 +56,14 @@ app.add_typer(campaign_app, name="campaign")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"waha-tui {version('waha-tui')}")
+        raise typer.Exit()
+
+
 @app.callback(invoke_without_command=True)
 def root(
     ctx: typer.Context,
@@ -108,6 +116,12 @@ def root(
             show_default=False,
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     """With no command: open the dashboard."""
     try:
@@ -442,6 +456,16 @@ def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         if as_json:
             _print_json([campaign_dict(c) for c in items])
             return
+        # A person reads a terminal: a header, and a word when there is nothing. A script
+        # reads a pipe: only the tab-separated lines, one per campaign.
+        person = sys.stdout.isatty()
+        if person and not items:
+            say(
+                "no campaigns yet: create one with `waha-tui campaign create` or in the "
+                "dashboard (`waha-tui`, then N); `waha-tui demo` shows some"
+            )
+        elif person:
+            say(row("id", "status", "sent/total", "failed", "name", "why"))
         for c in items:
             note = c.pause_reason or c.last_error or ""
             say(row(c.id, c.status, f"{c.sent}/{c.total}", f"failed {c.failed}", c.name, note))

@@ -34,6 +34,7 @@ from waha_tui.status import (
 )
 from waha_tui.store import ListInfo, NewRecipient, NotFound, Store, StoreError
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
+from waha_tui.waha.errors import CHECK_API_KEY
 
 S = CampaignStatus
 T = TypeVar("T")
@@ -594,12 +595,11 @@ class CampaignService:
     async def check_session(self, session: str) -> SessionInfo:
         try:
             return await self.client.get_session(session)
-        except Unreachable:
-            raise UserError(
-                f"WAHA at {self.client.base_url} is unreachable: cannot resume"
-            ) from None
+        except Unreachable as exc:
+            # Said once: the caller says what could not be done ("cannot resume ...").
+            raise UserError(str(exc)) from None
         except Unauthorized:
-            raise UserError("WAHA refused the API key (401): check WAHA_API_KEY") from None
+            raise UserError(f"WAHA refused the API key (401): {CHECK_API_KEY}") from None
 
     async def resume(
         self,

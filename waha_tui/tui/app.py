@@ -39,6 +39,7 @@ from waha_tui.tui.screens.sessions import SessionsScreen
 from waha_tui.tui.screens.templates import TemplatesScreen
 from waha_tui.tui.terminal import GuardedDriver
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
+from waha_tui.waha.errors import CHECK_API_KEY
 
 log = logging.getLogger(__name__)
 S = CampaignStatus
@@ -405,7 +406,7 @@ class WahaTuiApp(App[None]):
         except Unreachable:
             return line.append("unreachable", style="bold red")
         except Unauthorized:
-            return line.append("API key refused (check WAHA_API_KEY)", style="bold red")
+            return line.append(f"API key refused ({CHECK_API_KEY})", style="bold red")
         except WahaError as exc:
             return line.append(printable(str(exc)), style="red")
         if not sessions:

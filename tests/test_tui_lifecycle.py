@@ -19,6 +19,7 @@ from tests.tui_helpers import Rig, make_rig, wait_for
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus
 from waha_tui.store import NotFound
+from waha_tui.tui.format import DELETING_NOTE
 from waha_tui.tui.screens.campaign_form import CampaignFormModal
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
@@ -136,6 +137,38 @@ async def test_keys_show_only_where_they_apply_and_do_nothing_elsewhere(rig: Rig
                 await pilot.pause(0.2)
                 assert isinstance(pilot.app.screen, MainScreen), (status, key)
     assert {c.id: c.model_dump() for c in rig.store.list_campaigns()} == before
+
+
+async def test_a_delete_cut_short_shows_as_such_and_D_finishes_it(rig: Rig) -> None:
+    cid = rig.add("Half gone", 6)
+    rig.store.mark_deleting(cid)  # a process that died during its delete
+    rig.store.delete_recipients(cid, 4)
+    async with rig.app().run_test(size=SIZE) as pilot:
+        await select(pilot, cid)
+        assert str(table(pilot).get_cell(str(cid), "status")) == "× Deleting"
+        info = " ".join(shown(pilot.app.screen.query_one("#row-info", Static)).split())
+        assert info == f"#{cid} × Deleting: {DELETING_NOTE}"
+        assert footer_keys(pilot) & ROW_KEYS == {"Delete"}  # nothing else applies
+        await pilot.press("D")
+        await screen_is(pilot, ConfirmationModal)
+        assert question(pilot) == (
+            f"Campaign {cid} “Half gone” was being deleted. Finish deleting it?"
+        )
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table(pilot).row_count == 0)
+    with pytest.raises(NotFound):
+        rig.store.get_campaign(cid)
+
+
+async def test_details_of_a_campaign_deleted_elsewhere_go_back_to_the_list(rig: Rig) -> None:
+    cid = rig.add("Gone soon", 2)
+    async with rig.app().run_test(size=SIZE) as pilot:
+        await select(pilot, cid)
+        await pilot.press("enter")
+        await screen_is(pilot, DetailsScreen)
+        await rig.service.delete_campaign(cid)  # another process, say
+        await screen_is(pilot, MainScreen)
+        await wait_for(pilot, toast_with(pilot, f"no campaign with id {cid}"))
 
 
 # -- edit and clone ----------------------------------------------------------------------

@@ -160,6 +160,26 @@ async def test_a_delete_cut_short_shows_as_such_and_D_finishes_it(rig: Rig) -> N
         rig.store.get_campaign(cid)
 
 
+async def test_while_its_delete_runs_a_campaign_shows_deleting_and_D_is_not_offered(
+    rig: Rig,
+) -> None:
+    cid = rig.add("Big", 30)
+    rig.service.delete_batch, rig.service.delete_rest = 10, 0.5  # three batches, slowly
+    async with rig.app().run_test(size=SIZE) as pilot:
+        await select(pilot, cid)
+        await pilot.press("D")
+        await screen_is(pilot, ConfirmationModal)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "Deleting" in str(table(pilot).get_cell(str(cid), "status")))
+        assert "Delete" not in footer_keys(pilot)  # under way here: not twice
+        await pilot.press("D")
+        await pilot.pause(0.2)
+        assert isinstance(pilot.app.screen, MainScreen)
+        await wait_for(pilot, lambda: table(pilot).row_count == 0)
+    with pytest.raises(NotFound):
+        rig.store.get_campaign(cid)
+
+
 async def test_details_of_a_campaign_deleted_elsewhere_go_back_to_the_list(rig: Rig) -> None:
     cid = rig.add("Gone soon", 2)
     async with rig.app().run_test(size=SIZE) as pilot:

@@ -86,6 +86,7 @@ class WahaTuiApp(App[None]):
         self.banner = banner
         self.timeline = list(timeline)
         self.resuming: set[int] = set()
+        self.deleting: set[int] = set()  # deletes under way here: D is not offered twice
         self.main = MainScreen()
         self._stop_scheduler = asyncio.Event()
         self._quitting = False
@@ -194,7 +195,7 @@ class WahaTuiApp(App[None]):
         if action == "cancel":
             return can_transition(c.status, S.CANCELLED)
         if action == "delete":
-            return can_delete(c.status)
+            return can_delete(c.status) and c.id not in self.deleting
         if action == "edit":
             return can_edit(c.status)
         if action == "clone":
@@ -236,6 +237,9 @@ class WahaTuiApp(App[None]):
         self.push_screen(ConfirmationModal(question, yes="Delete it", no="Keep it"), answered)
 
     async def delete_campaign(self, campaign_id: int, name: str, total: int) -> None:
+        if campaign_id in self.deleting:
+            return
+        self.deleting.add(campaign_id)
         if total > self.service.delete_batch:
             self.notify(f"deleting campaign {campaign_id} ({total:,} recipients)…", markup=False)
         try:
@@ -248,6 +252,8 @@ class WahaTuiApp(App[None]):
                 f"campaign {campaign_id} '{name}' deleted, with its recipients, history{image}",
                 markup=False,
             )
+        finally:
+            self.deleting.discard(campaign_id)
         self.main.request_reload()
 
     def open_campaign_form(self, c: Any, *, clone: bool) -> None:

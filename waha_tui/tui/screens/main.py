@@ -403,6 +403,7 @@ class MainScreen(Screen[None]):
                 c.lease_owner,
                 c.next_index < c.total,  # a Failed campaign with recipients left resumes
                 c.id in self.wapp.resuming,
+                c.id in self.wapp.deleting,
             ),
             bool(self.filter_text),
             box,

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import pwd
+import select
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -404,10 +407,12 @@ def test_cancel(cli: Cli, csv5: str) -> None:
     assert f"campaign {cid} cancelled" in cli.ok("campaign", "cancel", str(cid)).stdout
     shown = cli.json("campaign", "show", str(cid))
     assert shown["status"] == "Cancelled" and shown["completed_at"]
-    assert cli.error("campaign", "cancel", str(cid)) == (
-        f"error: campaign {cid} is Cancelled: it cannot become Cancelled"
+    assert (
+        cli.error("campaign", "cancel", str(cid)) == f"error: campaign {cid} is already Cancelled"
     )
-    assert "is Cancelled" in cli.error("campaign", "pause", str(cid))
+    assert cli.error("campaign", "pause", str(cid)) == (
+        f"error: campaign {cid} is Cancelled: it cannot be paused"
+    )
 
 
 # -- bad input and usage -----------------------------------------------------------------
@@ -741,6 +746,190 @@ def test_text_from_outside_is_shown_not_obeyed_and_json_stays_faithful(
     assert recipients[0]["name"] == f"Ann{title}" and rlo in recipients[1]["name"]
     assert cli.json("campaign", "show", str(cid))["name"] == f"evil{title}"
     assert state.sent()[0].text == f"hi Ann{title}"  # sent exactly as given
+
+
+# -- a campaign's life: delete, clone, edit -----------------------------------------------
+
+
+def test_delete_asks_first_so_without_a_terminal_it_takes_yes(cli: Cli, csv5: str) -> None:
+    cid = cli.create("--name", "Old news", "--contacts", csv5, "--message", "Hi")
+    keep = cli.create("--name", "Keep", "--contacts", csv5, "--message", "Hi")
+    before = db_tables(cli.db)
+    line = cli.error("campaign", "delete", str(cid), code=2)
+    assert line == (
+        f"error: campaign delete asks first and stdin is not a terminal: give --yes to delete "
+        f"campaign {cid} without asking"
+    )
+    assert db_tables(cli.db) == before
+    done = cli.ok("campaign", "delete", str(cid), "--yes")
+    assert done.stdout == f"deleted campaign {cid} 'Old news': 5 recipients, its history\n"
+    assert cli.error("campaign", "show", str(cid)) == f"error: no campaign with id {cid}"
+    assert cli.error("campaign", "events", str(cid)) == f"error: no campaign with id {cid}"
+    assert [c["id"] for c in cli.json("campaign", "list")] == [keep]
+    assert len(cli.json("campaign", "recipients", str(keep))) == 5
+    assert cli.error("campaign", "delete", str(cid), "--yes") == (
+        f"error: no campaign with id {cid}"
+    )
+
+
+def test_a_running_campaign_is_refused_before_any_question(cli: Cli, csv5: str) -> None:
+    cid = cli.create("--name", "Busy", "--contacts", csv5, "--message", "Hi")
+    store = Store(cli.db)
+    store.claim(cid, "another-host:1:x", 60)
+    store.close()
+    before = db_tables(cli.db)
+    refused = f"error: campaign {cid} is Running: it cannot be deleted; pause or cancel it first"
+    assert cli.error("campaign", "delete", str(cid)) == refused
+    assert cli.error("campaign", "delete", str(cid), "--yes") == refused
+    assert db_tables(cli.db) == before
+
+
+def _on_a_terminal(cli: Cli, answer: bytes, *args: str) -> tuple[int, str]:
+    """A command on a pty (stdin, stdout and stderr), answering its question."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "WAHA_TUI_DB": str(cli.db), "WAHA_URL": cli.server.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "waha_tui", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = bytearray()
+    try:
+        deadline = time.monotonic() + 30
+        asked = False
+        while proc.poll() is None or select.select([master], [], [], 0)[0]:
+            assert time.monotonic() < deadline, bytes(seen)
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    seen.extend(os.read(master, 65536))
+                except OSError:
+                    break
+            # The prompt's last space comes apart from it (click writes it with input()).
+            if not asked and b"[y/N]: " in seen:
+                os.write(master, answer)
+                asked = True
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    return proc.returncode, seen.decode().replace("\r\n", "\n")
+
+
+def test_on_a_terminal_delete_asks_and_no_keeps_it(cli: Cli, csv5: str) -> None:
+    cid = cli.create("--name", "Maybe", "--contacts", csv5, "--message", "Hi")
+    code, out = _on_a_terminal(cli, b"n\n", "campaign", "delete", str(cid))
+    question = (
+        f"Delete campaign {cid} 'Maybe' (Scheduled, 5 recipients) with its history? This "
+        "cannot be undone. [y/N]: "
+    )
+    assert (code, out) == (1, f"{question}n\ncampaign {cid} kept: nothing was deleted\n")
+    assert cli.json("campaign", "show", str(cid))["status"] == "Scheduled"
+    code, out = _on_a_terminal(cli, b"y\n", "campaign", "delete", str(cid))
+    assert code == 0 and f"deleted campaign {cid} 'Maybe'" in out
+    assert cli.json("campaign", "list") == []
+
+
+def test_clone_prints_the_new_id_and_sends_to_every_recipient_again(
+    cli: Cli, csv5: str, state: SimState
+) -> None:
+    cid = cli.create(
+        "--name", "Spring", "--contacts", csv5, "--message", "Hi {name}", "--delay", "0-0",
+        "--default-name", "friend",
+    )  # fmt: skip
+    cli.ok("campaign", "pause", str(cid))  # it never runs: only its clone sends
+    made = cli.ok("campaign", "clone", str(cid))
+    new = int(made.stdout.strip().splitlines()[-1])
+    assert made.stderr.startswith(
+        f"campaign 'Spring (copy)': 5 recipients cloned from campaign {cid}, Scheduled for "
+    )
+    shown = cli.json("campaign", "show", str(new))
+    assert (shown["name"], shown["status"], shown["total"], shown["message"]) == (
+        "Spring (copy)",
+        "Scheduled",
+        5,
+        "Hi {name}",
+    )
+    later = cli.ok(
+        "campaign", "clone", str(cid), "--name", "Later", "--at", "2031-01-02T03:04:00+00:00"
+    )
+    again = int(later.stdout.strip().splitlines()[-1])
+    assert cli.json("campaign", "show", str(again))["scheduled_at"] == "2031-01-02T03:04:00+00:00"
+    assert cli.errors("campaign", "clone", str(cid), "--name", "", "--at", "soon") == [
+        "--name is empty",
+        "--at 'soon' is not an ISO-8601 date and time, e.g. 2026-12-01T09:30",
+    ]
+    cli.ok("run", "--until-idle")
+    assert len(state.sent()) == 5  # the clone due now; the other waits for 2031
+    assert cli.json("campaign", "show", str(new))["status"] == "Completed"
+
+
+def test_edit_name_start_and_delay_and_why_not_the_session(cli: Cli, csv5: str) -> None:
+    cid = cli.create(
+        "--name", "Old", "--contacts", csv5, "--message", "Hi", "--at",
+        "2030-01-02T03:04:00+00:00",
+    )  # fmt: skip
+    done = cli.ok(
+        "campaign", "edit", str(cid), "--name", "New", "--at", "2030-02-03T04:05:00+00:00",
+        "--delay", "10-20",
+    )  # fmt: skip
+    assert done.stdout == (
+        f"campaign {cid}: name 'Old' → 'New'; start 2030-01-02 03:04 UTC → 2030-02-03 04:05 "
+        "UTC; delay 30-60 s → 10-20 s\n"
+    )
+    shown = cli.json("campaign", "show", str(cid))
+    assert (shown["name"], shown["scheduled_at"], shown["delay"]) == (
+        "New",
+        "2030-02-03T04:05:00+00:00",
+        [10.0, 20.0],
+    )
+    assert cli.json("campaign", "events", str(cid))[-1]["kind"] == "edited"
+    assert cli.ok("campaign", "edit", str(cid), "--name", "New").stdout == (
+        f"campaign {cid}: nothing changed\n"
+    )
+    assert cli.error("campaign", "edit", str(cid)) == (
+        "error: say what to change: --name, --at or --delay"
+    )
+    assert cli.errors("campaign", "edit", str(cid), "--session", "sales", "--delay", "x") == [
+        "--delay 'x' is not MIN-MAX in seconds, e.g. 30-60",
+        "a campaign's session cannot change: what it sent (a message id, an unknown delivery) "
+        "belongs to that number; clone the campaign onto another session instead",
+    ]
+    cli.ok("campaign", "cancel", str(cid))
+    assert cli.error("campaign", "edit", str(cid), "--name", "x") == (
+        f"error: campaign {cid} is Cancelled: only a Scheduled or Paused campaign can be "
+        "edited; clone it into a new one"
+    )
+
+
+# -- words ---------------------------------------------------------------------------------
+
+
+def test_version(cli: Cli) -> None:
+    from importlib.metadata import version
+
+    assert cli.ok("--version").stdout == f"waha-tui {version('waha-tui')}\n"
+
+
+def test_campaign_list_has_a_header_and_an_empty_word_only_on_a_terminal(
+    cli: Cli, csv5: str
+) -> None:
+    assert cli.ok("campaign", "list").stdout == ""  # a pipe: nothing to parse, nothing said
+    code, out = _on_a_terminal(cli, b"", "campaign", "list")
+    assert (code, out) == (
+        0,
+        "no campaigns yet: create one with `waha-tui campaign create` or in the dashboard "
+        "(`waha-tui`, then N); `waha-tui demo` shows some\n",
+    )
+    cid = cli.create("--name", "Spring", "--contacts", csv5, "--message", "Hi")
+    line = f"{cid}\tScheduled\t0/5\tfailed 0\tSpring\t\n"
+    assert cli.ok("campaign", "list").stdout == line  # a script's lines, and only them
+    code, out = _on_a_terminal(cli, b"", "campaign", "list")
+    assert (code, out) == (0, "id\tstatus\tsent/total\tfailed\tname\twhy\n" + line)
 
 
 # -- a real process ----------------------------------------------------------------------

@@ -270,14 +270,15 @@ GOOD = {"name": "ok", "list": "customers", "template": "plain"}
 @pytest.mark.parametrize(
     ("changes", "field", "error"),
     [
-        ({"name": ""}, "name", "--name is empty"),
-        ({"name": "   "}, "name", "--name is empty"),
-        ({"name": "x" * 201}, "name", "--name is longer than 200 characters"),
-        ({"delay": "60-30"}, "delay", "--delay '60-30': MIN is larger than MAX"),
-        ({"delay": "soon"}, "delay", "--delay 'soon' is not MIN-MAX in seconds, e.g. 30-60"),
-        ({"when": "2030-13-45 25:00"}, "when", "--at '2030-13-45 25:00' is not an ISO-8601"),
-        ({"when": "tomorrow"}, "when", "--at 'tomorrow' is not an ISO-8601 date and time"),
-        ({"image": "/nonexistent/offer.png"}, "image", "--image /nonexistent/offer.png: no such"),
+        # The form's words: each field by its label, never by the CLI's flag.
+        ({"name": ""}, "name", "Name is empty"),
+        ({"name": "   "}, "name", "Name is empty"),
+        ({"name": "x" * 201}, "name", "Name is longer than 200 characters"),
+        ({"delay": "60-30"}, "delay", "Delay '60-30': MIN is larger than MAX"),
+        ({"delay": "soon"}, "delay", "Delay 'soon' is not MIN-MAX in seconds, e.g. 30-60"),
+        ({"when": "2030-13-45 25:00"}, "when", "Start '2030-13-45 25:00' is not an ISO-8601"),
+        ({"when": "tomorrow"}, "when", "Start 'tomorrow' is not an ISO-8601 date and time"),
+        ({"image": "/nonexistent/offer.png"}, "image", "Image /nonexistent/offer.png: no such"),
         ({"list": "empty"}, "list", "the campaign has no recipients"),
         ({"list": ""}, "list", "choose a contact list"),
         ({"template": ""}, "text", "choose a template or write the message"),
@@ -287,7 +288,7 @@ GOOD = {"name": "ok", "list": "customers", "template": "plain"}
             "unknown placeholder {nickname} in the message: list 'customers' has the columns city",
         ),
         ({"template": "needs-code"}, "template", "unknown placeholder {code} in the message"),
-        ({"session": " "}, "session", "--session is empty"),
+        ({"session": " "}, "session", "Session is empty"),
     ],
 )
 async def test_bad_input_is_marked_on_its_field_and_nothing_is_written(
@@ -304,6 +305,7 @@ async def test_bad_input_is_marked_on_its_field_and_nothing_is_written(
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: error_of(pilot, field) != "")
         assert error in error_of(pilot, field)
+        assert "--" not in error_of(pilot, field)
         shown = text_of(pilot, f"#camp-{field}-field .field-error")
         assert shown == error_of(pilot, field)
         control = screen.query_one(f"#camp-{field}")
@@ -325,10 +327,10 @@ async def test_several_wrong_fields_are_marked_at_once_and_clear_when_edited(rig
         put(pilot, "when", "31.12.2030")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: error_of(pilot, "delay") != "")
-        assert error_of(pilot, "name") == "--name is empty"
+        assert error_of(pilot, "name") == "Name is empty"
         assert error_of(pilot, "list") == "choose a contact list"
         assert "MIN is larger than MAX" in error_of(pilot, "delay")
-        assert "--at '31.12.2030' is not an ISO-8601" in error_of(pilot, "when")
+        assert "Start '31.12.2030' is not an ISO-8601" in error_of(pilot, "when")
         assert screen.query_one("#camp-name", Input).has_focus  # the first wrong field
         await pilot.press("a")
         await wait_for(pilot, lambda: error_of(pilot, "name") == "")
@@ -355,15 +357,15 @@ async def test_every_rule_the_service_refuses_is_marked_on_its_field_at_once(rig
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: error_of(pilot, "delay") != "")
         expected = {
-            "name": "--name is longer than 200 characters",
+            "name": "Name is longer than 200 characters",
             "list": "",
             "template": "unknown placeholder {code} in the message: list 'customers' has the "
             "columns city",
             "text": "",
-            "image": "--image /nonexistent/offer.png: no such file",
-            "session": "--session is empty",
-            "when": "--at 'tomorrow' is not an ISO-8601 date and time, e.g. 2026-12-01T09:30",
-            "delay": "--delay '60-30': MIN is larger than MAX",
+            "image": "Image /nonexistent/offer.png: no such file",
+            "session": "Session is empty",
+            "when": "Start 'tomorrow' is not an ISO-8601 date and time, e.g. 2026-12-01T09:30",
+            "delay": "Delay '60-30': MIN is larger than MAX",
             "default-name": "",
         }
         assert {f: error_of(pilot, f) for f in expected} == expected

@@ -308,7 +308,7 @@ SIM_FAULTS: dict[str, tuple[Callable[[Any], None], str, dict[Op, tuple[type, str
     "drop after recording": (
         lambda s: s.drop_after_record(1),
         "send",
-        {Op.SEND: (Unknown, "connection was lost")},
+        {Op.SEND: (Unknown, "connection to WAHA was lost (")},
     ),
     "api key rotated": (
         lambda s: s.require_api_key("rotated"),

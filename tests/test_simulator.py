@@ -571,7 +571,27 @@ def test_control_hang(live: SimulatorServer) -> None:
 def test_control_faults_reject_bad_input(live_http: httpx.Client, faults: dict[str, Any]) -> None:
     resp = post_faults(live_http, **faults)
     assert resp.status_code == 422
-    assert resp.json()["message"].startswith("invalid fault")
+    said = resp.json()["message"]
+    assert said.startswith("invalid fault: ")
+    assert not any(name in said for name in ("TypeError", "ValueError", "KeyError")), said
+
+
+def test_fail_chat_ids_is_the_whole_set_and_an_empty_one_clears_it(
+    live_http: httpx.Client,
+) -> None:
+    other = "491519999999@c.us"
+
+    def status(chat: str) -> int:
+        return live_http.post("/api/sendText", json={"chatId": chat, "text": "x"}).status_code
+
+    post_faults(live_http, fail_chat_ids={CHAT: "Invalid chatId"})
+    assert (status(CHAT), status(other)) == (400, 201)
+    post_faults(live_http, fail_chat_ids={other: "Invalid chatId"})  # replaces, not adds
+    assert (status(CHAT), status(other)) == (201, 400)
+    post_faults(live_http, latency=0)  # other faults leave it as it is
+    assert status(other) == 400
+    post_faults(live_http, fail_chat_ids={})
+    assert (status(CHAT), status(other)) == (201, 201)
 
 
 def test_control_stop_after_unknown_session_is_404(live_http: httpx.Client) -> None:

@@ -263,6 +263,21 @@ ALLOWED = {
     (S.FAILED, S.PAUSED),
     # Issue 12: a Failed campaign with recipients left is resumed (here, or elsewhere).
     (S.FAILED, S.SCHEDULED),
+    # Issue 15: deleted, a batch of recipients at a time; never while it runs.
+    (S.SCHEDULED, S.DELETING),
+    (S.PAUSED, S.DELETING),
+    (S.COMPLETED, S.DELETING),
+    (S.FAILED, S.DELETING),
+    (S.CANCELLED, S.DELETING),
+}
+# How a refusal says each change: as a person would write it.
+SAID = {
+    S.SCHEDULED: "scheduled again",
+    S.RUNNING: "started",
+    S.PAUSED: "paused",
+    S.COMPLETED: "marked Completed",
+    S.FAILED: "marked Failed",
+    S.CANCELLED: "cancelled",
 }
 
 
@@ -271,7 +286,7 @@ def test_the_transition_table_is_exactly_the_allowed_set() -> None:
     assert table == ALLOWED
 
 
-@pytest.mark.parametrize(("old", "new"), list(itertools.product(list(S), list(S))))
+@pytest.mark.parametrize(("old", "new"), list(itertools.product(list(S), list(SAID))))
 def test_every_transition_through_the_store(
     store: Store, old: CampaignStatus, new: CampaignStatus
 ) -> None:
@@ -286,14 +301,16 @@ def test_every_transition_through_the_store(
         before = snapshot(store)
         with pytest.raises(TransitionError) as info:
             store.transition(cid, new, pause_reason="why")
-        assert str(info.value) == f"campaign {cid} is {old}: it cannot become {new}"
+        now = "being deleted" if old == S.DELETING else old
+        said = f"is already {now}" if old == new else f"is {now}: it cannot be {SAID[new]}"
+        assert str(info.value) == f"campaign {cid} {said}"
         assert snapshot(store) == before
 
 
 def test_transition_with_expect_refuses_other_statuses(store: Store) -> None:
     cid = make_campaign(store, 1)
     before = snapshot(store)
-    with pytest.raises(TransitionError, match="is Scheduled: it cannot become Cancelled"):
+    with pytest.raises(TransitionError, match="is Scheduled: it cannot be cancelled"):
         store.transition(cid, S.CANCELLED, expect=(S.PAUSED,))
     assert snapshot(store) == before
 

@@ -46,13 +46,22 @@ app = typer.Typer(
 contacts_app = typer.Typer(help="Contact lists imported from CSV files.", no_args_is_help=True)
 template_app = typer.Typer(help="Message templates.", no_args_is_help=True)
 campaign_app = typer.Typer(
-    help="Create, inspect, resume, pause and cancel campaigns.", no_args_is_help=True
+    help="Create, inspect, resume, pause, cancel, edit, clone and delete campaigns.",
+    no_args_is_help=True,
 )
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(template_app, name="template")
 app.add_typer(campaign_app, name="campaign")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"waha-tui {version('waha-tui')}")
+        raise typer.Exit()
 
 
 @app.callback(invoke_without_command=True)
@@ -107,6 +116,12 @@ def root(
             show_default=False,
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     """With no command: open the dashboard."""
     try:
@@ -441,6 +456,16 @@ def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         if as_json:
             _print_json([campaign_dict(c) for c in items])
             return
+        # A person reads a terminal: a header, and a word when there is nothing. A script
+        # reads a pipe: only the tab-separated lines, one per campaign.
+        person = sys.stdout.isatty()
+        if person and not items:
+            say(
+                "no campaigns yet: create one with `waha-tui campaign create` or in the "
+                "dashboard (`waha-tui`, then N); `waha-tui demo` shows some"
+            )
+        elif person:
+            say(row("id", "status", "sent/total", "failed", "name", "why"))
         for c in items:
             note = c.pause_reason or c.last_error or ""
             say(row(c.id, c.status, f"{c.sent}/{c.total}", f"failed {c.failed}", c.name, note))
@@ -668,6 +693,136 @@ def campaign_cancel(ctx: typer.Context, campaign_id: str) -> None:
     async def go(service: CampaignService) -> None:
         await service.cancel(cid)
         say(f"campaign {cid} cancelled")
+
+    _with_service(ctx, go)
+
+
+@campaign_app.command("delete", context_settings=ID_COMMAND)
+def campaign_delete(
+    ctx: typer.Context,
+    campaign_id: str,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Do not ask (needed when stdin is not a terminal)."),
+    ] = False,
+) -> None:
+    """Delete a campaign that is not running, with its recipients and its history; asks
+    first on a terminal. A big one goes a batch at a time, so other writers never wait
+    long."""
+    from waha_tui.status import check_deletable
+
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: CampaignService) -> None:
+        camp = await service.campaign(cid)
+        check_deletable(cid, camp.status)  # refused before it asks
+        if not yes:
+            if not sys.stdin.isatty():
+                fail(
+                    f"campaign delete asks first and stdin is not a terminal: give --yes to "
+                    f"delete campaign {cid} without asking",
+                    2,
+                )
+            question = (
+                f"Delete campaign {cid} '{camp.name}' ({camp.status}, "
+                f"{_count(camp.total, 'recipient')}) with its history? This cannot be undone."
+            )
+            if not typer.confirm(printable(question), default=False, err=True):
+                say(f"campaign {cid} kept: nothing was deleted", err=True)
+                raise typer.Exit(1)
+        progress = _DeleteProgress(cid, camp.total)
+        deleted = await service.delete_campaign(cid, on_batch=progress)
+        progress.done()
+        image = ", and its image" if deleted.image_removed else ""
+        say(
+            f"deleted campaign {cid} '{camp.name}': {_count(camp.total, 'recipient')}, "
+            f"its history{image}"
+        )
+
+    _with_service(ctx, go)
+
+
+class _DeleteProgress:
+    """'deleting campaign 3: 50,000 of 1,000,000 recipients' on a terminal's stderr."""
+
+    def __init__(self, campaign_id: int, total: int) -> None:
+        self.campaign_id, self.total = campaign_id, total
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, gone: int) -> None:
+        if self.tty and self.total > 0:
+            self.shown = True
+            sys.stderr.write(
+                f"\rdeleting campaign {self.campaign_id}: {gone:,} of {self.total:,} recipients"
+            )
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _count(number: int, what: str) -> str:
+    return f"{number:,} {what}{'' if number == 1 else 's'}"
+
+
+@campaign_app.command("clone", context_settings=ID_COMMAND)
+def campaign_clone(
+    ctx: typer.Context,
+    campaign_id: str,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="The new campaign's name (default: '<name> (copy)')."),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Start time, ISO-8601 (local unless offset); default now."),
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="WAHA session (default: the campaign's).")
+    ] = None,
+) -> None:
+    """A new Scheduled campaign from a campaign's own recipients (every one, as new), text,
+    image and settings, whether or not its contact list still exists; prints its id as the
+    last line."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: CampaignService) -> None:
+        new = await service.clone_campaign(cid, name=name, at=at, session=session)
+        camp = await service.campaign(new)
+        say(
+            f"campaign '{camp.name}': {_count(camp.total, 'recipient')} cloned from campaign "
+            f"{cid}, Scheduled for {_local(camp.scheduled_at)} on session '{camp.session}'",
+            err=True,
+        )
+        say(str(new))
+
+    _with_service(ctx, go)
+
+
+@campaign_app.command("edit", context_settings=ID_COMMAND)
+def campaign_edit(
+    ctx: typer.Context,
+    campaign_id: str,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="A new start time, ISO-8601 (local unless offset).")
+    ] = None,
+    delay: Annotated[
+        str | None,
+        typer.Option("--delay", help="A new random wait between messages, MIN-MAX seconds."),
+    ] = None,
+    # Not offered, but understood: the refusal says why, rather than "no such option".
+    session: Annotated[str | None, typer.Option("--session", hidden=True)] = None,
+) -> None:
+    """Change a Scheduled or Paused campaign's name, start time or delay. Its session stays:
+    clone it (campaign clone ID --session NAME) to send it from another number."""
+    cid = _campaign_id(campaign_id)
+
+    async def go(service: CampaignService) -> None:
+        edited = await service.edit_campaign(cid, name=name, at=at, delay=delay, session=session)
+        say(f"campaign {cid}: {'; '.join(edited.changes) or 'nothing changed'}")
 
     _with_service(ctx, go)
 

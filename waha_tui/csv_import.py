@@ -165,7 +165,7 @@ def parse_contacts_text(
         try:
             country = check_country(country)
         except PhoneError as exc:
-            raise CsvImportError(f"{source}: {exc}") from None
+            raise CsvImportError(f"{source}: {exc.text}") from None
     if csv.field_size_limit() < _CSV_FIELD_LIMIT:
         csv.field_size_limit(_CSV_FIELD_LIMIT)
     text = text.removeprefix("\ufeff")
@@ -270,7 +270,8 @@ def parse_contacts_text(
             phone = normalise_phone(row[phone_col], country)
         except PhoneError as exc:
             bad_phones.append(line)
-            first_phone_error = first_phone_error or f"line {line}: {exc}"
+            # exc.text: the field it names (--country) stays a reference (errors.said).
+            first_phone_error = first_phone_error or f"line {line}: {exc.text}"
             continue
 
         first = first_line.get(phone)

@@ -1,13 +1,77 @@
-"""Errors a user should see as clear lines: the base class, and bad input field by field."""
+"""Errors a user should see as clear lines: the base class, bad input field by field, and how
+a message names a field (the CLI by its flag, the dashboard's forms by its label)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class FieldName:
+    """How one input field is called: the CLI's flag, the label of a dashboard form."""
+
+    flag: str
+    label: str
+
+
+# The one table: every field the service names in its refusals (the parameters and draft
+# attributes of its methods), as each reader knows it.
+FIELD_NAMES: dict[str, FieldName] = {
+    "name": FieldName("--name", "Name"),
+    "message": FieldName("--message", "Message"),
+    "template": FieldName("--template", "Template"),
+    "contacts_file": FieldName("--contacts", "CSV file"),
+    "list_name": FieldName("--list", "List name"),
+    "country": FieldName("--country", "Country"),
+    "image": FieldName("--image", "Image"),
+    "session": FieldName("--session", "Session"),
+    "at": FieldName("--at", "Start"),
+    "delay": FieldName("--delay", "Delay"),
+}
+Reader = Literal["flag", "label"]
+# A field named inside a message, between two of these: our code writes them (ref), and
+# said() turns them into the reader's word before anything is shown. (A control character
+# that str.split() does not take for a space: messages are normalised with it.)
+_MARK = "\x1a"
+_REF = re.compile(f"{_MARK}([a-z_]+){_MARK}")
+
+
+def ref(field: str) -> str:
+    """`field` named in a message; said() words it for whoever reads it."""
+    if field not in FIELD_NAMES:
+        raise KeyError(f"no field {field!r} in FIELD_NAMES")
+    return f"{_MARK}{field}{_MARK}"
+
+
+def said(text: str, reader: Reader = "flag") -> str:
+    """A message with each field it names worded for its reader: "--at" or "Start"."""
+
+    def word(found: re.Match[str]) -> str:
+        name = FIELD_NAMES.get(found.group(1))
+        return found.group(0) if name is None else getattr(name, reader)
+
+    return _REF.sub(word, text)
 
 
 class UserError(Exception):
-    """An error whose message is meant for the operator, printed without a traceback."""
+    """An error whose message is meant for the operator, printed without a traceback.
+
+    str() is the CLI's wording (fields named by their flags); said("label") the forms'.
+    """
+
+    def __str__(self) -> str:
+        return said(self.text)
+
+    @property
+    def text(self) -> str:
+        """The message with its field references kept: to build another message from."""
+        return super().__str__()
+
+    def said(self, reader: Reader) -> str:
+        return said(self.text, reader)
 
 
 @dataclass(frozen=True)
@@ -16,11 +80,20 @@ class FieldError:
 
     `field` is the name of the parameter (or draft attribute) it is about, e.g. "name",
     "list_name", "at": a form places the message beside its control by that name, never
-    by reading the message. `message` names the field as the CLI does ("--at ...").
+    by reading the message. `text` may name fields (ref()): `message` is the CLI's
+    wording of it ("--at ..."), `label_message` a form's ("Start ...").
     """
 
     field: str
-    message: str
+    text: str
+
+    @property
+    def message(self) -> str:
+        return said(self.text, "flag")
+
+    @property
+    def label_message(self) -> str:
+        return said(self.text, "label")
 
 
 class InvalidInput(UserError):
@@ -30,11 +103,11 @@ class InvalidInput(UserError):
         self.errors = list(errors)
         assert self.errors, "InvalidInput without an error"
         # One line: each message names its own field.
-        super().__init__("; ".join(e.message for e in self.errors))
+        super().__init__("; ".join(e.text for e in self.errors))
 
     @property
     def fields(self) -> list[str]:
         return [e.field for e in self.errors]
 
-    def messages(self, field: str) -> list[str]:
-        return [e.message for e in self.errors if e.field == field]
+    def messages(self, field: str, reader: Reader = "flag") -> list[str]:
+        return [said(e.text, reader) for e in self.errors if e.field == field]

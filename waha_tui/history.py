@@ -1,6 +1,8 @@
 """A campaign's history: one `campaign_event` row per change of its state (created,
-claimed, paused and why, waiting and for what, resumed, retried, cancelled, completed ...),
-with who made it: the operating-system user, the host and the process.
+claimed, paused and why, waiting and for what, resumed, retried, edited, cancelled,
+completed ...), with who made it: the operating-system user, the host and the process.
+
+Deleting a campaign deletes its history; the deletion itself is a log line (`Kind.DELETED`).
 
 `record` writes the row in the transaction of the change it describes, so the history never
 disagrees with the status, and the log line goes with it once that transaction commits
@@ -40,6 +42,11 @@ class Kind(StrEnum):
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     FAILED = "failed"
+    EDITED = "edited"  # its name, start or delay changed, and from what
+    CLONED = "cloned"  # copied into a new campaign (which says so in its `created`)
+    DELETING = "deleting"  # its deletion began; seen only if it was cut short
+    # Logged, never stored: the campaign's history goes with it (store.drop_campaign).
+    DELETED = "deleted"
 
 
 LEVEL = {Kind.WAITING: logging.WARNING, Kind.PAUSED: logging.WARNING, Kind.FAILED: logging.ERROR}

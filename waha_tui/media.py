@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from waha_tui.errors import UserError
+from waha_tui.errors import UserError, ref
 
 # WhatsApp's own limit for a photo is 5 MB (larger ones go out as documents); base64 makes
 # the request a third larger again, which proxies in front of WAHA see.
@@ -94,9 +94,10 @@ def max_image_bytes() -> int:
     return round(mb * 1024 * 1024)
 
 
-def load_image(path_text: str, *, limit: int | None = None, given_as: str = "--image") -> Media:
+def load_image(path_text: str, *, limit: int | None = None, given_as: str | None = None) -> Media:
     """The image at `path_text`, checked by its content and size; raises MediaError naming
-    it as `given_as` and the path."""
+    it as `given_as` (by default the image field: --image, or a form's Image) and the path."""
+    given_as = ref("image") if given_as is None else given_as
     limit = max_image_bytes() if limit is None else limit
     path = Path(path_text).expanduser()
     where = f"{given_as} {path_text}"

@@ -6,7 +6,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from waha_tui.errors import UserError
+from waha_tui.errors import UserError, ref
 
 # WAHA's anti-ban guidance: "wait a random time between 30 and 60 seconds".
 DEFAULT_DELAY = (30.0, 60.0)
@@ -17,12 +17,12 @@ def parse_delay(text: str) -> tuple[float, float]:
     """'30-60' -> (30.0, 60.0) seconds."""
     found = _DELAY.match(text or "")
     if not found:
-        raise UserError(f"--delay {text!r} is not MIN-MAX in seconds, e.g. 30-60")
+        raise UserError(f"{ref('delay')} {text!r} is not MIN-MAX in seconds, e.g. 30-60")
     low, high = float(found.group(1)), float(found.group(2))
     if low > high:
-        raise UserError(f"--delay {text!r}: MIN is larger than MAX")
+        raise UserError(f"{ref('delay')} {text!r}: MIN is larger than MAX")
     if high > 86400:
-        raise UserError(f"--delay {text!r}: MAX is over a day")
+        raise UserError(f"{ref('delay')} {text!r}: MAX is over a day")
     return low, high
 
 

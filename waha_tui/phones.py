@@ -10,7 +10,7 @@ import re
 
 import phonenumbers
 
-from waha_tui.errors import UserError
+from waha_tui.errors import UserError, ref
 
 MIN_DIGITS = 7
 MAX_DIGITS = 15  # ITU E.164 maximum
@@ -87,8 +87,8 @@ def normalise_phone(raw: str, country: str | None = None) -> str:
         # No country code starts with 0: WhatsApp could never deliver to it.
         if not international:  # with a country it was converted above
             raise PhoneError(
-                f"{_shown(raw)} is a national number (it starts with 0): give its country "
-                "with --country (e.g. --country DE) or write it as +<country code><number>"
+                f"{_shown(raw)} is a national number (it starts with 0): give its country in "
+                f"{ref('country')}, e.g. DE, or write it as +<country code><number>"
             )
         raise PhoneError(f"{_shown(raw)} starts with 0 after the international prefix")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 from waha_tui import events as ev
 from waha_tui.config import Settings
 from waha_tui.csv_import import ImportResult, parse_contacts
-from waha_tui.errors import FieldError, InvalidInput, UserError
+from waha_tui.errors import FieldError, InvalidInput, UserError, ref
 from waha_tui.history import Entry, Kind
 from waha_tui.media import Media, load_image
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, Template, utcnow
@@ -24,13 +25,16 @@ from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.sessions import SessionService
 from waha_tui.status import (
     FINISHED,
+    PAUSABLE,
     CampaignStatus,
     RecipientStatus,
     TransitionError,
     can_resume,
+    described,
 )
 from waha_tui.store import ListInfo, NewRecipient, NotFound, Store, StoreError
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
+from waha_tui.waha.errors import CHECK_API_KEY
 
 S = CampaignStatus
 T = TypeVar("T")
@@ -38,6 +42,13 @@ P = ParamSpec("P")
 MAX_NAME = 200  # the size of the name columns
 PAUSED_BY_OPERATOR = "paused by the operator"
 CANCELLED_BY_OPERATOR = "cancelled by the operator"
+DELETE_BATCH = 5000  # recipients per write transaction of a delete (~6 ms on SQLite)
+DELETE_REST = 0.02  # seconds, at least, between two: other writers take the lock meanwhile
+COPY = " (copy)"  # a clone's name, unless one is given
+SESSION_FIXED = (
+    "a campaign's session cannot change: what it sent (a message id, an unknown delivery) "
+    "belongs to that number; clone the campaign onto another session instead"
+)
 
 
 @dataclass
@@ -67,6 +78,18 @@ class CampaignPlan:
     campaign: Campaign
     recipients: list[NewRecipient]
     image: Media | None = None  # its bytes, checked; stored with the campaign
+
+
+@dataclass(frozen=True)
+class Deleted:
+    campaign: Campaign  # as it was when its delete began
+    image_removed: bool  # its image's bytes went too: no other campaign sends them
+
+
+@dataclass(frozen=True)
+class Edited:
+    campaign: Campaign  # as it now is
+    changes: list[str]  # what changed, from what, as its history records it (none: nothing)
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,7 @@ def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> 
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             raise UserError(
-                f"--at {value!r} is not an ISO-8601 date and time, e.g. 2026-12-01T09:30"
+                f"{ref('at')} {value!r} is not an ISO-8601 date and time, e.g. 2026-12-01T09:30"
             ) from None
     try:
         if parsed.tzinfo is None:
@@ -119,7 +142,9 @@ def parse_when(value: str | datetime | None, *, now: datetime | None = None) -> 
         return parsed.astimezone(UTC)
     except (OverflowError, ValueError, OSError):
         # Only at the ends of the calendar: 9999-12-31T23:59:59-12:00 is in year 10000 UTC.
-        raise UserError(f"--at {value!r} is out of range: give a date before 9999-12-31") from None
+        raise UserError(
+            f"{ref('at')} {value!r} is out of range: give a date before 9999-12-31"
+        ) from None
 
 
 class _Checks:
@@ -140,7 +165,7 @@ class _Checks:
         except StoreError:
             raise  # the database failed, not the input
         except UserError as exc:
-            self.add(field, str(exc))
+            self.add(field, exc.text)  # the fields it names stay references
         return None
 
     def done(self) -> None:
@@ -161,6 +186,8 @@ class CampaignService:
         self.client = client
         self.pool = pool or RunnerPool(store, client)
         self.session_service = SessionService(client)  # the sessions screen's (w)
+        self.delete_batch = DELETE_BATCH
+        self.delete_rest = DELETE_REST
 
     @classmethod
     def open(cls, settings: Settings, *, config: RunnerConfig | None = None) -> CampaignService:
@@ -196,7 +223,7 @@ class CampaignService:
         self, path: str, list_name: str, country: str | None
     ) -> tuple[int, ImportResult]:
         checks = _Checks()
-        name = checks.run("list_name", lambda: _required("--list", list_name))
+        name = checks.run("list_name", lambda: _required(ref("list_name"), list_name))
         if name is not None and name in {x.name for x in self.store.lists()}:
             checks.add("list_name", _list_taken(name))
         region = checks.run("country", lambda: check_country(country)) if country else None
@@ -283,7 +310,9 @@ class CampaignService:
         text_field = "template" if draft.template else "message"
         text: str | None = None
         if bool(draft.message) == bool(draft.template):
-            checks.add("message", "give either --message or --template (exactly one)")
+            checks.add(
+                "message", f"give either {ref('message')} or {ref('template')} (exactly one)"
+            )
         elif draft.message:
             text = draft.message
         else:
@@ -298,7 +327,7 @@ class CampaignService:
             for error in broken:
                 checks.add(text_field, f"the message, {error}")
             text = None
-        session = checks.run("session", lambda: _required("--session", draft.session))
+        session = checks.run("session", lambda: _required(ref("session"), draft.session))
         when = checks.run("at", lambda: parse_when(draft.at))
         delay = checks.run("delay", lambda: _delay(draft.delay))
         image = None
@@ -308,7 +337,11 @@ class CampaignService:
         source: str | None = None
         field = "list_name"  # where "no recipients" goes
         if bool(draft.contacts_file) == bool(draft.list_name):
-            checks.add("list_name", "give either --contacts FILE.csv or --list NAME (exactly one)")
+            checks.add(
+                "list_name",
+                f"give either {ref('contacts_file')} FILE.csv or {ref('list_name')} NAME "
+                "(exactly one)",
+            )
         elif draft.contacts_file:
             source = Path(draft.contacts_file).name
             region = (
@@ -407,6 +440,106 @@ class CampaignService:
         start = max(0, camp.next_index - before_next)
         return camp, self.store.recipients(campaign_id, start=start, limit=limit)
 
+    # -- a campaign's life: delete, clone, edit -----------------------------------------
+
+    async def delete_campaign(
+        self, campaign_id: int, *, on_batch: Callable[[int], None] | None = None
+    ) -> Deleted:
+        """Delete a campaign that is not Running: its recipients, its history, and its image
+        when no other campaign sends it.
+
+        A campaign of a million recipients is deleted in short write transactions of
+        `delete_batch` recipients, with a rest between them, so the write lock is never held
+        long: it is first marked Deleting (nothing runs, resumes or edits it meanwhile), and
+        its row goes last. A delete cut short leaves it Deleting; deleting it again finishes.
+        `on_batch(deleted so far)` follows each batch. The deletion is logged (history.py),
+        its history being gone with it."""
+        before = await self._db(self.store.mark_deleting, campaign_id)
+        gone = 0
+        while True:
+            started = time.monotonic()
+            count = await self._db(self.store.delete_recipients, campaign_id, self.delete_batch)
+            gone += count
+            if on_batch is not None:
+                on_batch(gone)
+            if count < self.delete_batch:
+                break
+            # As long as the batch took, at least: a writer waiting meanwhile gets its turn.
+            await asyncio.sleep(max(self.delete_rest, time.monotonic() - started))
+        _last, image_removed = await self._db(self.store.drop_campaign, campaign_id)
+        return Deleted(before, image_removed)
+
+    async def clone_campaign(
+        self,
+        campaign_id: int,
+        *,
+        name: str | None = None,
+        at: str | datetime | None = None,
+        session: str | None = None,
+    ) -> int:
+        """A new Scheduled campaign from a campaign's own recipients (all of them, fresh),
+        text, image and settings, whether or not its contact list still exists; named
+        "<name> (copy)" unless `name` is given, due at `at` (now by default), on `session`
+        (its own by default). Fields: name, at, session. Returns the new id."""
+        return await self._db(self._clone_campaign, campaign_id, name, at, session)
+
+    def _clone_campaign(
+        self, campaign_id: int, name: str | None, at: str | datetime | None, session: str | None
+    ) -> int:
+        source = self.store.get_campaign(campaign_id)
+        checks = _Checks()
+        chosen = checks.run(
+            "name", lambda: _campaign_name(copy_name(source.name) if name is None else name)
+        )
+        when = checks.run("at", lambda: parse_when(at))
+        where = (
+            checks.run("session", lambda: _required(ref("session"), session))
+            if session is not None
+            else None
+        )
+        checks.done()
+        assert chosen is not None and when is not None
+        return self.store.clone_campaign(campaign_id, name=chosen, scheduled_at=when, session=where)
+
+    async def edit_campaign(
+        self,
+        campaign_id: int,
+        *,
+        name: str | None = None,
+        at: str | datetime | None = None,
+        delay: str | tuple[float, float] | None = None,
+        session: str | None = None,
+    ) -> Edited:
+        """Change a Scheduled or Paused campaign's name, start or delay (None: kept), with
+        the checks of create. Its session never changes (SESSION_FIXED): a `session` other
+        than its own is refused. Fields: name, at, delay, session."""
+        return await self._db(self._edit_campaign, campaign_id, name, at, delay, session)
+
+    def _edit_campaign(
+        self,
+        campaign_id: int,
+        name: str | None,
+        at: str | datetime | None,
+        delay: str | tuple[float, float] | None,
+        session: str | None,
+    ) -> Edited:
+        camp = self.store.get_campaign(campaign_id)  # a clear error for an unknown id
+        checks = _Checks()
+        new_name = (
+            checks.run("name", lambda: _campaign_name(name or "")) if name is not None else None
+        )
+        when = checks.run("at", lambda: parse_when(at)) if at is not None else None
+        pace = checks.run("delay", lambda: _delay(delay)) if delay is not None else None
+        if session is not None and session.strip() != camp.session:
+            checks.add("session", SESSION_FIXED)
+        checks.done()
+        if name is None and at is None and delay is None:
+            raise UserError(f"say what to change: {ref('name')}, {ref('at')} or {ref('delay')}")
+        edited, changes = self.store.edit_campaign(
+            campaign_id, name=new_name, scheduled_at=when, delay=pace
+        )
+        return Edited(edited, changes)
+
     # -- runs --------------------------------------------------------------------------
 
     def running_here(self) -> list[int]:
@@ -441,7 +574,7 @@ class CampaignService:
             self.store.transition,
             campaign_id,
             S.PAUSED,
-            expect=(S.RUNNING, S.SCHEDULED),
+            expect=PAUSABLE,
             pause_reason=PAUSED_BY_OPERATOR,
         )
 
@@ -462,12 +595,11 @@ class CampaignService:
     async def check_session(self, session: str) -> SessionInfo:
         try:
             return await self.client.get_session(session)
-        except Unreachable:
-            raise UserError(
-                f"WAHA at {self.client.base_url} is unreachable: cannot resume"
-            ) from None
+        except Unreachable as exc:
+            # Said once: the caller says what could not be done ("cannot resume ...").
+            raise UserError(str(exc)) from None
         except Unauthorized:
-            raise UserError("WAHA refused the API key (401): check WAHA_API_KEY") from None
+            raise UserError(f"WAHA refused the API key (401): {CHECK_API_KEY}") from None
 
     async def resume(
         self,
@@ -493,7 +625,7 @@ class CampaignService:
                     "ones again"
                 )
             raise UserError(
-                f"campaign {campaign_id} is {camp.status}: only a Paused campaign, or a "
+                f"campaign {campaign_id} is {described(camp.status)}: only a Paused campaign, or a "
                 "Failed one with recipients left to send, can be resumed"
             )
         info = await self.check_session(camp.session)
@@ -571,10 +703,16 @@ def _required(what: str, value: str | None) -> str:
 
 
 def _campaign_name(name: str) -> str:
-    name = _required("--name", name)
+    name = _required(ref("name"), name)
     if len(name) > MAX_NAME:
-        raise UserError(f"--name is longer than {MAX_NAME} characters")
+        raise UserError(f"{ref('name')} is longer than {MAX_NAME} characters")
     return name
+
+
+def copy_name(name: str) -> str:
+    """A clone's name: "<name> (copy)", the name shortened (…) to fit MAX_NAME."""
+    room = MAX_NAME - len(COPY)
+    return (name if len(name) <= room else name[: room - 1] + "…") + COPY
 
 
 def _delay(value: str | tuple[float, float] | None) -> tuple[float, float]:
@@ -640,10 +778,13 @@ __all__ = [
     "CampaignDraft",
     "CampaignPlan",
     "CampaignService",
+    "Deleted",
+    "Edited",
     "FieldError",
     "InvalidInput",
     "ListInfo",
     "NewRecipient",
+    "NotFound",
     "TemplateCheck",
     "TransitionError",
     "WahaError",

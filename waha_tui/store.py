@@ -56,8 +56,12 @@ from waha_tui.status import (
     FINISHED,
     CampaignStatus,
     RecipientStatus,
+    StatusRefused,
     TransitionError,
+    check_deletable,
+    check_editable,
     check_transition,
+    described,
 )
 
 # SQLModel sets a table model's __table__ but does not declare it to type checkers.
@@ -68,6 +72,22 @@ M = MediaRow.__table__  # type: ignore[attr-defined]
 S = CampaignStatus
 BUSY_TIMEOUT_MS = 10_000
 INTERRUPTED = "interrupted: the process running it stopped"
+# A campaign's settings a clone takes (its recipients come fresh; the rest is new).
+CLONED_SETTINGS = (
+    "template_text",
+    "default_name",
+    "image_path",
+    "image_mime",
+    "image_sha256",
+    "list_name",
+    "delay_min",
+    "delay_max",
+    "typing",
+    "break_every",
+    "break_seconds",
+    "max_consecutive_failures",
+    "auto_resume",
+)
 # What a status change is recorded as in the history, unless the caller says otherwise.
 KIND_OF = {
     S.SCHEDULED: Kind.SCHEDULED,
@@ -76,6 +96,7 @@ KIND_OF = {
     S.COMPLETED: Kind.COMPLETED,
     S.FAILED: Kind.FAILED,
     S.CANCELLED: Kind.CANCELLED,
+    S.DELETING: Kind.DELETING,
 }
 
 
@@ -611,11 +632,11 @@ class Store:
             history.record(conn, cid, Entry(Kind.CREATED, detail), at=now)
         return cid
 
-    @staticmethod
-    def _store_media(conn: Connection, image: Media, now: datetime) -> str:
+    def _store_media(self, conn: Connection, image: Media, now: datetime) -> str:
         """Keep the image's bytes once, by their hash (a second campaign with the same image
         shares the row; two hosts storing it at once are both right)."""
         sha = image.sha256
+        self._lock_media(conn, sha)  # not dropped by a delete meanwhile (drop_campaign)
         row = {
             "sha256": sha,
             "mimetype": image.mimetype,
@@ -734,6 +755,8 @@ class Store:
     ) -> Campaign:
         """Move a campaign to `new`, refusing anything the transition table forbids; the
         history records it as `entry` (by default: the new status, and a pause's reason)."""
+        if new == S.DELETING:
+            raise ValueError("a deletion starts with mark_deleting, never a plain transition")
         with self.write() as conn:
             camp = self._locked_campaign(conn, campaign_id)
             if expect is not None and camp.status not in set(expect):
@@ -757,8 +780,8 @@ class Store:
                 raise ClaimLost(f"campaign {campaign_id} is already running in another process")
             if camp.status not in (S.SCHEDULED, S.PAUSED):
                 raise ClaimLost(
-                    f"campaign {campaign_id} is {camp.status}: only a Scheduled or Paused "
-                    "campaign can be run"
+                    f"campaign {campaign_id} is {described(camp.status)}: only a Scheduled or "
+                    "Paused campaign can be run"
                 )
             self._lock_session(conn, camp.session)
             busy = conn.execute(
@@ -1030,8 +1053,8 @@ class Store:
             camp = self._locked_campaign(conn, campaign_id)
             if camp.status not in (S.PAUSED, S.COMPLETED, S.FAILED):
                 raise StoreError(
-                    f"campaign {campaign_id} is {camp.status}: only a Paused, Completed or "
-                    "Failed campaign can retry recipients"
+                    f"campaign {campaign_id} is {described(camp.status)}: only a Paused, "
+                    "Completed or Failed campaign can retry recipients"
                 )
             rows = conn.execute(
                 sa.select(R.c.status, sa.func.count(), sa.func.min(R.c.position))
@@ -1079,6 +1102,193 @@ class Store:
             detail = f"{counts} queued again, from {camp.status}; resume to send"
             history.record(conn, campaign_id, Entry(Kind.RETRIED, detail), at=now)
         return total
+
+    # -- deleting, cloning, editing ----------------------------------------------------
+
+    def mark_deleting(self, campaign_id: int) -> Campaign:
+        """The first step of a delete: the campaign becomes Deleting, so nothing runs,
+        resumes, retries or edits it while its recipients go a batch at a time
+        (`delete_recipients`) and, last, its row (`drop_campaign`). A Running campaign is
+        refused. One already Deleting (a delete cut short by a crash) is taken as it is:
+        deleting it again finishes the job. Returns the campaign as it was."""
+        with self.write() as conn:
+            camp = self._locked_campaign(conn, campaign_id)
+            if camp.status == S.DELETING:
+                return camp
+            check_deletable(campaign_id, camp.status)
+            now = utcnow()
+            conn.execute(
+                sa.update(C)
+                .where(C.c.id == campaign_id)
+                .values(
+                    status=S.DELETING,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                    waiting_for=None,
+                    waiting_since=None,
+                )
+            )
+            detail = f"was {camp.status}, with {_recipients(camp.total)}"
+            history.record(conn, campaign_id, Entry(Kind.DELETING, detail), at=now)
+            return camp
+
+    def delete_recipients(self, campaign_id: int, limit: int) -> int:
+        """At most `limit` recipients of a Deleting campaign deleted, in one short write
+        transaction (the write lock is never held long, whatever the campaign's size); how
+        many went: fewer than `limit` means none is left."""
+        with self.write() as conn:
+            self._deleting(conn, campaign_id)
+            batch = sa.select(R.c.id).where(R.c.campaign_id == campaign_id).limit(limit)
+            gone: int = conn.execute(sa.delete(R).where(R.c.id.in_(batch))).rowcount
+            return gone
+
+    def drop_campaign(self, campaign_id: int) -> tuple[Campaign, bool]:
+        """The last step of a delete: a Deleting campaign's row, its history, any recipient
+        left and its image, unless another campaign sends the same one, in one transaction.
+        Returns the campaign as it was and whether its image went too; its log line
+        (`Kind.DELETED`) follows the commit, as its history is gone."""
+        with self.write() as conn:
+            camp = self._deleting(conn, campaign_id)
+            conn.execute(sa.delete(R).where(R.c.campaign_id == campaign_id))
+            conn.execute(sa.delete(E).where(E.c.campaign_id == campaign_id))
+            conn.execute(sa.delete(C).where(C.c.id == campaign_id))
+            image_gone = False
+            sha = camp.image_sha256
+            if sha:
+                self._lock_media(conn, sha)
+                used = conn.execute(sa.select(C.c.id).where(C.c.image_sha256 == sha).limit(1))
+                if used.first() is None:
+                    image_gone = bool(conn.execute(sa.delete(M).where(M.c.sha256 == sha)).rowcount)
+        image = ", and its image" if image_gone else ""
+        detail = (
+            f"'{camp.name}' with {_recipients(camp.total)}, its history{image}, "
+            f"by {Actor.here().who}"
+        )
+        history.tell([(campaign_id, Entry(Kind.DELETED, detail))])
+        return camp, image_gone
+
+    def _deleting(self, conn: Connection, campaign_id: int) -> Campaign:
+        """The campaign, locked, which must be Deleting (mark_deleting came first)."""
+        camp = self._locked_campaign(conn, campaign_id)
+        if camp.status != S.DELETING:
+            raise StatusRefused(
+                f"campaign {campaign_id} is {camp.status}: only a campaign being deleted "
+                "loses its recipients"
+            )
+        return camp
+
+    def _lock_media(self, conn: Connection, sha256: str) -> None:
+        """Storing an image and dropping it when no campaign sends it any more, serialised
+        (PostgreSQL; SQLite's write lock already is): a campaign created with the image
+        while the last one using it is deleted keeps it."""
+        self._pg_lock(conn, f"waha-media:{sha256}")
+
+    def clone_campaign(
+        self,
+        source_id: int,
+        *,
+        name: str,
+        scheduled_at: datetime,
+        session: str | None = None,
+    ) -> int:
+        """A new Scheduled campaign with the source's recipients, all of them fresh
+        (pending: no message id, no error, no attempt), its text, image and settings
+        (CLONED_SETTINGS), under `name`, due at `scheduled_at`, on `session` (by default
+        the source's). One transaction, so the clone is whole or absent. The history of
+        both says so."""
+        now = utcnow()
+        with self.write() as conn:
+            # Locked: a delete (mark_deleting) of the source waits for the copy, or came
+            # first and the clone is refused.
+            src = self._locked_campaign(conn, source_id)
+            if src.status == S.DELETING:
+                raise StatusRefused(f"campaign {source_id} is being deleted: it cannot be cloned")
+            values: dict[str, Any] = {key: getattr(src, key) for key in CLONED_SETTINGS}
+            values.update(
+                name=name,
+                session=session or src.session,
+                status=S.SCHEDULED,
+                scheduled_at=scheduled_at,
+                created_at=now,
+                updated_at=now,
+                created_by=Actor.here().who,
+            )
+            if src.image_sha256:
+                self._lock_media(conn, src.image_sha256)  # its bytes stay for the clone
+            cid: int = conn.execute(sa.insert(C).values(**values).returning(C.c.id)).scalar_one()
+            copied = (
+                "campaign_id",
+                "position",
+                "phone",
+                "chat_id",
+                "name",
+                "variables",
+                "status",
+                "attempts",
+            )
+            fresh = sa.select(
+                sa.literal(cid, sa.Integer),
+                R.c.position,
+                R.c.phone,
+                R.c.chat_id,
+                R.c.name,
+                R.c.variables,
+                sa.literal(RecipientStatus.PENDING.value, sa.String),
+                sa.literal(0, sa.Integer),
+            ).where(R.c.campaign_id == source_id)
+            conn.execute(sa.insert(R).from_select(copied, fresh))
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(R).where(R.c.campaign_id == cid)
+            ).scalar_one()
+            conn.execute(sa.update(C).where(C.c.id == cid).values(total=total))
+            conn.execute(sa.update(C).where(C.c.id == source_id).values(updated_at=now))
+            where = f"on session '{values['session']}'"
+            history.record(
+                conn,
+                cid,
+                Entry(
+                    Kind.CREATED, f"{_recipients(total)} cloned from campaign {source_id}, {where}"
+                ),
+                at=now,
+            )
+            history.record(
+                conn, source_id, Entry(Kind.CLONED, f"into campaign {cid} '{name}'"), at=now
+            )
+        return cid
+
+    def edit_campaign(
+        self,
+        campaign_id: int,
+        *,
+        name: str | None = None,
+        scheduled_at: datetime | None = None,
+        delay: tuple[float, float] | None = None,
+    ) -> tuple[Campaign, list[str]]:
+        """A Scheduled or Paused campaign's name, start or delay (None: kept), checked under
+        its lock; the history records what changed, from what. Returns the campaign and the
+        changes, as they are recorded (none: nothing differed, nothing was written)."""
+        with self.write() as conn:
+            camp = self._locked_campaign(conn, campaign_id)
+            check_editable(campaign_id, camp.status)
+            values: dict[str, Any] = {}
+            changes: list[str] = []
+            if name is not None and name != camp.name:
+                values["name"] = name
+                changes.append(f"name '{camp.name}' → '{name}'")
+            if scheduled_at is not None and scheduled_at != camp.scheduled_at:
+                values["scheduled_at"] = scheduled_at
+                changes.append(f"start {_utc(camp.scheduled_at)} → {_utc(scheduled_at)}")
+            if delay is not None and delay != (camp.delay_min, camp.delay_max):
+                values.update(delay_min=delay[0], delay_max=delay[1])
+                was = f"{camp.delay_min:g}-{camp.delay_max:g}"
+                changes.append(f"delay {was} s → {delay[0]:g}-{delay[1]:g} s")
+            if not values:
+                return camp, []
+            now = utcnow()
+            conn.execute(sa.update(C).where(C.c.id == campaign_id).values(updated_at=now, **values))
+            history.record(conn, campaign_id, Entry(Kind.EDITED, "; ".join(changes)), at=now)
+            return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one()), changes
 
     def recover_interrupted(self, now: datetime | None = None) -> list[int]:
         """Campaigns left Running by a process whose lease lapsed become Paused
@@ -1161,6 +1371,14 @@ class Store:
                 .with_for_update(skip_locked=True)
             ).all()
         return [_campaign(r) for r in rows]
+
+
+def _recipients(count: int) -> str:
+    return f"{count:,} recipient{'' if count == 1 else 's'}"
+
+
+def _utc(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "-"
 
 
 def _end_entry(camp: Campaign, reason: str | None) -> Entry:

@@ -20,6 +20,7 @@ from waha_tui.render import RenderError
 from waha_tui.store import StoreError
 from waha_tui.waha.client import SessionInfo
 from waha_tui.waha.errors import (
+    CHECK_API_KEY,
     BadResponse,
     GatewayError,
     NoAnswer,
@@ -141,7 +142,7 @@ def decide(
         return Pause(f"WAHA at {waha_url} is unreachable: is it running?")
     if isinstance(error, Unauthorized):
         return Pause(
-            f"WAHA refused the API key (HTTP {error.status_code}): check WAHA_API_KEY, then resume"
+            f"WAHA refused the API key (HTTP {error.status_code}): {CHECK_API_KEY}, then resume"
         )
     if isinstance(error, SessionMissing):
         return _missing(session)

@@ -658,7 +658,8 @@ class Simulator:
 
     async def sim_faults(self, request: Request) -> Response:
         """Body keys (all optional):
-        - fail_chat_ids {chatId: message | {message, status (400)}}: one bad recipient;
+        - fail_chat_ids {chatId: message | {message, status (400)}}: bad recipients, the
+          whole set of them ({} clears it);
         - fail_next {count, message (Connection Closed), data}: account-level 500s;
         - latency, typing_latency, hang, drop_after_record: numbers;
         - status_wait: seconds (or {seconds, poll}) of WAHA's status wait before a 422;
@@ -673,7 +674,7 @@ class Simulator:
         try:
             plan = _FaultPlan.parse(body)
         except (TypeError, ValueError, KeyError) as exc:
-            return _unprocessable(f"invalid fault: {type(exc).__name__}: {exc}")
+            return _unprocessable(f"invalid fault: {_said(exc)}")
         for session in plan.sessions():
             if st.get(session) is None:
                 return _no_sim_session(session)
@@ -682,7 +683,7 @@ class Simulator:
         try:
             plan.apply(st)
         except ValueError as exc:
-            return _unprocessable(f"invalid fault: {type(exc).__name__}: {exc}")
+            return _unprocessable(f"invalid fault: {_said(exc)}")
         if "api_key" in body:
             st.require_api_key(str(body["api_key"]) if body["api_key"] else None)
         if "message_ids" in body:
@@ -711,7 +712,7 @@ class Simulator:
 class _FaultPlan:
     """`POST /_sim/faults`, checked whole before any of it is applied."""
 
-    fail_chats: list[tuple[str, str | None, int]] = field(default_factory=list)
+    fail_chats: list[tuple[str, str | None, int]] | None = None  # None: left as they are
     fail_next: tuple[int, str, Any] | None = None
     numbers: dict[str, float] = field(default_factory=dict)
     status_wait: tuple[float, float] | None = None
@@ -723,12 +724,19 @@ class _FaultPlan:
     @classmethod
     def parse(cls, body: dict[str, Any]) -> _FaultPlan:
         plan = cls()
+        if "fail_chat_ids" in body:
+            plan.fail_chats = []
+            if not isinstance(body["fail_chat_ids"] or {}, dict):
+                raise ValueError(
+                    "fail_chat_ids must map chat ids to a message or {message, status}"
+                )
         for chat_id, spec in dict(body.get("fail_chat_ids") or {}).items():
             spec = spec if isinstance(spec, dict) else {"message": spec}
             status = int(spec.get("status") or 400)
             if not 400 <= status <= 599:
                 raise ValueError("a chat's status must be a 4xx or 5xx")
-            plan.fail_chats.append((str(chat_id), str(spec.get("message") or "") or None, status))
+            message = str(spec.get("message") or "") or None
+            plan.fail_chats = [*(plan.fail_chats or []), (str(chat_id), message, status)]
         fail_next = body.get("fail_next")
         if fail_next is not None:
             if not isinstance(fail_next, dict):
@@ -785,8 +793,10 @@ class _FaultPlan:
         return [t[0] for t in (self.timelock, self.stop) if t is not None]
 
     def apply(self, st: SimState) -> None:
-        for chat_id, message, status in self.fail_chats:
-            st.fail_chat(chat_id, message, status)
+        if self.fail_chats is not None:
+            st.clear_chat_faults()  # the map given is the whole set: {} clears it
+            for chat_id, message, status in self.fail_chats:
+                st.fail_chat(chat_id, message, status)
         if self.fail_next is not None:
             count, message, data = self.fail_next
             st.fail_next_sends(count, message, data=data)
@@ -832,3 +842,10 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def create_app(state: SimState | None = None) -> ASGIApp:
     return Simulator(state)
+
+
+def _said(exc: Exception) -> str:
+    """A refused fault in words: what was wrong, not the name of the exception."""
+    if isinstance(exc, KeyError):
+        return f"{exc.args[0]!r} is missing" if exc.args else "a key is missing"
+    return str(exc) or "not understood"

@@ -301,6 +301,11 @@ class SimState:
         with self._lock:
             self.faults.fail_chat_ids[chat_id] = ChatFault(status, text)
 
+    def clear_chat_faults(self) -> None:
+        """No recipient fails any more (fail_chat undone)."""
+        with self._lock:
+            self.faults.fail_chat_ids.clear()
+
     def fail_next_sends(
         self, count: int, message: str = CONNECTION_CLOSED, *, data: Any = None
     ) -> None:

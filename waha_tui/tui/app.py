@@ -20,8 +20,17 @@ from waha_tui.logs import caught
 from waha_tui.printable import printable
 from waha_tui.scheduler import Scheduler
 from waha_tui.service import CampaignService
+from waha_tui.status import (
+    CampaignStatus,
+    can_delete,
+    can_edit,
+    can_pause,
+    can_resume,
+    can_transition,
+)
 from waha_tui.stopping import Stopper
 from waha_tui.tui.commands import DashboardCommands
+from waha_tui.tui.screens.campaign_form import CampaignFormModal
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.contacts import ContactListsScreen
 from waha_tui.tui.screens.main import MainScreen
@@ -30,9 +39,11 @@ from waha_tui.tui.screens.sessions import SessionsScreen
 from waha_tui.tui.screens.templates import TemplatesScreen
 from waha_tui.tui.terminal import GuardedDriver
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
+from waha_tui.waha.errors import CHECK_API_KEY
 
 log = logging.getLogger(__name__)
 LINE_PADDING = 2  # the one-line widgets' padding, a cell on either side
+S = CampaignStatus
 RUNNER_GROUP = "runner"  # its own group: `exclusive` elsewhere must never cancel a runner
 STOPPED_WITH_DASHBOARD = "stopped with the dashboard"
 QUIT = "quit"  # the stop's reason when the operator quits
@@ -76,6 +87,7 @@ class WahaTuiApp(App[None]):
         self.banner = banner
         self.timeline = list(timeline)
         self.resuming: set[int] = set()
+        self.deleting: set[int] = set()  # deletes under way here: D is not offered twice
         self.main = MainScreen()
         self._stop_scheduler = asyncio.Event()
         self._quitting = False
@@ -168,6 +180,100 @@ class WahaTuiApp(App[None]):
     def _campaign_created(self, campaign_id: int | None) -> None:
         if campaign_id is not None:
             self.run_task(self.main.show_campaign(campaign_id))
+
+    # -- what the keys on a campaign do (the main and the details screens) -------------
+
+    def offers(self, action: str, c: Any) -> bool:
+        """Whether the key for `action` applies to campaign `c` (a row of the main table or a
+        Campaign: the same attributes), by the rules of status.py. Both screens' footers
+        show a key only where it applies."""
+        if c is None:
+            return False
+        if action == "resume":
+            return can_resume(c.status, c.next_index, c.total) and c.id not in self.resuming
+        if action == "pause":
+            return can_pause(c.status)
+        if action == "cancel":
+            return can_transition(c.status, S.CANCELLED)
+        if action == "delete":
+            return can_delete(c.status) and c.id not in self.deleting
+        if action == "edit":
+            return can_edit(c.status)
+        if action == "clone":
+            return bool(c.status != S.DELETING)
+        return True
+
+    def confirm_cancel(self, c: Any) -> None:
+        cid = c.id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_task(self.cancel_campaign(cid))
+
+        left = c.total - c.next_index
+        question = (
+            f"Cancel campaign {cid} “{c.name}”? {left} recipient{'' if left == 1 else 's'} "
+            "will not get the message. This cannot be undone."
+        )
+        self.push_screen(ConfirmationModal(question, yes="Cancel it", no="Keep it"), answered)
+
+    def confirm_delete(self, c: Any, then: Callable[[], None] | None = None) -> None:
+        """Ask, then delete campaign `c` in the background; `then()` once it is asked for."""
+        cid, name, total = c.id, c.name, c.total
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                if then is not None:
+                    then()
+                self.run_task(self.delete_campaign(cid, name, total))
+
+        if c.status == S.DELETING:
+            question = f"Campaign {cid} “{name}” was being deleted. Finish deleting it?"
+        else:
+            count = f"{total:,} recipient{'' if total == 1 else 's'}"
+            question = (
+                f"Delete campaign {cid} “{name}” ({c.status}, {count}) with its history? "
+                "This cannot be undone."
+            )
+        self.push_screen(ConfirmationModal(question, yes="Delete it", no="Keep it"), answered)
+
+    async def delete_campaign(self, campaign_id: int, name: str, total: int) -> None:
+        if campaign_id in self.deleting:
+            return
+        self.deleting.add(campaign_id)
+        if total > self.service.delete_batch:
+            self.notify(f"deleting campaign {campaign_id} ({total:,} recipients)…", markup=False)
+        try:
+            deleted = await self.service.delete_campaign(campaign_id)
+        except UserError as exc:
+            self.notify(str(exc), severity="error", markup=False, timeout=8)
+        else:
+            image = " and its image" if deleted.image_removed else ""
+            self.notify(
+                f"campaign {campaign_id} '{name}' deleted, with its recipients, history{image}",
+                markup=False,
+            )
+        finally:
+            self.deleting.discard(campaign_id)
+        self.main.request_reload()
+
+    def open_campaign_form(self, c: Any, *, clone: bool) -> None:
+        """`e` (edit) or `C` (clone) on campaign `c`: the form reads it whole first."""
+
+        async def open_it() -> None:
+            try:
+                campaign = await self.service.campaign(c.id)
+            except UserError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            done = self._campaign_created if clone else self._campaign_edited
+            self.push_screen(CampaignFormModal(self.service, campaign, clone=clone), done)
+
+        self.run_task(open_it())
+
+    def _campaign_edited(self, campaign_id: int | None) -> None:
+        if campaign_id is not None:
+            self.main.request_reload()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
@@ -272,15 +378,16 @@ class WahaTuiApp(App[None]):
 
         self.run_task(settle())
 
-    async def pause_campaign(self, campaign_id: int) -> None:
+    async def pause_campaign(self, campaign_id: int, *, running: bool) -> None:
+        """`running`: it was sending when the key was pressed (a Scheduled one has no
+        message in flight to wait for)."""
         try:
             await self.service.pause(campaign_id)
         except UserError as exc:
             self.notify(str(exc), severity="error", markup=False)
         else:
-            self.notify(
-                f"campaign {campaign_id}: pausing after the message in flight", markup=False
-            )
+            said = "pausing after the message in flight" if running else "paused"
+            self.notify(f"campaign {campaign_id} {said}", markup=False)
         await self.main.reload()
 
     async def cancel_campaign(self, campaign_id: int) -> None:
@@ -306,7 +413,7 @@ class WahaTuiApp(App[None]):
         except Unreachable:
             return line.append("unreachable", style="bold red")
         except Unauthorized:
-            return line.append("API key refused (check WAHA_API_KEY)", style="bold red")
+            return line.append(f"API key refused ({CHECK_API_KEY})", style="bold red")
         except WahaError as exc:
             return line.append(printable(str(exc)), style="red")
         if not sessions:

@@ -22,6 +22,7 @@ STATUS_LOOK: dict[str, tuple[str, str]] = {
     S.COMPLETED: ("✓", "green"),
     S.FAILED: ("✗", "bold red"),
     S.CANCELLED: ("–", "dim"),
+    S.DELETING: ("×", "dim red"),
 }
 RECIPIENT_LOOK: dict[str, str] = {
     RS.PENDING: "dim",
@@ -40,6 +41,8 @@ EVENT_LOOK: dict[str, str] = {
 }
 BAR_WIDTH = 8
 COMPACT_BAR = 6
+# A delete under way, or one cut short (its process died): deleting it again finishes it.
+DELETING_NOTE = "being deleted; if it stays, delete it again to finish"
 
 
 def status_cell(status: str) -> Text:
@@ -109,6 +112,8 @@ def waiting_cell(c: Campaign) -> Text:
 
 
 def reason_cell(c: Campaign) -> Text:
+    if c.status == S.DELETING:
+        return Text(DELETING_NOTE, style="red")
     waiting = waiting_cell(c)
     if waiting.plain:  # what holds it up now comes before the last error
         return waiting

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -261,23 +263,21 @@ class WahaClient:
                 status = resp.status_code
                 content_type = resp.headers.get("content-type", "")
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            why = _said(exc) or "no connection"
             raise Unreachable(
-                f"WAHA at {self.base_url} is unreachable ({type(exc).__name__})",
-                route=f"{method} {path}",
+                f"WAHA at {self.base_url} is unreachable ({why})", route=f"{method} {path}"
             ) from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL):
             raise UserError(f"WAHA URL {_redact_url(self.base_url)!r} is not valid") from None
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            lost = (
-                f"no answer within {self.timeouts.read:g} s"
-                if isinstance(exc, httpx.TimeoutException)
-                else f"the connection was lost ({type(exc).__name__})"
-            )
+            if isinstance(exc, httpx.TimeoutException):
+                lost = f"WAHA gave no answer within {self.timeouts.read:g} s for {where}"
+            else:
+                why = f" ({_said(exc)})" if _said(exc) else ""
+                lost = f"the connection to WAHA was lost{why} during {where}"
             # Only a send can have been "carried out" in a way that matters twice.
             tail = "; the message may have been sent" if is_send(path) else ""
-            raise NoAnswer(
-                f"WAHA gave {lost} for {where}{tail}", route=f"{method} {path}"
-            ) from None
+            raise NoAnswer(f"{lost}{tail}", route=f"{method} {path}") from None
         except httpx.DecodingError:
             raise BadResponse(
                 f"WAHA answered {where} with a body that could not be decoded "
@@ -528,3 +528,28 @@ def _seg(value: str) -> str:
 
 
 __all__ = ["SendResult", "SessionInfo", "Timeouts", "WahaClient", "WahaError", "extract_message_id"]
+
+
+_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
+
+
+def _said(exc: BaseException) -> str:
+    """What a transport error says, in words ("connection refused", "server disconnected
+    without sending a response"): never its class name, which means nothing to an operator.
+    The operating system's reason first, when there is one below it."""
+    text = _ERRNO.sub("", " ".join(str(exc).split()))
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain, never a loop
+        if seen is None:
+            break
+        if isinstance(seen, OSError):
+            # asyncio words a refusal "Connect call failed (...)": the errno says it plainly.
+            if seen.errno is not None and seen.errno > 0:
+                text = os.strerror(seen.errno)
+                break
+            if seen.strerror:
+                text = seen.strerror
+                break
+        seen = seen.__cause__ or seen.__context__
+    text = text.rstrip(".")
+    return text[:1].lower() + text[1:]

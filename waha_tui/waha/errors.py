@@ -12,6 +12,8 @@ from typing import Any
 
 from waha_tui.errors import UserError
 
+# Where the key comes from, said wherever WAHA refuses it: the flag and the environment.
+CHECK_API_KEY = "check --api-key or WAHA_API_KEY"
 # Routes whose success delivers a WhatsApp message: only there is a lost answer ambiguous.
 SEND_ROUTES = frozenset({"/api/sendText", "/api/sendImage", "/api/sendFile"})
 
@@ -143,7 +145,7 @@ def error_for(
     name = session or "default"
     if status in (401, 403):
         return Unauthorized(
-            f"WAHA refused the API key (HTTP {status}) for {route}: check WAHA_API_KEY",
+            f"WAHA refused the API key (HTTP {status}) for {route}: {CHECK_API_KEY}",
             status_code=status,
             **kw,
         )

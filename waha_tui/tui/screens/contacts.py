@@ -1,8 +1,8 @@
 """`L`: contact lists: import a CSV file, look at a list's contacts, delete a list.
 
 Every rule is the service's (the CLI's `contacts import` and `delete-list` call the same
-methods), so the form shows the CLI's own one-line errors, each beside the field the
-service names, all at once.
+methods), so the form shows the CLI's own one-line errors, in the form's words (a field's
+label, not its flag: errors.said), each beside the field the service names, all at once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from waha_tui.csv_import import ImportResult
-from waha_tui.errors import InvalidInput, UserError
+from waha_tui.errors import FIELD_NAMES, InvalidInput, UserError
 from waha_tui.logs import caught
 from waha_tui.service import CampaignService, ListInfo, NewRecipient
 from waha_tui.tui.format import local_time, shown
@@ -87,12 +87,12 @@ class ImportModal(ModalScreen[Imported | None]):
                 id="import-path-field",
             )
             yield Field(
-                "List name",
+                FIELD_NAMES["list_name"].label,
                 Input(placeholder="e.g. customers", id="import-name", compact=True),
                 id="import-name-field",
             )
             yield Field(
-                "Country",
+                FIELD_NAMES["country"].label,
                 Input(placeholder="optional, e.g. DE", id="import-country", compact=True),
                 hint="for numbers written without +country code",
                 id="import-country-field",
@@ -129,7 +129,7 @@ class ImportModal(ModalScreen[Imported | None]):
             _list_id, result = await self.service.import_contacts(path, name, country=country)
         except InvalidInput as exc:
             for service_field, field in IMPORT_FIELDS.items():
-                self.field(field).set_error("\n".join(exc.messages(service_field)))
+                self.field(field).set_error("\n".join(exc.messages(service_field, "label")))
             return
         except Exception as exc:
             caught(log, exc, f"importing {path}")

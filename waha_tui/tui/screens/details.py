@@ -4,6 +4,7 @@ its history instead of its recipients."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.table import Table
@@ -12,12 +13,12 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from waha_tui.errors import UserError
 from waha_tui.logs import caught
 from waha_tui.models import Campaign, CampaignEventRow, Recipient
-from waha_tui.service import CampaignService
+from waha_tui.service import CampaignService, NotFound
 from waha_tui.status import CampaignStatus
 from waha_tui.tui.columns import RECIPIENTS, Fitted, cut, fit
 from waha_tui.tui.format import (
@@ -29,8 +30,13 @@ from waha_tui.tui.format import (
     status_cell,
     waiting_cell,
 )
+from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS
 from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
+
+if TYPE_CHECKING:
+    from waha_tui.tui.app import WahaTuiApp
 
 log = logging.getLogger(__name__)
 HISTORY_COLUMNS = [
@@ -42,6 +48,7 @@ HISTORY_COLUMNS = [
 ]
 RECIPIENTS_TITLE = "Recipients, in sending order"
 HISTORY_TITLE = "History: who did what, and why (h: recipients)"
+S = CampaignStatus
 RETRYABLE = (CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.FAILED)
 WINDOW = 1000  # recipients shown around the next one, so huge campaigns stay light
 DEFAULT_WIDTH = 80  # until the first resize tells the real one
@@ -99,6 +106,7 @@ def _counters(c: Campaign) -> Table:
 class DetailsScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back"),
+        *CAMPAIGN_KEYS,  # as on the main screen, by the same rules
         Binding("u", "retry('unknown')", "Retry unknown"),
         Binding("f", "retry('failed')", "Retry failed"),
         Binding("h", "toggle_history", "History"),
@@ -123,7 +131,7 @@ class DetailsScreen(Screen[None]):
         yield table
         yield Static(id="recipient-error")  # the highlighted recipient's error, in full
         yield KeyedTable(HISTORY_COLUMNS, id="history")
-        yield Footer()
+        yield KeyFooter()
 
     async def on_mount(self) -> None:
         await self.reload()
@@ -140,6 +148,8 @@ class DetailsScreen(Screen[None]):
         except Exception as exc:
             caught(log, exc, f"campaign {self.campaign_id}: reading its details")
             self.notify(str(exc), severity="error", markup=False)
+            if isinstance(exc, NotFound):
+                self._leave()  # deleted elsewhere: nothing more to show
             return
         finally:
             self._loading = False
@@ -217,12 +227,58 @@ class DetailsScreen(Screen[None]):
         self.app.pop_screen()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        c = self.campaign
+        if action in CAMPAIGN_ACTIONS:
+            return self.wapp.offers(action, c)
         if action != "retry":
             return True
-        c = self.campaign
         if c is None or c.status not in RETRYABLE:
             return False
         return bool(c.unknown if parameters == ("unknown",) else c.failed)
+
+    @property
+    def wapp(self) -> WahaTuiApp:
+        from waha_tui.tui.app import WahaTuiApp  # not at the top: app.py imports this module
+
+        app = self.app
+        assert isinstance(app, WahaTuiApp)
+        return app
+
+    def _offered(self, action: str) -> Campaign | None:
+        """The campaign, if `action` applies to it as last read."""
+        c = self.campaign
+        return c if c is not None and self.wapp.offers(action, c) else None
+
+    # The app's own methods, as the main screen calls them.
+
+    def action_resume(self) -> None:
+        if (c := self._offered("resume")) is not None and c.id is not None:
+            self.wapp.start_resume(c.id)
+
+    def action_pause(self) -> None:
+        if (c := self._offered("pause")) is not None and c.id is not None:
+            self.wapp.run_task(self.wapp.pause_campaign(c.id, running=c.status == S.RUNNING))
+
+    def action_cancel(self) -> None:
+        if (c := self._offered("cancel")) is not None:
+            self.wapp.confirm_cancel(c)
+
+    def action_delete(self) -> None:
+        if (c := self._offered("delete")) is not None:
+            # Once asked for, back to the list, where the row shows it go.
+            self.wapp.confirm_delete(c, then=self._leave)
+
+    def action_clone(self) -> None:
+        if (c := self._offered("clone")) is not None:
+            self.wapp.open_campaign_form(c, clone=True)
+
+    def action_edit(self) -> None:
+        if (c := self._offered("edit")) is not None:
+            self.wapp.open_campaign_form(c, clone=False)
+
+    def _leave(self) -> None:
+        if self.is_current:
+            self.dismiss()
 
     def action_retry(self, which: str) -> None:
         c = self.campaign

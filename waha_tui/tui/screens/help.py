@@ -11,20 +11,20 @@ from textual.widgets import Static
 
 KEYS: list[tuple[str, str]] = [
     ("↑ ↓ / j k", "move between campaigns; PgUp PgDn: pages of 100"),
-    ("enter", "details of the campaign: counters, timings, recipients"),
+    ("enter", "details: counters, recipients; h there: its history"),
     ("r", "resume Paused, or Failed with recipients left to send"),
-    ("p", "pause a Running or Scheduled campaign"),
-    ("c", "cancel a campaign (asks first)"),
+    ("p / c", "pause Running or Scheduled / cancel (asks first)"),
+    ("e / C", "edit name, start, delay (Scheduled, Paused) / clone"),
+    ("D, ctrl+d", "delete, with its history (asks; never a Running one)"),
     ("/", "filter by name or status; esc clears"),
     ("w", "WhatsApp sessions; link a phone by QR or pairing code"),
     ("N", "new campaign from a list and a template; previewed first"),
     ("L", "contact lists: import a CSV (i), view (enter), delete (d)"),
     ("T", "templates: new (n), edit (enter), delete (d), preview"),
     ("ctrl+p", "command palette: new campaign, lists, templates, sessions"),
-    ("?", "this help"),
-    ("u / f / h", "in details: retry unknown / failed (asks first); h: history"),
-    ("esc", "back / close"),
-    ("q", "quit (running campaigns are paused after the message in flight)"),
+    ("u / f", "in details: retry unknown / failed (asks); r p c e C D"),
+    ("? / esc", "this help / back, close"),
+    ("q", "quit; running campaigns pause after the message in flight"),
 ]
 
 

@@ -18,16 +18,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from waha_tui.logs import caught
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus, can_resume
 from waha_tui.tui.columns import CAMPAIGNS, Fitted, cut, fit
 from waha_tui.tui.format import campaign_cells, reason_cell, shown, status_cell
-from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
+from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
@@ -84,15 +85,13 @@ class CampaignTable(KeyedTable):
 
 class MainScreen(Screen[None]):
     BINDINGS = [
-        Binding("r", "resume", "Resume"),
-        Binding("p", "pause", "Pause"),
-        Binding("c", "cancel", "Cancel"),
+        *CAMPAIGN_KEYS,
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("w", "sessions", "WhatsApp"),
         Binding("N", "new_campaign", "New"),
-        Binding("L", "contact_lists", "Lists", show=False),  # ? and ctrl+p list them
-        Binding("T", "templates", "Templates", show=False),
+        Binding("L", "contact_lists", "Lists"),
+        Binding("T", "templates", "Templates"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_app", "Quit"),
     ]
@@ -143,7 +142,7 @@ class MainScreen(Screen[None]):
         yield Static(id="empty-hint")
         yield Input(placeholder="filter by name or status (esc clears)", id="filter")
         # No "^p palette" here: it would cover q at 80 columns; ? lists ctrl+p instead.
-        yield Footer(show_command_palette=False)
+        yield KeyFooter(show_command_palette=False)
 
     async def on_mount(self) -> None:
         self.query_one("#banner", Static).display = bool(self.wapp.banner)
@@ -307,7 +306,13 @@ class MainScreen(Screen[None]):
             self._order = [c for c in ids if self._matches(self.campaigns[c])] if needle else ids
             self.page = min(self.page, self.pages - 1)
         page = self.page_ids()
-        if changed is not None and not reorder and not any(c in changed for c in page):
+        shown_once = self._hint is not None  # the first read draws all, even of nothing
+        if (
+            shown_once
+            and changed is not None
+            and not reorder
+            and not any(c in changed for c in page)
+        ):
             # Nothing on screen changed: no diff, no repaint; the footer only if it must.
             self.refresh_bindings_if_changed()
             return
@@ -316,7 +321,10 @@ class MainScreen(Screen[None]):
         table.sync([(str(cid), self._cells_for(cid)) for cid in page])
         self._show_page_info()
         if not self.campaigns:
-            hint = "No campaigns yet. Press N to create one (or: waha-tui campaign create)."
+            hint = (
+                "No campaigns yet. Press N to create one (L imports a contact list first), "
+                "or quit and try `waha-tui demo` to see campaigns sent to a simulator."
+            )
         elif not page:
             hint = f"No campaign matches {self.filter_text!r} (esc clears)"
         else:
@@ -405,6 +413,7 @@ class MainScreen(Screen[None]):
                 c.lease_owner,
                 c.next_index < c.total,  # a Failed campaign with recipients left resumes
                 c.id in self.wapp.resuming,
+                c.id in self.wapp.deleting,
             ),
             bool(self.filter_text),
             box,
@@ -424,14 +433,8 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         c = self.current()
-        if action == "resume":
-            return bool(
-                c and can_resume(c.status, c.next_index, c.total) and c.id not in self.wapp.resuming
-            )
-        if action == "pause":
-            return bool(c and c.status in (S.RUNNING, S.SCHEDULED))
-        if action == "cancel":
-            return bool(c and c.status in (S.RUNNING, S.SCHEDULED, S.PAUSED))
+        if action in CAMPAIGN_ACTIONS:
+            return self.wapp.offers(action, c)
         if action == "details":
             return c is not None
         if action == "clear_filter":
@@ -475,33 +478,34 @@ class MainScreen(Screen[None]):
     def _row_chosen(self) -> None:
         self.action_details()
 
-    def action_resume(self) -> None:
+    def _offered(self, action: str) -> Any | None:
+        """The highlighted campaign, if `action` applies to it."""
         c = self.current()
-        if c is None or c.id is None or not self.check_action("resume", ()):
-            return
-        self.wapp.start_resume(c.id)
+        return c if c is not None and self.wapp.offers(action, c) else None
+
+    def action_resume(self) -> None:
+        if (c := self._offered("resume")) is not None:
+            self.wapp.start_resume(c.id)
 
     def action_pause(self) -> None:
-        c = self.current()
-        if c is None or c.id is None or not self.check_action("pause", ()):
-            return
-        self.wapp.run_task(self.wapp.pause_campaign(c.id))
+        if (c := self._offered("pause")) is not None:
+            self.wapp.run_task(self.wapp.pause_campaign(c.id, running=c.status == S.RUNNING))
 
     def action_cancel(self) -> None:
-        c = self.current()
-        if c is None or c.id is None or not self.check_action("cancel", ()):
-            return
-        cid = c.id
+        if (c := self._offered("cancel")) is not None:
+            self.wapp.confirm_cancel(c)
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.wapp.run_task(self.wapp.cancel_campaign(cid))
+    def action_delete(self) -> None:
+        if (c := self._offered("delete")) is not None:
+            self.wapp.confirm_delete(c)
 
-        question = (
-            f"Cancel campaign {cid} “{c.name}”? {c.total - c.next_index} recipients will "
-            "not get the message. This cannot be undone."
-        )
-        self.app.push_screen(ConfirmationModal(question, yes="Cancel it", no="Keep it"), answered)
+    def action_clone(self) -> None:
+        if (c := self._offered("clone")) is not None:
+            self.wapp.open_campaign_form(c, clone=True)
+
+    def action_edit(self) -> None:
+        if (c := self._offered("edit")) is not None:
+            self.wapp.open_campaign_form(c, clone=False)
 
     def action_details(self) -> None:
         c = self.current()

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Input, Select, Static, TextArea
 
-from waha_tui.errors import InvalidInput, UserError
+from waha_tui.errors import FIELD_NAMES, InvalidInput, UserError
 from waha_tui.logs import caught
 from waha_tui.models import utcnow
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
@@ -60,10 +60,11 @@ DRAFT_FIELDS = {
 FIELDS = ("name", "list", "template", "text", "image", "session", "when", "delay", "default-name")
 
 
-def when_hint(typed: str, now: datetime | None = None) -> Text:
-    """What the Start field means, in local time and UTC (the store keeps UTC)."""
+def when_hint(typed: str, now: datetime | None = None, *, upon: str = "it is created") -> Text:
+    """What the Start field means, in local time and UTC (the store keeps UTC); `upon`:
+    when a start now or in the past begins ("it is saved" in the edit form)."""
     if typed.strip().lower() in NOW_WORDS:
-        return Text("starts as soon as it is created")
+        return Text(f"starts as soon as {upon}")
     try:
         at = parse_when(typed)
     except UserError:
@@ -73,7 +74,7 @@ def when_hint(typed: str, now: datetime | None = None) -> Text:
     if local.utcoffset():
         line.append(f" ({at:%Y-%m-%d %H:%M} UTC)", style="dim")
     if at <= (now or utcnow()):
-        line.append(" · in the past: it starts as soon as it is created", style="yellow")
+        line.append(f" · in the past: it starts as soon as {upon}", style="yellow")
     return line
 
 
@@ -129,7 +130,7 @@ class NewCampaignScreen(Screen[int | None]):
         yield Static(Text("New campaign", style="bold"), id="camp-title")
         with VerticalScroll(id="camp-form"):
             yield Field(
-                "Name",
+                FIELD_NAMES["name"].label,
                 Input(placeholder="e.g. Spring sale", id="camp-name", compact=True),
                 id="camp-name-field",
             )
@@ -152,7 +153,7 @@ class NewCampaignScreen(Screen[int | None]):
                 id="camp-text-field",
             )
             yield Field(
-                "Image",
+                FIELD_NAMES["image"].label,
                 Input(
                     placeholder="optional: a .jpg, .png or .webp file",
                     id="camp-image",
@@ -161,13 +162,13 @@ class NewCampaignScreen(Screen[int | None]):
                 id="camp-image-field",
             )
             yield Field(
-                "Session",
+                FIELD_NAMES["session"].label,
                 Input(value="default", id="camp-session", compact=True),
                 hint="WAHA sessions: loading…",
                 id="camp-session-field",
             )
             yield Field(
-                "Start",
+                FIELD_NAMES["at"].label,
                 Input(
                     placeholder="now, or a date and time, e.g. 2026-12-01 09:30",
                     id="camp-when",
@@ -387,9 +388,9 @@ class NewCampaignScreen(Screen[int | None]):
         for error in refused.errors:
             field = DRAFT_FIELDS.get(error.field)
             if field is None:
-                elsewhere.append(error.message)
+                elsewhere.append(error.label_message)
             elif field not in errors:  # the form's own word for an empty control stays
-                placed.setdefault(field, []).append(error.message)
+                placed.setdefault(field, []).append(error.label_message)
         errors.update({field: "\n".join(lines) for field, lines in placed.items()})
         if elsewhere:
             self.notify("\n".join(elsewhere), severity="error", markup=False, timeout=10)

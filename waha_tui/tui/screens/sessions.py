@@ -50,7 +50,9 @@ LINK_STEPS = "WhatsApp → Settings → Linked devices → Link a device"
 
 def one_line(exc: BaseException) -> str:
     """The error as one toast line (WAHA's messages may hold newlines)."""
-    text = printable(" ".join(str(exc).split())) or type(exc).__name__
+    # A field named in a UserError is named as the dashboard's forms name it (its label).
+    said = exc.said("label") if isinstance(exc, UserError) else str(exc)
+    text = printable(" ".join(said.split())) or type(exc).__name__
     return text if isinstance(exc, UserError) else f"unexpected error: {type(exc).__name__}: {text}"
 
 

@@ -182,7 +182,7 @@ class TemplateEditor(Screen[str | None]):
             # Beside the field the service names, every one at once.
             for field in ("name", "text"):
                 self.query_one(f"#template-{field}-field", Field).set_error(
-                    "\n".join(exc.messages(field))
+                    "\n".join(exc.messages(field, "label"))
                 )
             return
         except Exception as exc:

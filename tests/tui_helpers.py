@@ -91,6 +91,11 @@ class Rig:
                     scheduled_at=FROZEN,
                     updated_at=FROZEN,
                     created_by=f"{OPERATOR[0]}@{OPERATOR[1]}",
+                    # Runs end at the same time too: the rate an ended one averaged.
+                    started_at=sa.case((C.c.started_at.is_(None), None), else_=FROZEN),
+                    completed_at=sa.case(
+                        (C.c.completed_at.is_(None), None), else_=FROZEN + timedelta(minutes=10)
+                    ),
                 )
             )
             ids = conn.execute(sa.select(E.c.id).order_by(E.c.id)).scalars().all()

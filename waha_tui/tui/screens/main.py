@@ -174,6 +174,7 @@ class MainScreen(Screen[None]):
         gc.set_threshold(*GC_THRESHOLD)
 
     def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._place_toasts)  # the footer may wrap to another line
         fitted = fit(CAMPAIGNS, event.size.width - SCROLLBAR)
         if fitted == self._fitted:
             return
@@ -553,11 +554,22 @@ class MainScreen(Screen[None]):
         box.display = True
         box.focus()
         self.refresh_bindings()
+        self.call_after_refresh(self._place_toasts)
+
+    def _place_toasts(self) -> None:
+        """Toasts sit above the filter and the footer, never over what is typed."""
+        below = self.query_one(KeyFooter).outer_size.height
+        box = self.query_one("#filter", Input)
+        if box.display:
+            below += box.outer_size.height
+        for rack in self.query("ToastRack"):  # Textual's own widget; by name, not import
+            rack.styles.margin = (0, 0, max(below, 1), 0)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
+        self.call_after_refresh(self._place_toasts)
         self.filter_text = ""
         self.query_one("#campaigns", KeyedTable).focus()
         self._refilter()
@@ -613,6 +625,7 @@ class MainScreen(Screen[None]):
     def _filter_done(self) -> None:
         if not self.filter_text:
             self.query_one("#filter", Input).display = False
+            self.call_after_refresh(self._place_toasts)
         self.query_one("#campaigns", KeyedTable).focus()
         self.refresh_bindings()
 

@@ -541,3 +541,30 @@ def test_snapshot_of_refused_fields(snap_compare, tmp_path: Path, utc: None) -> 
         await steady_cursors(pilot)
 
     assert snap_compare(rig.app(session_interval=3600), terminal_size=(80, 24), run_before=refused)
+
+
+async def test_with_no_contact_list_the_form_says_how_to_make_one(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    csv = tmp_path / "people.csv"
+    csv.write_text("phone,name\n+4915112345678,Ann\n", encoding="utf-8")
+    try:
+        async with rig.app().run_test(size=(80, 24)) as pilot:
+            screen = await open_form(pilot)
+            field = screen.query_one("#camp-list-field")
+            hint = str(field.query_one(".field-hint", Static).render())
+            assert "No contact lists yet" in hint and "ctrl+l" in hint
+            assert screen.query_one("#camp-list", Select).prompt == "no contact lists yet"
+            await pilot.press("ctrl+l")  # from inside the name field: no L typed
+            await wait_for(pilot, lambda: isinstance(pilot.app.screen, ContactListsScreen))
+            assert screen.query_one("#camp-name", Input).value == ""
+            await rig.service.import_contacts(str(csv), "first")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: pilot.app.screen is screen)
+            await wait_for(pilot, lambda: not field.query_one(".field-hint", Static).display)
+            select = screen.query_one("#camp-list", Select)
+            assert select.prompt == "choose a list"
+            assert [value for _label, value in select._options if value != Select.NULL] == [
+                "first"
+            ]
+    finally:
+        await rig.service.aclose()

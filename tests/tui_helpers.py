@@ -24,6 +24,9 @@ from waha_tui.waha import WahaClient
 
 FROZEN = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 OPERATOR = ("alice", "ops-1", 4242)  # who did everything, in snapshots
+# Every screen is drawn at the terminal an operator SSHes into and at a roomier one.
+SIZES = [(80, 24), (120, 40)]
+SIZE_IDS = ["80x24", "120x40"]
 
 
 @dataclass

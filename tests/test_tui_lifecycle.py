@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from tests.test_sessions_screen import toast_with, toasts
+from tests.test_templates_screen import steady_cursors
 from tests.test_tui import footer_keys, select, shown, table
 from tests.tui_helpers import SIZE_IDS, SIZES, Rig, make_rig, wait_for
 from waha_tui.models import utcnow
@@ -423,6 +424,6 @@ def test_snapshot_of_the_edit_form_refusing_two_fields(
         put(pilot, "delay", "60-30")
         await pilot.press("enter")
         await wait_for(pilot, lambda: error(pilot, "delay") != "")
-        await pilot.pause(0.3)
+        await steady_cursors(pilot)
 
     assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=refused)

@@ -101,8 +101,9 @@ async def test_a_toast_never_covers_the_filter(rig: Rig) -> None:
         toasts = [t.region for t in screen.query("Toast")]
         assert toasts and box.height > 0
         assert all(not t.overlaps(box) for t in toasts), (box, toasts)
-        footer = screen.query_one("KeyFooter").region
-        assert all(not t.overlaps(footer) for t in toasts)
+        for under in ("KeyFooter", "#row-info"):  # nor the reason under the table
+            region = screen.query_one(under).region
+            assert all(not t.overlaps(region) for t in toasts), under
         assert screen.query_one("#filter").has_focus  # typing goes on where it was
         await pilot.press("p")
         assert str(screen.query_one("#filter").value) == "Camp"

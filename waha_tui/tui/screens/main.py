@@ -557,11 +557,18 @@ class MainScreen(Screen[None]):
         self.call_after_refresh(self._place_toasts)
 
     def _place_toasts(self) -> None:
-        """Toasts sit above the filter and the footer, never over what is typed."""
-        below = self.query_one(KeyFooter).outer_size.height
-        box = self.query_one("#filter", Input)
-        if box.display:
-            below += box.outer_size.height
+        """Toasts sit above what is under the table (the highlighted campaign's line, the
+        filter, the footer), never over what is typed or the reason being read."""
+        below = sum(
+            w.outer_size.height
+            for w in (
+                self.query_one(KeyFooter),
+                self.query_one("#filter", Input),
+                self.query_one("#row-info", Static),
+                self.query_one("#page-info", Static),
+            )
+            if w.display
+        )
         for rack in self.query("ToastRack"):  # Textual's own widget; by name, not import
             rack.styles.margin = (0, 0, max(below, 1), 0)
 

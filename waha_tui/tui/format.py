@@ -12,7 +12,7 @@ from waha_tui.history import Kind, by
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
 from waha_tui.pacing import Estimate, Pacing
 from waha_tui.printable import printable
-from waha_tui.status import CampaignStatus, RecipientStatus
+from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus
 
 S = CampaignStatus
 RS = RecipientStatus
@@ -153,7 +153,7 @@ def campaign_cells(c: Campaign, now: datetime | None = None) -> dict[str, object
 
 # -- rate and time -------------------------------------------------------------------------
 
-ENDED = (S.COMPLETED, S.FAILED, S.CANCELLED, S.DELETING)
+ENDED = FINISHED | {S.DELETING}  # nothing more will be sent: no estimate, no countdown
 
 
 def duration(seconds: float) -> str:
@@ -252,8 +252,8 @@ def rate_cell(c: Any) -> Text:
     if c.status in ENDED:
         rate = average_rate(c)
         return Text(per_minute(rate)) if rate is not None else Text("-", style="dim")
-    est = Pacing.of(c).estimate(1)
-    return Text(per_minute(est.per_minute), style="" if c.status == S.RUNNING else "dim")
+    rate = 60.0 / Pacing.of(c).mean_gap()
+    return Text(per_minute(rate), style="" if c.status == S.RUNNING else "dim")
 
 
 def recipient_cells(r: Recipient) -> dict[str, object]:

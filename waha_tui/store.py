@@ -1487,6 +1487,12 @@ def _to_v5(conn: Connection) -> None:
     M.create(conn)
 
 
+def _to_v6(conn: Connection) -> None:
+    index = next(i for i in R.indexes if i.name == "ix_recipient_campaign_status")
+    index.drop(conn)  # (campaign_id, status): now with position
+    index.create(conn)
+
+
 def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
     """CREATE INDEX, as the model declares it."""
     next(i for i in table.indexes if i.name == name).create(conn)
@@ -1497,4 +1503,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _to_v3,
     4: _to_v4,
     5: _to_v5,
+    6: _to_v6,
 }

@@ -5,16 +5,22 @@ operator moves it, and a window of WINDOW rows that moves with the next recipien
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from tests.test_snapshots import SIZE as SNAP
+from tests.test_snapshots import WIDE, every_status, select_row
 from tests.test_tui import footer_keys, select, shown
-from tests.tui_helpers import Rig, wait_for
+from tests.tui_helpers import FROZEN, Rig, wait_for
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.store import NewRecipient, R, Store
+from waha_tui.tui import format
 from waha_tui.tui.screens.details import WINDOW, DetailsScreen
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
@@ -47,7 +53,7 @@ def set_status(rig: Rig, cid: int, status: str, *positions: int, error: str | No
         conn.execute(
             sa.update(R)
             .where(R.c.campaign_id == cid, R.c.position.in_(positions))
-            .values(status=status, message_id=None, error=error)
+            .values(status=status, message_id=None, error=error, sent_at=None)
         )
 
 
@@ -238,3 +244,70 @@ def test_the_window_and_its_count_come_from_the_database(store: Store) -> None:
     assert window(20, 2, 4, RS.SENT) == ([16, 17, 18, 19], 18)  # none follow: all before
     assert window(20, 2, 4, RS.PENDING) == ([20, 21, 22, 23], 9)
     assert window(20, 2, 4, RS.SKIPPED) == ([], 0)
+
+
+# -- how it looks ----------------------------------------------------------------------------
+
+
+def running_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
+    """The snapshots' campaigns; the third, Running elsewhere, at its 18th recipient: sent
+    ones (each a sent time, today), two failed, one unknown, pending ones after it."""
+    rig = every_status(tmp_path)
+    monkeypatch.setattr(format, "now", lambda: FROZEN + timedelta(hours=2))
+    cid = 3
+    with rig.store.write() as conn:
+        for position in range(17):
+            conn.execute(
+                sa.update(R)
+                .where(R.c.campaign_id == cid, R.c.position == position)
+                .values(sent_at=FROZEN + timedelta(seconds=47 * position))
+            )
+        conn.execute(
+            sa.update(R)
+            .where(R.c.campaign_id == cid, R.c.position == 17)
+            .values(status=RS.SENDING, message_id="true_491502000017@c.us_3EB0C0FFEE")
+        )
+    set_status(rig, cid, RS.FAILED, 4, 11, error="WAHA error (HTTP 400): not a WhatsApp number")
+    set_status(rig, cid, RS.UNKNOWN, 8, error="no answer from WAHA within 30 s; not re-sent")
+    rig.force(cid, sent=14, failed=2, unknown=1)
+    return rig
+
+
+async def open_third(pilot: Pilot, presses: int = 0) -> None:
+    await select_row(pilot, 2)
+    await pilot.press("enter")
+    await pilot.pause(0.5)
+    for _ in range(presses):
+        await pilot.press("s")
+        await pilot.pause(0.3)
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("size", [SNAP, WIDE], ids=["80x24", "120x40"])
+def test_snapshot_of_a_running_campaigns_recipients(
+    snap_compare: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    utc: None,
+    size: tuple[int, int],
+) -> None:
+    """The cursor on the recipient being sent (#18); sent times; failed and unknown ones."""
+    rig = running_campaign(tmp_path, monkeypatch)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=open_third)
+
+
+@pytest.mark.parametrize("size", [SNAP, WIDE], ids=["80x24", "120x40"])
+def test_snapshot_of_the_failed_recipients_only(
+    snap_compare: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    utc: None,
+    size: tuple[int, int],
+) -> None:
+    """`s` four times: the failed ones, counted in the title."""
+    rig = running_campaign(tmp_path, monkeypatch)
+
+    async def failed_only(pilot: Pilot) -> None:
+        await open_third(pilot, presses=4)
+
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=failed_only)

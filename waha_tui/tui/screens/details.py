@@ -283,8 +283,7 @@ class DetailsScreen(Screen[None]):
         """The next status filter; the cursor goes to the row it follows there."""
         self.status_filter = FILTERS[(FILTERS.index(self.status_filter) + 1) % len(FILTERS)]
         self._jump = True
-        self._show_title()
-        await self.reload()
+        await self.reload()  # the title changes with the rows and their count
 
     async def action_follow(self) -> None:
         if self.campaign is not None:

@@ -24,13 +24,16 @@ def test_the_columns_shown_never_need_a_sideways_scroll(width: int) -> None:
 
 def test_80_columns_show_what_an_operator_needs_and_wider_shows_more() -> None:
     at80 = [f.key for f in fit(CAMPAIGNS, 78)]
-    assert at80 == ["id", "name", "status", "progress", "next", "failed"]
+    assert at80 == ["id", "name", "status", "progress", "eta", "due"]
     at120 = [f.key for f in fit(CAMPAIGNS, 118)]
     assert set(at80) < set(at120) and "reason" in at120
+    at160 = {f.key: f.width for f in fit(CAMPAIGNS, 158)}
+    assert at160["reason"] > 40 and "started" not in at160  # a whole reason comes first
     at200 = fit(CAMPAIGNS, 198)
-    assert [f.key for f in at200][-1] == "reason" and "scheduled" in [f.key for f in at200]
     widths = {f.key: f.width for f in at200}
-    assert widths["reason"] > 40  # what is left goes to the reason
+    assert [f.key for f in at200][-1] == "reason" and widths["reason"] == 80
+    at300 = [f.key for f in fit(CAMPAIGNS, 298)]
+    assert {"started", "ended", "scheduled", "next"} <= set(at300)  # the extras, last
 
 
 def test_a_cut_is_never_silent() -> None:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from tests.test_sessions_screen import footer_keys, toast_with, toasts
 from tests.test_templates_screen import steady_cursors
-from tests.tui_helpers import FROZEN, Rig, make_rig, wait_for
+from tests.tui_helpers import FROZEN, SIZE_IDS, SIZES, Rig, make_rig, wait_for
 from waha_tui.cli import app as cli_app
 from waha_tui.errors import FIELD_NAMES
 from waha_tui.models import ContactList
@@ -370,14 +370,18 @@ async def lists_shown(pilot: Pilot) -> None:
     await pilot.pause(0.2)
 
 
-def test_snapshot_of_the_contact_lists(snap_compare, tmp_path: Path, utc: None) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_the_contact_lists(
+    size: tuple[int, int], snap_compare, tmp_path: Path, utc: None
+) -> None:
     rig = snapshot_rig(tmp_path)
-    assert snap_compare(
-        rig.app(session_interval=3600), terminal_size=(80, 24), run_before=lists_shown
-    )
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=lists_shown)
 
 
-def test_snapshot_of_a_lists_contacts(snap_compare, tmp_path: Path, utc: None) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_a_lists_contacts(
+    size: tuple[int, int], snap_compare, tmp_path: Path, utc: None
+) -> None:
     rig = snapshot_rig(tmp_path)
 
     async def contacts(pilot: Pilot) -> None:
@@ -388,10 +392,13 @@ def test_snapshot_of_a_lists_contacts(snap_compare, tmp_path: Path, utc: None) -
         await wait_for(pilot, lambda: table.row_count == 3)
         await pilot.pause(0.2)
 
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=(80, 24), run_before=contacts)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=contacts)
 
 
-def test_snapshot_of_a_refused_import(snap_compare, tmp_path: Path, utc: None) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_a_refused_import(
+    size: tuple[int, int], snap_compare, tmp_path: Path, utc: None
+) -> None:
     rig = snapshot_rig(tmp_path)
     bad = tmp_path / "bad.csv"
     bad.write_text("phone,name\n+491512345678,Ana\nnot a phone,Bo\n", encoding="utf-8")
@@ -408,8 +415,6 @@ def test_snapshot_of_a_refused_import(snap_compare, tmp_path: Path, utc: None) -
 
     cwd = os.getcwd()
     try:
-        assert snap_compare(
-            rig.app(session_interval=3600), terminal_size=(80, 24), run_before=refused
-        )
+        assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=refused)
     finally:
         os.chdir(cwd)

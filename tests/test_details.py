@@ -14,10 +14,9 @@ import sqlalchemy as sa
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.test_snapshots import SIZE as SNAP
-from tests.test_snapshots import WIDE, every_status, select_row
+from tests.test_snapshots import every_status, select_row
 from tests.test_tui import footer_keys, select, shown
-from tests.tui_helpers import FROZEN, Rig, wait_for
+from tests.tui_helpers import FROZEN, SIZE_IDS, SIZES, Rig, wait_for
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.store import NewRecipient, R, Store
 from waha_tui.tui import format
@@ -283,7 +282,7 @@ async def open_third(pilot: Pilot, presses: int = 0) -> None:
     await pilot.pause(0.3)
 
 
-@pytest.mark.parametrize("size", [SNAP, WIDE], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_snapshot_of_a_running_campaigns_recipients(
     snap_compare: Any,
     tmp_path: Path,
@@ -296,7 +295,7 @@ def test_snapshot_of_a_running_campaigns_recipients(
     assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=open_third)
 
 
-@pytest.mark.parametrize("size", [SNAP, WIDE], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_snapshot_of_the_failed_recipients_only(
     snap_compare: Any,
     tmp_path: Path,

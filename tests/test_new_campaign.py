@@ -20,7 +20,7 @@ from textual.widgets import Input, Select, Static, TextArea
 from tests.engine_helpers import PNG
 from tests.test_sessions_screen import SessionsScreen, footer_keys, toast_with, toasts
 from tests.test_templates_screen import assert_whatsapp_styles, steady_cursors
-from tests.tui_helpers import Rig, make_rig, wait_for
+from tests.tui_helpers import SIZE_IDS, SIZES, Rig, make_rig, wait_for
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus
 from waha_tui.tui.screens.confirm import ConfirmationModal
@@ -508,9 +508,12 @@ async def filled(pilot: Pilot) -> None:
     await steady_cursors(pilot)
 
 
-def test_snapshot_of_the_new_campaign_form(snap_compare, tmp_path: Path, utc: None) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_the_new_campaign_form(
+    size: tuple[int, int], snap_compare, tmp_path: Path, utc: None
+) -> None:
     rig = snapshot_rig(tmp_path)
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=(80, 24), run_before=filled)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=filled)
 
 
 def test_snapshot_of_the_preview(snap_compare, tmp_path: Path, utc: None) -> None:
@@ -527,7 +530,10 @@ def test_snapshot_of_the_preview(snap_compare, tmp_path: Path, utc: None) -> Non
     )
 
 
-def test_snapshot_of_refused_fields(snap_compare, tmp_path: Path, utc: None) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_refused_fields(
+    size: tuple[int, int], snap_compare, tmp_path: Path, utc: None
+) -> None:
     rig = snapshot_rig(tmp_path)
 
     async def refused(pilot: Pilot) -> None:
@@ -540,4 +546,29 @@ def test_snapshot_of_refused_fields(snap_compare, tmp_path: Path, utc: None) -> 
         await pilot.pause(0.3)
         await steady_cursors(pilot)
 
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=(80, 24), run_before=refused)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=refused)
+
+
+async def test_with_no_contact_list_the_form_says_how_to_make_one(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    csv = tmp_path / "people.csv"
+    csv.write_text("phone,name\n+4915112345678,Ann\n", encoding="utf-8")
+    try:
+        async with rig.app().run_test(size=(80, 24)) as pilot:
+            screen = await open_form(pilot)
+            field = screen.query_one("#camp-list-field")
+            hint = str(field.query_one(".field-hint", Static).render())
+            assert "No contact lists yet" in hint and "ctrl+l" in hint
+            assert screen.query_one("#camp-list", Select).prompt == "no contact lists yet"
+            await pilot.press("ctrl+l")  # from inside the name field: no L typed
+            await wait_for(pilot, lambda: isinstance(pilot.app.screen, ContactListsScreen))
+            assert screen.query_one("#camp-name", Input).value == ""
+            await rig.service.import_contacts(str(csv), "first")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: pilot.app.screen is screen)
+            await wait_for(pilot, lambda: not field.query_one(".field-hint", Static).display)
+            select = screen.query_one("#camp-list", Select)
+            assert select.prompt == "choose a list"
+            assert [value for _label, value in select._options if value != Select.NULL] == ["first"]
+    finally:
+        await rig.service.aclose()

@@ -20,7 +20,7 @@ from textual.widgets import Input, Static
 
 import waha_tui.simulator.app as sim_app
 from tests.test_qr import modules_of, waha_like
-from tests.tui_helpers import Rig, make_rig, wait_for
+from tests.tui_helpers import SIZE_IDS, SIZES, Rig, make_rig, wait_for
 from waha_tui.runner import RunnerPool
 from waha_tui.service import CampaignService
 from waha_tui.sessions import SessionNameError, check_session_name, connected_number
@@ -594,11 +594,12 @@ async def shown(pilot: Pilot, name: str, *, qr: bool = False) -> None:
     await pilot.pause(0.3)
 
 
-def test_snapshot_of_the_sessions_screen(snap_compare, tmp_path: Path, no_polling) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_the_sessions_screen(
+    size: tuple[int, int], snap_compare, tmp_path: Path, no_polling
+) -> None:
     rig = frozen_rig(tmp_path, default="WORKING", sales="STOPPED", support="FAILED")
-    assert snap_compare(
-        snap_app(rig), terminal_size=(80, 24), run_before=lambda p: shown(p, "default")
-    )
+    assert snap_compare(snap_app(rig), terminal_size=size, run_before=lambda p: shown(p, "default"))
 
 
 def test_snapshot_of_the_qr_code(snap_compare, tmp_path: Path, no_polling) -> None:
@@ -608,7 +609,10 @@ def test_snapshot_of_the_qr_code(snap_compare, tmp_path: Path, no_polling) -> No
     )
 
 
-def test_snapshot_of_a_refused_name(snap_compare, tmp_path: Path, no_polling) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_a_refused_name(
+    size: tuple[int, int], snap_compare, tmp_path: Path, no_polling
+) -> None:
     rig = frozen_rig(tmp_path, default="WORKING")
 
     async def refuse(pilot: Pilot) -> None:
@@ -617,11 +621,12 @@ def test_snapshot_of_a_refused_name(snap_compare, tmp_path: Path, no_polling) ->
         await wait_for(pilot, lambda: "not spaces" in field_error(pilot))
         await pilot.pause(0.2)
 
-    assert snap_compare(snap_app(rig), terminal_size=(80, 24), run_before=refuse)
+    assert snap_compare(snap_app(rig), terminal_size=size, run_before=refuse)
 
 
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_snapshot_of_a_pairing_code(
-    snap_compare, tmp_path: Path, no_polling, monkeypatch: pytest.MonkeyPatch
+    size: tuple[int, int], snap_compare, tmp_path: Path, no_polling, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     letters = itertools.cycle("K7QW4ZP2")
 
@@ -645,4 +650,4 @@ def test_snapshot_of_a_pairing_code(
         await wait_for(pilot, lambda: getattr(pilot.app.screen, "code", None) == "K7QW-4ZP2")
         await pilot.pause(0.2)
 
-    assert snap_compare(snap_app(rig), terminal_size=(80, 24), run_before=pair)
+    assert snap_compare(snap_app(rig), terminal_size=size, run_before=pair)

@@ -37,11 +37,14 @@ def every_status(tmp_path: Path) -> Rig:
         session="sales",
         reason="session 'sales' is STOPPED: start it and scan the QR code, then resume",
         seed=1,
+        delay=(30.0, 60.0),
     )
-    running = rig.add("Order updates", 40, status=S.RUNNING, done=17, seed=2)
-    rig.add("Weekend promo", 25, seed=3)
+    running = rig.add("Order updates", 40, status=S.RUNNING, done=17, seed=2, delay=(30.0, 60.0))
+    rig.add("Weekend promo", 25, seed=3, delay=(30.0, 60.0))
     rig.add("Old list", 8, status=S.CANCELLED, done=3, seed=4)
     rig.add("Broken", 5, status=S.FAILED, done=1, seed=5)
+    for ended in (1, 5, 6):  # when they ran: the rate they averaged
+        rig.force(ended, started_at=FROZEN, completed_at=FROZEN)
     rig.freeze_times()
     # Running in another process that holds a live lease, so start-up leaves it Running.
     rig.force(

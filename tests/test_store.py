@@ -430,18 +430,23 @@ def test_recover_interrupted_reschedules_an_auto_resume_campaign(store: Store) -
 
 
 def _make_version(store: Store, version: int) -> int:
-    """What waha-tui with schema `version` (1, 3 or 4) left: the recipients' status index
-    without their position, no media table nor image_sha256 column (nor, before 4, the
-    campaign_event table and created_by column; nor, for 1, the later columns), that
-    version, a campaign."""
+    """What waha-tui with schema `version` (1, 3, 4 or 5) left: the recipients' status index
+    without their position, no next_send_at column (nor, before 5, the media table and
+    image_sha256 column; nor, before 4, the campaign_event table and created_by column; nor,
+    for 1, the later columns), that version, a campaign."""
     cid = make_campaign(store, 2)
     with store.write() as conn:
-        conn.exec_driver_sql("DROP TABLE media")
-        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN image_sha256")
-        conn.exec_driver_sql("DROP INDEX ix_recipient_campaign_status")  # before 6: no position
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN next_send_at")
+        conn.exec_driver_sql("DROP INDEX ix_recipient_campaign_status")  # before 7: no position
         conn.exec_driver_sql(
             "CREATE INDEX ix_recipient_campaign_status ON recipient (campaign_id, status)"
         )
+        if version >= 5:
+            conn.exec_driver_sql("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+            store.close()
+            return cid
+        conn.exec_driver_sql("DROP TABLE media")
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN image_sha256")
         conn.exec_driver_sql(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
         if version >= 4:
             store.close()
@@ -459,7 +464,7 @@ def _make_version(store: Store, version: int) -> int:
     return cid
 
 
-@pytest.mark.parametrize("old", [1, 3, 4])
+@pytest.mark.parametrize("old", [1, 3, 4, 5])
 def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> None:
     cid = _make_version(Store(db_target), old)
     store = Store(db_target)
@@ -475,8 +480,15 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
         version = conn.exec_driver_sql(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).scalar()
-    assert {"auto_resume", "waiting_for", "waiting_since", "created_by", "image_sha256"} <= columns
-    assert version == str(SCHEMA_VERSION) == "6"
+    assert {
+        "auto_resume",
+        "waiting_for",
+        "waiting_since",
+        "created_by",
+        "image_sha256",
+        "next_send_at",
+    } <= columns
+    assert version == str(SCHEMA_VERSION) == "7"
     assert "ix_campaign_updated_at" in indexes  # the dashboard's changed-since read
     assert "ix_campaign_event_campaign" in event_indexes
     # The details screen's filter reads a status's recipients in order from the index.

@@ -17,7 +17,7 @@ from textual.widgets import Input, Static, TextArea
 from typer.testing import CliRunner
 
 from tests.test_sessions_screen import footer_keys, toast_with, toasts
-from tests.tui_helpers import Rig, make_rig, wait_for
+from tests.tui_helpers import SIZE_IDS, SIZES, Rig, make_rig, wait_for
 from waha_tui.cli import app as cli_app
 from waha_tui.errors import UserError
 from waha_tui.service import CampaignDraft, CampaignService, check_template
@@ -481,14 +481,20 @@ async def templates_shown(pilot: Pilot) -> None:
     await steady_cursors(pilot)
 
 
-def test_snapshot_of_the_templates_screen(snap_compare, tmp_path: Path, utc: None) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_the_templates_screen(
+    size: tuple[int, int], snap_compare, tmp_path: Path, utc: None
+) -> None:
     rig = snapshot_rig(tmp_path)
     assert snap_compare(
-        rig.app(session_interval=3600), terminal_size=(80, 24), run_before=templates_shown
+        rig.app(session_interval=3600), terminal_size=size, run_before=templates_shown
     )
 
 
-def test_snapshot_of_the_template_editor(snap_compare, tmp_path: Path, utc: None) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_snapshot_of_the_template_editor(
+    size: tuple[int, int], snap_compare, tmp_path: Path, utc: None
+) -> None:
     rig = snapshot_rig(tmp_path)
 
     async def editing(pilot: Pilot) -> None:
@@ -499,4 +505,4 @@ def test_snapshot_of_the_template_editor(snap_compare, tmp_path: Path, utc: None
         await pilot.pause(0.3)
         await steady_cursors(pilot)
 
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=(80, 24), run_before=editing)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=editing)

@@ -142,7 +142,7 @@ async def test_a_running_campaign_waiting_for_its_session_says_so_in_its_row(
     cid = rig.add("Flapping", 5)
     owner = "other-host:4242:abcd"
     rig.store.claim(cid, owner, 3600)  # its run is in another process
-    async with rig.app().run_test(size=(160, 30)) as pilot:
+    async with rig.app().run_test(size=(200, 30)) as pilot:
         await select(pilot, cid)
         await wait_for(pilot, lambda: main_screen(pilot).campaigns[cid].status == S.RUNNING)
         assert table(pilot).get_cell(str(cid), "reason").plain == ""

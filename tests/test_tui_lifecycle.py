@@ -14,8 +14,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from tests.test_sessions_screen import toast_with, toasts
+from tests.test_templates_screen import steady_cursors
 from tests.test_tui import footer_keys, select, shown, table
-from tests.tui_helpers import Rig, make_rig, wait_for
+from tests.tui_helpers import SIZE_IDS, SIZES, Rig, make_rig, wait_for
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus
 from waha_tui.store import NotFound
@@ -407,8 +408,9 @@ async def test_the_help_fits_80x24_with_every_key(rig: Rig) -> None:
 # -- how the form looks ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
 def test_snapshot_of_the_edit_form_refusing_two_fields(
-    snap_compare: Any, tmp_path: Path, utc: None
+    size: tuple[int, int], snap_compare: Any, tmp_path: Path, utc: None
 ) -> None:
     rig = make_rig(tmp_path)
     rig.add("Spring sale", 12, status=S.PAUSED, done=3, delay=(30.0, 60.0))
@@ -422,6 +424,6 @@ def test_snapshot_of_the_edit_form_refusing_two_fields(
         put(pilot, "delay", "60-30")
         await pilot.press("enter")
         await wait_for(pilot, lambda: error(pilot, "delay") != "")
-        await pilot.pause(0.3)
+        await steady_cursors(pilot)
 
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=refused)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=refused)

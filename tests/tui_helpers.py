@@ -24,6 +24,9 @@ from waha_tui.waha import WahaClient
 
 FROZEN = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 OPERATOR = ("alice", "ops-1", 4242)  # who did everything, in snapshots
+# Every screen is drawn at the terminal an operator SSHes into and at a roomier one.
+SIZES = [(80, 24), (120, 40)]
+SIZE_IDS = ["80x24", "120x40"]
 
 
 @dataclass
@@ -91,6 +94,11 @@ class Rig:
                     scheduled_at=FROZEN,
                     updated_at=FROZEN,
                     created_by=f"{OPERATOR[0]}@{OPERATOR[1]}",
+                    # Runs end at the same time too: the rate an ended one averaged.
+                    started_at=sa.case((C.c.started_at.is_(None), None), else_=FROZEN),
+                    completed_at=sa.case(
+                        (C.c.completed_at.is_(None), None), else_=FROZEN + timedelta(minutes=10)
+                    ),
                 )
             )
             ids = conn.execute(sa.select(E.c.id).order_by(E.c.id)).scalars().all()

@@ -22,7 +22,8 @@ from waha_tui.phones import chat_id_for
 from waha_tui.runner import RunnerConfig, RunnerPool
 from waha_tui.service import CampaignService
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
-from waha_tui.store import C, NewRecipient, Store
+from waha_tui.status import CampaignStatus
+from waha_tui.store import C, NewRecipient, Store, StoreError
 from waha_tui.waha import WahaClient
 
 FIRST = [
@@ -50,6 +51,7 @@ FIRST = [
 CITIES = ["Jakarta", "Bandung", "Berlin", "Lisbon", "Surabaya", "Porto", "Hamburg", "Medan"]
 DEMO_DELAY = (1.0, 3.0)
 RECONNECT_AFTER = 8.0
+S = CampaignStatus
 
 
 @dataclass
@@ -57,7 +59,8 @@ class Demo:
     server: SimulatorServer
     service: CampaignService
     db_path: Path
-    banner: str
+    # What the demo is at now, in a line: the dashboard shows it while it is true.
+    banner: Callable[[], str]
     # (seconds after the dashboard opens, action returning the new banner text)
     timeline: list[tuple[float, Callable[[], str]]] = field(default_factory=list)
     temporary: Path | None = None  # the folder made for it, removed unless kept
@@ -140,6 +143,8 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
     )
     await quick.start(paused)
     await quick.pool.wait(paused)
+    stopped_at = store.get_campaign(paused)
+    left = stopped_at.total - stopped_at.next_index
     # Give it demo-speed delays for when it is resumed.
     with store.write() as conn:
         conn.execute(
@@ -174,15 +179,35 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
 
     def reconnect() -> str:
         state.set_status("sales", "WORKING")
-        return (
-            f"DEMO · session 'sales' is WORKING again: select “Welcome series” (id "
-            f"{paused}) and press r to resume it."
-        )
+        return "session 'sales' is WORKING again: press r on “Welcome series” to resume it"
 
-    banner = (
-        f"DEMO · simulated WAHA at {server.url} · session 'sales' dropped and "
-        f"reconnects in a few seconds · ? shows every key"
-    )
+    def banner() -> str:
+        """The line at the top follows the story: it never tells to do what is done."""
+        where = f"DEMO · simulated WAHA at {server.url}"
+        sales = state.get("sales")
+        try:
+            status, _ = service.store.status_and_owner(paused)
+        except StoreError:
+            return f"{where} · ? shows every key"
+        if status == S.PAUSED and (sales is None or sales.status != "WORKING"):
+            return f"{where} · session 'sales' dropped and reconnects in a few seconds"
+        if status == S.PAUSED:
+            return (
+                f"DEMO · session 'sales' is WORKING again: select “Welcome series” (id "
+                f"{paused}) and press r to resume it."
+            )
+        if status in (S.SCHEDULED, S.RUNNING):
+            return (
+                f"DEMO · “Welcome series” is sending again: only the {left} recipients not "
+                "yet messaged get one (enter shows them)."
+            )
+        if status == S.COMPLETED:
+            return (
+                "DEMO · “Welcome series” completed: each recipient got one message, none "
+                "twice. N creates a campaign; ? shows every key."
+            )
+        return f"{where} · ? shows every key"
+
     return Demo(
         server,
         service,

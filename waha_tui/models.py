@@ -13,9 +13,10 @@ from sqlmodel import Field, SQLModel
 from waha_tui.status import CampaignStatus, RecipientStatus
 
 # 2: campaign.auto_resume; 3: campaign.waiting_for / waiting_since; 4: campaign.created_by
-# and the campaign_event table; 5: the media table and campaign.image_sha256 (migrations
-# in store.py); 6: recipients by campaign, status and position (the details screen's filter).
-SCHEMA_VERSION = 6
+# and the campaign_event table; 5: the media table and campaign.image_sha256; 6:
+# campaign.next_send_at; 7: recipients by campaign, status and position, for the details
+# screen's filter (migrations in store.py).
+SCHEMA_VERSION = 7
 
 
 # The largest id a row can have: a signed 64-bit integer (SQLite's INTEGER, BIGINT).
@@ -121,6 +122,9 @@ class Campaign(SQLModel, table=True):
     # stored, so every host's dashboard and `campaign show` see it.
     waiting_for: str | None = None
     waiting_since: datetime | None = _dt()
+    # When a Running campaign's next message is due (the end of the wait it is in):
+    # stored, so every host's dashboard counts down to it.
+    next_send_at: datetime | None = _dt()
     last_error: str | None = None
     delay_min: float = 30.0
     delay_max: float = 60.0

@@ -693,6 +693,16 @@ class Store:
         "last_error",
         "lease_owner",
         "updated_at",
+        # For the times and the estimate (pacing.Estimate).
+        "created_at",
+        "started_at",
+        "completed_at",
+        "next_send_at",
+        "delay_min",
+        "delay_max",
+        "typing",
+        "break_every",
+        "break_seconds",
     )
 
     def campaign_rows(self, since: datetime | None = None) -> tuple[Sequence[Any], int]:
@@ -929,6 +939,16 @@ class Store:
             ).rowcount
             if changed and waiting_for:
                 history.record(conn, campaign_id, Entry(Kind.WAITING, waiting_for), at=now)
+
+    def set_next_send(self, campaign_id: int, owner: str, at: datetime) -> None:
+        """When this owner's run sends its next message: every host's dashboard counts
+        down to it."""
+        with self.write() as conn:
+            conn.execute(
+                sa.update(C)
+                .where(C.c.id == campaign_id, C.c.lease_owner == owner)
+                .values(next_send_at=at, updated_at=utcnow())
+            )
 
     def mark_sending(self, recipient_id: int, message_id: str | None) -> None:
         with self.write() as conn:
@@ -1488,6 +1508,10 @@ def _to_v5(conn: Connection) -> None:
 
 
 def _to_v6(conn: Connection) -> None:
+    _add_column(conn, C, "next_send_at")
+
+
+def _to_v7(conn: Connection) -> None:
     index = next(i for i in R.indexes if i.name == "ix_recipient_campaign_status")
     index.drop(conn)  # (campaign_id, status): now with position
     index.create(conn)
@@ -1504,4 +1528,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _to_v4,
     5: _to_v5,
     6: _to_v6,
+    7: _to_v7,
 }

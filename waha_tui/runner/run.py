@@ -13,12 +13,13 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
 from waha_tui import events as ev
 from waha_tui.errors import UserError
 from waha_tui.media import Media, MediaError, load_image
-from waha_tui.models import Campaign, Recipient
+from waha_tui.models import Campaign, Recipient, utcnow
 from waha_tui.pacing import Pacing
 from waha_tui.render import RenderError, render
 from waha_tui.runner.config import RunnerConfig
@@ -49,6 +50,7 @@ RS = RecipientStatus
 BATCH = 500
 SETTLED = frozenset({RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED})
 TAKEN_OVER = "taken over by another runner"
+COUNTDOWN_FROM = 1.0  # seconds: a shorter wait is not worth a write for the countdown
 
 
 class _Stop(Exception):
@@ -180,9 +182,7 @@ class CampaignRun:
         return end
 
     async def _loop(self, camp: Campaign) -> ev.Ended:
-        pacing = Pacing(
-            camp.delay_min, camp.delay_max, camp.typing, camp.break_every, camp.break_seconds
-        )
+        pacing = Pacing.of(camp)
         if camp.image_path or camp.image_sha256:
             self._image = await self._load_image(camp)
         position = camp.next_index
@@ -224,6 +224,10 @@ class CampaignRun:
 
     async def _pause_between(self, pacing: Pacing) -> None:
         delay = pacing.delay_after(self._processed_in_run, self.config.rng)
+        if delay >= COUNTDOWN_FROM:
+            # Stored, so every host's dashboard counts down to the next message.
+            due = utcnow() + timedelta(seconds=delay)
+            await self._db(self.store.set_next_send, self.campaign_id, self.owner, due)
         await self._sleep(delay)
 
     async def _sleep(self, seconds: float) -> None:

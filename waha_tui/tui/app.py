@@ -47,6 +47,7 @@ S = CampaignStatus
 RUNNER_GROUP = "runner"  # its own group: `exclusive` elsewhere must never cancel a runner
 STOPPED_WITH_DASHBOARD = "stopped with the dashboard"
 QUIT = "quit"  # the stop's reason when the operator quits
+BANNER_EVERY = 1.0  # seconds between reads of a banner that follows what it describes
 UI_AFTER_RESUME = 0.15  # seconds: footer and toast follow a resume's first send, not precede it
 SESSION_LOOK = {
     "WORKING": "green",
@@ -72,7 +73,8 @@ class WahaTuiApp(App[None]):
         scheduler_interval: float = 1.0,
         install_signals: bool = False,
         run_scheduler: bool = True,
-        banner: str | None = None,
+        # A line at the top (the demo's): fixed, or read again every second while shown.
+        banner: str | Callable[[], str] | None = None,
         timeline: Sequence[tuple[float, Callable[[], str]]] = (),
     ) -> None:
         # Output that never blocks on a terminal that vanished or stopped reading.
@@ -84,7 +86,8 @@ class WahaTuiApp(App[None]):
         self.scheduler_interval = scheduler_interval
         self.install_signals = install_signals
         self.run_scheduler = run_scheduler
-        self.banner = banner
+        self.banner = banner() if callable(banner) else banner
+        self._describe = banner if callable(banner) else None
         self.timeline = list(timeline)
         self.resuming: set[int] = set()
         self.deleting: set[int] = set()  # deletes under way here: D is not offered twice
@@ -114,6 +117,8 @@ class WahaTuiApp(App[None]):
             self.run_worker(
                 scheduler.run(stop=self._stop_scheduler), group="scheduler", exit_on_error=False
             )
+        if self._describe is not None:
+            self.set_interval(BANNER_EVERY, self._follow_banner)
         for delay, step in self.timeline:
             self.set_timer(delay, lambda step=step: self._timeline_step(step))
         if self.install_signals:
@@ -133,8 +138,21 @@ class WahaTuiApp(App[None]):
     def _timeline_step(self, step: Callable[[], str]) -> None:
         """A scripted event (the demo's reconnect): show what happened, where to look."""
         text = step()
-        self.main.set_banner(text)
+        self._follow_banner()
         self.notify(text, markup=False, timeout=10)
+
+    def _follow_banner(self) -> None:
+        """The banner says what is true now: a step the operator took ends its advice."""
+        if self._describe is None:
+            return
+        try:
+            text = self._describe()
+        except Exception as exc:
+            caught(log, exc, "updating the banner")
+            return
+        if text != self.banner:
+            self.banner = text
+            self.main.set_banner(text)
 
     def notify(
         self,
@@ -426,21 +444,31 @@ class WahaTuiApp(App[None]):
         # Textual's ctrl+q: ask first too, and pause running campaigns cleanly.
         self.request_quit()
 
-    def request_quit(self) -> None:
+    def quit_question(self) -> tuple[str, str]:
+        """What quitting does now, and the button that does it: read again while asked,
+        since a campaign may end, or start, while the operator reads."""
         running = len(self.service.running_here())
         if not running:
-            self.stopper.request(QUIT)
-            return
+            return "No campaign is running here any more. Quit?", "Quit"
         question = (
             f"{running} campaign{'s are' if running > 1 else ' is'} running. Quit and pause "
-            f"{'them' if running > 1 else 'it'} after the message in flight? Resume later with r."
+            f"{'them' if running > 1 else 'it'}? A message being sent is finished first. "
+            "Resume later with r."
         )
+        return question, "Pause and quit"
+
+    def request_quit(self) -> None:
+        if not self.service.running_here():
+            self.stopper.request(QUIT)
+            return
+        question, yes = self.quit_question()
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.stopper.request(QUIT)
 
-        self.push_screen(ConfirmationModal(question, yes="Pause and quit", no="Stay"), answered)
+        modal = ConfirmationModal(question, yes=yes, no="Stay", follow=self.quit_question)
+        self.push_screen(modal, answered)
 
     def on_terminal_gone(self, why: str) -> None:
         """From the output or input thread (GuardedDriver): nobody can see us any more."""

@@ -25,6 +25,9 @@ class Column:
     width: int  # the least it is shown with
     priority: int  # 0: always shown; then lower numbers first
     grow_to: int = 0  # a flexible column takes what is left, up to this (0: fixed)
+    # An extra is shown only with what is left once the flexible ones reached grow_to:
+    # a whole reason is worth more than when a campaign started.
+    extra: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,19 +44,24 @@ def fit(columns: Sequence[Column], width: int) -> list[Fitted]:
     """The columns shown in `width` cells, in their declared order, with their widths."""
     chosen = [c for c in columns if c.priority == 0]
     used = sum(c.width + CELL_PADDING for c in chosen)
-    for c in sorted((c for c in columns if c.priority > 0), key=lambda c: c.priority):
-        if used + c.width + CELL_PADDING <= width:
+    by_priority = sorted((c for c in columns if c.priority > 0), key=lambda c: c.priority)
+    for c in by_priority:
+        if not c.extra and used + c.width + CELL_PADDING <= width:
             chosen.append(c)
             used += c.width + CELL_PADDING
     widths = {c.key: c.width for c in chosen}
     left = max(width - used, 0)
     # What is left goes to the last flexible column shown (the reason where it fits, else
-    # the name), up to its grow_to; then to the others.
+    # the name), up to its grow_to; then to the others; then to the extras.
     flexible = [c for c in columns if c.grow_to and c.key in widths]
     for c in reversed(flexible):
         more = min(left, max(c.grow_to - c.width, 0))
         widths[c.key] += more
         left -= more
+    for c in by_priority:
+        if c.extra and c.width + CELL_PADDING <= left:
+            widths[c.key] = c.width
+            left -= c.width + CELL_PADDING
     return [Fitted(c, widths[c.key]) for c in columns if c.key in widths]
 
 
@@ -75,11 +83,16 @@ CAMPAIGNS = [
     Column("name", "Name", 20, 0, grow_to=40),
     Column("status", "Status", 11, 0),
     Column("progress", "Progress", 16, 0),
-    Column("next", "Next", 5, 1),
+    Column("eta", "ETA", 7, 1),  # what is left takes ~this long (pacing.Estimate)
+    Column("due", "Next in", 7, 1),  # counting down to the next message
     Column("failed", "Failed", 6, 2),
-    Column("session", "Session", 10, 3),
-    Column("scheduled", "Scheduled", 11, 5),
-    Column("reason", "Reason", 20, 4, grow_to=80),
+    Column("rate", "Rate", 8, 4),  # messages a minute
+    Column("session", "Session", 10, 5),
+    Column("started", "Started", 11, 6, extra=True),
+    Column("ended", "Ended", 11, 7, extra=True),
+    Column("scheduled", "Scheduled", 11, 8, extra=True),
+    Column("next", "Next #", 6, 9, extra=True),  # the next recipient's position, 1-based
+    Column("reason", "Reason", 20, 3, grow_to=80),
 ]
 
 # At 80 columns: position, phone, name, status, sent time and the start of the error (the

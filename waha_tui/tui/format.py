@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.text import Text
 
 from waha_tui.history import Kind, by
-from waha_tui.models import Campaign, CampaignEventRow, Recipient
+from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
+from waha_tui.pacing import Estimate, Pacing
 from waha_tui.printable import printable
-from waha_tui.status import CampaignStatus, RecipientStatus
+from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus
 
 S = CampaignStatus
 RS = RecipientStatus
@@ -142,9 +145,10 @@ def reason_cell(c: Campaign) -> Text:
     return Text("")
 
 
-def campaign_cells(c: Campaign) -> dict[str, object]:
+def campaign_cells(c: Campaign, now: datetime | None = None) -> dict[str, object]:
     """Every cell a campaign's row may show, by column key (tui/columns.py chooses which
-    fit); names are Text, never parsed as markup."""
+    fit); names are Text, never parsed as markup. `now`: for the countdowns."""
+    now = now or utcnow()
     return {
         "id": str(c.id),
         "name": shown(c.name),
@@ -152,10 +156,120 @@ def campaign_cells(c: Campaign) -> dict[str, object]:
         "status": status_cell(c.status),
         "progress": progress_compact(c),
         "failed": Text(str(c.failed), style="red" if c.failed else ""),
+        "eta": eta_cell(c, now),
+        "due": due_cell(c, now),
+        "rate": rate_cell(c),
+        "started": local_time(c.started_at),
+        "ended": local_time(c.completed_at),
         "next": str(c.next_index + 1) if c.next_index < c.total else "-",
         "scheduled": local_time(c.scheduled_at),
         "reason": reason_cell(c),
     }
+
+
+# -- rate and time -------------------------------------------------------------------------
+
+ENDED = FINISHED | {S.DELETING}  # nothing more will be sent: no estimate, no countdown
+
+
+def duration(seconds: float) -> str:
+    """A duration in at most 6 characters, rounded up to its last unit (a countdown never
+    shows less than is left): 43s, 5m05s, 2h05m, 3d04h."""
+    s = max(math.ceil(seconds), 0)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    m = math.ceil(s / 60)
+    if m < 24 * 60:
+        return f"{m // 60}h{m % 60:02d}m"
+    h = math.ceil(s / 3600)
+    if h < 100 * 24:
+        return f"{h // 24}d{h % 24:02d}h"
+    return f"{math.ceil(h / 24)}d"
+
+
+def rough(seconds: float) -> str:
+    """An estimate's duration, no finer than it is: <1m, ~25m, ~2h05m, ~3d04h."""
+    if seconds < 60:
+        return "<1m"
+    if seconds < 3600:
+        return f"~{math.ceil(seconds / 60)}m"
+    return "~" + duration(seconds)
+
+
+def ticks(c: Any) -> bool:
+    """Whether the campaign's row changes with the clock alone (a countdown is on it)."""
+    return c.status in (S.RUNNING, S.SCHEDULED)
+
+
+def next_in(c: Any, now: datetime) -> float | None:
+    """Seconds until a Running campaign's next message, while it waits between two (None:
+    it is sending, or not waiting on its delay)."""
+    due = c.next_send_at
+    if c.status != S.RUNNING or due is None:
+        return None
+    left = (due - now).total_seconds()
+    return left if left > 0 else None
+
+
+def estimate(c: Any, now: datetime) -> Estimate | None:
+    """How fast and how long, from the campaign's pacing (None once it ended)."""
+    if c.status in ENDED:
+        return None
+    return Pacing.of(c).estimate(max(c.total - c.next_index, 0), next_in=next_in(c, now))
+
+
+def eta_cell(c: Any, now: datetime) -> Text:
+    """The time what is left takes: "~2h05m" (an estimate, hence the tilde)."""
+    est = estimate(c, now)
+    if est is None or c.next_index >= c.total:
+        return Text("-", style="dim")
+    return Text(rough(est.seconds_left))
+
+
+def due_cell(c: Any, now: datetime) -> Text:
+    """When the next message goes: a countdown while Running waits between two, "now"
+    while it sends, "wait" while it waits for its session; when a Scheduled one starts."""
+    if c.status == S.RUNNING:
+        if c.waiting_for:
+            return Text("wait", style="cyan")
+        left = next_in(c, now)
+        return Text(duration(left)) if left is not None else Text("now", style="bold green")
+    if c.status == S.SCHEDULED:
+        at = c.scheduled_at
+        if at is None or at <= now:
+            return Text("due", style="cyan")
+        return Text(duration((at - now).total_seconds()), style="cyan")
+    return Text("-", style="dim")
+
+
+def per_minute(rate: float) -> str:
+    """Messages a minute in at most 8 characters: 1.3/min, 120/min, 4.6k/min."""
+    if rate < 10:
+        return f"{rate:.1f}/min"
+    if rate < 999.5:
+        return f"{rate:.0f}/min"
+    return f"{rate / 1000:.1f}k/min"
+
+
+def average_rate(c: Any) -> float | None:
+    """Messages a minute an ended campaign really sent, start to end (pauses included)."""
+    if c.started_at is None or c.completed_at is None:
+        return None
+    minutes = (c.completed_at - c.started_at).total_seconds() / 60
+    processed = c.sent + c.failed + c.unknown
+    return processed / minutes if minutes > 0 and processed else None
+
+
+def rate_cell(c: Any) -> Text:
+    """Messages a minute: what the pacing gives (dim: not sending now), or, once ended,
+    what it really averaged."""
+    if c.status in ENDED:
+        rate = average_rate(c)
+        return Text(per_minute(rate)) if rate is not None else Text("-", style="dim")
+    rate = 60.0 / Pacing.of(c).mean_gap()
+    return Text(per_minute(rate), style="" if c.status == S.RUNNING else "dim")
 
 
 def recipient_cells(r: Recipient) -> dict[str, object]:

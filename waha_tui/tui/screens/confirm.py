@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,9 +21,21 @@ class ConfirmationModal(ModalScreen[bool]):
         Binding("escape", "answer(False)", "No", show=False),
     ]
 
-    def __init__(self, question: str, *, yes: str = "Yes", no: str = "No") -> None:
+    FOLLOW_EVERY = 0.5  # seconds between reads of a question that follows what it asks about
+
+    def __init__(
+        self,
+        question: str,
+        *,
+        yes: str = "Yes",
+        no: str = "No",
+        follow: Callable[[], tuple[str, str]] | None = None,
+    ) -> None:
+        """`follow`: the question and its yes button as they are now, read again while
+        the modal is open (what it describes may change under the operator's eyes)."""
         super().__init__()
         self.question, self.yes, self.no = question, yes, no
+        self._follow = follow
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
@@ -33,6 +47,18 @@ class ConfirmationModal(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
+        if self._follow is not None:
+            self.set_interval(self.FOLLOW_EVERY, self._refresh_question)
+
+    def _refresh_question(self) -> None:
+        assert self._follow is not None
+        question, yes = self._follow()
+        if (question, yes) != (self.question, self.yes):
+            self.question, self.yes = question, yes
+            self.query_one("#confirm-question", Static).update(
+                Text(printable(question, multiline=True))
+            )
+            self.query_one("#yes", Button).label = f"{yes} (y)"
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

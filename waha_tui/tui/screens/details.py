@@ -21,14 +21,17 @@ from textual.widgets import DataTable, Static
 
 from waha_tui.errors import UserError
 from waha_tui.logs import caught
-from waha_tui.models import Campaign, CampaignEventRow, Recipient
+from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
 from waha_tui.service import CampaignService, NotFound
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.tui.columns import Fitted, cut, fit, recipient_columns
 from waha_tui.tui.format import (
+    due_cell,
+    eta_cell,
     event_cells,
     local_time,
     progress_cell,
+    rate_cell,
     recipient_cells,
     recipient_status_cell,
     shown,
@@ -104,9 +107,10 @@ def _counters(c: Campaign) -> Table:
     created = local_time(c.created_at, fmt) + (f" by {c.created_by}" if c.created_by else "")
     grid.add_row("Created", shown(created), "Ended", local_time(c.completed_at, fmt))
     grid.add_row("Delay", f"{c.delay_min:g}-{c.delay_max:g} s", "List", shown(c.list_name or "-"))
+    grid.add_row("Rate", rate_cell(c), "ETA", eta_cell(c, utcnow()))
     if c.status == CampaignStatus.RUNNING and c.lease_owner:
         owner = ":".join(c.lease_owner.split(":")[:2])
-        grid.add_row("Runner", shown(f"process {owner}"), "", "")
+        grid.add_row("Runner", shown(f"process {owner}"), "Next in", due_cell(c, utcnow()))
     return grid
 
 

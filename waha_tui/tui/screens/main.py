@@ -24,7 +24,17 @@ from waha_tui.logs import caught
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus, can_resume
 from waha_tui.tui.columns import CAMPAIGNS, Fitted, cut, fit
-from waha_tui.tui.format import campaign_cells, reason_cell, shown, status_cell
+from waha_tui.tui.format import (
+    campaign_cells,
+    estimate,
+    next_in,
+    per_minute,
+    reason_cell,
+    rough,
+    shown,
+    status_cell,
+    ticks,
+)
 from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
@@ -40,6 +50,7 @@ PAGE_SIZE = 100  # rows the table holds at a time: its cost stays flat however m
 OVERLAP = timedelta(seconds=5)  # how far back before the latest updated_at seen each read goes
 FULL_READ_EVERY = 30.0  # seconds between reads of every row (a safety net; see reload())
 GC_THRESHOLD = (10_000, 10, 10)
+COUNTDOWN_EVERY = 1.0  # seconds between repaints of the countdowns on screen
 RELOAD_DELAY = 0.1  # a burst of runner events makes one reload, this long after the first
 ROW_INFO_LINES = 2  # the highlighted campaign's line under the table
 ROW_INFO_SLACK = 12  # cells a word-wrapped line may leave empty
@@ -151,6 +162,7 @@ class MainScreen(Screen[None]):
         self.query_one("#campaigns", KeyedTable).focus()
         await self.reload()
         self.set_interval(self.wapp.refresh_interval, self._tick)
+        self.set_interval(COUNTDOWN_EVERY, self._count_down)
         # Everything loaded so far (modules, thousands of campaign rows) lives as long as
         # the app: out of the cyclic collector's sight. And a larger first generation, so
         # the garbage of each frame dies young instead of being promoted: profiled on
@@ -162,6 +174,7 @@ class MainScreen(Screen[None]):
         gc.set_threshold(*GC_THRESHOLD)
 
     def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._place_toasts)  # the footer may wrap to another line
         fitted = fit(CAMPAIGNS, event.size.width - SCROLLBAR)
         if fitted == self._fitted:
             return
@@ -183,6 +196,19 @@ class MainScreen(Screen[None]):
     def _tick(self) -> None:
         if not self._loading:
             self._start_reload()
+
+    def _count_down(self) -> None:
+        """The clock moved: the rows on screen that count down are rebuilt (their cells
+        diffed, so only what changed repaints); rows scrolled away wait for their turn."""
+        table = self.query_one("#campaigns", KeyedTable)
+        top = int(table.scroll_y)
+        visible = self.page_ids()[top : top + table.size.height]
+        ids = {cid for cid in visible if ticks(self.campaigns[cid])}
+        if not ids:
+            return
+        for cid in ids:
+            self._cells.pop(cid, None)
+        self.show(ids, reorder=False)
 
     def request_reload(self) -> None:
         """Something changed (a runner event): reload soon. Bursts coalesce into at most
@@ -460,6 +486,17 @@ class MainScreen(Screen[None]):
                 line.append_text(detail)
             elif c.status == S.PAUSED:
                 line.append(": press r to resume")
+            elif c.status == S.RUNNING and c.next_index < c.total:
+                line.append(f": recipient {c.next_index + 1} of {c.total}")
+                left = next_in(c, utcnow())
+                line.append(f" · next message in {math.ceil(left)} s" if left else " · sending")
+            est = estimate(c, utcnow())
+            if est is not None and c.status != S.DELETING and c.next_index < c.total:
+                left_words = "to go" if c.status == S.RUNNING else "of sending left"
+                line.append(
+                    f" · {per_minute(est.per_minute)}, {rough(est.seconds_left)} {left_words}",
+                    style="dim",
+                )
             if c.status == S.FAILED and can_resume(c.status, c.next_index, c.total):
                 line.append(f" · r resumes it from recipient {c.next_index + 1}")
         # ROW_INFO_LINES lines, always: no re-layout of the screen. Longer text is cut with
@@ -517,11 +554,29 @@ class MainScreen(Screen[None]):
         box.display = True
         box.focus()
         self.refresh_bindings()
+        self.call_after_refresh(self._place_toasts)
+
+    def _place_toasts(self) -> None:
+        """Toasts sit above what is under the table (the highlighted campaign's line, the
+        filter, the footer), never over what is typed or the reason being read."""
+        below = sum(
+            w.outer_size.height
+            for w in (
+                self.query_one(KeyFooter),
+                self.query_one("#filter", Input),
+                self.query_one("#row-info", Static),
+                self.query_one("#page-info", Static),
+            )
+            if w.display
+        )
+        for rack in self.query("ToastRack"):  # Textual's own widget; by name, not import
+            rack.styles.margin = (0, 0, max(below, 1), 0)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
+        self.call_after_refresh(self._place_toasts)
         self.filter_text = ""
         self.query_one("#campaigns", KeyedTable).focus()
         self._refilter()
@@ -577,6 +632,7 @@ class MainScreen(Screen[None]):
     def _filter_done(self) -> None:
         if not self.filter_text:
             self.query_one("#filter", Input).display = False
+            self.call_after_refresh(self._place_toasts)
         self.query_one("#campaigns", KeyedTable).focus()
         self.refresh_bindings()
 

@@ -36,6 +36,7 @@ from waha_tui.service import (
 from waha_tui.sessions import SessionService
 from waha_tui.tui.format import local_time
 from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.screens.contacts import ContactListsScreen
 from waha_tui.tui.screens.sessions import one_line, session_status_cell
 from waha_tui.tui.screens.templates import FORMAT_HINT
 from waha_tui.tui.whatsapp_markdown import whatsapp_text
@@ -44,6 +45,7 @@ from waha_tui.tui.widgets.form import Field
 log = logging.getLogger(__name__)
 DELAY_GUIDANCE = "WAHA advises a random 30–60 s between messages; shorter gets numbers banned"
 PREVIEWED = 3  # messages shown before creating
+NO_LISTS_HINT = "No contact lists yet: ctrl+l imports one from a CSV file (L on the main screen)"
 NOW_WORDS = ("", "now")
 # The form's field for each field the service names (CampaignDraft's attributes).
 DRAFT_FIELDS = {
@@ -110,6 +112,8 @@ def preview_messages(
 class NewCampaignScreen(Screen[int | None]):
     BINDINGS = [
         Binding("ctrl+s", "create", "Create", priority=True),
+        # L types an L in a field: the form's way to the contact lists is ctrl+l.
+        Binding("ctrl+l", "contact_lists", "Lists", priority=True),
         Binding("escape", "close", "Back"),
     ]
 
@@ -221,9 +225,17 @@ class NewCampaignScreen(Screen[int | None]):
             "list",
             [(Text(f"{printable(x.name)} ({x.contact_count} contacts)"), x.name) for x in lists],
         )
+        # Nothing to choose from: say where lists come from, and come back with one.
+        self.query_one("#camp-list", Select).prompt = (
+            "choose a list" if lists else "no contact lists yet"
+        )
+        self.query_one("#camp-list-field", Field).set_hint("" if lists else NO_LISTS_HINT)
         self._set_options("template", [(Text(printable(name)), name) for name in self.templates])
         self._follow_template()
         self.refresh_preview()
+
+    def action_contact_lists(self) -> None:
+        self.app.push_screen(ContactListsScreen(self.service))
 
     def _set_options(self, field: str, options: list[tuple[Text, str]]) -> None:
         select: Select[str] = self.query_one(f"#camp-{field}", Select)

@@ -267,6 +267,17 @@ def test_resume_exit_codes_disconnect_and_reconnect(cli: Cli, csv5: str, state: 
     assert f"campaign {cid} Paused at recipient 3: session 'default' is STOPPED" in result.stderr
     shown = cli.json("campaign", "show", str(cid))
     assert (shown["status"], shown["next_index"], shown["sent"]) == ("Paused", 2, 2)
+    # People count from 1 everywhere (the dashboard's # and Next too); --json from 0.
+    assert "\nnext          3 of 5\n" in cli.ok("campaign", "show", str(cid)).stdout
+    lines = [
+        line.split("\t")
+        for line in cli.ok("campaign", "recipients", str(cid)).stdout.split("\n")
+        if line
+    ]
+    assert [(n, status) for n, _phone, _name, status, *_ in lines] == [
+        ("1", "sent"), ("2", "sent"), ("3", "pending"), ("4", "pending"), ("5", "pending")
+    ]  # fmt: skip
+    assert [r["position"] for r in cli.json("campaign", "recipients", str(cid))] == [0, 1, 2, 3, 4]
     assert shown["pause_reason"].startswith("session 'default' is STOPPED")
 
     line = cli.error("campaign", "resume", str(cid))

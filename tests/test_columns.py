@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from rich.text import Text
 
-from waha_tui.tui.columns import CAMPAIGNS, CELL_PADDING, cut, fit
-from waha_tui.tui.format import local_time
+from waha_tui.tui import format
+from waha_tui.tui.columns import CAMPAIGNS, CELL_PADDING, cut, fit, recipient_columns
+from waha_tui.tui.format import local_time, sent_time
 
 
 @pytest.mark.parametrize("width", [40, 60, 78, 100, 118, 158, 238])
@@ -52,3 +53,33 @@ def test_a_date_outside_this_year_shows_its_year() -> None:
     assert local_time(other).startswith(f"{now.year + 1}-")
     assert local_time(other, "%Y-%m-%d") == other.astimezone().strftime("%Y-%m-%d")
     assert local_time(None) == "-"
+
+
+@pytest.mark.parametrize("total", [9, 40, 1_000, 99_999, 1_000_000])
+def test_80_columns_show_a_recipients_position_phone_status_and_sent_time(total: int) -> None:
+    columns = recipient_columns(total)
+    at80 = fit(columns, 78)
+    keys = [f.key for f in at80]
+    assert {"pos", "phone", "status", "sent"} <= set(keys)
+    assert sum(f.width + CELL_PADDING for f in at80) <= 78
+    widths = {f.key: f.width for f in at80}
+    assert widths["pos"] >= len(str(total))  # its last position is never cut
+    assert widths["sent"] >= len("2025-11-28") and widths["sent"] >= len("11-28 14:03")
+    if total < 100_000:
+        assert "error" in keys  # the start of what went wrong, the rest under the table
+    at120 = [f.key for f in fit(columns, 118)]
+    assert "message_id" in at120 and "error" in at120
+
+
+def test_a_recipients_sent_time_says_the_day_only_when_not_today(
+    monkeypatch: pytest.MonkeyPatch, utc: None
+) -> None:
+    today = datetime(2026, 11, 28, 18, 0, tzinfo=UTC)
+    monkeypatch.setattr(format, "now", lambda: today)
+    assert sent_time(datetime(2026, 11, 28, 9, 5, 7, tzinfo=UTC)) == "09:05:07"
+    assert sent_time(datetime(2026, 2, 1, 9, 5, 7, tzinfo=UTC)) == "02-01 09:05"
+    assert sent_time(datetime(2025, 12, 31, 23, 59, tzinfo=UTC)) == "2025-12-31"
+    assert sent_time(None) == ""
+    longest = max(len(sent_time(datetime(2026, m, 1, tzinfo=UTC))) for m in range(1, 13))
+    column = next(c for c in recipient_columns(1) if c.key == "sent")
+    assert longest <= column.width

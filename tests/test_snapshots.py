@@ -144,7 +144,8 @@ def test_details_screen_at_80x24_with_a_failed_recipient_highlighted(
         await select_row(pilot, 1)
         await pilot.press("enter")
         await pilot.pause(0.5)
-        await pilot.press("down", "down", "down")
+        # The cursor starts on the next recipient (#10): up to #4.
+        await pilot.press(*["up"] * 6)
         await pilot.pause(0.2)
 
     assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=open_details)

@@ -430,13 +430,17 @@ def test_recover_interrupted_reschedules_an_auto_resume_campaign(store: Store) -
 
 
 def _make_version(store: Store, version: int) -> int:
-    """What waha-tui with schema `version` (1, 3, 4 or 5) left: no next_send_at column
-    (nor, before 5, the media table and image_sha256 column; nor, before 4, the
-    campaign_event table and created_by column; nor, for 1, the later columns), that
-    version, a campaign."""
+    """What waha-tui with schema `version` (1, 3, 4 or 5) left: the recipients' status index
+    without their position, no next_send_at column (nor, before 5, the media table and
+    image_sha256 column; nor, before 4, the campaign_event table and created_by column; nor,
+    for 1, the later columns), that version, a campaign."""
     cid = make_campaign(store, 2)
     with store.write() as conn:
         conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN next_send_at")
+        conn.exec_driver_sql("DROP INDEX ix_recipient_campaign_status")  # before 7: no position
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_recipient_campaign_status ON recipient (campaign_id, status)"
+        )
         if version >= 5:
             conn.exec_driver_sql("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
             store.close()
@@ -469,6 +473,9 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
         columns = {c["name"] for c in inspector.get_columns("campaign")}
         indexes = {i["name"] for i in inspector.get_indexes("campaign")}
         event_indexes = {i["name"] for i in inspector.get_indexes("campaign_event")}
+        recipient_indexes = {
+            i["name"]: i["column_names"] for i in inspector.get_indexes("recipient")
+        }
         (fk,) = inspector.get_foreign_keys("campaign_event")
         version = conn.exec_driver_sql(
             "SELECT value FROM meta WHERE key = 'schema_version'"
@@ -481,9 +488,15 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
         "image_sha256",
         "next_send_at",
     } <= columns
-    assert version == str(SCHEMA_VERSION) == "6"
+    assert version == str(SCHEMA_VERSION) == "7"
     assert "ix_campaign_updated_at" in indexes  # the dashboard's changed-since read
     assert "ix_campaign_event_campaign" in event_indexes
+    # The details screen's filter reads a status's recipients in order from the index.
+    assert recipient_indexes["ix_recipient_campaign_status"] == [
+        "campaign_id",
+        "status",
+        "position",
+    ]
     assert (fk["referred_table"], fk["options"].get("ondelete")) == ("campaign", "CASCADE")
     old_one = store.get_campaign(cid)
     # The data is kept, the defaults added; who created it is not known, and it has no past.

@@ -489,6 +489,11 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
                 continue
             if key == "waiting_for":
                 key, value = "waiting", waiting_text(c)
+            elif key == "next_index":  # the next recipient as a person counts (from 1)
+                key, value = (
+                    "next",
+                    f"{c.next_index + 1} of {c.total}" if c.next_index < c.total else None,
+                )
             say(f"{key:13} {printable(str(value)) if value is not None else '-'}")
 
     _with_service(ctx, go)
@@ -513,10 +518,15 @@ def campaign_recipients(
         if as_json:
             _print_json([recipient_dict(r) for r in items])
             return
-        for r in items:
+        for r in items:  # numbered from 1, as everywhere a person reads (--json: from 0)
             say(
                 row(
-                    r.position, r.phone, r.name or "-", r.status, r.message_id or "-", r.error or ""
+                    r.position + 1,
+                    r.phone,
+                    r.name or "-",
+                    r.status,
+                    r.message_id or "-",
+                    r.error or "",
                 )
             )
 

@@ -14,8 +14,9 @@ from waha_tui.status import CampaignStatus, RecipientStatus
 
 # 2: campaign.auto_resume; 3: campaign.waiting_for / waiting_since; 4: campaign.created_by
 # and the campaign_event table; 5: the media table and campaign.image_sha256; 6:
-# campaign.next_send_at (migrations in store.py).
-SCHEMA_VERSION = 6
+# campaign.next_send_at; 7: recipients by campaign, status and position, for the details
+# screen's filter (migrations in store.py).
+SCHEMA_VERSION = 7
 
 
 # The largest id a row can have: a signed 64-bit integer (SQLite's INTEGER, BIGINT).
@@ -145,7 +146,9 @@ class Recipient(SQLModel, table=True):
     __tablename__ = "recipient"
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "position"),
-        sa.Index("ix_recipient_campaign_status", "campaign_id", "status"),
+        # A status's count, and its rows in sending order around the next one (the details
+        # screen's filter), read from the index alone, whatever the campaign's size.
+        sa.Index("ix_recipient_campaign_status", "campaign_id", "status", "position"),
     )
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(

@@ -427,18 +427,22 @@ class CampaignService:
         return self.store.events(campaign_id)
 
     async def campaign_window(
-        self, campaign_id: int, *, before_next: int, limit: int
-    ) -> tuple[Campaign, list[Recipient]]:
-        """A campaign and at most `limit` of its recipients, from `before_next` before the
-        next one to send: what a details view of a huge campaign shows, in one read."""
-        return await self._db(self._campaign_window, campaign_id, before_next, limit)
+        self, campaign_id: int, *, before_next: int, limit: int, status: str | None = None
+    ) -> tuple[Campaign, list[Recipient], int | None]:
+        """A campaign and at most `limit` of its recipients (only those of `status`, if
+        given), up to `before_next` of them before the next one to send: what a details view
+        of a huge campaign shows, in one read; with a status, how many of its recipients
+        have it (counted by the database, never by reading them)."""
+        return await self._db(self._campaign_window, campaign_id, before_next, limit, status)
 
     def _campaign_window(
-        self, campaign_id: int, before_next: int, limit: int
-    ) -> tuple[Campaign, list[Recipient]]:
+        self, campaign_id: int, before_next: int, limit: int, status: str | None
+    ) -> tuple[Campaign, list[Recipient], int | None]:
         camp = self.store.get_campaign(campaign_id)
-        start = max(0, camp.next_index - before_next)
-        return camp, self.store.recipients(campaign_id, start=start, limit=limit)
+        rows, count = self.store.recipient_window(
+            campaign_id, around=camp.next_index, before=before_next, limit=limit, status=status
+        )
+        return camp, rows, count
 
     # -- a campaign's life: delete, clone, edit -----------------------------------------
 

@@ -737,6 +737,36 @@ class Store:
         with self.read() as conn:
             return [_recipient(r) for r in conn.execute(query).all()]
 
+    def recipient_window(
+        self,
+        campaign_id: int,
+        *,
+        around: int,
+        before: int,
+        limit: int,
+        status: str | None = None,
+    ) -> tuple[list[Recipient], int | None]:
+        """At most `limit` recipients (only those of `status`, if given) in sending order:
+        up to `before` of them before position `around`, the rest from it on (more before
+        when fewer follow); and, with a status, how many of the campaign's have it (None
+        without: the campaign's total says). One read, whatever the campaign's size."""
+        where = [R.c.campaign_id == campaign_id]
+        if status:
+            where.append(R.c.status == status)
+        earlier = sa.select(R).where(*where, R.c.position < around).order_by(R.c.position.desc())
+        later = sa.select(R).where(*where, R.c.position >= around).order_by(R.c.position)
+        with self.read() as conn:
+            after = conn.execute(later.limit(limit)).all()
+            taken = max(limit - len(after), min(before, limit))
+            ahead = conn.execute(earlier.limit(taken)).all() if taken else []
+            count = None
+            if status:
+                count = conn.execute(
+                    sa.select(sa.func.count()).select_from(R).where(*where)
+                ).scalar_one()
+        kept_after = after[: limit - len(ahead)]
+        return [_recipient(r) for r in (*reversed(ahead), *kept_after)], count
+
     def events(self, campaign_id: int) -> list[CampaignEventRow]:
         """A campaign's history, oldest first (in the order the database wrote it, whatever
         the clocks of the hosts that wrote it say)."""
@@ -1481,6 +1511,12 @@ def _to_v6(conn: Connection) -> None:
     _add_column(conn, C, "next_send_at")
 
 
+def _to_v7(conn: Connection) -> None:
+    index = next(i for i in R.indexes if i.name == "ix_recipient_campaign_status")
+    index.drop(conn)  # (campaign_id, status): now with position
+    index.create(conn)
+
+
 def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
     """CREATE INDEX, as the model declares it."""
     next(i for i in table.indexes if i.name == name).create(conn)
@@ -1492,4 +1528,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _to_v4,
     5: _to_v5,
     6: _to_v6,
+    7: _to_v7,
 }

@@ -11,7 +11,7 @@ counts, what a campaign waits for) are added to the lists here, with their prior
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 
@@ -95,11 +95,21 @@ CAMPAIGNS = [
     Column("reason", "Reason", 20, 3, grow_to=80),
 ]
 
+# At 80 columns: position, phone, name, status, sent time and the start of the error (the
+# highlighted one's is shown whole under the table); wider, WAHA's message id too.
 RECIPIENTS = [
-    Column("pos", "#", 4, 0),
+    Column("pos", "#", 2, 0),  # as wide as the campaign's last position (recipient_columns)
     Column("phone", "Phone", 13, 0),
-    Column("name", "Name", 12, 0, grow_to=24),
-    Column("status", "Status", 8, 0),
+    Column("name", "Name", 10, 0, grow_to=24),
+    Column("status", "Status", 7, 0),
+    Column("sent", "Sent", 11, 0),  # format.sent_time: 11 cells at most
     Column("message_id", "WAHA message id", 16, 2, grow_to=40),
-    Column("error", "Error", 20, 1, grow_to=200),
+    Column("error", "Error", 16, 1, grow_to=200),
 ]
+
+
+def recipient_columns(total: int) -> list[Column]:
+    """RECIPIENTS, the position as wide as a campaign of `total` recipients needs: a
+    million-recipient campaign's 1000000 is never cut, a short one's # column stays narrow."""
+    digits = len(str(max(total, 1)))
+    return [replace(c, width=max(c.width, digits)) if c.key == "pos" else c for c in RECIPIENTS]

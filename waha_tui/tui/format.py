@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.text import Text
@@ -104,6 +104,22 @@ def local_time(value: datetime | None, fmt: str = "%m-%d %H:%M") -> str:
     if "%Y" not in fmt and local.year != datetime.now(local.tzinfo).year:
         fmt = "%Y-" + fmt
     return local.strftime(fmt)
+
+
+def now() -> datetime:
+    """What "today" is for the cells (snapshot tests freeze it)."""
+    return datetime.now(UTC)
+
+
+def sent_time(value: datetime | None) -> str:
+    """When a recipient was sent, in local time and at most 11 cells: 14:03:07 today,
+    11-28 14:03 this year, 2025-11-28 before ("" when it was not)."""
+    if value is None:
+        return ""
+    local, today = value.astimezone(), now().astimezone()
+    if local.date() == today.date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%m-%d %H:%M" if local.year == today.year else "%Y-%m-%d")
 
 
 def waiting_cell(c: Campaign) -> Text:
@@ -263,6 +279,7 @@ def recipient_cells(r: Recipient) -> dict[str, object]:
         "phone": shown(r.phone),
         "name": shown(r.name),
         "status": recipient_status_cell(r.status),
+        "sent": sent_time(r.sent_at),
         "message_id": shown(r.message_id),
         "error": shown(r.error, style="red" if r.error else ""),
     }

@@ -1,5 +1,9 @@
 """`enter`: one campaign's counters, timings, pause reason and recipients, live; `h` shows
-its history instead of its recipients."""
+its history instead of its recipients, `s` only the recipients of one status.
+
+The cursor follows the recipient being sent, like `tail -f`, as long as it is on it (with a
+status filter: on the newest matching one, the one nearest the next recipient); moved
+elsewhere, it stays there until the operator goes back to that row or presses `n`."""
 
 from __future__ import annotations
 
@@ -19,8 +23,8 @@ from waha_tui.errors import UserError
 from waha_tui.logs import caught
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
 from waha_tui.service import CampaignService, NotFound
-from waha_tui.status import CampaignStatus
-from waha_tui.tui.columns import RECIPIENTS, Fitted, cut, fit
+from waha_tui.status import CampaignStatus, RecipientStatus
+from waha_tui.tui.columns import Fitted, cut, fit, recipient_columns
 from waha_tui.tui.format import (
     due_cell,
     eta_cell,
@@ -29,6 +33,7 @@ from waha_tui.tui.format import (
     progress_cell,
     rate_cell,
     recipient_cells,
+    recipient_status_cell,
     shown,
     status_cell,
     waiting_cell,
@@ -49,11 +54,13 @@ HISTORY_COLUMNS = [
     ("By", "by"),
     ("Detail", "detail"),
 ]
-RECIPIENTS_TITLE = "Recipients, in sending order"
+# What `s` goes through: every recipient, then those of each status.
+FILTERS: tuple[RecipientStatus | None, ...] = (None, *RecipientStatus)
 HISTORY_TITLE = "History: who did what, and why (h: recipients)"
 S = CampaignStatus
 RETRYABLE = (CampaignStatus.PAUSED, CampaignStatus.COMPLETED, CampaignStatus.FAILED)
 WINDOW = 1000  # recipients shown around the next one, so huge campaigns stay light
+BEFORE_NEXT = 50  # of them, at most this many before it (more once fewer follow)
 DEFAULT_WIDTH = 80  # until the first resize tells the real one
 SCROLLBAR = 2
 
@@ -114,6 +121,8 @@ class DetailsScreen(Screen[None]):
         Binding("u", "retry('unknown')", "Retry unknown"),
         Binding("f", "retry('failed')", "Retry failed"),
         Binding("h", "toggle_history", "History"),
+        Binding("s", "next_filter", "Status"),
+        Binding("n", "follow", "Follow"),  # offered once the cursor left the followed row
     ]
 
     def __init__(self, service: CampaignService, campaign_id: int) -> None:
@@ -124,12 +133,20 @@ class DetailsScreen(Screen[None]):
         self.campaign: Campaign | None = None
         self.history_shown = False
         self._history_of: object = None  # the campaign's updated_at the history was read at
-        self._fitted: list[Fitted] = fit(RECIPIENTS, DEFAULT_WIDTH - SCROLLBAR)
+        self._width = DEFAULT_WIDTH
+        self._fitted: list[Fitted] = fit(recipient_columns(0), self._width - SCROLLBAR)
         self._recipients: dict[str, Recipient] = {}  # those shown, by row key
+        self.status_filter: RecipientStatus | None = None
+        self._matching: int | None = None  # how many have that status, counted by the database
+        # The row the cursor follows (the recipient being sent, or the newest matching one)
+        # as of the last read; the cursor on it, it moves along with the next read.
+        self._followed: str | None = None
+        self._jump = True  # to the followed row at the next read, wherever the cursor is
+        self._offered_follow = True  # what the footer was last told (True: no `n`)
 
     def compose(self) -> ComposeResult:
         yield Static(id="details-summary")
-        yield Static(Text(RECIPIENTS_TITLE, style="bold"), id="details-title")
+        yield Static(id="details-title")
         table = KeyedTable([(f.column.label, f.key) for f in self._fitted], id="recipients")
         table.set_columns([(f.column.label, f.key, f.width) for f in self._fitted])
         yield table
@@ -146,9 +163,13 @@ class DetailsScreen(Screen[None]):
             return
         self._loading = True
         try:
-            camp, recipients = await self.service.campaign_window(
-                self.campaign_id, before_next=50, limit=WINDOW
-            )
+            while True:
+                wanted = self.status_filter
+                camp, recipients, matching = await self.service.campaign_window(
+                    self.campaign_id, before_next=BEFORE_NEXT, limit=WINDOW, status=wanted
+                )
+                if wanted == self.status_filter:
+                    break  # else `s` was pressed meanwhile: read what it asks for
         except Exception as exc:
             caught(log, exc, f"campaign {self.campaign_id}: reading its details")
             self.notify(str(exc), severity="error", markup=False)
@@ -159,10 +180,15 @@ class DetailsScreen(Screen[None]):
             self._loading = False
         self.campaign = camp
         self.query_one("#details-summary", Static).update(summary(camp))
-        self.refresh_bindings()
+        follow = self.following  # asked before the rows change: the followed one may go
         self._recipients = {str(r.position): r for r in recipients}
+        self._matching = matching
+        self._refit()
         self._show_recipients()
+        self._follow(camp, follow)
+        self._show_title()
         self._show_recipient_error()
+        self.refresh_bindings()
         # Every entry of the history moves updated_at: read it again only then.
         if self.history_shown and camp.updated_at != self._history_of:
             await self._load_history(camp.updated_at)
@@ -174,13 +200,53 @@ class DetailsScreen(Screen[None]):
             for key, cells in ((k, recipient_cells(r)) for k, r in self._recipients.items())
         )
 
-    def on_resize(self, event: events.Resize) -> None:
-        fitted = fit(RECIPIENTS, event.size.width - SCROLLBAR)
+    def _follow(self, camp: Campaign, follow: bool) -> None:
+        """Put the cursor on the followed row as it moves, if it was on it (`follow`)."""
+        table = self.query_one("#recipients", KeyedTable)
+        followed = self._followed_key(camp)
+        if followed is not None and follow:
+            table.move_cursor(row=table.get_row_index(followed), animate=False)
+        self._followed, self._jump = followed, False
+
+    def _followed_key(self, camp: Campaign) -> str | None:
+        """The row the cursor follows: the recipient being sent or next (the last one when
+        none is left); with a filter, the matching one nearest it, at or before it first."""
+        keys = [k for k, r in self._recipients.items() if r.position <= camp.next_index]
+        if keys:
+            return keys[-1]
+        return next(iter(self._recipients), None)
+
+    @property
+    def following(self) -> bool:
+        """Whether the cursor is on the row it follows (or goes there at the next read)."""
+        if self._jump:
+            return True
+        return self.query_one("#recipients", KeyedTable).current_key == self._followed
+
+    def _show_title(self) -> None:
+        if self.history_shown:
+            title = Text(HISTORY_TITLE, style="bold")
+        else:
+            title = recipients_title(
+                self.status_filter,
+                self._matching,
+                len(self._recipients),
+                self.campaign.total if self.campaign else 0,
+            )
+        self.query_one("#details-title", Static).update(title)
+
+    def _refit(self) -> None:
+        total = self.campaign.total if self.campaign else 0
+        fitted = fit(recipient_columns(total), self._width - SCROLLBAR)
         if fitted != self._fitted:
             self._fitted = fitted
             table = self.query_one("#recipients", KeyedTable)
             if table.set_columns([(f.column.label, f.key, f.width) for f in fitted]):
                 self._show_recipients()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._width = event.size.width
+        self._refit()
 
     @on(DataTable.RowHighlighted, "#recipients")
     def _show_recipient_error(self) -> None:
@@ -197,6 +263,9 @@ class DetailsScreen(Screen[None]):
                 text.truncate(room, overflow="ellipsis")
         box.update(text)
         box.display = bool(text)
+        if self.following != self._offered_follow:  # `n`: only away from the followed row
+            self._offered_follow = self.following
+            self.refresh_bindings()
 
     async def _load_history(self, seen: object) -> None:
         try:
@@ -214,10 +283,20 @@ class DetailsScreen(Screen[None]):
         if table.sync((str(e.id), event_cells(i, e)) for i, e in enumerate(events, 1)) and at_end:
             table.move_cursor(row=table.row_count - 1)  # follow the newest, unless looking back
 
+    async def action_next_filter(self) -> None:
+        """The next status filter; the cursor goes to the row it follows there."""
+        self.status_filter = FILTERS[(FILTERS.index(self.status_filter) + 1) % len(FILTERS)]
+        self._jump = True
+        await self.reload()  # the title changes with the rows and their count
+
+    async def action_follow(self) -> None:
+        if self.campaign is not None:
+            self._follow(self.campaign, follow=True)
+        self.refresh_bindings()
+
     async def action_toggle_history(self) -> None:
         self.history_shown = not self.history_shown
-        title = HISTORY_TITLE if self.history_shown else RECIPIENTS_TITLE
-        self.query_one("#details-title", Static).update(Text(title, style="bold"))
+        self._show_title()
         history = self.query_one("#history", KeyedTable)
         recipients = self.query_one("#recipients", KeyedTable)
         history.display, recipients.display = self.history_shown, not self.history_shown
@@ -234,6 +313,10 @@ class DetailsScreen(Screen[None]):
         c = self.campaign
         if action in CAMPAIGN_ACTIONS:
             return self.wapp.offers(action, c)
+        if action == "next_filter":
+            return not self.history_shown
+        if action == "follow":
+            return not self.history_shown and not self.following
         if action != "retry":
             return True
         if c is None or c.status not in RETRYABLE:
@@ -320,3 +403,19 @@ class DetailsScreen(Screen[None]):
                 self.run_worker(retry(), group="actions", exit_on_error=False)
 
         self.app.push_screen(ConfirmationModal(question, yes="Queue them", no="Keep"), answered)
+
+
+def recipients_title(status: str | None, matching: int | None, shown_rows: int, total: int) -> Text:
+    """What the recipients table shows: "Recipients: failed, 12 of 40"; says when none
+    match, and when only a window of them is shown."""
+    title = Text("Recipients: ", style="bold")
+    if status is None:
+        count = total
+        title.append(f"all {total:,}, in sending order")
+    else:
+        count = matching or 0
+        title.append_text(recipient_status_cell(status))
+        title.append(f", {count:,} of {total:,}" if count else f", none of {total:,}")
+    if shown_rows < count:
+        title.append(f" ({shown_rows:,} shown, around the next)", style="dim")
+    return title

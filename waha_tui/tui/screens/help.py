@@ -23,6 +23,7 @@ KEYS: list[tuple[str, str]] = [
     ("T", "templates: new (n), edit (enter), delete (d), preview"),
     ("ctrl+p", "command palette: new campaign, lists, templates, sessions"),
     ("u / f", "in details: retry unknown / failed (asks); r p c e C D"),
+    ("s / n", "in details: filter by status / follow the one being sent"),
     ("? / esc", "this help / back, close"),
     ("q", "quit; running campaigns pause after the message in flight"),
 ]

@@ -100,7 +100,9 @@ def _counters(c: Campaign) -> Table:
         "Next",
         f"{c.next_index + 1} of {c.total}" if c.next_index < c.total else "-",
     )
-    fmt = "%Y-%m-%d %H:%M:%S"
+    # Month, day and time (the year when it is not this one): "created … by user@host"
+    # stays on its line at 80 columns; the history has the seconds.
+    fmt = "%m-%d %H:%M"
     grid.add_row(
         "Scheduled", local_time(c.scheduled_at, fmt), "Started", local_time(c.started_at, fmt)
     )

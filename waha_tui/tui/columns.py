@@ -90,3 +90,36 @@ RECIPIENTS = [
     Column("message_id", "WAHA message id", 16, 2, grow_to=40),
     Column("error", "Error", 20, 1, grow_to=200),
 ]
+
+
+@dataclass(frozen=True)
+class Sort:
+    """An order of the campaign table: `s` steps through SORTS, `S` reverses."""
+
+    stored: str  # the stored column the database sorts by (models.CAMPAIGN_SORTS)
+    label: str  # as the page line names it
+    column: str | None  # the table column whose header shows the arrow (None: no column)
+    descending: bool = True  # which way first: newest, most, latest first
+
+
+SORTS = [
+    Sort("id", "created", "id"),  # the default: newest first, so a new campaign is on top
+    Sort("name", "name", "name", descending=False),
+    Sort("status", "status", "status", descending=False),
+    Sort("next_index", "progress", "progress"),
+    Sort("failed", "failed", "failed"),
+    Sort("session", "session", "session", descending=False),
+    Sort("scheduled_at", "scheduled", "scheduled"),
+    Sort("started_at", "started", None),
+    Sort("completed_at", "finished", None),
+    Sort("total", "recipients", None),
+    Sort("updated_at", "last change", None),
+]
+
+
+def sorted_label(label: str, width: int, descending: bool) -> str:
+    """A column's header with the sort's arrow, within its width."""
+    arrow = "↓" if descending else "↑"
+    if len(label) + 2 <= width:
+        return f"{label} {arrow}"
+    return label[: max(width - 1, 0)] + arrow

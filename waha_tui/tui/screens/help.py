@@ -11,6 +11,8 @@ from textual.widgets import Static
 
 KEYS: list[tuple[str, str]] = [
     ("↑ ↓ / j k", "move between campaigns; PgUp PgDn: pages of 100"),
+    ("g G, Home End", "the first / the last campaign of all"),
+    ("s / S", "sort by the next column / reverse the order"),
     ("enter", "details: counters, recipients; h there: its history"),
     ("r", "resume Paused, or Failed with recipients left to send"),
     ("p / c", "pause Running or Scheduled / cancel (asks first)"),

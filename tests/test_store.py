@@ -455,6 +455,8 @@ def _make_version(store: Store, version: int) -> int:
 
 
 @pytest.mark.parametrize("old", [1, 3, 4])
+# SQLAlchemy cannot reflect the dashboard's lower(name) index on SQLite, and says so.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> None:
     cid = _make_version(Store(db_target), old)
     store = Store(db_target)

@@ -743,21 +743,6 @@ class Store:
         "updated_at",
     )
 
-    def campaign_rows(self, since: datetime | None = None) -> tuple[Sequence[Any], int]:
-        """The dashboard's columns of the campaigns updated at or after `since` (all when
-        None), by id, and how many campaigns exist, read in one transaction.
-
-        Plain Core rows (attribute access, tuple equality), no model validation: a display
-        of thousands of campaigns reads them every tick.
-        """
-        query = sa.select(*(C.c[name] for name in self.DASHBOARD_COLUMNS)).order_by(C.c.id)
-        if since is not None:
-            query = query.where(C.c.updated_at >= since)
-        with self.read() as conn:
-            rows = conn.execute(query).all()
-            count = conn.execute(sa.select(sa.func.count()).select_from(C)).scalar_one()
-        return rows, count
-
     def campaign_page(
         self,
         sort: str = "id",

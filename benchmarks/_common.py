@@ -180,7 +180,7 @@ def schema_tag() -> str:
 
     from sqlmodel import SQLModel
 
-    import waha_tui.models  # noqa: F401  (registers the tables)
+    import waha_tui.models  # registers the tables; its CAMPAIGN_SORTS is read below
 
     parts = [
         f"{table.name}.{column.name}:{column.type}:{column.nullable}"
@@ -188,6 +188,9 @@ def schema_tag() -> str:
         for column in table.columns
     ]
     parts += [str(index) for table in SQLModel.metadata.sorted_tables for index in table.indexes]
+    # The dashboard's sort indexes, which the store makes when it opens a database.
+    sorts = getattr(waha_tui.models, "CAMPAIGN_SORTS", ())
+    parts += [f"sort:{name}" for name in sorts]
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:8]
 
 

@@ -191,7 +191,8 @@ def schema_tag() -> str:
     # The dashboard's sort indexes, which the store makes when it opens a database.
     sorts = getattr(waha_tui.models, "CAMPAIGN_SORTS", ())
     parts += [f"sort:{name}" for name in sorts]
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:8]
+    # Sorted: sorted_tables orders unrelated tables by hash, which differs between runs.
+    return hashlib.sha1("\n".join(sorted(parts)).encode()).hexdigest()[:8]
 
 
 # Most campaigns in a long-used database are over; none is Running (a Running row would be

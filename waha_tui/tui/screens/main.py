@@ -83,11 +83,22 @@ class CampaignTable(KeyedTable):
         if isinstance(screen, MainScreen):
             screen.go_to_end(last=True)
 
+    def _turning(self) -> bool:
+        """A page, sort or filter asked for is being read: the rows shown are on their way
+        out, and the cursor goes where that read puts it. A key repeated meanwhile at the
+        page's edge would turn a second page."""
+        screen = self.screen
+        return isinstance(screen, MainScreen) and screen.turning
+
     def action_cursor_down(self) -> None:
+        if self._turning():
+            return
         if not (self.cursor_row >= self.row_count - 1 and self._turn(1)):
             super().action_cursor_down()
 
     def action_cursor_up(self) -> None:
+        if self._turning():
+            return
         if not (self.cursor_row <= 0 and self._turn(-1, cursor_at_end=True)):
             super().action_cursor_up()
 
@@ -394,6 +405,11 @@ class MainScreen(Screen[None]):
         elif total:
             line.append(f" · {total:,} campaign{'s' if total != 1 else ''}")
         self.query_one("#page-info", Static).update(layout=False, content=line)
+
+    @property
+    def turning(self) -> bool:
+        """A read the operator asked for (page, sort, filter, a campaign) is under way."""
+        return self._intent is not None
 
     def _ask(self, intent: Intent | None) -> None:
         """The operator changed what to show: read it (now, or after the read under way)."""

@@ -470,10 +470,13 @@ async def phase_refresh(args: argparse.Namespace) -> None:
         screen, probe = launched.app.main, launched.probe
         shown = list(screen.campaigns)  # the page on screen: the rows a tick must show
         everyone = range(1, args.campaigns + 1)
-        for tick in range(args.ticks + 1):
+        # Tick 0 changes nothing; then, in turn, `changes` campaigns picked among all (on
+        # 100,000, hardly ever one on the page shown), and half of them on the page shown.
+        for tick in range(2 * args.ticks + 1):
             changes = 0 if tick == 0 else min(args.changes, args.campaigns)
-            # Half on the page shown, half anywhere (those the table must not show).
-            on_page = rng.sample(shown, min(len(shown), changes // 2))
+            kind = "none" if tick == 0 else ("anywhere" if tick % 2 else "on_page")
+            share = changes // 2 if kind == "on_page" else 0
+            on_page = rng.sample(shown, min(len(shown), share))
             ids = sorted(set(on_page) | set(rng.sample(everyone, changes - len(on_page))))
             with other.begin() as conn:
                 if ids:
@@ -518,6 +521,8 @@ async def phase_refresh(args: argparse.Namespace) -> None:
             ticks.append(
                 {
                     "changes": changes,
+                    "kind": kind,
+                    "on_page": len(on_page),
                     "wall_s": t1 - t0,
                     "db_read_s": thread,
                     "reload_sync_s": sync_parts,
@@ -974,11 +979,12 @@ def orchestrate(args: argparse.Namespace) -> int:
     target("dashboard.sort", worst < TARGET_SORT_MS / 1000, f"< {TARGET_SORT_MS:.0f} ms")
 
     heading(f"dashboard: one refresh tick, {args.changes} campaigns changed by another connection")
-    ticks = [t for t in refresh["ticks"] if t["changes"]]
-    none = [t for t in refresh["ticks"] if not t["changes"]]
+    ticks = [t for t in refresh["ticks"] if t["kind"] == "anywhere"]
+    page_ticks = [t for t in refresh["ticks"] if t["kind"] == "on_page"]
+    none = [t for t in refresh["ticks"] if t["kind"] == "none"]
 
-    def tick_figure(key: str, field_name: str, note: str = "") -> float:
-        values = [t[field_name] for t in ticks]
+    def tick_figure(key: str, field_name: str, note: str = "", among: Any = None) -> float:
+        values = [t[field_name] for t in (ticks if among is None else among)]
         value = ms(median(values))
         spread = f"median of {len(values)}, max {ms(max(values)):.1f}"
         figure(f"dashboard.tick.{key}_ms", value, "ms", (note + "; " if note else "") + spread)
@@ -1004,6 +1010,13 @@ def orchestrate(args: argparse.Namespace) -> int:
         "event_loop_s",
         f"all loop time from the reload to {args.tick_gap:g} s after it",
     )
+    if page_ticks:
+        half = page_ticks[0]["on_page"]
+        tick_figure(
+            "on_page.reload_sync", "reload_sync_s", f"{half} of them on the page", page_ticks
+        )
+        tick_figure("on_page.repaint", "repaint_s", "", page_ticks)
+        tick_figure("on_page.event_loop", "event_loop_s", "", page_ticks)
     if none:
         figure(
             "dashboard.tick_nochange.event_loop_ms",
@@ -1012,7 +1025,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             "the same with nothing changed",
         )
         figure("dashboard.tick_nochange.reload_sync_ms", ms(none[0]["reload_sync_s"]), "ms")
-    if not all(t["changes_seen"] for t in ticks):
+    if not all(t["changes_seen"] for t in ticks + page_ticks):
         print("warning: a reload did not show every change", flush=True)
     target(
         "dashboard.tick.event_loop",

@@ -17,6 +17,8 @@ from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowDoesNotExist, RowKey
 
+# Past this many rows gone at once (and more than half), sync clears and refills.
+REFILL_AFTER = 8
 # A render cache's key (a tuple whose parts name a row, a line...) and value.
 _Key = TypeVar("_Key", bound=tuple[object, ...])
 _Value = TypeVar("_Value")
@@ -77,6 +79,10 @@ class KeyedTable(DataTable[object]):
         """Make the table show exactly `rows` (key, cells). True if anything changed."""
         wanted = dict(rows)
         keep = self.current_key
+        gone = sum(1 for k in self._shown if k not in wanted)
+        if gone > REFILL_AFTER and gone * 2 > len(self._shown):
+            self._refill(wanted, keep)
+            return True
         added = removed = updated = reordered = False
         # Where rows end up: gone ones closed up, new ones appended.
         order = [k for k in self._order if k in wanted]
@@ -118,6 +124,23 @@ class KeyedTable(DataTable[object]):
                     self.move_cursor(row=index, animate=False, scroll=scroll)
             self._restore = None
         return added or removed or updated or reordered
+
+    def _refill(self, wanted: dict[str, tuple[object, ...]], keep: str | None) -> None:
+        """Most rows go (another page, another order): clear and add them all, which is
+        several times cheaper than removing rows one by one (each remove_row walks every
+        row and refreshes). The cursor stays on its row key if it stays, else on its row."""
+        row = self.cursor_row
+        with self.app.batch_update():
+            self.clear()
+            for key, cells in wanted.items():
+                self.add_row(*cells, key=key)
+            self._shown = dict(wanted)
+            self._order = list(wanted)
+            if keep in wanted:
+                row = self.get_row_index(keep)
+            if self.row_count:
+                self.move_cursor(row=min(row, self.row_count - 1), animate=False)
+        self._restore = None
 
     def _reorder(self, keys: list[str]) -> None:
         """Put the rows in this order (what DataTable.sort does, by key not by value)."""

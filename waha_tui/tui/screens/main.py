@@ -645,6 +645,8 @@ class MainScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        if event.value == self.filter_text:
+            return  # esc cleared it already
         self.filter_text = event.value
         self._refilter()
 

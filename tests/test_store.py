@@ -471,7 +471,7 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
         ).scalar()
     assert {"auto_resume", "waiting_for", "waiting_since", "created_by", "image_sha256"} <= columns
     assert version == str(SCHEMA_VERSION) == "5"
-    assert "ix_campaign_updated_at" in indexes  # the dashboard's changed-since read
+    assert "ix_campaign_updated_at" in indexes  # made by the step to schema 2
     assert "ix_campaign_event_campaign" in event_indexes
     assert (fk["referred_table"], fk["options"].get("ondelete")) == ("campaign", "CASCADE")
     old_one = store.get_campaign(cid)

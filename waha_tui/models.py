@@ -113,7 +113,8 @@ class Campaign(SQLModel, table=True):
     __tablename__ = "campaign"
     __table_args__ = (
         sa.Index("ix_campaign_status_scheduled", "status", "scheduled_at"),
-        # The dashboard reads only what changed since its last look.
+        # Was the dashboard's changed-since read; its sort by last change now walks
+        # ix_campaign_by_updated_at (CAMPAIGN_SORTS). Redundant: a later migration may drop it.
         sa.Index("ix_campaign_updated_at", "updated_at"),
     )
     id: int | None = Field(default=None, primary_key=True)

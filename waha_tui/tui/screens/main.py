@@ -298,6 +298,7 @@ class MainScreen(Screen[None]):
                 except Exception as exc:
                     caught(log, exc, "reading the campaigns")
                     self.notify(str(exc), severity="error", markup=False)
+                    self._intent = None  # keys move the cursor again; the next tick retries
                     return
                 if view != self._view:
                     continue  # the operator asked for something else meanwhile

@@ -114,6 +114,11 @@ class KeyedTable(DataTable[object]):
             if order != self._order:
                 self._reorder(self._order)
                 reordered = True
+            elif added:
+                # add_row does not repaint: without this, lines drawn before the idle
+                # handler widens the columns for the new rows can stay on screen, cut.
+                self._update_count += 1
+                self.refresh()
             if keep is None and self._restore in wanted:
                 keep, added = self._restore, True  # back where it was before set_columns
             if keep is not None and keep in wanted and (added or removed or reordered):

@@ -111,14 +111,12 @@ class KeyedTable(DataTable[object]):
             if patched and not added:
                 self._forget_rows(patched)
             self._order = list(wanted)
-            if order != self._order:
+            if order != self._order or added:
+                # Also after rows were added in order: what the sort that used to follow
+                # every add did. Without it, lines drawn before the idle handler widens
+                # the columns for the new rows could stay on screen, cut.
                 self._reorder(self._order)
-                reordered = True
-            elif added:
-                # add_row does not repaint: without this, lines drawn before the idle
-                # handler widens the columns for the new rows can stay on screen, cut.
-                self._update_count += 1
-                self.refresh()
+                reordered = order != self._order
             if keep is None and self._restore in wanted:
                 keep, added = self._restore, True  # back where it was before set_columns
             if keep is not None and keep in wanted and (added or removed or reordered):

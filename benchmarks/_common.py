@@ -180,7 +180,7 @@ def schema_tag() -> str:
 
     from sqlmodel import SQLModel
 
-    import waha_tui.models  # noqa: F401  (registers the tables)
+    import waha_tui.models  # registers the tables; its CAMPAIGN_SORTS is read below
 
     parts = [
         f"{table.name}.{column.name}:{column.type}:{column.nullable}"
@@ -188,7 +188,11 @@ def schema_tag() -> str:
         for column in table.columns
     ]
     parts += [str(index) for table in SQLModel.metadata.sorted_tables for index in table.indexes]
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:8]
+    # The dashboard's sort indexes, which the store makes when it opens a database.
+    sorts = getattr(waha_tui.models, "CAMPAIGN_SORTS", ())
+    parts += [f"sort:{name}" for name in sorts]
+    # Sorted: sorted_tables orders unrelated tables by hash, which differs between runs.
+    return hashlib.sha1("\n".join(sorted(parts)).encode()).hexdigest()[:8]
 
 
 # Most campaigns in a long-used database are over; none is Running (a Running row would be

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.test_snapshots import every_status, select_row
+from tests.test_snapshots import every_status, select_campaign
 from tests.test_tui import footer_keys, select, shown
 from tests.tui_helpers import FROZEN, SIZE_IDS, SIZES, Rig, wait_for
 from waha_tui.status import CampaignStatus, RecipientStatus
@@ -273,7 +273,7 @@ def running_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
 
 
 async def open_third(pilot: Pilot, presses: int = 0) -> None:
-    await select_row(pilot, 2)
+    await select_campaign(pilot, 3)
     await pilot.press("enter")
     await pilot.pause(0.5)
     for _ in range(presses):

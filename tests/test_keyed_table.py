@@ -50,3 +50,32 @@ async def test_a_changed_cell_is_drawn_anew_without_a_full_rerender() -> None:
         drawn = screen_text(table)
         assert "new-2" in drawn and "old-2" not in drawn, drawn  # never a stale row
         assert "old-1" in drawn and "old-3" in drawn
+
+
+def _order(table: KeyedTable) -> list[str]:
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+async def test_rows_show_in_the_order_given_and_the_cursor_keeps_its_row() -> None:
+    async with One().run_test(size=(40, 20)) as pilot:
+        table = pilot.app.query_one("#t", KeyedTable)
+        table.sync([(k, (k, Text(f"v{k}"))) for k in ["1", "2", "3", "4"]])
+        table.move_cursor(row=1)  # on "2"
+        await pilot.pause(0.05)
+        # Reordered (a sort by a column that changed), one gone, one new in the middle.
+        table.sync([(k, (k, Text(f"v{k}"))) for k in ["4", "2", "9", "1"]])
+        await pilot.pause(0.05)
+        assert _order(table) == ["4", "2", "9", "1"]
+        assert table.current_key == "2"
+        assert "v9" in screen_text(table)
+        # Most rows replaced (another page): cleared and refilled, the cursor on its key.
+        many = [str(n) for n in range(100, 130)]
+        table.sync([(k, (k, Text(f"v{k}"))) for k in ["4", "2", "9", "1", *many]])
+        table.move_cursor(row=table.get_row_index("120"))
+        await pilot.pause(0.05)
+        fresh = [str(n) for n in range(200, 220)]
+        table.sync([(k, (k, Text(f"v{k}"))) for k in [*fresh, "120"]])
+        await pilot.pause(0.05)
+        assert _order(table) == [*fresh, "120"]
+        assert table.current_key == "120"
+        assert "v120" in screen_text(table) and "v4 " not in screen_text(table)

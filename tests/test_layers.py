@@ -136,7 +136,7 @@ def test_the_check_for_reaching_past_the_service_finds_each_way() -> None:
     assert engine_reaches("import waha_tui.runner.pool") != []
     assert engine_reaches("from waha_tui.waha import client") != []
     assert engine_reaches("from waha_tui.service import CampaignService, NewRecipient") == []
-    assert engine_reaches("await self.service.campaign_rows(None)") == []
+    assert engine_reaches('await self.service.campaign_page("id", True, "")') == []
 
 
 def test_screens_reach_the_engine_only_through_the_service() -> None:

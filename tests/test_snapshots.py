@@ -19,6 +19,7 @@ from tests.tui_helpers import FROZEN, Rig, make_rig
 from waha_tui.history import Entry, Kind, record
 from waha_tui.status import CampaignStatus
 from waha_tui.store import R
+from waha_tui.tui.widgets.keyed_table import KeyedTable
 
 S = CampaignStatus
 pytestmark = pytest.mark.usefixtures("utc")  # every snapshot
@@ -82,10 +83,11 @@ async def settled(pilot: Pilot) -> None:
     await pilot.pause(0.1)
 
 
-async def select_row(pilot: Pilot, index: int) -> None:
+async def select_campaign(pilot: Pilot, campaign_id: int) -> None:
+    """The cursor on this campaign (ids 1-6 as every_status adds them), wherever its row."""
     await settled(pilot)
-    table = pilot.app.screen.query_one("#campaigns")
-    table.move_cursor(row=index)  # type: ignore[attr-defined]
+    table = pilot.app.screen.query_one("#campaigns", KeyedTable)
+    table.move_cursor(row=table.get_row_index(str(campaign_id)))
     await pilot.pause(0.1)
 
 
@@ -94,7 +96,7 @@ def test_main_screen_with_every_status(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(
         rig.app(session_interval=3600),
         terminal_size=SIZE,
-        run_before=lambda pilot: select_row(pilot, 1),
+        run_before=lambda pilot: select_campaign(pilot, 2),
     )
 
 
@@ -103,7 +105,7 @@ def test_main_screen_at_120x40_shows_more_columns(snap_compare, tmp_path: Path) 
     assert snap_compare(
         rig.app(session_interval=3600),
         terminal_size=WIDE,
-        run_before=lambda pilot: select_row(pilot, 1),
+        run_before=lambda pilot: select_campaign(pilot, 2),
     )
 
 
@@ -116,7 +118,7 @@ def test_main_screen_under_no_color(
     assert snap_compare(
         rig.app(session_interval=3600),
         terminal_size=SIZE,
-        run_before=lambda pilot: select_row(pilot, 2),
+        run_before=lambda pilot: select_campaign(pilot, 3),
     )
 
 
@@ -124,7 +126,7 @@ def test_details_screen(snap_compare, tmp_path: Path) -> None:
     rig = every_status(tmp_path)
 
     async def open_details(pilot: Pilot) -> None:
-        await select_row(pilot, 1)
+        await select_campaign(pilot, 2)
         await pilot.press("enter")
         await pilot.pause(0.5)
 
@@ -141,7 +143,7 @@ def test_details_screen_at_80x24_with_a_failed_recipient_highlighted(
     rig = every_status(tmp_path)
 
     async def open_details(pilot: Pilot) -> None:
-        await select_row(pilot, 1)
+        await select_campaign(pilot, 2)
         await pilot.press("enter")
         await pilot.pause(0.5)
         # The cursor starts on the next recipient (#10): up to #4.
@@ -167,7 +169,7 @@ def test_details_history(snap_compare, tmp_path: Path) -> None:
     rig.freeze_times()
 
     async def open_history(pilot: Pilot) -> None:
-        await select_row(pilot, 1)
+        await select_campaign(pilot, 2)
         await pilot.press("enter")
         await pilot.pause(0.5)
         await pilot.press("h")
@@ -180,7 +182,7 @@ def test_confirmation_modal(snap_compare, tmp_path: Path) -> None:
     rig = every_status(tmp_path)
 
     async def ask(pilot: Pilot) -> None:
-        await select_row(pilot, 3)
+        await select_campaign(pilot, 4)
         await pilot.press("c")
         await pilot.pause(0.2)
 
@@ -202,7 +204,7 @@ def test_refusal_toast(snap_compare, tmp_path: Path) -> None:
     rig = every_status(tmp_path)
 
     async def refuse(pilot: Pilot) -> None:
-        await select_row(pilot, 1)
+        await select_campaign(pilot, 2)
         await pilot.press("r")
         deadline = time.monotonic() + 10
         while not pilot.app._notifications:

@@ -465,6 +465,8 @@ def _make_version(store: Store, version: int) -> int:
 
 
 @pytest.mark.parametrize("old", [1, 3, 4, 5])
+# SQLAlchemy cannot reflect the dashboard's lower(name) index on SQLite, and says so.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> None:
     cid = _make_version(Store(db_target), old)
     store = Store(db_target)
@@ -489,7 +491,7 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
         "next_send_at",
     } <= columns
     assert version == str(SCHEMA_VERSION) == "7"
-    assert "ix_campaign_updated_at" in indexes  # the dashboard's changed-since read
+    assert "ix_campaign_updated_at" in indexes  # made by the step to schema 2
     assert "ix_campaign_event_campaign" in event_indexes
     # The details screen's filter reads a status's recipients in order from the index.
     assert recipient_indexes["ix_recipient_campaign_status"] == [

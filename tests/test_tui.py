@@ -251,9 +251,10 @@ async def test_the_table_follows_another_process_without_moving_the_cursor(
         )
         await wait_for(pilot, lambda: t.row_count == 4, timeout=5)
         await wait_for(pilot, lambda: "Paused" in str(t.get_cell(str(first), "status")))
+        # Newest first: the new one on top, the cursor still on its campaign, a row lower.
         assert t.current_key == str(second)
-        assert t.cursor_row == 1
-        assert [k.value for k in t.rows] == ["1", "2", "3", "4"]
+        assert t.cursor_row == 2
+        assert [r.key.value for r in t.ordered_rows] == ["4", "3", "2", "1"]
 
 
 async def test_enter_opens_details_with_recipients_and_esc_goes_back(rig: Rig) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from waha_tui.status import (
     can_resume,
     described,
 )
-from waha_tui.store import ListInfo, NewRecipient, NotFound, Store, StoreError
+from waha_tui.store import CampaignPage, ListInfo, NewRecipient, NotFound, Store, StoreError
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
 from waha_tui.waha.errors import CHECK_API_KEY
 
@@ -397,10 +397,27 @@ class CampaignService:
     async def campaign(self, campaign_id: int) -> Campaign:
         return await self._db(self.store.get_campaign, campaign_id)
 
-    async def campaign_rows(self, since: datetime | None = None) -> tuple[Sequence[Any], int]:
-        """The dashboard's columns of the campaigns updated at or after `since` (all when
-        None), and how many campaigns exist (Store.campaign_rows)."""
-        return await self._db(self.store.campaign_rows, since)
+    async def campaign_page(
+        self,
+        sort: str,
+        descending: bool,
+        needle: str,
+        *,
+        offset: int,
+        limit: int,
+        around: int | None = None,
+    ) -> CampaignPage:
+        """One page of the dashboard's campaigns, sorted and filtered in the database
+        (Store.campaign_page), read off the event loop."""
+        return await self._db(
+            self.store.campaign_page,
+            sort,
+            descending,
+            needle,
+            offset=offset,
+            limit=limit,
+            around=around,
+        )
 
     async def recipients(
         self,
@@ -780,6 +797,7 @@ def _empty_values(text: str, list_name: str, recipients: list[NewRecipient]) -> 
 
 __all__ = [
     "CampaignDraft",
+    "CampaignPage",
     "CampaignPlan",
     "CampaignService",
     "Deleted",

@@ -40,6 +40,8 @@ from waha_tui.errors import UserError
 from waha_tui.history import Actor, Entry, Kind
 from waha_tui.media import Media
 from waha_tui.models import (
+    CAMPAIGN_SORTS,
+    CASE_FOLDED_SORTS,
     SCHEMA_VERSION,
     Campaign,
     CampaignEventRow,
@@ -65,6 +67,7 @@ from waha_tui.status import (
 )
 
 # SQLModel sets a table model's __table__ but does not declare it to type checkers.
+log = logging.getLogger(__name__)
 C = Campaign.__table__  # type: ignore[attr-defined]
 R = Recipient.__table__  # type: ignore[attr-defined]
 E = CampaignEventRow.__table__  # type: ignore[attr-defined]
@@ -126,6 +129,16 @@ class NewRecipient:
     chat_id: str
     name: str | None
     variables: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CampaignPage:
+    """A page of the dashboard's campaign rows (Store.campaign_page)."""
+
+    rows: Sequence[Any]  # in the order asked for
+    offset: int  # where the page starts among the campaigns matching the filter
+    count: int  # how many campaigns match the filter
+    found: bool  # the campaign asked to be `around` matches, and is on this page
 
 
 @dataclass(frozen=True)
@@ -379,6 +392,7 @@ class Store:
                 )
             if version < SCHEMA_VERSION:
                 self._migrate()
+            self._ensure_sort_indexes()
             return
         with self.write() as conn:
             # Another process may have created it since we looked: under the write lock
@@ -389,6 +403,7 @@ class Store:
                 conn.execute(
                     sa.insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION))
                 )
+                self._create_sort_indexes(conn)
         if self.path is not None:
             os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR)
 
@@ -418,6 +433,39 @@ class Store:
                     .where(col(Meta.key) == "schema_version")
                     .values(value=str(SCHEMA_VERSION))
                 )
+
+    def _missing_sort_indexes(self, conn: Connection) -> list[str]:
+        if self.is_postgres:
+            query = (
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'campaign' "
+                "AND schemaname = current_schema()"
+            )
+        else:
+            query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'campaign'"
+        have = set(conn.exec_driver_sql(query).scalars())
+        return [n for n in CAMPAIGN_SORTS if n != "id" and _sort_index(n) not in have]
+
+    def _ensure_sort_indexes(self) -> None:
+        """The dashboard's sort indexes (models.CAMPAIGN_SORTS), made where missing: by
+        name, not by schema version, so adding one needs no migration step. A look first
+        (a read): opening a database that has them all takes no write lock."""
+        with self.read() as conn:
+            missing = self._missing_sort_indexes(conn)
+        if missing:
+            with self.write() as conn:
+                self._pg_lock(conn, "waha-tui:schema")
+                self._create_sort_indexes(conn)
+            log.info("%s: made the dashboard's sort indexes on %s", self.location, missing)
+
+    def _create_sort_indexes(self, conn: Connection) -> None:
+        for name in self._missing_sort_indexes(conn):
+            key = f"lower({name})" if name in CASE_FOLDED_SORTS else name
+            # NULLS FIRST on PostgreSQL: the order SQLite gives NULLs, which campaign_page
+            # asks for on both (SQLite's CREATE INDEX has no such clause).
+            nulls = " NULLS FIRST" if self.is_postgres else ""
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS {_sort_index(name)} ON campaign ({key}{nulls}, id)"
+            )
 
     def _pg_lock(self, conn: Connection, key: str) -> None:
         """A transaction-scoped lock on a name, on PostgreSQL. On SQLite every write
@@ -705,20 +753,57 @@ class Store:
         "break_seconds",
     )
 
-    def campaign_rows(self, since: datetime | None = None) -> tuple[Sequence[Any], int]:
-        """The dashboard's columns of the campaigns updated at or after `since` (all when
-        None), by id, and how many campaigns exist, read in one transaction.
+    def campaign_page(
+        self,
+        sort: str = "id",
+        descending: bool = True,
+        needle: str = "",
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        around: int | None = None,
+    ) -> CampaignPage:
+        """The dashboard's columns of one page of campaigns, sorted by a stored column
+        (models.CAMPAIGN_SORTS; ties by id), of those whose name or status contains
+        `needle` (any case), read in one transaction with how many match.
 
-        Plain Core rows (attribute access, tuple equality), no model validation: a display
-        of thousands of campaigns reads them every tick.
+        `around`: the page holding this campaign instead of `offset`, if it matches. An
+        offset past the end gives the last page. Every sort walks its own index; a page
+        nearer the end is read from the end, so the last page costs what the first does.
+        NULLs (a campaign not started yet) come first ascending, last descending, on
+        SQLite and PostgreSQL alike.
         """
-        query = sa.select(*(C.c[name] for name in self.DASHBOARD_COLUMNS)).order_by(C.c.id)
-        if since is not None:
-            query = query.where(C.c.updated_at >= since)
+        if sort not in CAMPAIGN_SORTS:
+            raise ValueError(f"cannot sort campaigns by {sort!r}")
+        columns = [C.c[name] for name in self.DASHBOARD_COLUMNS]
+        matching = _matching(needle)
+        found = around is None
         with self.read() as conn:
-            rows = conn.execute(query).all()
-            count = conn.execute(sa.select(sa.func.count()).select_from(C)).scalar_one()
-        return rows, count
+            count = conn.execute(
+                sa.select(sa.func.count()).select_from(C).where(*matching)
+            ).scalar_one()
+            if around is not None:
+                anchor = conn.execute(
+                    sa.select(_sort_key(sort)).where(C.c.id == around, *matching)
+                ).first()
+                if anchor is not None:
+                    before = conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(C)
+                        .where(*matching, _before(sort, descending, anchor[0], around))
+                    ).scalar_one()
+                    offset, found = before // limit * limit, True
+            offset = max(0, min(offset, (max(count, 1) - 1) // limit * limit))
+            take = max(0, min(limit, count - offset))
+            after = count - offset - take
+            if after < offset:  # nearer the end: read from the end, in the opposite order
+                query = sa.select(*columns).order_by(*_order(sort, not descending))
+                rows = list(conn.execute(query.where(*matching).offset(after).limit(take)))
+                rows.reverse()
+            else:
+                query = sa.select(*columns).order_by(*_order(sort, descending))
+                rows = list(conn.execute(query.where(*matching).offset(offset).limit(limit)))
+        return CampaignPage(rows, offset, count, found)
 
     def recipients(
         self,
@@ -1478,6 +1563,53 @@ def _busy(exc: Exception) -> bool:
     if code is not None:
         return code & 0xFF in _SQLITE_BUSY  # extended codes keep the primary in the low byte
     return getattr(orig, "sqlstate", None) in _PG_BUSY
+
+
+def _sort_index(name: str) -> str:
+    return f"ix_campaign_by_{name}"
+
+
+def _sort_key(name: str) -> Any:
+    """What campaigns sorted by this stored column are ordered by (then by id)."""
+    column = C.c[name]
+    return sa.func.lower(column) if name in CASE_FOLDED_SORTS else column
+
+
+def _order(name: str, descending: bool) -> list[Any]:
+    if name == "id":
+        return [C.c.id.desc() if descending else C.c.id.asc()]
+    key = _sort_key(name)
+    if descending:
+        return [key.desc().nulls_last(), C.c.id.desc()]
+    return [key.asc().nulls_first(), C.c.id.asc()]
+
+
+def _before(name: str, descending: bool, value: Any, anchor_id: int) -> Any:
+    """The campaigns that come before (value, anchor_id) in _order(name, descending)."""
+    by_id = C.c.id > anchor_id if descending else C.c.id < anchor_id
+    if name == "id":
+        return by_id
+    key = _sort_key(name)
+    if value is None:  # NULLs come first ascending, last descending
+        null = key.is_(None)
+        return (
+            sa.or_(key.is_not(None), sa.and_(null, by_id)) if descending else sa.and_(null, by_id)
+        )
+    ahead = key > value if descending else sa.or_(key.is_(None), key < value)
+    return sa.or_(ahead, sa.and_(key == value, by_id))
+
+
+def _matching(needle: str) -> list[Any]:
+    """The dashboard's filter: the name or the status contains `needle`, in any case."""
+    needle = needle.strip().lower()
+    if not needle:
+        return []
+    return [
+        sa.or_(
+            sa.func.lower(C.c.name).contains(needle, autoescape=True),
+            sa.func.lower(C.c.status).contains(needle, autoescape=True),
+        )
+    ]
 
 
 def _add_column(conn: Connection, table: sa.Table, name: str) -> None:

@@ -113,3 +113,36 @@ def recipient_columns(total: int) -> list[Column]:
     million-recipient campaign's 1000000 is never cut, a short one's # column stays narrow."""
     digits = len(str(max(total, 1)))
     return [replace(c, width=max(c.width, digits)) if c.key == "pos" else c for c in RECIPIENTS]
+
+
+@dataclass(frozen=True)
+class Sort:
+    """An order of the campaign table: `s` steps through SORTS, `S` reverses."""
+
+    stored: str  # the stored column the database sorts by (models.CAMPAIGN_SORTS)
+    label: str  # as the page line names it
+    column: str | None  # the table column whose header shows the arrow (None: no column)
+    descending: bool = True  # which way first: newest, most, latest first
+
+
+SORTS = [
+    Sort("id", "created", "id"),  # the default: newest first, so a new campaign is on top
+    Sort("name", "name", "name", descending=False),
+    Sort("status", "status", "status", descending=False),
+    Sort("next_index", "progress", "progress"),
+    Sort("failed", "failed", "failed"),
+    Sort("session", "session", "session", descending=False),
+    Sort("scheduled_at", "scheduled", "scheduled"),
+    Sort("started_at", "started", "started"),
+    Sort("completed_at", "finished", "ended"),
+    Sort("total", "recipients", None),
+    Sort("updated_at", "last change", None),
+]
+
+
+def sorted_label(label: str, width: int, descending: bool) -> str:
+    """A column's header with the sort's arrow, within its width."""
+    arrow = "↓" if descending else "↑"
+    if len(label) + 2 <= width:
+        return f"{label} {arrow}"
+    return label[: max(width - 1, 0)] + arrow

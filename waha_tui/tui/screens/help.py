@@ -10,13 +10,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS: list[tuple[str, str]] = [
-    ("↑ ↓ / j k", "move between campaigns; PgUp PgDn: pages of 100"),
+    ("↑ ↓ / j k", "move; PgUp PgDn: pages of 100; g G: first / last"),
     ("enter", "details: counters, recipients; h there: its history"),
     ("r", "resume Paused, or Failed with recipients left to send"),
     ("p / c", "pause Running or Scheduled / cancel (asks first)"),
     ("e / C", "edit name, start, delay (Scheduled, Paused) / clone"),
     ("D, ctrl+d", "delete, with its history (asks; never a Running one)"),
-    ("/", "filter by name or status; esc clears"),
+    ("/ · s S", "filter by name, status (esc clears) · sort, reverse"),
     ("w", "WhatsApp sessions; link a phone by QR or pairing code"),
     ("N", "new campaign from a list and a template; previewed first"),
     ("L", "contact lists: import a CSV (i), view (enter), delete (d)"),

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 import gc
 import logging
 import math
-import time
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -22,8 +19,9 @@ from textual.widgets import DataTable, Input, Static
 
 from waha_tui.logs import caught
 from waha_tui.models import utcnow
+from waha_tui.service import CampaignPage
 from waha_tui.status import CampaignStatus, can_resume
-from waha_tui.tui.columns import CAMPAIGNS, Fitted, cut, fit
+from waha_tui.tui.columns import CAMPAIGNS, SORTS, Fitted, Sort, cut, fit, sorted_label
 from waha_tui.tui.format import (
     campaign_cells,
     estimate,
@@ -47,8 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 S = CampaignStatus
 PAGE_SIZE = 100  # rows the table holds at a time: its cost stays flat however many campaigns
-OVERLAP = timedelta(seconds=5)  # how far back before the latest updated_at seen each read goes
-FULL_READ_EVERY = 30.0  # seconds between reads of every row (a safety net; see reload())
 GC_THRESHOLD = (10_000, 10, 10)
 COUNTDOWN_EVERY = 1.0  # seconds between repaints of the countdowns on screen
 RELOAD_DELAY = 0.1  # a burst of runner events makes one reload, this long after the first
@@ -59,17 +55,29 @@ SCROLLBAR = 2  # the table's vertical scrollbar, there once the rows overflow
 BAN_WARNING = "⚠ Messaging people who did not ask for it gets WhatsApp numbers banned."
 
 
+@dataclass(frozen=True)
+class Intent:
+    """What the next read is for, besides showing what changed: a page the operator turned
+    to (the cursor on its first or last row), or a campaign to put the cursor on."""
+
+    at_end: bool = False  # a page: the cursor on its last row
+    around: int | None = None  # this campaign's page, the cursor on it (if it matches)
+
+
 class CampaignTable(KeyedTable):
     # DataTable's own enter binding is hidden; this one shows in the footer.
     BINDINGS = [
         Binding("enter", "select_cursor", "Details"),
         Binding("j", "cursor_down", show=False),
         Binding("k", "cursor_up", show=False),
+        Binding("g,home", "first_row", show=False),
+        Binding("G,end", "last_row", show=False),
     ]
 
     # The table holds one page of campaigns (MainScreen.PAGE_SIZE rows). Moving past its
     # first or last row turns the page, so up/down walk through every campaign; PgUp/PgDn
-    # turn a page at a time (within the last page they move the cursor as DataTable does).
+    # turn a page at a time (within the last page they move the cursor as DataTable does);
+    # g/G (Home/End) go to the first and the last campaign of all.
 
     def _turn(self, delta: int, *, cursor_at_end: bool = False) -> bool:
         screen = self.screen
@@ -77,11 +85,32 @@ class CampaignTable(KeyedTable):
             delta, cursor_at_end=cursor_at_end
         )
 
+    def action_first_row(self) -> None:
+        screen = self.screen
+        if isinstance(screen, MainScreen):
+            screen.go_to_end(last=False)
+
+    def action_last_row(self) -> None:
+        screen = self.screen
+        if isinstance(screen, MainScreen):
+            screen.go_to_end(last=True)
+
+    def _turning(self) -> bool:
+        """A page, sort or filter asked for is being read: the rows shown are on their way
+        out, and the cursor goes where that read puts it. A key repeated meanwhile at the
+        page's edge would turn a second page."""
+        screen = self.screen
+        return isinstance(screen, MainScreen) and screen.turning
+
     def action_cursor_down(self) -> None:
+        if self._turning():
+            return
         if not (self.cursor_row >= self.row_count - 1 and self._turn(1)):
             super().action_cursor_down()
 
     def action_cursor_up(self) -> None:
+        if self._turning():
+            return
         if not (self.cursor_row <= 0 and self._turn(-1, cursor_at_end=True)):
             super().action_cursor_up()
 
@@ -99,6 +128,9 @@ class MainScreen(Screen[None]):
         *CAMPAIGN_KEYS,
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter"),
+        # Not in the footer (no room at 80 columns): in ? help, and on the page line.
+        Binding("s", "sort_next", "Sort", show=False),
+        Binding("S", "sort_reverse", "Reverse sort", show=False),
         Binding("w", "sessions", "WhatsApp"),
         Binding("N", "new_campaign", "New"),
         Binding("L", "contact_lists", "Lists"),
@@ -109,20 +141,25 @@ class MainScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        # Every campaign, as the dashboard's columns of its row (`Store.campaign_rows`):
-        # plain rows with attribute access, read off the event loop, never validated.
+        # The campaigns of the page shown, in table order, as the dashboard's columns of
+        # their rows (`Store.campaign_page`): plain rows with attribute access, read off the
+        # event loop, never validated. Only one page is ever held: the database sorts,
+        # filters and counts (100,000 campaigns cost what 100 do).
         self.campaigns: dict[int, Any] = {}
         self.filter_text = ""
+        self.sort: Sort = SORTS[0]
+        self.descending = self.sort.descending
         self.page = 0  # which PAGE_SIZE slice of the matching campaigns the table holds
-        self._order: list[int] = []  # ids of the campaigns matching the filter, ascending
+        self.count = 0  # how many campaigns match the filter
         self._cells: dict[int, tuple[object, ...]] = {}  # cells of rows shown, by id
         # The columns that fit the screen's width (tui/columns.py), refitted on resize.
         self._fitted: list[Fitted] = fit(CAMPAIGNS, DEFAULT_WIDTH - SCROLLBAR)
-        self._newest: datetime | None = None  # the latest updated_at seen
-        self._full_read_at = -math.inf  # monotonic time of the last read of every row
+        self._shown_sort: tuple[Sort, bool] | None = None  # the order of the rows shown
+        self._view = 0  # bumped when the operator changes what to show (page, sort, filter)
+        self._intent: Intent | None = None  # what the read for that change is for
+        self._loaded = False  # the first read is in
         self._loading = False
         self._dirty = False
-        self._want_full = False
         self._reload_requested = False
         self._bindings_seen: tuple[object, ...] | None = None
         self._waha_line: Text | None = None
@@ -155,19 +192,32 @@ class MainScreen(Screen[None]):
         # No "^p palette" here: it would cover q at 80 columns; ? lists ctrl+p instead.
         yield KeyFooter(show_command_palette=False)
 
+    def _columns(self) -> list[tuple[str, str, int | None]]:
+        """The table's columns, the sorted one's header with an arrow."""
+        shown = self._shown_sort
+        return [
+            (
+                sorted_label(f.column.label, f.width, shown[1])
+                if shown is not None and f.key == shown[0].column
+                else f.column.label,
+                f.key,
+                f.width,
+            )
+            for f in self._fitted
+        ]
+
     async def on_mount(self) -> None:
         self.query_one("#banner", Static).display = bool(self.wapp.banner)
         self.query_one("#scheduler-line", Static).display = False
-        self.query_one("#page-info", Static).display = False
         self.query_one("#campaigns", KeyedTable).focus()
         await self.reload()
         self.set_interval(self.wapp.refresh_interval, self._tick)
         self.set_interval(COUNTDOWN_EVERY, self._count_down)
-        # Everything loaded so far (modules, thousands of campaign rows) lives as long as
-        # the app: out of the cyclic collector's sight. And a larger first generation, so
-        # the garbage of each frame dies young instead of being promoted: profiled on
-        # 10,000 campaigns with one running at full speed, full collections took
-        # 100-230 ms of the event loop every ~2 s; with these, none ran in 25 s.
+        # Everything loaded so far (modules, Textual's widgets) lives as long as the app:
+        # out of the cyclic collector's sight. And a larger first generation, so the
+        # garbage of each frame dies young instead of being promoted: profiled on 10,000
+        # campaigns with one running at full speed, full collections took 100-230 ms of
+        # the event loop every ~2 s; with these, none ran in 25 s.
         gc.freeze()
         self._froze_heap = True
         self._gc_threshold = gc.get_threshold()
@@ -180,10 +230,10 @@ class MainScreen(Screen[None]):
             return
         self._fitted = fitted
         table = self.query_one("#campaigns", KeyedTable)
-        if table.set_columns([(f.column.label, f.key, f.width) for f in fitted]):
+        if table.set_columns(self._columns()):
             self._cells.clear()
-            if self.campaigns:
-                self.show(None, reorder=False)
+            if self._loaded:
+                self.show()
 
     def on_unmount(self) -> None:
         if self._froze_heap:
@@ -208,7 +258,7 @@ class MainScreen(Screen[None]):
             return
         for cid in ids:
             self._cells.pop(cid, None)
-        self.show(ids, reorder=False)
+        self.show()  # a keyed diff: only the cells that changed repaint
 
     def request_reload(self) -> None:
         """Something changed (a runner event): reload soon. Bursts coalesce into at most
@@ -226,84 +276,104 @@ class MainScreen(Screen[None]):
         # A task of its own: the screen's message queue (keys, bindings) never waits on a read.
         self.run_worker(self.reload(), group="reload", exit_on_error=False)
 
-    async def reload(self, *, full: bool = False) -> None:
-        """Read what changed off the event loop, then diff it into the table.
+    async def reload(self) -> None:
+        """Read the page shown (and how many campaigns match) off the event loop, then diff
+        it into the table; a page, a sort or a filter the operator asked for meanwhile
+        makes it read again.
 
-        Reads only the campaigns whose updated_at is at or after the latest one seen, minus
-        OVERLAP (updated_at is written by other processes whose clocks may differ a little;
-        re-reading a few seconds back is harmless, unchanged rows are skipped). Every row
-        is read again at launch, when the count of campaigns does not add up (one was
-        deleted, or committed late), and every FULL_READ_EVERY seconds as a safety net.
+        The cursor stays on its campaign: when a change moves it off the page (sorted by
+        progress, say), the page now holding it is read and shown instead.
         """
         if self._loading:
             self._dirty = True
-            self._want_full = self._want_full or full
             return
         self._loading = True
         service = self.wapp.service
         try:
             while True:
                 self._dirty = False
-                full = full or self._want_full
-                self._want_full = False
-                since = self._read_since(full)
+                view, intent = self._view, self._intent
+                sort, descending, needle = self.sort, self.descending, self.filter_text
+                around = intent.around if intent is not None else None
                 try:
-                    rows, count = await service.campaign_rows(since)
-                    known = self.campaigns
-                    if since is not None and count != len(known) + sum(
-                        1 for r in rows if r.id not in known
+                    page = await service.campaign_page(
+                        sort.stored,
+                        descending,
+                        needle,
+                        offset=self.page * PAGE_SIZE,
+                        limit=PAGE_SIZE,
+                        around=around,
+                    )
+                    keep = self.current()  # now: the cursor may have moved during the read
+                    if (
+                        intent is None
+                        and view == self._view
+                        and keep is not None
+                        and page.count
+                        and not any(r.id == keep.id for r in page.rows)
                     ):
-                        since = None  # deleted or late rows: read them all
-                        rows, count = await service.campaign_rows(None)
+                        # Its campaign left the page: follow it, if it still matches.
+                        near = await service.campaign_page(
+                            sort.stored,
+                            descending,
+                            needle,
+                            offset=self.page * PAGE_SIZE,
+                            limit=PAGE_SIZE,
+                            around=keep.id,
+                        )
+                        page = near if near.found else page
                 except Exception as exc:
                     caught(log, exc, "reading the campaigns")
                     self.notify(str(exc), severity="error", markup=False)
+                    self._intent = None  # keys move the cursor again; the next tick retries
                     return
-                if since is None:
-                    self._full_read_at = time.monotonic()
-                changed, reorder = self._merge(rows, complete=since is None)
-                self.show(changed, reorder=reorder)
-                full = False
+                if view != self._view:
+                    continue  # the operator asked for something else meanwhile
+                self._intent = None
+                self._apply(page, (sort, descending))
+                self._place_cursor(intent, page)
                 if not self._dirty:
                     break
         finally:
             self._loading = False
 
-    def _read_since(self, full: bool) -> datetime | None:
-        stale = time.monotonic() - self._full_read_at > FULL_READ_EVERY
-        if full or stale or self._newest is None:
-            return None
-        # Never trust a clock ahead of ours: a skewed writer must not hide the others.
-        return min(self._newest, utcnow()) - OVERLAP
-
-    def _merge(self, rows: Sequence[Any], *, complete: bool) -> tuple[set[int], bool]:
-        """Put rows into the model: (ids whose row changed, whether the list of matching
-        campaigns may have changed)."""
-        changed: set[int] = set()
-        reorder = False
-        filtering = bool(self.filter_text.strip())
-        campaigns, cells = self.campaigns, self._cells
-        newest = self._newest
-        for row in rows:
-            if newest is None or (row.updated_at is not None and row.updated_at > newest):
-                newest = row.updated_at
-            cid = row.id
-            old = campaigns.get(cid)
-            if old == row:
-                continue
-            if old is None or (filtering and self._matches(old) != self._matches(row)):
-                reorder = True
-            campaigns[cid] = row
-            cells.pop(cid, None)
-            changed.add(cid)
-        self._newest = newest
-        if complete and len(campaigns) != len(rows):
-            for cid in campaigns.keys() - _ids(rows):
-                del campaigns[cid]
+    def _apply(self, page: CampaignPage, order: tuple[Sort, bool]) -> None:
+        """Put a page read into the model, and the model on screen where it changed."""
+        old, cells = self.campaigns, self._cells
+        fresh = {row.id: row for row in page.rows}
+        for cid, row in fresh.items():
+            if old.get(cid) != row:
                 cells.pop(cid, None)
-                changed.add(cid)
-            reorder = True
-        return changed, reorder
+        for cid in old.keys() - fresh.keys():
+            cells.pop(cid, None)
+        same = (
+            self._loaded
+            and list(old) == list(fresh)
+            and all(old[c] == fresh[c] for c in fresh)
+            and (page.count, page.offset // PAGE_SIZE) == (self.count, self.page)
+            and order == self._shown_sort
+        )
+        self.campaigns, self.count, self.page = fresh, page.count, page.offset // PAGE_SIZE
+        if same:
+            # Nothing on screen changed: no diff, no repaint; the footer only if it must.
+            self.refresh_bindings_if_changed()
+            return
+        if order != self._shown_sort:
+            self._shown_sort = order
+            table = self.query_one("#campaigns", KeyedTable)
+            if table.set_columns(self._columns()):
+                cells.clear()
+        self._loaded = True
+        self.show()
+
+    def _place_cursor(self, intent: Intent | None, page: CampaignPage) -> None:
+        if intent is None:
+            return
+        table = self.query_one("#campaigns", KeyedTable)
+        if intent.around is not None and page.found:
+            self._move_to(intent.around)
+        elif table.row_count:
+            table.move_cursor(row=table.row_count - 1 if intent.at_end else 0, animate=False)
 
     def _cells_for(self, cid: int) -> tuple[object, ...]:
         cells = self._cells.get(cid)
@@ -314,109 +384,117 @@ class MainScreen(Screen[None]):
 
     def page_ids(self) -> list[int]:
         """The ids of the campaigns on the current page, in table order."""
-        return self._order[self.page * PAGE_SIZE : (self.page + 1) * PAGE_SIZE]
+        return list(self.campaigns)
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(len(self._order) / PAGE_SIZE))
+        return max(1, math.ceil(self.count / PAGE_SIZE))
 
-    def show(self, changed: set[int] | None = None, *, reorder: bool = True) -> None:
-        """Bring the table (the current page) in line with the model.
-
-        `changed`: the ids whose rows changed (None: any may have, e.g. a new filter);
-        `reorder`: campaigns were added or removed, or moved in or out of the filter.
-        """
-        if reorder or changed is None:
-            needle = self.filter_text.strip().lower()
-            ids = sorted(self.campaigns)
-            self._order = [c for c in ids if self._matches(self.campaigns[c])] if needle else ids
-            self.page = min(self.page, self.pages - 1)
-        page = self.page_ids()
-        shown_once = self._hint is not None  # the first read draws all, even of nothing
-        if (
-            shown_once
-            and changed is not None
-            and not reorder
-            and not any(c in changed for c in page)
-        ):
-            # Nothing on screen changed: no diff, no repaint; the footer only if it must.
-            self.refresh_bindings_if_changed()
-            return
+    def show(self) -> None:
+        """Bring the table (the current page) in line with the model."""
         table = self.query_one("#campaigns", KeyedTable)
         # Cells are cached per campaign and rebuilt only when its row changed.
-        table.sync([(str(cid), self._cells_for(cid)) for cid in page])
+        table.sync([(str(cid), self._cells_for(cid)) for cid in self.campaigns])
         self._show_page_info()
-        if not self.campaigns:
+        if self.campaigns:
+            hint = ""
+        elif self.filter_text.strip():
+            hint = f"No campaign matches {self.filter_text!r} (esc clears)"
+        else:
             hint = (
                 "No campaigns yet. Press N to create one (L imports a contact list first), "
                 "or quit and try `waha-tui demo` to see campaigns sent to a simulator."
             )
-        elif not page:
-            hint = f"No campaign matches {self.filter_text!r} (esc clears)"
-        else:
-            hint = ""
+        self._show_hint(hint)
+        self._show_row_info()
+        # update_cell does not refresh dynamic bindings: the footer must follow the row.
+        self.refresh_bindings_if_changed()
+
+    def _show_hint(self, hint: str) -> None:
         if hint != self._hint:
             self._hint = hint
             box = self.query_one("#empty-hint", Static)
             box.update(shown(hint))
             box.display = bool(hint)
-        self._show_row_info()
-        # update_cell does not refresh dynamic bindings: the footer must follow the row.
-        self.refresh_bindings_if_changed()
 
     def _show_page_info(self) -> None:
-        info = self.query_one("#page-info", Static)
-        total = len(self._order)
-        info.display = total > PAGE_SIZE
-        if info.display:
+        """One line: the order (s, S change it) and, past one page, which rows these are."""
+        shown_sort = self._shown_sort or (self.sort, self.descending)
+        sort, descending = shown_sort
+        line = Text(f"sort: {sort.label} {'↓' if descending else '↑'} (s S)")
+        total = self.count
+        if total > PAGE_SIZE:
             first = self.page * PAGE_SIZE
             last = min(first + PAGE_SIZE, total)
-            info.update(
-                layout=False,
-                content=Text(
-                    f"rows {first + 1:,}–{last:,} of {total:,}  ·  page {self.page + 1:,}/"
-                    f"{self.pages:,}  ·  PgUp/PgDn"
-                ),
+            line.append(
+                f" · rows {first + 1:,}–{last:,} of {total:,} · page {self.page + 1:,}/"
+                f"{self.pages:,} · PgUp/PgDn"
             )
+        elif total:
+            line.append(f" · {total:,} campaign{'s' if total != 1 else ''}")
+        self.query_one("#page-info", Static).update(layout=False, content=line)
+
+    @property
+    def turning(self) -> bool:
+        """A read the operator asked for (page, sort, filter, a campaign) is under way."""
+        return self._intent is not None
+
+    def _ask(self, intent: Intent | None) -> None:
+        """The operator changed what to show: read it (now, or after the read under way)."""
+        self._view += 1
+        self._intent = intent
+        self._start_reload()
 
     def turn_page(self, delta: int, *, cursor_at_end: bool = False) -> bool:
         """Show another page; the cursor goes to its first row (its last with
-        `cursor_at_end`). False when there is no such page."""
+        `cursor_at_end`) once it is read. False when there is no such page."""
         page = max(0, min(self.pages - 1, self.page + delta))
         if page == self.page:
             return False
         self.page = page
-        self.show()
-        table = self.query_one("#campaigns", KeyedTable)
-        if table.row_count:
-            table.move_cursor(row=table.row_count - 1 if cursor_at_end else 0, animate=False)
+        self._ask(Intent(at_end=cursor_at_end))
         return True
 
-    def _page_with(self, campaign_id: int) -> int | None:
-        index = bisect.bisect_left(self._order, campaign_id)
-        if index < len(self._order) and self._order[index] == campaign_id:
-            return index // PAGE_SIZE
-        return None
+    def go_to_end(self, *, last: bool) -> None:
+        """The first (or the last) campaign of all, under this sort and filter."""
+        page = self.pages - 1 if last else 0
+        table = self.query_one("#campaigns", KeyedTable)
+        if page == self.page and self._intent is None:
+            if table.row_count:
+                table.move_cursor(row=table.row_count - 1 if last else 0, animate=False)
+            return
+        self.page = page
+        self._ask(Intent(at_end=last))
+
+    def _keep_cursor(self) -> Intent:
+        """A new sort or filter: the highlighted campaign stays under the cursor if it
+        still matches; else the first page."""
+        keep = self.current()
+        if self._intent is not None and self._intent.around is not None:
+            keep_id: int | None = self._intent.around  # still on its way
+        else:
+            keep_id = keep.id if keep is not None else None
+        self.page = 0
+        return Intent(around=keep_id)
 
     def _refilter(self) -> None:
-        """A new filter: keep the highlighted campaign under the cursor if it still matches."""
-        keep = self.current()
-        self.show()
-        page = self._page_with(keep.id) if keep is not None else None
-        self.page = page if page is not None else 0
-        self.show()
-        if keep is not None and page is not None:
-            self._move_to(keep.id)
+        self._ask(self._keep_cursor())
+
+    def action_sort_next(self) -> None:
+        """The next sort of SORTS, in its first direction."""
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.descending = self.sort.descending
+        self._ask(self._keep_cursor())
+
+    def action_sort_reverse(self) -> None:
+        self.descending = not self.descending
+        self._ask(self._keep_cursor())
 
     def _move_to(self, campaign_id: int) -> None:
         table = self.query_one("#campaigns", KeyedTable)
         key = str(campaign_id)
         if key in table.rows:
             table.move_cursor(row=table.get_row_index(key), animate=False)
-
-    def _matches(self, c: Any) -> bool:
-        needle = self.filter_text.strip().lower()
-        return not needle or needle in c.name.lower() or needle in c.status.lower()
 
     def current(self) -> Any | None:
         """The campaign under the cursor, from the model (not from the cells)."""
@@ -594,28 +672,27 @@ class MainScreen(Screen[None]):
         self.wapp.open_templates()
 
     async def show_campaign(self, campaign_id: int) -> None:
-        """A campaign just created: in the table, under the cursor."""
-        await self.reload_and_wait(full=True)
-        self.go_to(campaign_id)
+        """A campaign just created: in the table, under the cursor (unless the filter
+        hides it)."""
+        if not self.go_to(campaign_id):
+            await self.reload_and_wait()
 
-    async def reload_and_wait(self, *, full: bool = False) -> None:
+    async def reload_and_wait(self) -> None:
         """A reload that returns once the model is at least as new as the database was
         when it was called (reload() returns at once when one is already under way)."""
-        await self.reload(full=full)
+        await self.reload()
         while self._loading:  # the one under way reads again before it ends
             await asyncio.sleep(0.02)
 
     def go_to(self, campaign_id: int) -> bool:
-        """Turn to the page holding this campaign and put the cursor on it (False when no
-        shown campaign has this id: unknown, or filtered out)."""
-        page = self._page_with(campaign_id)
-        if page is None:
-            return False
-        if page != self.page:
-            self.page = page
-            self.show()
-        self._move_to(campaign_id)
-        return True
+        """Put the cursor on this campaign: at once if it is on the page shown (True);
+        else its page is read, and the cursor goes there when it is in (if the campaign
+        matches the filter)."""
+        if campaign_id in self.campaigns and self._intent is None:
+            self._move_to(campaign_id)
+            return True
+        self._ask(Intent(around=campaign_id))
+        return False
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
@@ -625,6 +702,8 @@ class MainScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
+        if event.value == self.filter_text:
+            return  # esc cleared it already
         self.filter_text = event.value
         self._refilter()
 
@@ -650,7 +729,3 @@ class MainScreen(Screen[None]):
         banner = self.query_one("#banner", Static)
         banner.update(shown(text))
         banner.display = bool(text)
-
-
-def _ids(rows: Sequence[Any]) -> set[int]:
-    return {row.id for row in rows}

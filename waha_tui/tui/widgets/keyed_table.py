@@ -2,7 +2,8 @@
 
 `clear()` would reset the cursor and the scroll; here only changed cells are updated, new
 rows added and gone rows removed, all inside one `batch_update()`, so the cursor stays on
-the same row key and nothing jumps.
+the same row key and nothing jumps. The rows are shown in the order given (a table sorted
+by a column that changes, progress say, reorders them).
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ from collections.abc import Container, Iterable, Sequence
 from typing import TypeVar
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowDoesNotExist, RowKey
 
+# Past this many rows gone at once (and more than half), sync clears and refills.
+REFILL_AFTER = 8
 # A render cache's key (a tuple whose parts name a row, a line...) and value.
 _Key = TypeVar("_Key", bound=tuple[object, ...])
 _Value = TypeVar("_Value")
 
 
 class KeyedTable(DataTable[object]):
-    """Rows are keyed by a string; the first column holds a number to keep them in order."""
+    """Rows are keyed by a string, shown in the order `sync` is given them."""
 
     def __init__(
         self,
@@ -36,6 +40,7 @@ class KeyedTable(DataTable[object]):
         self._column_spec = list(columns)
         self._widths: list[int | None] = [None] * len(self._column_spec)
         self._shown: dict[str, tuple[object, ...]] = {}
+        self._order: list[str] = []  # the row keys in table order
         self._restore: str | None = None  # the row the cursor goes back to after set_columns
 
     def on_mount(self) -> None:
@@ -53,6 +58,7 @@ class KeyedTable(DataTable[object]):
         self._restore = self.current_key or self._restore
         self._column_spec, self._widths = spec, widths
         self._shown.clear()
+        self._order = []
         if self.is_mounted:
             self.clear(columns=True)
             for (label, key), width in zip(spec, widths, strict=True):
@@ -73,7 +79,14 @@ class KeyedTable(DataTable[object]):
         """Make the table show exactly `rows` (key, cells). True if anything changed."""
         wanted = dict(rows)
         keep = self.current_key
-        added = removed = updated = False
+        gone = sum(1 for k in self._shown if k not in wanted)
+        if gone > REFILL_AFTER and gone * 2 > len(self._shown):
+            self._refill(wanted, keep)
+            return True
+        added = removed = updated = reordered = False
+        # Where rows end up: gone ones closed up, new ones appended.
+        order = [k for k in self._order if k in wanted]
+        order += [k for k in wanted if k not in self._shown]
         patched: set[str] = set()
         columns = [key for _label, key in self._column_spec]
         with self.app.batch_update():
@@ -97,17 +110,46 @@ class KeyedTable(DataTable[object]):
                 self._shown[key] = cells
             if patched and not added:
                 self._forget_rows(patched)
-            if added:
-                # New rows were appended; keep the order of the first column's numbers.
-                self.sort(columns[0], key=_number)
+            self._order = list(wanted)
+            if order != self._order or added:
+                # Also after rows were added in order: what the sort that used to follow
+                # every add did. Without it, lines drawn before the idle handler widens
+                # the columns for the new rows could stay on screen, cut.
+                self._reorder(self._order)
+                reordered = order != self._order
             if keep is None and self._restore in wanted:
                 keep, added = self._restore, True  # back where it was before set_columns
-            if keep is not None and keep in wanted and (added or removed):
+            if keep is not None and keep in wanted and (added or removed or reordered):
                 index = self.get_row_index(keep)
                 if index != self.cursor_row:
-                    self.move_cursor(row=index, animate=False, scroll=keep == self._restore)
+                    # A row that moved takes the cursor with it, into view.
+                    scroll = keep == self._restore or reordered
+                    self.move_cursor(row=index, animate=False, scroll=scroll)
             self._restore = None
-        return added or removed or updated
+        return added or removed or updated or reordered
+
+    def _refill(self, wanted: dict[str, tuple[object, ...]], keep: str | None) -> None:
+        """Most rows go (another page, another order): clear and add them all, which is
+        several times cheaper than removing rows one by one (each remove_row walks every
+        row and refreshes). The cursor stays on its row key if it stays, else on its row."""
+        row = self.cursor_row
+        with self.app.batch_update():
+            self.clear()
+            for key, cells in wanted.items():
+                self.add_row(*cells, key=key)
+            self._shown = dict(wanted)
+            self._order = list(wanted)
+            if keep in wanted:
+                row = self.get_row_index(keep)
+            if self.row_count:
+                self.move_cursor(row=min(row, self.row_count - 1), animate=False)
+        self._restore = None
+
+    def _reorder(self, keys: list[str]) -> None:
+        """Put the rows in this order (what DataTable.sort does, by key not by value)."""
+        self._row_locations = TwoWayDict({RowKey(k): i for i, k in enumerate(keys)})
+        self._update_count += 1
+        self.refresh()
 
     # -- updating a row without re-rendering the whole table ------------------------------
     #
@@ -170,10 +212,3 @@ def _cell_width(value: object) -> int | None:
         text = Text.from_markup(value)
         return text.cell_len if "\n" not in text.plain else None
     return None
-
-
-def _number(value: object) -> float:
-    try:
-        return float(str(value))
-    except ValueError:
-        return float("inf")

@@ -310,3 +310,33 @@ def test_snapshot_of_the_failed_recipients_only(
         await open_third(pilot, presses=4)
 
     assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=failed_only)
+
+
+async def test_the_history_fits_80_columns_and_shows_a_long_detail_whole_under_it(
+    rig: Rig,
+) -> None:
+    """A long detail (WAHA's words in a pause reason) is cut with … in its column, never
+    pushed past the edge, and the highlighted entry's is shown whole below the table."""
+    cid = rig.add("Long story", 3)
+    owner = "me:1:x"
+    rig.store.claim(cid, owner, 60)
+    reason = (
+        "session 'default' is FAILED: WAHA said the browser crashed while restoring the "
+        "session; restart it from the sessions screen (w), scan the QR code if it asks, "
+        "then resume"
+    )
+    rig.store.transition(cid, S.PAUSED, pause_reason=reason, lease_owner=None)
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        await select(pilot, cid)
+        await pilot.press("enter", "h")
+        history = details(pilot).query_one("#history", KeyedTable)
+        await wait_for(pilot, lambda: history.row_count >= 3)
+        widths = sum(c.get_render_width(history) for c in history.columns.values())
+        assert widths <= 80 - 2  # no sideways scroll
+        last = history.get_row_at(history.row_count - 1)
+        detail = str(last[-1])
+        assert detail.endswith("…") and reason.startswith(detail[:-1])
+        history.move_cursor(row=history.row_count - 1)
+        await pilot.pause(0.1)
+        under = " ".join(shown(details(pilot).query_one("#recipient-error", Static)).split())
+        assert under == reason

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from tests.tui_helpers import FROZEN, Rig, make_rig
+from tests.tui_helpers import FROZEN, SIZE_IDS, SIZES, Rig, make_rig
 from waha_tui.history import Entry, Kind, record
 from waha_tui.status import CampaignStatus
 from waha_tui.store import R
@@ -153,7 +153,8 @@ def test_details_screen_at_80x24_with_a_failed_recipient_highlighted(
     assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=open_details)
 
 
-def test_details_history(snap_compare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_details_history(size: tuple[int, int], snap_compare, tmp_path: Path) -> None:
     """The history of a campaign, at the smallest terminal."""
     rig = every_status(tmp_path)
     with rig.store.write() as conn:
@@ -175,10 +176,11 @@ def test_details_history(snap_compare, tmp_path: Path) -> None:
         await pilot.press("h")
         await pilot.pause(0.5)
 
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=open_history)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=open_history)
 
 
-def test_confirmation_modal(snap_compare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_confirmation_modal(size: tuple[int, int], snap_compare, tmp_path: Path) -> None:
     rig = every_status(tmp_path)
 
     async def ask(pilot: Pilot) -> None:
@@ -186,10 +188,11 @@ def test_confirmation_modal(snap_compare, tmp_path: Path) -> None:
         await pilot.press("c")
         await pilot.pause(0.2)
 
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=ask)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=ask)
 
 
-def test_help_screen(snap_compare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_help_screen(size: tuple[int, int], snap_compare, tmp_path: Path) -> None:
     rig = every_status(tmp_path)
 
     async def help_(pilot: Pilot) -> None:
@@ -197,10 +200,11 @@ def test_help_screen(snap_compare, tmp_path: Path) -> None:
         await pilot.press("question_mark")
         await pilot.pause(0.2)
 
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=help_)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=help_)
 
 
-def test_refusal_toast(snap_compare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_refusal_toast(size: tuple[int, int], snap_compare, tmp_path: Path) -> None:
     rig = every_status(tmp_path)
 
     async def refuse(pilot: Pilot) -> None:
@@ -212,4 +216,4 @@ def test_refusal_toast(snap_compare, tmp_path: Path) -> None:
             await pilot.pause(0.05)
         await pilot.pause(0.3)
 
-    assert snap_compare(rig.app(session_interval=3600), terminal_size=SIZE, run_before=refuse)
+    assert snap_compare(rig.app(session_interval=3600), terminal_size=size, run_before=refuse)

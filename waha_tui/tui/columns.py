@@ -108,6 +108,17 @@ RECIPIENTS = [
 ]
 
 
+# A campaign's history (h in details): the detail takes what is left, cut with …; the
+# highlighted entry's is shown whole under the table.
+HISTORY = [
+    Column("pos", "#", 3, 0),
+    Column("at", "Time", 14, 0),
+    Column("kind", "Event", 9, 0),
+    Column("by", "By", 12, 1, grow_to=24),
+    Column("detail", "Detail", 20, 0, grow_to=300),
+]
+
+
 def recipient_columns(total: int) -> list[Column]:
     """RECIPIENTS, the position as wide as a campaign of `total` recipients needs: a
     million-recipient campaign's 1000000 is never cut, a short one's # column stays narrow."""

@@ -285,12 +285,13 @@ def recipient_cells(r: Recipient) -> dict[str, object]:
     }
 
 
-def event_cells(number: int, e: CampaignEventRow) -> tuple[object, ...]:
-    """One entry of a campaign's history; its detail (WAHA's words, say) shown as data."""
-    return (
-        str(number),
-        local_time(e.at, "%m-%d %H:%M:%S"),
-        Text(e.kind, style=EVENT_LOOK.get(e.kind, "")),
-        shown(by(e)),
-        shown(e.detail),
-    )
+def event_cells(number: int, e: CampaignEventRow) -> dict[str, object]:
+    """One entry of a campaign's history, by column key; its detail (WAHA's words, say)
+    shown as data."""
+    return {
+        "pos": str(number),
+        "at": local_time(e.at, "%m-%d %H:%M:%S"),
+        "kind": Text(e.kind, style=EVENT_LOOK.get(e.kind, "")),
+        "by": shown(by(e)),
+        "detail": shown(e.detail),
+    }

@@ -24,7 +24,7 @@ from waha_tui.logs import caught
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
 from waha_tui.service import CampaignService, NotFound
 from waha_tui.status import CampaignStatus, RecipientStatus
-from waha_tui.tui.columns import Fitted, cut, fit, recipient_columns
+from waha_tui.tui.columns import HISTORY, Fitted, cut, fit, recipient_columns
 from waha_tui.tui.format import (
     due_cell,
     eta_cell,
@@ -47,13 +47,6 @@ if TYPE_CHECKING:
     from waha_tui.tui.app import WahaTuiApp
 
 log = logging.getLogger(__name__)
-HISTORY_COLUMNS = [
-    ("#", "pos"),
-    ("Time", "at"),
-    ("Event", "kind"),
-    ("By", "by"),
-    ("Detail", "detail"),
-]
 # What `s` goes through: every recipient, then those of each status.
 FILTERS: tuple[RecipientStatus | None, ...] = (None, *RecipientStatus)
 HISTORY_TITLE = "History: who did what, and why (h: recipients)"
@@ -137,7 +130,9 @@ class DetailsScreen(Screen[None]):
         self._history_of: object = None  # the campaign's updated_at the history was read at
         self._width = DEFAULT_WIDTH
         self._fitted: list[Fitted] = fit(recipient_columns(0), self._width - SCROLLBAR)
-        self._recipients: dict[str, Recipient] = {}  # those shown, by row key
+        self._recipients: dict[str, Recipient] = {}
+        self._history_fitted: list[Fitted] = fit(HISTORY, DEFAULT_WIDTH - SCROLLBAR)
+        self._events: list[CampaignEventRow] = []  # those shown, by row key
         self.status_filter: RecipientStatus | None = None
         self._matching: int | None = None  # how many have that status, counted by the database
         # The row the cursor follows (the recipient being sent, or the newest matching one)
@@ -152,8 +147,11 @@ class DetailsScreen(Screen[None]):
         table = KeyedTable([(f.column.label, f.key) for f in self._fitted], id="recipients")
         table.set_columns([(f.column.label, f.key, f.width) for f in self._fitted])
         yield table
-        yield Static(id="recipient-error")  # the highlighted recipient's error, in full
-        yield KeyedTable(HISTORY_COLUMNS, id="history")
+        history = KeyedTable([(f.column.label, f.key) for f in self._history_fitted], id="history")
+        history.set_columns([(f.column.label, f.key, f.width) for f in self._history_fitted])
+        yield history
+        # Under the table shown: the highlighted recipient's error, or event's detail, whole.
+        yield Static(id="recipient-error")
         yield KeyFooter()
 
     async def on_mount(self) -> None:
@@ -249,25 +247,36 @@ class DetailsScreen(Screen[None]):
     def on_resize(self, event: events.Resize) -> None:
         self._width = event.size.width
         self._refit()
+        fitted = fit(HISTORY, self._width - SCROLLBAR)
+        if fitted != self._history_fitted:
+            self._history_fitted = fitted
+            table = self.query_one("#history", KeyedTable)
+            if table.set_columns([(f.column.label, f.key, f.width) for f in fitted]):
+                self.show_history(self._events)
 
     @on(DataTable.RowHighlighted, "#recipients")
     def _show_recipient_error(self) -> None:
         """What went wrong with the highlighted recipient, whole: its column is cut."""
-        box = self.query_one("#recipient-error", Static)
-        key = self.query_one("#recipients", KeyedTable).current_key
-        r = self._recipients.get(key) if key is not None else None
-        text = Text()
-        if r is not None and r.error and not self.history_shown:
-            text.append(f"#{r.position + 1} ", style="bold")
-            text.append_text(shown(r.error, style="red"))
-            room = 3 * (self.size.width - 4) - 12  # its three lines, words wrapping early
-            if text.cell_len > room > 0:
-                text.truncate(room, overflow="ellipsis")
-        box.update(text)
-        box.display = bool(text)
+        if not self.history_shown:  # else the line under the table is the event's
+            key = self.query_one("#recipients", KeyedTable).current_key
+            r = self._recipients.get(key) if key is not None else None
+            text = Text()
+            if r is not None and r.error:
+                text.append(f"#{r.position + 1} ", style="bold")
+                text.append_text(shown(r.error, style="red"))
+            self._show_under(text)
         if self.following != self._offered_follow:  # `n`: only away from the followed row
             self._offered_follow = self.following
             self.refresh_bindings()
+
+    def _show_under(self, text: Text) -> None:
+        """A line or three under the table: what its cut column holds, whole."""
+        box = self.query_one("#recipient-error", Static)
+        room = 3 * (self.size.width - 4) - 12  # its three lines, words wrapping early
+        if text.cell_len > room > 0:
+            text.truncate(room, overflow="ellipsis")
+        box.update(text)
+        box.display = bool(text)
 
     async def _load_history(self, seen: object) -> None:
         try:
@@ -280,10 +289,26 @@ class DetailsScreen(Screen[None]):
         self.show_history(events)
 
     def show_history(self, events: list[CampaignEventRow]) -> None:
+        self._events = events
         table = self.query_one("#history", KeyedTable)
         at_end = table.cursor_row >= table.row_count - 1
-        if table.sync((str(e.id), event_cells(i, e)) for i, e in enumerate(events, 1)) and at_end:
+        fitted = self._history_fitted
+        rows = (
+            (str(e.id), tuple(cut(cells[f.key], f.width) for f in fitted))
+            for cells, e in ((event_cells(i, e), e) for i, e in enumerate(events, 1))
+        )
+        if table.sync(rows) and at_end:
             table.move_cursor(row=table.row_count - 1)  # follow the newest, unless looking back
+        self._show_event_detail()
+
+    @on(DataTable.RowHighlighted, "#history")
+    def _show_event_detail(self) -> None:
+        """The highlighted entry's detail, whole: its column is cut."""
+        if not self.history_shown:
+            return
+        key = self.query_one("#history", KeyedTable).current_key
+        event = next((e for e in self._events if str(e.id) == key), None)
+        self._show_under(shown(event.detail) if event is not None and event.detail else Text())
 
     async def action_next_filter(self) -> None:
         """The next status filter; the cursor goes to the row it follows there."""

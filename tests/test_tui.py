@@ -280,7 +280,8 @@ async def test_details_say_who_created_it_and_h_shows_its_history(rig: Rig) -> N
         record(conn, cid, Entry(Kind.WAITING, "waiting for \x1b[2Jsession\n'default'"))
     rig.store.finish(cid, "runner-x", S.PAUSED, pause_reason="session 'default' dropped")
     me = f"{pwd.getpwuid(os.geteuid()).pw_name}@{socket.gethostname()}"
-    async with rig.app().run_test(size=(80, 24)) as pilot:
+    # Wide enough for every cell whole (at 80 columns they are cut: test_details).
+    async with rig.app().run_test(size=(200, 30)) as pilot:
         await select(pilot, cid)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailsScreen))

@@ -115,7 +115,7 @@ HISTORY = [
     Column("at", "Time", 14, 0),
     Column("kind", "Event", 9, 0),
     Column("by", "By", 12, 1, grow_to=24),
-    Column("detail", "Detail", 20, 0, grow_to=300),
+    Column("detail", "Detail", 20, 0, grow_to=120),  # then who did it, whole
 ]
 
 

@@ -188,7 +188,10 @@ def schema_tag() -> str:
         for table in SQLModel.metadata.sorted_tables
         for column in table.columns
     ]
-    parts += [str(index) for table in SQLModel.metadata.sorted_tables for index in table.indexes]
+    # Sorted: `table.indexes` is a set, whose order changes with the hash seed.
+    parts += sorted(
+        str(index) for table in SQLModel.metadata.sorted_tables for index in table.indexes
+    )
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:8]
 
 

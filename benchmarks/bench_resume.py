@@ -242,6 +242,19 @@ async def measure(args: argparse.Namespace) -> None:
         original_notify(message, *args, **kwargs)
 
     app.notify = notify  # type: ignore[method-assign]
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        # Only up to the first message: what the event loop did from the press to the send.
+        original_send = service.client.send_text
+
+        async def send_text(*a: Any, **kw: Any) -> Any:
+            profiler.disable()
+            return await original_send(*a, **kw)
+
+        service.client.send_text = send_text  # type: ignore[method-assign]
     async with app.run_test(size=SIZE):
         deadline = time.monotonic() + 300
         while ids[-1] not in app.main.campaigns:
@@ -272,6 +285,8 @@ async def measure(args: argparse.Namespace) -> None:
             # A random moment relative to the 0.5 s refresh timer, as a person would press.
             await asyncio.sleep(rng.uniform(0.1, 0.6))
             stones.reset()
+            if profiler is not None:
+                profiler.enable()  # the event loop's thread only
             stamp: dict[str, float] = {}
 
             def press(stamp: dict[str, float] = stamp) -> None:
@@ -290,6 +305,8 @@ async def measure(args: argparse.Namespace) -> None:
                     file=sys.stderr,
                     flush=True,
                 )
+            if profiler is not None:
+                profiler.disable()
             presses.append((cid, stamp["perf"], stamp["wall"], dict(stones.at), queued))
             log(f"campaign {cid}: resumed and ended ({queued} queued at the press)")
         await service.pool.stop_all("benchmark done", grace=10)
@@ -309,6 +326,8 @@ async def measure(args: argparse.Namespace) -> None:
             "planned": len(ids),
             "stuck_queue": stuck,
         }
+        if profiler is not None:
+            profiler.dump_stats(f"{args.profile}.{len(ids)}x.{os.getpid()}.prof")
         print(RESULT + json.dumps(result))
         sys.stdout.flush()
         exit_soon(30)
@@ -320,7 +339,9 @@ def run_child(args: argparse.Namespace, db: Path, url: str, *, background: bool)
         sys.executable, __file__, "--child", "--db", str(db), "--sim-url", url,
         "--resumes", str(args.resumes), "--settle-timeout", str(args.settle_timeout),
         "--end-timeout", str(args.end_timeout),
-    ] + (["--background-db"] if background else [])  # fmt: skip
+    ]  # fmt: skip
+    cmd += ["--profile", args.profile] if args.profile else []
+    cmd += ["--background-db"] if background else []
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=3600)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT):
@@ -443,6 +464,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--end-timeout", type=float, default=120.0, help="longest wait for a resumed run to end"
+    )
+    p.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="cProfile the event loop's thread from each press to the first send_text call, "
+        "into PREFIX.<resumes>x.<pid>.prof (one file per database)",
     )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--db", help=argparse.SUPPRESS)

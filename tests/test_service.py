@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from engine_helpers import (
@@ -362,6 +363,57 @@ async def test_resume_refused_by_a_busy_session_leaves_it_paused(
         await service.resume(cid)
     assert snapshot(db) == before  # not left Scheduled for a scheduler to pick up later
     assert state.sent() == []
+
+
+@pytest.mark.parametrize(("interval", "stale"), [(60.0, False), (0.0, True)])
+async def test_resume_asks_about_the_session_again_only_when_its_check_is_stale(
+    db: str, sim_server: SimulatorServer, interval: float, stale: bool
+) -> None:
+    """The resume's own check counts as the run's first one: the first message does not
+    wait for a second round trip, unless the check is older than session_check_interval."""
+    store = Store(db)
+    client = WahaClient(sim_server.url)
+    config = fast_config(session_check_interval=interval)
+    svc = CampaignService(store, client, RunnerPool(store, client, config=config))
+    requests: list[str] = []
+
+    async def seen(request: Any) -> None:
+        requests.append(f"{request.method} {request.url.path}")
+
+    client._http.event_hooks["request"].append(seen)
+    try:
+        cid = make_campaign(store, 3)
+        store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+        await svc.resume(cid)
+        assert isinstance(await finish(svc, cid), ev.Completed)
+    finally:
+        await svc.pool.stop_all("test over", grace=5)
+        await svc.aclose()
+    first_send = requests.index("POST /api/sendText")
+    checks = requests[:first_send].count("GET /api/sessions/default")
+    assert checks > 1 if stale else checks == 1  # stale: the run asks again
+    assert requests.count("POST /api/sendText") == 3
+
+
+@pytest.mark.parametrize("ids", [True, False])
+async def test_a_resumed_campaign_sends_each_recipient_once_with_or_without_message_ids(
+    service: CampaignService, state: SimState, ids: bool
+) -> None:
+    """The first id is fetched while the campaign is claimed; a WAHA without ids answers
+    that request 404, and the run sends without them."""
+    state.message_ids = ids
+    cid = make_campaign(service.store, 40)
+    force(service.store, cid, status=S.PAUSED, next_index=5, sent=5, started_at=utcnow())
+    for position in range(5):
+        force_recipient(service.store, cid, position, status=RS.SENT, message_id=f"x{position}")
+    await service.resume(cid)
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Completed) and end.sent == 40
+    sent = state.sent()
+    recipients = service.store.recipients(cid)
+    assert [m.chat_id for m in sent] == [r.chat_id for r in recipients[5:]]
+    if ids:  # each went out with the id stored for it before it left
+        assert [m.id for m in sent] == [r.message_id for r in recipients[5:]]
 
 
 @pytest.mark.parametrize(

@@ -211,6 +211,14 @@ class CampaignService:
         # The store blocks (SQLite, psycopg): off the event loop, so screens stay live.
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    async def _read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A short read on the critical path of an operator's action (a row by its key):
+        on SQLite in the loop itself, as a WAL read waits for no writer and costs less than
+        the thread hop; where reads may wait on the network (PostgreSQL), in a thread."""
+        if self.store.reads_block:
+            return await self._db(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
     # -- contacts and templates --------------------------------------------------------
 
     async def import_contacts(
@@ -616,7 +624,7 @@ class CampaignService:
         when it was only marked Scheduled: with start=False (for a `waha-tui run`
         elsewhere), or when it never started and its scheduled time is still ahead.
         """
-        camp = await self._db(self.store.get_campaign, campaign_id)
+        camp = await self._read(self.store.get_campaign, campaign_id)
         if not can_resume(camp.status, camp.next_index, camp.total):
             if camp.status == S.FAILED:
                 raise UserError(
@@ -633,6 +641,7 @@ class CampaignService:
             raise UserError(
                 f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
             )
+        checked = (camp.session, self.pool.config.clock.monotonic())
         not_yet_due = (
             camp.started_at is None
             and camp.scheduled_at is not None
@@ -671,7 +680,8 @@ class CampaignService:
             )
         # The claim takes it from Paused to Running in one transaction, so a refusal (its
         # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
-        return await self.pool.start(campaign_id, spawn)
+        # The runner does not ask WAHA about the session again before its first message.
+        return await self.pool.start(campaign_id, spawn, session_checked=checked)
 
     async def start(
         self, campaign_id: int, spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None

@@ -58,10 +58,14 @@ class RunnerPool:
         self,
         campaign_id: int,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
+        *,
+        session_checked: tuple[str, float] | None = None,
     ) -> CampaignRun:
         """Claim and start; returns once the campaign is Running (or raises why not).
 
         `spawn` lets the dashboard run it as one of its workers; default: an asyncio task.
+        `session_checked`: (session, when) the caller found that session WORKING, on the
+        runner's clock; the run's first session check counts from then.
         """
         if campaign_id in self.runs:
             raise UserError(f"campaign {campaign_id} is already running in this process")
@@ -72,6 +76,7 @@ class RunnerPool:
             owner=self.owner,
             config=self.config,
             publish=self.bus.publish,
+            session_checked=session_checked,
         )
         self.runs[campaign_id] = run
         self.ended.pop(campaign_id, None)

@@ -47,6 +47,7 @@ P = ParamSpec("P")
 S = CampaignStatus
 RS = RecipientStatus
 BATCH = 500
+FIRST_BATCH = 32  # recipients read before the first message of a run
 SETTLED = frozenset({RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED})
 TAKEN_OVER = "taken over by another runner"
 
@@ -101,6 +102,7 @@ class CampaignRun:
         owner: str,
         config: RunnerConfig,
         publish: ev.EventSink,
+        session_checked: tuple[str, float] | None = None,
     ) -> None:
         self.store, self.client, self.campaign_id = store, client, campaign_id
         self.owner, self.config, self.publish = owner, config, publish
@@ -110,6 +112,7 @@ class CampaignRun:
         self.end: ev.Ended | None = None  # how the run ended, also when it was cancelled
         self.session = ""
         self._last_session_check = -1e18
+        self._session_checked = session_checked  # by the caller, just before the claim
         self._processed_in_run = 0
         self._image: Media | None = None
         self._ids: IdSupply | None = None
@@ -137,20 +140,31 @@ class CampaignRun:
     # -- the run -----------------------------------------------------------------------
 
     async def run(self) -> ev.Ended:
+        known = self._session_checked[0] if self._session_checked else None
+        if known is not None and self.client.message_ids(known) is not False:
+            # The session is known before the claim (a resume checked it): the first
+            # message id is fetched while the campaign is claimed. Nothing stores or sends
+            # it before the claim succeeds; unused, it is dropped.
+            self._ids = IdSupply(lambda: self.client.new_message_id(known), 1)
+            self._ids.prime()
         try:
-            camp = await self._db(
-                self.store.claim, self.campaign_id, self.owner, self.config.lease_seconds
-            )
+            camp, first = await self._db(self._claim)
         except BaseException as exc:
+            if self._ids is not None:
+                self._ids.stop()
             if not self.started.done():
                 self.started.set_exception(exc)
             raise
         self.session = camp.session
+        if self._session_checked is not None and self._session_checked[0] == camp.session:
+            # The resume found it WORKING a moment ago: not asked again before the first
+            # message, only after session_check_interval, as between messages.
+            self._last_session_check = self._session_checked[1]
         self.started.set_result(camp)
         self.publish(ev.Started(self.campaign_id, camp.total, camp.next_index))
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            end = await self._loop(camp)
+            end = await self._loop(camp, first)
         except _Stop as stop:
             end = await self._finish(stop.status, stop.reason)
         except _StoppedElsewhere as other:
@@ -179,23 +193,52 @@ class CampaignRun:
         self.publish(end)
         return end
 
-    async def _loop(self, camp: Campaign) -> ev.Ended:
+    def _claim(self) -> tuple[Campaign, list[Recipient] | None]:
+        """The claim, and the first recipients read in the same trip to the worker thread
+        (None when that read failed: the loop reads them again, and its errors pause)."""
+        camp = self.store.claim(self.campaign_id, self.owner, self.config.lease_seconds)
+        try:
+            first = self.store.recipients(
+                self.campaign_id, start=camp.next_index, limit=FIRST_BATCH
+            )
+        except Exception:  # the claim stands: the run goes on and meets the error itself
+            return camp, None
+        return camp, first
+
+    async def _loop(self, camp: Campaign, read: list[Recipient] | None = None) -> ev.Ended:
         pacing = Pacing(
             camp.delay_min, camp.delay_max, camp.typing, camp.break_every, camp.break_seconds
         )
         if camp.image_path or camp.image_sha256:
             self._image = await self._load_image(camp)
         position = camp.next_index
-        self._ids = IdSupply(
-            lambda: self.client.new_message_id(camp.session), camp.total - position
-        )
+        known = self._session_checked[0] if self._session_checked else None
+        if self._ids is not None and (self._image or known != camp.session):
+            self._ids.stop()  # sendImage takes no pre-generated id; ids are per session
+            self._ids = None
+        if self._ids is not None:
+            self._ids.want(camp.total - position)  # fetching since before the claim
+        else:
+            self._ids = IdSupply(
+                lambda: self.client.new_message_id(camp.session), camp.total - position
+            )
+            if not self._image and self.client.message_ids(camp.session) is not False:
+                # On its way while the session is checked: nothing is stored or sent
+                # before it is used.
+                self._ids.prime()
         # A missing or unusable session pauses the campaign before any recipient is touched.
         await self._check_session()
         first = True
         while True:
-            batch = await self._db(
-                self.store.recipients, self.campaign_id, start=position, limit=BATCH
-            )
+            if read is not None:
+                batch, read = read, None
+            else:
+                # A short first read: the first message waits for it (validating 500 rows
+                # takes milliseconds); later batches go while messages are in flight.
+                limit = FIRST_BATCH if first else BATCH
+                batch = await self._db(
+                    self.store.recipients, self.campaign_id, start=position, limit=limit
+                )
             if not batch:
                 break
             for i, rec in enumerate(batch):

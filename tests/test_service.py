@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from engine_helpers import (
     force_recipient,
     make_campaign,
     module_simulator,
+    people,
     phone,
     reset_simulator,
     snapshot,
@@ -33,7 +35,7 @@ from waha_tui.runner import Clock, RunnerPool
 from waha_tui.service import PAUSED_BY_OPERATOR, CampaignDraft, CampaignService, parse_when
 from waha_tui.simulator import SimState, SimulatorServer
 from waha_tui.status import CampaignStatus, RecipientStatus, TransitionError
-from waha_tui.store import NotFound, Store
+from waha_tui.store import Claimed, NotFound, Store
 from waha_tui.waha import WahaClient
 
 
@@ -414,6 +416,64 @@ async def test_a_resumed_campaign_sends_each_recipient_once_with_or_without_mess
     assert [m.chat_id for m in sent] == [r.chat_id for r in recipients[5:]]
     if ids:  # each went out with the id stored for it before it left
         assert [m.id for m in sent] == [r.message_id for r in recipients[5:]]
+
+
+async def test_a_resume_stores_its_first_message_id_in_the_claims_transaction(
+    service: CampaignService, state: SimState
+) -> None:
+    """The first message id is fetched while the session is checked and stored in the
+    claim's own transaction, so the first message waits for no transaction of its own."""
+    cid = make_campaign(service.store, 3)
+    service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    claims: list[Claimed] = []
+    real = service.store.claim_and_read
+
+    def claim_and_read(*args: Any, **kwargs: Any) -> Claimed:
+        claims.append(real(*args, **kwargs))
+        return claims[-1]
+
+    service.store.claim_and_read = claim_and_read  # type: ignore[method-assign]
+    await service.resume(cid)
+    assert isinstance(await finish(service, cid), ev.Completed)
+    recipients = service.store.recipients(cid)
+    sent = state.sent()
+    assert [m.id for m in sent] == [r.message_id for r in recipients]
+    assert len(claims) == 1 and claims[0].reserved is not None
+    rid, early = claims[0].reserved
+    # WAHA answers with the id in full ("true_<chat>_<id>"), as it is kept once sent.
+    assert rid == recipients[0].id and sent[0].id.endswith(f"_{early}")
+
+
+async def test_a_first_recipient_caught_mid_send_keeps_its_own_id_on_resume(
+    service: CampaignService, state: SimState
+) -> None:
+    """A recipient left `sending` with its id by a crash is re-sent with that id (WhatsApp
+    dedupes it): the id fetched before the claim is not stored over it."""
+    cid = make_campaign(service.store, 3)
+    force(service.store, cid, status=S.PAUSED, started_at=utcnow())
+    force_recipient(service.store, cid, 0, status=RS.SENDING, message_id="true_in_flight")
+    await service.resume(cid)
+    assert isinstance(await finish(service, cid), ev.Completed)
+    sent = state.sent()
+    assert sent[0].id.endswith("_true_in_flight")  # WAHA answers with the id in full
+    recipients = service.store.recipients(cid)
+    assert [m.id for m in sent] == [r.message_id for r in recipients]
+    assert len({m.id for m in sent}) == 3
+
+
+async def test_a_first_recipient_that_cannot_be_rendered_fails_without_an_id(
+    service: CampaignService, state: SimState
+) -> None:
+    contacts = people(3, city=["Rome"] * 3)
+    contacts[0] = replace(contacts[0], variables={})  # the first has no city
+    cid = make_campaign(service.store, text="Hi {name} from {city}", recipients=contacts)
+    force(service.store, cid, status=S.PAUSED, started_at=utcnow())
+    await service.resume(cid)
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Completed) and (end.sent, end.failed) == (2, 1)
+    first, *rest = service.store.recipients(cid)
+    assert (first.status, first.message_id) == (RS.FAILED, None)
+    assert [m.id for m in state.sent()] == [r.message_id for r in rest]
 
 
 @pytest.mark.parametrize(

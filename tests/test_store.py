@@ -357,6 +357,43 @@ def test_claim_takes_a_paused_campaign_and_clears_the_reason(store: Store) -> No
     assert (camp.status, camp.pause_reason) == (S.RUNNING, None)
 
 
+def test_claim_and_read_stores_the_id_it_is_asked_to_in_the_claims_transaction(
+    store: Store,
+) -> None:
+    cid = make_campaign(store, 6)
+    force(store, cid, status=S.PAUSED, next_index=2)
+    seen: list[tuple[str, list[int]]] = []
+
+    def pick(camp: Campaign, recipients: list[Any]) -> tuple[int, str]:
+        seen.append((camp.status, [r.position for r in recipients]))
+        return recipients[1].id, "true_early"
+
+    claimed = store.claim_and_read(cid, "me", 30, read=3, reserve=pick)
+    # The pick saw the campaign as claimed, and the recipients from its next_index.
+    assert seen == [(S.RUNNING, [2, 3, 4])]
+    assert claimed.campaign.status == S.RUNNING and claimed.campaign.lease_owner == "me"
+    assert [r.position for r in claimed.recipients] == [2, 3, 4]
+    assert claimed.reserved == (claimed.recipients[1].id, "true_early")
+    stored = [r.message_id for r in store.recipients(cid)]
+    assert stored == [None, None, None, "true_early", None, None]
+    assert [e.kind for e in store.events(cid)][-1] == "resumed"
+
+
+def test_a_refused_claim_and_read_stores_no_id(store: Store) -> None:
+    cid = make_campaign(store, 2)
+    store.claim(cid, "process-a", 30)
+    before = snapshot(store)
+    picked: list[int] = []
+
+    def pick(camp: Campaign, recipients: list[Any]) -> tuple[int, str]:
+        picked.append(camp.id or 0)
+        return recipients[0].id, "true_early"
+
+    with pytest.raises(StoreError, match="already running in another process"):
+        store.claim_and_read(cid, "process-b", 30, read=2, reserve=pick)
+    assert picked == [] and snapshot(store) == before
+
+
 def test_one_running_campaign_per_waha_session(store: Store) -> None:
     first = make_campaign(store, 1)
     second = make_campaign(store, 1)

@@ -22,6 +22,7 @@ from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for, check_country
 from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
+from waha_tui.runner.ids import IdSupply
 from waha_tui.sessions import SessionService
 from waha_tui.status import (
     FINISHED,
@@ -636,17 +637,35 @@ class CampaignService:
                 f"campaign {campaign_id} is {described(camp.status)}: only a Paused campaign, or a "
                 "Failed one with recipients left to send, can be resumed"
             )
+        not_yet_due = (
+            camp.started_at is None
+            and camp.scheduled_at is not None
+            and camp.scheduled_at > utcnow()
+        )
+        # The run's first message id is fetched while the session is checked.
+        ids = self.pool.prefetch_ids(camp) if start and not not_yet_due else None
+        try:
+            return await self._resume(campaign_id, camp, start, not_yet_due, spawn, ids)
+        except BaseException:
+            if ids is not None:
+                ids.stop()  # refused before a run took it (stopping twice does nothing)
+            raise
+
+    async def _resume(
+        self,
+        campaign_id: int,
+        camp: Campaign,
+        start: bool,
+        not_yet_due: bool,
+        spawn: Callable[[Awaitable[ev.Ended]], Any] | None,
+        ids: IdSupply | None,
+    ) -> CampaignRun | None:
         info = await self.check_session(camp.session)
         if not info.working:
             raise UserError(
                 f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
             )
         checked = (camp.session, self.pool.config.clock.monotonic())
-        not_yet_due = (
-            camp.started_at is None
-            and camp.scheduled_at is not None
-            and camp.scheduled_at > utcnow()
-        )
         # A Failed campaign is no longer finished once resumed.
         reopened: dict[str, Any] = {"completed_at": None} if camp.status == S.FAILED else {}
         if not start or not_yet_due:
@@ -681,7 +700,7 @@ class CampaignService:
         # The claim takes it from Paused to Running in one transaction, so a refusal (its
         # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
         # The runner does not ask WAHA about the session again before its first message.
-        return await self.pool.start(campaign_id, spawn, session_checked=checked)
+        return await self.pool.start(campaign_id, spawn, session_checked=checked, ids=ids)
 
     async def start(
         self, campaign_id: int, spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None

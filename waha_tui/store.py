@@ -140,6 +140,15 @@ class Outcome:
     attempted: bool = False  # counts one more attempt (when no `sending` mark counted it)
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """What `Store.claim_and_read` did in its one transaction."""
+
+    campaign: Campaign
+    recipients: list[Recipient]  # from its next_index, as read before `reserved` was stored
+    reserved: tuple[int, str] | None  # (recipient id, message id) stored, if any
+
+
 _COUNTER = {
     RecipientStatus.SENT: "sent",
     RecipientStatus.FAILED: "failed",
@@ -773,55 +782,88 @@ class Store:
         """Atomically take a Scheduled or Paused campaign and make it Running for `owner`.
 
         Refusals are ClaimLost: another process has the campaign or its WAHA session."""
-        now = utcnow()
         with self.write() as conn:
-            camp = self._locked_campaign(conn, campaign_id)
-            if camp.status == S.RUNNING and camp.lease_until and camp.lease_until > now:
-                raise ClaimLost(f"campaign {campaign_id} is already running in another process")
-            if camp.status not in (S.SCHEDULED, S.PAUSED):
-                raise ClaimLost(
-                    f"campaign {campaign_id} is {described(camp.status)}: only a Scheduled or "
-                    "Paused campaign can be run"
-                )
-            self._lock_session(conn, camp.session)
-            busy = conn.execute(
-                sa.select(C.c.id).where(
-                    C.c.session == camp.session,
-                    C.c.status == S.RUNNING,
-                    C.c.id != campaign_id,
-                    C.c.lease_until > now,
-                )
-            ).scalar()
-            if busy is not None:
-                raise ClaimLost(
-                    f"session '{camp.session}' is busy sending campaign {busy}: one campaign "
-                    "per WAHA session at a time"
-                )
-            if camp.status == S.PAUSED:
-                check_transition(campaign_id, S.PAUSED, S.SCHEDULED)
-            check_transition(campaign_id, S.SCHEDULED, S.RUNNING)
-            conn.execute(
-                sa.update(C)
-                .where(C.c.id == campaign_id)
-                .values(
-                    status=S.RUNNING,
-                    started_at=camp.started_at or now,
-                    pause_reason=None,
-                    consecutive_failures=0,
-                    lease_owner=owner,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    waiting_for=None,
-                    waiting_since=None,
-                    updated_at=now,
-                )
+            return self._claim(conn, campaign_id, owner, lease_seconds)
+
+    def claim_and_read(
+        self,
+        campaign_id: int,
+        owner: str,
+        lease_seconds: float,
+        *,
+        read: int,
+        reserve: Callable[[Campaign, list[Recipient]], tuple[int, str] | None] | None = None,
+    ) -> Claimed:
+        """`claim`, and in the same transaction the first `read` recipients from its
+        next_index, and a pre-generated message id stored for the recipient `reserve`
+        picks from them (recipient id, message id; None: none), so a run can send its
+        first message with no transaction of its own before it (the runner's rules say
+        which recipient may take one: `reserve` is the runner's)."""
+        with self.write() as conn:
+            camp = self._claim(conn, campaign_id, owner, lease_seconds)
+            rows = conn.execute(
+                sa.select(R)
+                .where(R.c.campaign_id == campaign_id, R.c.position >= camp.next_index)
+                .order_by(R.c.position)
+                .limit(read)
+            ).all()
+            recipients = [_recipient(r) for r in rows]
+            pair = reserve(camp, recipients) if reserve is not None else None
+            if pair is not None:
+                conn.execute(_RESERVE_ID, {"b_id": pair[0], "b_mid": pair[1]})
+            return Claimed(camp, recipients, pair)
+
+    def _claim(
+        self, conn: Connection, campaign_id: int, owner: str, lease_seconds: float
+    ) -> Campaign:
+        now = utcnow()
+        camp = self._locked_campaign(conn, campaign_id)
+        if camp.status == S.RUNNING and camp.lease_until and camp.lease_until > now:
+            raise ClaimLost(f"campaign {campaign_id} is already running in another process")
+        if camp.status not in (S.SCHEDULED, S.PAUSED):
+            raise ClaimLost(
+                f"campaign {campaign_id} is {described(camp.status)}: only a Scheduled or "
+                "Paused campaign can be run"
             )
-            # Only an operator's resume claims a Paused campaign; runners take Scheduled ones.
-            kind = Kind.RESUMED if camp.status == S.PAUSED else Kind.CLAIMED
-            detail = (
-                f"on session '{camp.session}', from recipient {camp.next_index + 1} of {camp.total}"
+        self._lock_session(conn, camp.session)
+        busy = conn.execute(
+            sa.select(C.c.id).where(
+                C.c.session == camp.session,
+                C.c.status == S.RUNNING,
+                C.c.id != campaign_id,
+                C.c.lease_until > now,
             )
-            history.record(conn, campaign_id, Entry(kind, detail), at=now)
-            return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
+        ).scalar()
+        if busy is not None:
+            raise ClaimLost(
+                f"session '{camp.session}' is busy sending campaign {busy}: one campaign "
+                "per WAHA session at a time"
+            )
+        if camp.status == S.PAUSED:
+            check_transition(campaign_id, S.PAUSED, S.SCHEDULED)
+        check_transition(campaign_id, S.SCHEDULED, S.RUNNING)
+        conn.execute(
+            sa.update(C)
+            .where(C.c.id == campaign_id)
+            .values(
+                status=S.RUNNING,
+                started_at=camp.started_at or now,
+                pause_reason=None,
+                consecutive_failures=0,
+                lease_owner=owner,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                waiting_for=None,
+                waiting_since=None,
+                updated_at=now,
+            )
+        )
+        # Only an operator's resume claims a Paused campaign; runners take Scheduled ones.
+        kind = Kind.RESUMED if camp.status == S.PAUSED else Kind.CLAIMED
+        detail = (
+            f"on session '{camp.session}', from recipient {camp.next_index + 1} of {camp.total}"
+        )
+        history.record(conn, campaign_id, Entry(kind, detail), at=now)
+        return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
 
     def _lock_session(self, conn: Connection, session: str) -> None:
         """Serialise claims on one WAHA session across every host.

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from waha_tui.models import Recipient
+from waha_tui.models import Campaign, Recipient
 from waha_tui.status import RecipientStatus
 
 log = logging.getLogger(__name__)
@@ -20,9 +20,18 @@ RESERVE_AHEAD = 32  # message ids stored per transaction ahead of their sends
 ID_POOL = 64  # pre-generated ids fetched ahead from WAHA
 
 
+def takes_ids(camp: Campaign) -> bool:
+    """Whether a campaign's messages go out with pre-generated ids: sendImage takes none
+    (WAHA's OpenAPI), so an image could not be re-sent deduped."""
+    return not (camp.image_path or camp.image_sha256)
+
+
 class IdSupply:
-    def __init__(self, fetch: Callable[[], Awaitable[str]], wanted: int) -> None:
+    def __init__(
+        self, fetch: Callable[[], Awaitable[str]], wanted: int, *, session: str | None = None
+    ) -> None:
         self._fetch = fetch
+        self.session = session  # whose ids these are, when fetched before a claim
         self._to_fetch = wanted  # never more than the recipients left: unused ids cost a call
         self._fetched = 0
         self._failed = False  # the fetching stopped at an error, queued for the taker

@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ParamSpec, TypeVar
 
 from waha_tui import events as ev
@@ -22,7 +23,7 @@ from waha_tui.models import Campaign, Recipient
 from waha_tui.pacing import Pacing
 from waha_tui.render import RenderError, render
 from waha_tui.runner.config import RunnerConfig
-from waha_tui.runner.ids import IdSupply
+from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.runner.policy import (
     FailRecipient,
     Kind,
@@ -103,6 +104,7 @@ class CampaignRun:
         config: RunnerConfig,
         publish: ev.EventSink,
         session_checked: tuple[str, float] | None = None,
+        ids: IdSupply | None = None,
     ) -> None:
         self.store, self.client, self.campaign_id = store, client, campaign_id
         self.owner, self.config, self.publish = owner, config, publish
@@ -115,7 +117,7 @@ class CampaignRun:
         self._session_checked = session_checked  # by the caller, just before the claim
         self._processed_in_run = 0
         self._image: Media | None = None
-        self._ids: IdSupply | None = None
+        self._ids: IdSupply | None = ids  # fetched before the claim, for its session
         self._writer = ProgressWriter(
             store,
             campaign_id,
@@ -140,21 +142,31 @@ class CampaignRun:
     # -- the run -----------------------------------------------------------------------
 
     async def run(self) -> ev.Ended:
-        known = self._session_checked[0] if self._session_checked else None
-        if known is not None and self.client.message_ids(known) is not False:
-            # The session is known before the claim (a resume checked it): the first
-            # message id is fetched while the campaign is claimed. Nothing stores or sends
-            # it before the claim succeeds; unused, it is dropped.
-            self._ids = IdSupply(lambda: self.client.new_message_id(known), 1)
-            self._ids.prime()
         try:
-            camp, first = await self._db(self._claim)
+            # An id fetched before the claim (`RunnerPool.prefetch_ids`, while the resume
+            # checked the session) is stored in the claim's transaction for the first
+            # recipient, if the rules let it take one; unused, it is dropped. The first
+            # message needs an id before it leaves anyway: waiting for it here costs nothing.
+            early = await self._early_id()
+            pick = partial(self._first_reservation, early) if early else None
+            claimed = await self._db(
+                self.store.claim_and_read,
+                self.campaign_id,
+                self.owner,
+                self.config.lease_seconds,
+                read=FIRST_BATCH,
+                reserve=pick,
+            )
         except BaseException as exc:
             if self._ids is not None:
                 self._ids.stop()
             if not self.started.done():
                 self.started.set_exception(exc)
             raise
+        camp, first = claimed.campaign, claimed.recipients
+        if claimed.reserved is not None:
+            assert self._ids is not None
+            self._ids.committed([claimed.reserved])
         self.session = camp.session
         if self._session_checked is not None and self._session_checked[0] == camp.session:
             # The resume found it WORKING a moment ago: not asked again before the first
@@ -193,17 +205,32 @@ class CampaignRun:
         self.publish(end)
         return end
 
-    def _claim(self) -> tuple[Campaign, list[Recipient] | None]:
-        """The claim, and the first recipients read in the same trip to the worker thread
-        (None when that read failed: the loop reads them again, and its errors pause)."""
-        camp = self.store.claim(self.campaign_id, self.owner, self.config.lease_seconds)
+    async def _early_id(self) -> str | None:
+        if self._ids is None:
+            return None
         try:
-            first = self.store.recipients(
-                self.campaign_id, start=camp.next_index, limit=FIRST_BATCH
-            )
-        except Exception:  # the claim stands: the run goes on and meets the error itself
-            return camp, None
-        return camp, first
+            return (await self._ids.take(1))[0]
+        except Exception:  # met again when the first id is taken, where the policy decides
+            return None
+
+    def _first_reservation(
+        self, message_id: str, camp: Campaign, recipients: list[Recipient]
+    ) -> tuple[int, str] | None:
+        """In the claim's transaction: which recipient `message_id` is stored for, if any.
+        The first one `_process` will send, when it would store an id before sending it:
+        pending with no id of its own, in a text campaign on the id's session, its message
+        rendering."""
+        assert self._ids is not None
+        if not takes_ids(camp) or camp.session != self._ids.session:
+            return None
+        rec = next((r for r in recipients if r.status not in SETTLED), None)
+        if rec is None or rec.id is None or rec.status != RS.PENDING or rec.message_id:
+            return None
+        try:
+            render(camp.template_text, rec.variables, name=rec.name, default_name=camp.default_name)
+        except RenderError:
+            return None  # it fails without an id
+        return rec.id, message_id
 
     async def _loop(self, camp: Campaign, read: list[Recipient] | None = None) -> ev.Ended:
         pacing = Pacing(
@@ -212,8 +239,8 @@ class CampaignRun:
         if camp.image_path or camp.image_sha256:
             self._image = await self._load_image(camp)
         position = camp.next_index
-        known = self._session_checked[0] if self._session_checked else None
-        if self._ids is not None and (self._image or known != camp.session):
+        if self._ids is not None and (self._image or self._ids.session != camp.session):
+            assert not self._ids.reserved  # `_first_reservation` stored none for these
             self._ids.stop()  # sendImage takes no pre-generated id; ids are per session
             self._ids = None
         if self._ids is not None:
@@ -230,7 +257,7 @@ class CampaignRun:
         await self._check_session()
         first = True
         while True:
-            if read is not None:
+            if first and read is not None:
                 batch, read = read, None
             else:
                 # A short first read: the first message waits for it (validating 500 rows

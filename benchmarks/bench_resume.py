@@ -126,6 +126,7 @@ class Milestones:
             (service.client, "get_session", "client.get_session"),
             (service.store, "get_campaign", "store.get_campaign"),
             (service.store, "claim", "store.claim"),
+            (service.store, "claim_and_read", "store.claim_and_read"),
             (service.store, "recipients", "store.recipients"),
             (service.client, "new_message_id", "client.new_message_id"),
             (service.store, "commit_progress", "store.commit_progress"),

@@ -357,6 +357,23 @@ def test_claim_takes_a_paused_campaign_and_clears_the_reason(store: Store) -> No
     assert (camp.status, camp.pause_reason) == (S.RUNNING, None)
 
 
+def test_rows_read_unvalidated_have_the_types_validation_would_give(store: Store) -> None:
+    """Campaigns and recipients are built from their rows without validating them again
+    (it cost several times the read): each field has the type validation would give."""
+    cid = make_campaign(store, 2, typing=True, break_seconds=2, delay_max=3)
+    store.claim(cid, "me", 30)
+    camp = store.get_campaign(cid)
+    rec = store.recipients(cid)[0]
+    for model in (camp, rec):
+        again = type(model).model_validate(model.model_dump())
+        assert again == model
+        for field in type(model).model_fields:
+            value, expected = getattr(model, field), getattr(again, field)
+            assert type(value) is type(expected), (field, value, expected)
+    assert camp.typing is True and camp.lease_until is not None and camp.lease_until.tzinfo
+    assert rec.variables == {"num": "0"}
+
+
 def test_claim_and_read_stores_the_id_it_is_asked_to_in_the_claims_transaction(
     store: Store,
 ) -> None:

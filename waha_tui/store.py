@@ -230,12 +230,15 @@ _MARK_SENDING = (
 )
 
 
+# Rows come straight from our own tables, typed by their columns: validating them again
+# cost 4-7 times as much (~40 µs a recipient, ~100 µs a campaign), on the path of a resume's
+# first message (its claim reads 32 recipients) and of every batch a run reads.
 def _campaign(row: Any) -> Campaign:
-    return Campaign.model_validate(dict(row._mapping))
+    return Campaign.model_construct(**row._mapping)
 
 
 def _recipient(row: Any) -> Recipient:
-    return Recipient.model_validate(dict(row._mapping))
+    return Recipient.model_construct(**row._mapping)
 
 
 def parse_target(target: str | os.PathLike[str]) -> URL:

@@ -4,6 +4,7 @@ pause and cancel, and a whole disconnect-and-resume story against the simulator.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -442,6 +443,39 @@ async def test_a_resume_stores_its_first_message_id_in_the_claims_transaction(
     rid, early = claims[0].reserved
     # WAHA answers with the id in full ("true_<chat>_<id>"), as it is kept once sent.
     assert rid == recipients[0].id and sent[0].id.endswith(f"_{early}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's write lock
+async def test_a_resume_waits_for_a_locked_database_off_the_event_loop(
+    service: CampaignService, db: str, state: SimState
+) -> None:
+    """The claim runs in the loop only when the write lock is free at once: held by
+    another process, the claim waits for it in a thread, and the loop stays live."""
+    cid = make_campaign(service.store, 2)
+    service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.5, lambda: (other.execute("ROLLBACK"), other.close()))
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+
+    ticking = asyncio.create_task(ticker())
+    started = time.monotonic()
+    try:
+        await service.resume(cid)
+        assert time.monotonic() - started >= 0.4  # it did wait for the lock
+        assert isinstance(await finish(service, cid), ev.Completed)
+    finally:
+        ticking.cancel()
+    assert max(gaps) < 0.3  # the loop was never held for the wait
+    assert len(state.sent()) == 2
 
 
 async def test_a_first_recipient_caught_mid_send_keeps_its_own_id_on_resume(

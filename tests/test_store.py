@@ -29,6 +29,7 @@ from waha_tui.models import SCHEMA_VERSION, Campaign, utcnow
 from waha_tui.secret import mask_url
 from waha_tui.status import TRANSITIONS, CampaignStatus, RecipientStatus, TransitionError
 from waha_tui.store import (
+    Busy,
     C,
     ClaimLost,
     E,
@@ -409,6 +410,41 @@ def test_a_refused_claim_and_read_stores_no_id(store: Store) -> None:
     with pytest.raises(StoreError, match="already running in another process"):
         store.claim_and_read(cid, "process-b", 30, read=2, reserve=pick)
     assert picked == [] and snapshot(store) == before
+
+
+def test_a_write_that_may_not_wait_is_busy_at_once_while_another_holds_the_lock(
+    db: Path,
+) -> None:
+    store = Store(db)
+    try:
+        cid = make_campaign(store, 2)
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's write under way
+        before = snapshot(store)
+        started = time.monotonic()
+        with pytest.raises(Busy, match="is busy"):
+            store.claim_and_read(cid, "me", 30, read=2, wait=False)
+        assert time.monotonic() - started < 1.0  # not the 10 s busy timeout
+        other.execute("ROLLBACK")
+        other.close()
+        assert snapshot(store) == before
+        claimed = store.claim_and_read(cid, "me", 30, read=2, wait=False)  # the lock is free
+        assert claimed.campaign.status == S.RUNNING and len(claimed.recipients) == 2
+    finally:
+        store.close()
+
+
+def test_on_postgresql_a_write_that_may_not_wait_is_always_left_to_a_waiting_one(
+    store: Store,
+) -> None:
+    cid = make_campaign(store, 1)
+    if store.path is not None:
+        assert store.claim_and_read(cid, "me", 30, read=1, wait=False).reserved is None
+        return
+    before = snapshot(store)
+    with pytest.raises(Busy):
+        store.claim_and_read(cid, "me", 30, read=1, wait=False)
+    assert snapshot(store) == before
 
 
 def test_one_running_campaign_per_waha_session(store: Store) -> None:

@@ -104,6 +104,10 @@ class StoreError(UserError):
     pass
 
 
+class Busy(StoreError):
+    """A write asked not to wait (`write(wait=False)`) found the database locked."""
+
+
 class ClaimLost(StoreError):
     """Another process has (or is taking) this campaign or its WAHA session. A scheduler
     that lost such a race simply moves on; an operator's resume shows the message."""
@@ -270,6 +274,7 @@ class Store:
         self.url = parse_target(path)
         self._busy_ms = max(int(busy_timeout * 1000), 1)
         self._status_conn: sqlite3.Connection | None = None  # status_and_owner's, SQLite
+        self._nowait_engine: Engine | None = None  # write(wait=False)'s, SQLite
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         # Where the data is, for messages: a file path, or the URL without its password.
         self.location = (
@@ -455,20 +460,43 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+        if self._nowait_engine is not None:
+            self._nowait_engine.dispose()
         if self._status_conn is not None:
             self._status_conn.close()
             self._status_conn = None
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One write transaction; the log lines of the history it wrote follow its commit."""
+    def write(self, *, wait: bool = True) -> Iterator[Connection]:
+        """One write transaction; the log lines of the history it wrote follow its commit.
+
+        wait=False: raise Busy at once, rather than wait, if another connection holds the
+        write lock (SQLite; on PostgreSQL always Busy: the caller writes the usual way).
+        Its commits never checkpoint the WAL (others' do), so such a write can run in the
+        event loop: it costs what its statements cost, and never waits on I/O or a lock."""
+        engine = self.engine if wait else self._no_waiting()
         try:
-            with self.engine.begin() as conn:
+            with engine.begin() as conn:
                 told = history.collect(conn)
                 yield conn
         except OperationalError as exc:
+            if not wait and _busy(exc):
+                raise Busy(self._busy_message()) from None
             raise self._error(exc) from None
         history.tell(told)
+
+    def _no_waiting(self) -> Engine:
+        if self.path is None:
+            raise Busy("only a SQLite write can be tried without waiting")
+        if self._nowait_engine is None:
+            engine = self._make_engine(f"sqlite:///{self.path}", "BEGIN IMMEDIATE", 0)
+
+            @event.listens_for(engine, "connect")
+            def _no_checkpoints(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+                dbapi_conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+            self._nowait_engine = engine
+        return self._nowait_engine
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -796,13 +824,14 @@ class Store:
         *,
         read: int,
         reserve: Callable[[Campaign, list[Recipient]], tuple[int, str] | None] | None = None,
+        wait: bool = True,
     ) -> Claimed:
         """`claim`, and in the same transaction the first `read` recipients from its
         next_index, and a pre-generated message id stored for the recipient `reserve`
         picks from them (recipient id, message id; None: none), so a run can send its
         first message with no transaction of its own before it (the runner's rules say
-        which recipient may take one: `reserve` is the runner's)."""
-        with self.write() as conn:
+        which recipient may take one: `reserve` is the runner's). `wait`: see `write`."""
+        with self.write(wait=wait) as conn:
             camp = self._claim(conn, campaign_id, owner, lease_seconds)
             rows = conn.execute(
                 sa.select(R)

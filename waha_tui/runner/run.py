@@ -39,7 +39,7 @@ from waha_tui.runner.policy import (
 )
 from waha_tui.runner.writer import Committed, ProgressWriter
 from waha_tui.status import CampaignStatus, RecipientStatus
-from waha_tui.store import Outcome, Store, StoreError
+from waha_tui.store import Busy, Claimed, Outcome, Store, StoreError
 from waha_tui.waha import SendResult, SessionInfo, SessionMissing, WahaClient, WahaError
 
 log = logging.getLogger(__name__)
@@ -149,14 +149,7 @@ class CampaignRun:
             # message needs an id before it leaves anyway: waiting for it here costs nothing.
             early = await self._early_id()
             pick = partial(self._first_reservation, early) if early else None
-            claimed = await self._db(
-                self.store.claim_and_read,
-                self.campaign_id,
-                self.owner,
-                self.config.lease_seconds,
-                read=FIRST_BATCH,
-                reserve=pick,
-            )
+            claimed = await self._claim(pick)
         except BaseException as exc:
             if self._ids is not None:
                 self._ids.stop()
@@ -204,6 +197,25 @@ class CampaignRun:
         self.end = end
         self.publish(end)
         return end
+
+    async def _claim(
+        self, pick: Callable[[Campaign, list[Recipient]], tuple[int, str] | None] | None
+    ) -> Claimed:
+        claim = partial(
+            self.store.claim_and_read,
+            self.campaign_id,
+            self.owner,
+            self.config.lease_seconds,
+            read=FIRST_BATCH,
+            reserve=pick,
+        )
+        if not self.store.reads_block:
+            # SQLite: in the loop when the write lock is free (a few statements, a
+            # millisecond or two; a thread hop each way cost more under load), without
+            # waiting for it; else in a thread, waiting as any write does.
+            with contextlib.suppress(Busy):
+                return claim(wait=False)
+        return await self._db(claim)
 
     async def _early_id(self) -> str | None:
         if self._ids is None:

@@ -22,7 +22,6 @@ from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for, check_country
 from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
-from waha_tui.runner.ids import IdSupply
 from waha_tui.sessions import SessionService
 from waha_tui.status import (
     FINISHED,
@@ -645,21 +644,24 @@ class CampaignService:
         # The run's first message id is fetched while the session is checked.
         ids = self.pool.prefetch_ids(camp) if start and not not_yet_due else None
         try:
-            return await self._resume(campaign_id, camp, start, not_yet_due, spawn, ids)
+            checked = await self._before_start(campaign_id, camp, start, not_yet_due)
         except BaseException:
             if ids is not None:
-                ids.stop()  # refused before a run took it (stopping twice does nothing)
+                ids.stop()  # refused: no run took them
             raise
+        if checked is None:
+            return None
+        # The claim takes it from Paused to Running in one transaction, so a refusal (its
+        # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
+        # The runner does not ask WAHA about the session again before its first message;
+        # from here the ids are the run's (`start` stops them if it cannot start).
+        return await self.pool.start(campaign_id, spawn, session_checked=checked, ids=ids)
 
-    async def _resume(
-        self,
-        campaign_id: int,
-        camp: Campaign,
-        start: bool,
-        not_yet_due: bool,
-        spawn: Callable[[Awaitable[ev.Ended]], Any] | None,
-        ids: IdSupply | None,
-    ) -> CampaignRun | None:
+    async def _before_start(
+        self, campaign_id: int, camp: Campaign, start: bool, not_yet_due: bool
+    ) -> tuple[str, float] | None:
+        """The session check, and what is written before a run may start: (session, when
+        it was found WORKING), or None when the campaign was only marked Scheduled."""
         info = await self.check_session(camp.session)
         if not info.working:
             raise UserError(
@@ -697,10 +699,7 @@ class CampaignService:
                 pause_reason=None,
                 **reopened,
             )
-        # The claim takes it from Paused to Running in one transaction, so a refusal (its
-        # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
-        # The runner does not ask WAHA about the session again before its first message.
-        return await self.pool.start(campaign_id, spawn, session_checked=checked, ids=ids)
+        return checked
 
     async def start(
         self, campaign_id: int, spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None

@@ -272,7 +272,7 @@ class CampaignRun:
             if first and read is not None:
                 batch, read = read, None
             else:
-                # A short first read: the first message waits for it (validating 500 rows
+                # A short first read: the first message waits for it (building 500 rows
                 # takes milliseconds); later batches go while messages are in flight.
                 limit = FIRST_BATCH if first else BATCH
                 batch = await self._db(

@@ -11,6 +11,7 @@ figure that has a target also gets a `... target ... OK|MISS` line.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import resource
@@ -244,6 +245,7 @@ def build_database(path: Path, size: DbSize, *, seed: int = 1) -> None:
     @sa.event.listens_for(engine, "connect")
     def _fast(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute("PRAGMA synchronous = OFF")
+        dbapi_conn.execute("PRAGMA cache_size = -500000")  # 500 MB: the indexes stay in memory
 
     campaigns: list[dict[str, Any]] = []
     plans: list[tuple[int, int, str, int, int]] = []  # id, total, status, next_index, failed
@@ -287,31 +289,41 @@ def build_database(path: Path, size: DbSize, *, seed: int = 1) -> None:
 
     with engine.begin() as conn:
         conn.execute(sa.insert(C), campaigns)
-        batch: list[dict[str, Any]] = []
-        for cid, total, _status, done, failed in plans:
-            fail_at = set(rng.sample(range(done), failed)) if failed else set()
-            for pos in range(total):
-                phone = phone_for(cid, pos)
-                row = dict(base_r)
-                status = ("failed" if pos in fail_at else "sent") if pos < done else "pending"
-                row.update(
-                    campaign_id=cid,
-                    position=pos,
-                    phone=phone,
-                    chat_id=f"{phone}@c.us",
-                    name=f"Person {pos}",
-                    variables={"city": "Berlin"},
-                    status=status,
-                    message_id=f"true_{phone}@c.us_3EB0{pos:08X}" if status == "sent" else None,
-                    error="2 UNKNOWN: server returned error 463" if status == "failed" else None,
-                    attempts=1 if pos < done else 0,
-                )
-                batch.append(row)
-                if len(batch) >= 50_000:
-                    conn.execute(sa.insert(R), batch)
-                    batch = []
-        if batch:
-            conn.execute(sa.insert(R), batch)
+    # Recipients as plain tuples through the driver's executemany, committed in chunks (so
+    # the WAL stays small): 10,000,000 rows in minutes, where dicts through Core took an hour.
+    columns = [c.name for c in R.columns if c.name != "id"]
+    insert = f"INSERT INTO {R.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    variables = json.dumps({"city": "Berlin"})
+    batch: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(insert, batch)
+        batch.clear()
+
+    for cid, total, _status, done, failed in plans:
+        fail_at = set(rng.sample(range(done), failed)) if failed else set()
+        for pos in range(total):
+            phone = phone_for(cid, pos)
+            status = ("failed" if pos in fail_at else "sent") if pos < done else "pending"
+            row = dict(base_r)
+            row.update(
+                campaign_id=cid,
+                position=pos,
+                phone=phone,
+                chat_id=f"{phone}@c.us",
+                name=f"Person {pos}",
+                variables=variables,
+                status=status,
+                message_id=f"true_{phone}@c.us_3EB0{pos:08X}" if status == "sent" else None,
+                error="2 UNKNOWN: server returned error 463" if status == "failed" else None,
+                attempts=1 if pos < done else 0,
+            )
+            batch.append(tuple(row[c] for c in columns))
+            if len(batch) >= 200_000:
+                flush()
+    if batch:
+        flush()
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()

@@ -190,6 +190,31 @@ async def test_recipients_go_in_position_order_from_next_index(
     assert [by.status for by in store.recipients(cid)][:2] == [RS.PENDING, RS.PENDING]
 
 
+async def test_settled_recipients_across_the_first_reads_are_skipped_and_the_rest_sent_once(
+    store: Store, client: WahaClient, state: SimState
+) -> None:
+    """The run reads a short first batch (the first message waits for it), then longer
+    ones: recipients settled before a retry moved next_index back are skipped across those
+    reads, and every other one is sent once, in order."""
+    n, settled = 600, 40  # beyond the first read, and beyond a second one of 500
+    cid = make_campaign(store, n)
+    with store.write() as conn:
+        conn.execute(
+            sa.update(R)
+            .where(R.c.campaign_id == cid, R.c.position < settled)
+            .values(status=RS.SENT, message_id="true_earlier")
+        )
+    force(store, cid, sent=settled)
+    pool = RunnerPool(store, client, config=fast_config())
+    await pool.start(cid)
+    end = await pool.wait(cid)
+
+    assert isinstance(end, ev.Completed) and end.sent == n
+    recipients = store.recipients(cid)
+    assert [m.chat_id for m in state.sent()] == [r.chat_id for r in recipients[settled:]]
+    assert all(r.message_id == "true_earlier" for r in recipients[:settled])
+
+
 async def test_next_index_is_durable_after_every_message(
     store: Store, client: WahaClient, state: SimState
 ) -> None:

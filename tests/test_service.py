@@ -4,10 +4,13 @@ pause and cancel, and a whole disconnect-and-resume story against the simulator.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from engine_helpers import (
@@ -19,6 +22,7 @@ from engine_helpers import (
     force_recipient,
     make_campaign,
     module_simulator,
+    people,
     phone,
     reset_simulator,
     snapshot,
@@ -32,7 +36,7 @@ from waha_tui.runner import Clock, RunnerPool
 from waha_tui.service import PAUSED_BY_OPERATOR, CampaignDraft, CampaignService, parse_when
 from waha_tui.simulator import SimState, SimulatorServer
 from waha_tui.status import CampaignStatus, RecipientStatus, TransitionError
-from waha_tui.store import NotFound, Store
+from waha_tui.store import Claimed, NotFound, Store
 from waha_tui.waha import WahaClient
 
 
@@ -362,6 +366,148 @@ async def test_resume_refused_by_a_busy_session_leaves_it_paused(
         await service.resume(cid)
     assert snapshot(db) == before  # not left Scheduled for a scheduler to pick up later
     assert state.sent() == []
+
+
+@pytest.mark.parametrize(("interval", "stale"), [(60.0, False), (0.0, True)])
+async def test_resume_asks_about_the_session_again_only_when_its_check_is_stale(
+    db: str, sim_server: SimulatorServer, interval: float, stale: bool
+) -> None:
+    """The resume's own check counts as the run's first one: the first message does not
+    wait for a second round trip, unless the check is older than session_check_interval."""
+    store = Store(db)
+    client = WahaClient(sim_server.url)
+    config = fast_config(session_check_interval=interval)
+    svc = CampaignService(store, client, RunnerPool(store, client, config=config))
+    requests: list[str] = []
+
+    async def seen(request: Any) -> None:
+        requests.append(f"{request.method} {request.url.path}")
+
+    client._http.event_hooks["request"].append(seen)
+    try:
+        cid = make_campaign(store, 3)
+        store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+        await svc.resume(cid)
+        assert isinstance(await finish(svc, cid), ev.Completed)
+    finally:
+        await svc.pool.stop_all("test over", grace=5)
+        await svc.aclose()
+    first_send = requests.index("POST /api/sendText")
+    checks = requests[:first_send].count("GET /api/sessions/default")
+    assert checks > 1 if stale else checks == 1  # stale: the run asks again
+    assert requests.count("POST /api/sendText") == 3
+
+
+@pytest.mark.parametrize("ids", [True, False])
+async def test_a_resumed_campaign_sends_each_recipient_once_with_or_without_message_ids(
+    service: CampaignService, state: SimState, ids: bool
+) -> None:
+    """The first id is fetched while the campaign is claimed; a WAHA without ids answers
+    that request 404, and the run sends without them."""
+    state.message_ids = ids
+    cid = make_campaign(service.store, 40)
+    force(service.store, cid, status=S.PAUSED, next_index=5, sent=5, started_at=utcnow())
+    for position in range(5):
+        force_recipient(service.store, cid, position, status=RS.SENT, message_id=f"x{position}")
+    await service.resume(cid)
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Completed) and end.sent == 40
+    sent = state.sent()
+    recipients = service.store.recipients(cid)
+    assert [m.chat_id for m in sent] == [r.chat_id for r in recipients[5:]]
+    if ids:  # each went out with the id stored for it before it left
+        assert [m.id for m in sent] == [r.message_id for r in recipients[5:]]
+
+
+async def test_a_resume_stores_its_first_message_id_in_the_claims_transaction(
+    service: CampaignService, state: SimState
+) -> None:
+    """The first message id is fetched while the session is checked and stored in the
+    claim's own transaction, so the first message waits for no transaction of its own."""
+    cid = make_campaign(service.store, 3)
+    service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    claims: list[Claimed] = []
+    real = service.store.claim_and_read
+
+    def claim_and_read(*args: Any, **kwargs: Any) -> Claimed:
+        claims.append(real(*args, **kwargs))
+        return claims[-1]
+
+    service.store.claim_and_read = claim_and_read  # type: ignore[method-assign]
+    await service.resume(cid)
+    assert isinstance(await finish(service, cid), ev.Completed)
+    recipients = service.store.recipients(cid)
+    sent = state.sent()
+    assert [m.id for m in sent] == [r.message_id for r in recipients]
+    assert len(claims) == 1 and claims[0].reserved is not None
+    rid, early = claims[0].reserved
+    # WAHA answers with the id in full ("true_<chat>_<id>"), as it is kept once sent.
+    assert rid == recipients[0].id and sent[0].id.endswith(f"_{early}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's write lock
+async def test_a_resume_waits_for_a_locked_database_off_the_event_loop(
+    service: CampaignService, db: str, state: SimState
+) -> None:
+    """The claim runs in the loop only when the write lock is free at once: held by
+    another process, the claim waits for it in a thread, and the loop stays live."""
+    cid = make_campaign(service.store, 2)
+    service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.5, lambda: (other.execute("ROLLBACK"), other.close()))
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+
+    ticking = asyncio.create_task(ticker())
+    started = time.monotonic()
+    try:
+        await service.resume(cid)
+        assert time.monotonic() - started >= 0.4  # it did wait for the lock
+        assert isinstance(await finish(service, cid), ev.Completed)
+    finally:
+        ticking.cancel()
+    assert max(gaps) < 0.3  # the loop was never held for the wait
+    assert len(state.sent()) == 2
+
+
+async def test_a_first_recipient_caught_mid_send_keeps_its_own_id_on_resume(
+    service: CampaignService, state: SimState
+) -> None:
+    """A recipient left `sending` with its id by a crash is re-sent with that id (WhatsApp
+    dedupes it): the id fetched before the claim is not stored over it."""
+    cid = make_campaign(service.store, 3)
+    force(service.store, cid, status=S.PAUSED, started_at=utcnow())
+    force_recipient(service.store, cid, 0, status=RS.SENDING, message_id="true_in_flight")
+    await service.resume(cid)
+    assert isinstance(await finish(service, cid), ev.Completed)
+    sent = state.sent()
+    assert sent[0].id.endswith("_true_in_flight")  # WAHA answers with the id in full
+    recipients = service.store.recipients(cid)
+    assert [m.id for m in sent] == [r.message_id for r in recipients]
+    assert len({m.id for m in sent}) == 3
+
+
+async def test_a_first_recipient_that_cannot_be_rendered_fails_without_an_id(
+    service: CampaignService, state: SimState
+) -> None:
+    contacts = people(3, city=["Rome"] * 3)
+    contacts[0] = replace(contacts[0], variables={})  # the first has no city
+    cid = make_campaign(service.store, text="Hi {name} from {city}", recipients=contacts)
+    force(service.store, cid, status=S.PAUSED, started_at=utcnow())
+    await service.resume(cid)
+    end = await finish(service, cid)
+    assert isinstance(end, ev.Completed) and (end.sent, end.failed) == (2, 1)
+    first, *rest = service.store.recipients(cid)
+    assert (first.status, first.message_id) == (RS.FAILED, None)
+    assert [m.id for m in state.sent()] == [r.message_id for r in rest]
 
 
 @pytest.mark.parametrize(

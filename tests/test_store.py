@@ -29,6 +29,7 @@ from waha_tui.models import SCHEMA_VERSION, Campaign, utcnow
 from waha_tui.secret import mask_url
 from waha_tui.status import TRANSITIONS, CampaignStatus, RecipientStatus, TransitionError
 from waha_tui.store import (
+    Busy,
     C,
     ClaimLost,
     E,
@@ -355,6 +356,95 @@ def test_claim_takes_a_paused_campaign_and_clears_the_reason(store: Store) -> No
     store.transition(cid, S.PAUSED, pause_reason="paused by the operator")
     camp = store.claim(cid, "me", 30)
     assert (camp.status, camp.pause_reason) == (S.RUNNING, None)
+
+
+def test_rows_read_unvalidated_have_the_types_validation_would_give(store: Store) -> None:
+    """Campaigns and recipients are built from their rows without validating them again
+    (it cost several times the read): each field has the type validation would give."""
+    cid = make_campaign(store, 2, typing=True, break_seconds=2, delay_max=3)
+    store.claim(cid, "me", 30)
+    camp = store.get_campaign(cid)
+    rec = store.recipients(cid)[0]
+    for model in (camp, rec):
+        again = type(model).model_validate(model.model_dump())
+        assert again == model
+        for field in type(model).model_fields:
+            value, expected = getattr(model, field), getattr(again, field)
+            assert type(value) is type(expected), (field, value, expected)
+    assert camp.typing is True and camp.lease_until is not None and camp.lease_until.tzinfo
+    assert rec.variables == {"num": "0"}
+
+
+def test_claim_and_read_stores_the_id_it_is_asked_to_in_the_claims_transaction(
+    store: Store,
+) -> None:
+    cid = make_campaign(store, 6)
+    force(store, cid, status=S.PAUSED, next_index=2)
+    seen: list[tuple[str, list[int]]] = []
+
+    def pick(camp: Campaign, recipients: list[Any]) -> tuple[int, str]:
+        seen.append((camp.status, [r.position for r in recipients]))
+        return recipients[1].id, "true_early"
+
+    claimed = store.claim_and_read(cid, "me", 30, read=3, reserve=pick)
+    # The pick saw the campaign as claimed, and the recipients from its next_index.
+    assert seen == [(S.RUNNING, [2, 3, 4])]
+    assert claimed.campaign.status == S.RUNNING and claimed.campaign.lease_owner == "me"
+    assert [r.position for r in claimed.recipients] == [2, 3, 4]
+    assert claimed.reserved == (claimed.recipients[1].id, "true_early")
+    stored = [r.message_id for r in store.recipients(cid)]
+    assert stored == [None, None, None, "true_early", None, None]
+    assert [e.kind for e in store.events(cid)][-1] == "resumed"
+
+
+def test_a_refused_claim_and_read_stores_no_id(store: Store) -> None:
+    cid = make_campaign(store, 2)
+    store.claim(cid, "process-a", 30)
+    before = snapshot(store)
+    picked: list[int] = []
+
+    def pick(camp: Campaign, recipients: list[Any]) -> tuple[int, str]:
+        picked.append(camp.id or 0)
+        return recipients[0].id, "true_early"
+
+    with pytest.raises(StoreError, match="already running in another process"):
+        store.claim_and_read(cid, "process-b", 30, read=2, reserve=pick)
+    assert picked == [] and snapshot(store) == before
+
+
+def test_a_write_that_may_not_wait_is_busy_at_once_while_another_holds_the_lock(
+    db: Path,
+) -> None:
+    store = Store(db)
+    try:
+        cid = make_campaign(store, 2)
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process's write under way
+        before = snapshot(store)
+        started = time.monotonic()
+        with pytest.raises(Busy, match="is busy"):
+            store.claim_and_read(cid, "me", 30, read=2, wait=False)
+        assert time.monotonic() - started < 1.0  # not the 10 s busy timeout
+        other.execute("ROLLBACK")
+        other.close()
+        assert snapshot(store) == before
+        claimed = store.claim_and_read(cid, "me", 30, read=2, wait=False)  # the lock is free
+        assert claimed.campaign.status == S.RUNNING and len(claimed.recipients) == 2
+    finally:
+        store.close()
+
+
+def test_on_postgresql_a_write_that_may_not_wait_is_always_left_to_a_waiting_one(
+    store: Store,
+) -> None:
+    cid = make_campaign(store, 1)
+    if store.path is not None:
+        assert store.claim_and_read(cid, "me", 30, read=1, wait=False).reserved is None
+        return
+    before = snapshot(store)
+    with pytest.raises(Busy):
+        store.claim_and_read(cid, "me", 30, read=1, wait=False)
+    assert snapshot(store) == before
 
 
 def test_one_running_campaign_per_waha_session(store: Store) -> None:

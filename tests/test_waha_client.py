@@ -826,3 +826,29 @@ async def test_a_call_that_is_not_a_send_times_out_saying_what_it_was_doing() ->
     assert "no answer within 0.2 s" in text
     assert "may have" not in text and "carried out" not in text
     assert "the message may have been sent" in str(send.value)
+
+
+async def test_a_request_searches_for_no_module(sim_server: SimulatorServer) -> None:
+    """After the first request, none looks for a module: httpcore's `import sniffio` on
+    every request searched all of sys.path each time while sniffio was not installed."""
+    import importlib.abc
+    import sys
+
+    searched: list[str] = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+            searched.append(name)
+            return None
+
+    async with WahaClient(sim_server.url) as client:
+        await client.get_session("default")  # whatever loads lazily, once
+        spy = Spy()
+        sys.meta_path.insert(0, spy)
+        try:
+            for _ in range(3):
+                await client.get_session("default")
+                await client.send_text("default", "4915100000001@c.us", "hi")
+        finally:
+            sys.meta_path.remove(spy)
+    assert searched == []

@@ -211,6 +211,14 @@ class CampaignService:
         # The store blocks (SQLite, psycopg): off the event loop, so screens stay live.
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    async def _read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A short read on the critical path of an operator's action (a row by its key):
+        on SQLite in the loop itself, as a WAL read waits for no writer and costs less than
+        the thread hop; where reads may wait on the network (PostgreSQL), in a thread."""
+        if self.store.reads_block:
+            return await self._db(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
     # -- contacts and templates --------------------------------------------------------
 
     async def import_contacts(
@@ -637,7 +645,7 @@ class CampaignService:
         when it was only marked Scheduled: with start=False (for a `waha-tui run`
         elsewhere), or when it never started and its scheduled time is still ahead.
         """
-        camp = await self._db(self.store.get_campaign, campaign_id)
+        camp = await self._read(self.store.get_campaign, campaign_id)
         if not can_resume(camp.status, camp.next_index, camp.total):
             if camp.status == S.FAILED:
                 raise UserError(
@@ -649,16 +657,38 @@ class CampaignService:
                 f"campaign {campaign_id} is {described(camp.status)}: only a Paused campaign, or a "
                 "Failed one with recipients left to send, can be resumed"
             )
-        info = await self.check_session(camp.session)
-        if not info.working:
-            raise UserError(
-                f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
-            )
         not_yet_due = (
             camp.started_at is None
             and camp.scheduled_at is not None
             and camp.scheduled_at > utcnow()
         )
+        # The run's first message id is fetched while the session is checked.
+        ids = self.pool.prefetch_ids(camp) if start and not not_yet_due else None
+        try:
+            checked = await self._before_start(campaign_id, camp, start, not_yet_due)
+        except BaseException:
+            if ids is not None:
+                ids.stop()  # refused: no run took them
+            raise
+        if checked is None:
+            return None
+        # The claim takes it from Paused to Running in one transaction, so a refusal (its
+        # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
+        # The runner does not ask WAHA about the session again before its first message;
+        # from here the ids are the run's (`start` stops them if it cannot start).
+        return await self.pool.start(campaign_id, spawn, session_checked=checked, ids=ids)
+
+    async def _before_start(
+        self, campaign_id: int, camp: Campaign, start: bool, not_yet_due: bool
+    ) -> tuple[str, float] | None:
+        """The session check, and what is written before a run may start: (session, when
+        it was found WORKING), or None when the campaign was only marked Scheduled."""
+        info = await self.check_session(camp.session)
+        if not info.working:
+            raise UserError(
+                f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
+            )
+        checked = (camp.session, self.pool.config.clock.monotonic())
         # A Failed campaign is no longer finished once resumed.
         reopened: dict[str, Any] = {"completed_at": None} if camp.status == S.FAILED else {}
         if not start or not_yet_due:
@@ -690,9 +720,7 @@ class CampaignService:
                 pause_reason=None,
                 **reopened,
             )
-        # The claim takes it from Paused to Running in one transaction, so a refusal (its
-        # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
-        return await self.pool.start(campaign_id, spawn)
+        return checked
 
     async def start(
         self, campaign_id: int, spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None

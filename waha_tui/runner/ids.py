@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from waha_tui.models import Recipient
+from waha_tui.models import Campaign, Recipient
 from waha_tui.status import RecipientStatus
 
 log = logging.getLogger(__name__)
@@ -20,10 +20,21 @@ RESERVE_AHEAD = 32  # message ids stored per transaction ahead of their sends
 ID_POOL = 64  # pre-generated ids fetched ahead from WAHA
 
 
+def takes_ids(camp: Campaign) -> bool:
+    """Whether a campaign's messages go out with pre-generated ids: sendImage takes none
+    (WAHA's OpenAPI), so an image could not be re-sent deduped."""
+    return not (camp.image_path or camp.image_sha256)
+
+
 class IdSupply:
-    def __init__(self, fetch: Callable[[], Awaitable[str]], wanted: int) -> None:
+    def __init__(
+        self, fetch: Callable[[], Awaitable[str]], wanted: int, *, session: str | None = None
+    ) -> None:
         self._fetch = fetch
+        self.session = session  # whose ids these are, when fetched before a claim
         self._to_fetch = wanted  # never more than the recipients left: unused ids cost a call
+        self._fetched = 0
+        self._failed = False  # the fetching stopped at an error, queued for the taker
         # Fetched ids, or the error that stopped the fetching (it stays last in the queue).
         self._queue: asyncio.Queue[str | Exception] = asyncio.Queue(maxsize=ID_POOL)
         self._task: asyncio.Task[None] | None = None
@@ -41,11 +52,24 @@ class IdSupply:
             and r.id not in self.reserving
         ]
 
+    def prime(self) -> None:
+        """Start fetching now, before the first `take` (which would start it)."""
+        if self._task is None and self._to_fetch > 0:
+            self._task = asyncio.ensure_future(self._fill())
+
+    def want(self, count: int) -> None:
+        """Fetch `count` ids in all (the recipients left, once known), going on in the
+        background from those fetched so far."""
+        self._to_fetch = max(count - self._fetched, 0)
+        if self._to_fetch and self._task is not None and self._task.done() and not self._failed:
+            self._task = asyncio.ensure_future(self._fill())
+
     async def take(self, want: int) -> list[str]:
         """Up to `want` ids, waiting only for the first; raises what stopped the fetching
         (a WAHA error) when no id came before it."""
         if self._queue.empty() and (self._task is None or self._task.done()):
             self._to_fetch = max(self._to_fetch, 1)
+            self._failed = False
             self._task = asyncio.ensure_future(self._fill())
         out: list[str] = []
         item = await self._queue.get()
@@ -78,10 +102,12 @@ class IdSupply:
                 mid = await self._fetch()
             except Exception as exc:  # handed to the taker, whose policy decides
                 log.debug("fetching a message id failed, handed to the run: %r", exc)
+                self._failed = True
                 await self._queue.put(exc)
                 return
             await self._queue.put(mid)
             self._to_fetch -= 1
+            self._fetched += 1
 
     def pair(self, recipients: Sequence[Recipient], ids: Sequence[str]) -> list[tuple[int, str]]:
         """Assign ids to recipients; they are being stored (see `committed`)."""

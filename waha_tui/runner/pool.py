@@ -10,7 +10,9 @@ from typing import Any
 
 from waha_tui import events as ev
 from waha_tui.errors import UserError
+from waha_tui.models import Campaign
 from waha_tui.runner.config import RunnerConfig, new_owner_id
+from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.runner.run import CampaignRun
 from waha_tui.status import CampaignStatus
 from waha_tui.stopping import IN_FLIGHT_GRACE
@@ -58,12 +60,20 @@ class RunnerPool:
         self,
         campaign_id: int,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
+        *,
+        session_checked: tuple[str, float] | None = None,
+        ids: IdSupply | None = None,
     ) -> CampaignRun:
         """Claim and start; returns once the campaign is Running (or raises why not).
 
         `spawn` lets the dashboard run it as one of its workers; default: an asyncio task.
+        `session_checked`: (session, when) the caller found that session WORKING, on the
+        runner's clock; the run's first session check counts from then. `ids`: from
+        `prefetch_ids`, the run's from here (stopped if it cannot start).
         """
         if campaign_id in self.runs:
+            if ids is not None:
+                ids.stop()
             raise UserError(f"campaign {campaign_id} is already running in this process")
         run = CampaignRun(
             self.store,
@@ -72,6 +82,8 @@ class RunnerPool:
             owner=self.owner,
             config=self.config,
             publish=self.bus.publish,
+            session_checked=session_checked,
+            ids=ids,
         )
         self.runs[campaign_id] = run
         self.ended.pop(campaign_id, None)
@@ -103,6 +115,17 @@ class RunnerPool:
                 handle.add_done_callback(_retrieve)
             raise
         return run
+
+    def prefetch_ids(self, camp: Campaign) -> IdSupply | None:
+        """Start fetching a message id for a run of `camp` about to start, for `start`
+        (None: its messages take none, or this WAHA hands out none). Nothing is stored or
+        sent with it before the run's claim; unused, it is dropped."""
+        session = camp.session
+        if not takes_ids(camp) or self.client.message_ids(session) is False:
+            return None
+        ids = IdSupply(lambda: self.client.new_message_id(session), 1, session=session)
+        ids.prime()
+        return ids
 
     def request_stop(self, campaign_id: int, status: CampaignStatus, reason: str) -> bool:
         run = self.runs.get(campaign_id)

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import ParamSpec, TypeVar
 
 from waha_tui import events as ev
@@ -23,7 +24,7 @@ from waha_tui.models import Campaign, Recipient, utcnow
 from waha_tui.pacing import Pacing
 from waha_tui.render import RenderError, render
 from waha_tui.runner.config import RunnerConfig
-from waha_tui.runner.ids import IdSupply
+from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.runner.policy import (
     FailRecipient,
     Kind,
@@ -39,7 +40,7 @@ from waha_tui.runner.policy import (
 )
 from waha_tui.runner.writer import Committed, ProgressWriter
 from waha_tui.status import CampaignStatus, RecipientStatus
-from waha_tui.store import Outcome, Store, StoreError
+from waha_tui.store import Busy, Claimed, Outcome, Store, StoreError
 from waha_tui.waha import SendResult, SessionInfo, SessionMissing, WahaClient, WahaError
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ P = ParamSpec("P")
 S = CampaignStatus
 RS = RecipientStatus
 BATCH = 500
+FIRST_BATCH = 32  # recipients read before the first message of a run
 SETTLED = frozenset({RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED})
 TAKEN_OVER = "taken over by another runner"
 COUNTDOWN_FROM = 1.0  # seconds: a shorter wait is not worth a write for the countdown
@@ -103,6 +105,8 @@ class CampaignRun:
         owner: str,
         config: RunnerConfig,
         publish: ev.EventSink,
+        session_checked: tuple[str, float] | None = None,
+        ids: IdSupply | None = None,
     ) -> None:
         self.store, self.client, self.campaign_id = store, client, campaign_id
         self.owner, self.config, self.publish = owner, config, publish
@@ -112,9 +116,10 @@ class CampaignRun:
         self.end: ev.Ended | None = None  # how the run ended, also when it was cancelled
         self.session = ""
         self._last_session_check = -1e18
+        self._session_checked = session_checked  # by the caller, just before the claim
         self._processed_in_run = 0
         self._image: Media | None = None
-        self._ids: IdSupply | None = None
+        self._ids: IdSupply | None = ids  # fetched before the claim, for its session
         self._writer = ProgressWriter(
             store,
             campaign_id,
@@ -140,19 +145,33 @@ class CampaignRun:
 
     async def run(self) -> ev.Ended:
         try:
-            camp = await self._db(
-                self.store.claim, self.campaign_id, self.owner, self.config.lease_seconds
-            )
+            # An id fetched before the claim (`RunnerPool.prefetch_ids`, while the resume
+            # checked the session) is stored in the claim's transaction for the first
+            # recipient, if the rules let it take one; unused, it is dropped. The first
+            # message needs an id before it leaves anyway: waiting for it here costs nothing.
+            early = await self._early_id()
+            pick = partial(self._first_reservation, early) if early else None
+            claimed = await self._claim(pick)
         except BaseException as exc:
+            if self._ids is not None:
+                self._ids.stop()
             if not self.started.done():
                 self.started.set_exception(exc)
             raise
+        camp, first = claimed.campaign, claimed.recipients
+        if claimed.reserved is not None:
+            assert self._ids is not None
+            self._ids.committed([claimed.reserved])
         self.session = camp.session
+        if self._session_checked is not None and self._session_checked[0] == camp.session:
+            # The resume found it WORKING a moment ago: not asked again before the first
+            # message, only after session_check_interval, as between messages.
+            self._last_session_check = self._session_checked[1]
         self.started.set_result(camp)
         self.publish(ev.Started(self.campaign_id, camp.total, camp.next_index))
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            end = await self._loop(camp)
+            end = await self._loop(camp, first)
         except _Stop as stop:
             end = await self._finish(stop.status, stop.reason)
         except _StoppedElsewhere as other:
@@ -181,26 +200,89 @@ class CampaignRun:
         self.publish(end)
         return end
 
-    async def _loop(self, camp: Campaign) -> ev.Ended:
+    async def _claim(
+        self, pick: Callable[[Campaign, list[Recipient]], tuple[int, str] | None] | None
+    ) -> Claimed:
+        claim = partial(
+            self.store.claim_and_read,
+            self.campaign_id,
+            self.owner,
+            self.config.lease_seconds,
+            read=FIRST_BATCH,
+            reserve=pick,
+        )
+        if not self.store.reads_block:
+            # SQLite: in the loop when the write lock is free (a few statements, a
+            # millisecond or two; a thread hop each way cost more under load), without
+            # waiting for it; else in a thread, waiting as any write does.
+            with contextlib.suppress(Busy):
+                return claim(wait=False)
+        return await self._db(claim)
+
+    async def _early_id(self) -> str | None:
+        if self._ids is None:
+            return None
+        try:
+            return (await self._ids.take(1))[0]
+        except Exception:  # met again when the first id is taken, where the policy decides
+            return None
+
+    def _first_reservation(
+        self, message_id: str, camp: Campaign, recipients: list[Recipient]
+    ) -> tuple[int, str] | None:
+        """In the claim's transaction: which recipient `message_id` is stored for, if any.
+        The first one `_process` will send, when it would store an id before sending it:
+        pending with no id of its own, in a text campaign on the id's session, its message
+        rendering."""
+        assert self._ids is not None
+        if not takes_ids(camp) or camp.session != self._ids.session:
+            return None
+        rec = next((r for r in recipients if r.status not in SETTLED), None)
+        if rec is None or rec.id is None or rec.status != RS.PENDING or rec.message_id:
+            return None
+        try:
+            render(camp.template_text, rec.variables, name=rec.name, default_name=camp.default_name)
+        except RenderError:
+            return None  # it fails without an id
+        return rec.id, message_id
+
+    async def _loop(self, camp: Campaign, read: list[Recipient] | None = None) -> ev.Ended:
         pacing = Pacing.of(camp)
         if camp.image_path or camp.image_sha256:
             self._image = await self._load_image(camp)
         position = camp.next_index
-        self._ids = IdSupply(
-            lambda: self.client.new_message_id(camp.session), camp.total - position
-        )
+        if self._ids is not None and (self._image or self._ids.session != camp.session):
+            assert not self._ids.reserved  # `_first_reservation` stored none for these
+            self._ids.stop()  # sendImage takes no pre-generated id; ids are per session
+            self._ids = None
+        if self._ids is not None:
+            self._ids.want(camp.total - position)  # fetching since before the claim
+        else:
+            self._ids = IdSupply(
+                lambda: self.client.new_message_id(camp.session), camp.total - position
+            )
+            if not self._image and self.client.message_ids(camp.session) is not False:
+                # On its way while the session is checked: nothing is stored or sent
+                # before it is used.
+                self._ids.prime()
         # A missing or unusable session pauses the campaign before any recipient is touched.
         await self._check_session()
         first = True
         while True:
-            batch = await self._db(
-                self.store.recipients, self.campaign_id, start=position, limit=BATCH
-            )
+            if first and read is not None:
+                batch, read = read, None
+            else:
+                # A short first read: the first message waits for it (building 500 rows
+                # takes milliseconds); later batches go while messages are in flight.
+                limit = FIRST_BATCH if first else BATCH
+                batch = await self._db(
+                    self.store.recipients, self.campaign_id, start=position, limit=limit
+                )
             if not batch:
                 break
             for i, rec in enumerate(batch):
                 if rec.position != position:
-                    raise UserError(f"recipient position {position} is missing")
+                    raise UserError(f"recipient {position + 1} is missing")
                 if rec.status in SETTLED:
                     # Settled earlier (before a retry moved next_index back): never re-sent,
                     # and no wait is spent on it.
@@ -462,7 +544,7 @@ class CampaignRun:
             log.warning(
                 "campaign %s: recipient %s failed: %s",
                 self.campaign_id,
-                rec.position,
+                rec.position + 1,  # positions for people count from 1
                 verdict.reason,
             )
             camp = await self._record(rec, RS.FAILED, error=verdict.reason, attempted=pipelined)
@@ -476,7 +558,7 @@ class CampaignRun:
                     "it is not re-sent automatically"
                 )
             log.warning(
-                "campaign %s: recipient %s unknown: %s", self.campaign_id, rec.position, reason
+                "campaign %s: recipient %s unknown: %s", self.campaign_id, rec.position + 1, reason
             )
             camp = await self._record(rec, RS.UNKNOWN, error=reason, attempted=pipelined)
         return self._after_failure(camp)
@@ -716,7 +798,7 @@ class CampaignRun:
                     "campaign %s: abandoned the send to recipient %s in flight; it may "
                     "have gone out, the next resume settles it",
                     self.campaign_id,
-                    flight.rec.position,
+                    flight.rec.position + 1,
                 )
             await self._leave_unsent(
                 flight.rec, flight.message_id, flight.pipelined, maybe_sent=maybe_sent

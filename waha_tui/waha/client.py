@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.util
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,12 @@ from waha_tui.waha.errors import (
     error_for,
     is_send,
 )
+
+# httpcore asks for `import sniffio` on every request, and anyio no longer installs it:
+# each failed import searched sys.path again (~70 µs, a few times per request, on the
+# path of every message). A None in sys.modules makes that import fail at once instead.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 KNOWN_STATUSES = ("STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED")
 MAX_BODY_BYTES = 2 * 1024 * 1024

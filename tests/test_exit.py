@@ -5,6 +5,7 @@ campaigns, releases their leases and is gone within 10 s, whatever the terminal 
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import pty
@@ -241,6 +242,34 @@ def test_the_watchdog_ends_a_stop_that_hangs() -> None:
     assert 0.4 <= time.monotonic() - start < 1.5
     ((code, why),) = exited
     assert code == 1 and "SIGTERM" in why
+
+
+def test_a_stop_asked_before_the_loop_took_requests_is_not_lost() -> None:
+    """A terminal gone while the dashboard starts (its output thread sees EIO before the
+    app bound the stopper): the stop happens once the loop is there, and the watchdog is
+    armed from the request on. It used to be logged and dropped; the dashboard then ran
+    on with no terminal, for an hour, at most of a core."""
+    exited: list[tuple[int, str]] = []
+    done = threading.Event()
+    stops: list[str] = []
+
+    def exit_(code: int, why: str) -> None:
+        exited.append((code, why))
+        done.set()
+
+    stopper = Stopper(stops.append, deadline=1.5, exit=exit_)
+    asked = threading.Thread(target=stopper.request_threadsafe, args=("the terminal is gone",))
+    asked.start()
+    asked.join()
+
+    async def app_starts() -> None:
+        stopper.bind()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(app_starts())
+    assert stops == ["the terminal is gone"]  # carried out on the loop, once
+    assert done.wait(5), "the watchdog was never armed"
+    assert "the terminal is gone" in exited[0][1]
 
 
 def test_a_repeated_sighup_is_not_a_second_signal() -> None:

@@ -68,14 +68,20 @@ class Stopper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchdog: threading.Timer | None = None
         self._signal: signal.Signals | None = None
+        # A request from another thread before the loop was bound (a terminal gone while
+        # the app starts): carried out by bind(), never dropped.
+        self._pending: str | None = None
 
     @property
     def stopping(self) -> bool:
         return self.reason is not None
 
     def bind(self) -> None:
-        """Take requests from other threads onto the running event loop."""
+        """Take requests from other threads onto the running event loop (and carry out
+        one that came before it)."""
         self._loop = asyncio.get_running_loop()
+        if self._pending is not None and not self.stopping:
+            self._loop.call_soon(self.request, self._pending)
 
     def install(self) -> None:
         """Handle SIGHUP, SIGTERM and SIGINT on the running event loop."""
@@ -104,11 +110,14 @@ class Stopper:
             log.info("stop requested again (%s); already stopping: %s", reason, self.reason)
             return
         self.reason = reason
-        if self.use_watchdog:
+        self._arm_watchdog()
+        self._on_stop(reason)
+
+    def _arm_watchdog(self) -> None:
+        if self.use_watchdog and self._watchdog is None:
             self._watchdog = threading.Timer(self.deadline - WATCHDOG_MARGIN, self._overdue)
             self._watchdog.daemon = True
             self._watchdog.start()
-        self._on_stop(reason)
 
     def request_threadsafe(self, reason: str) -> None:
         loop = self._loop
@@ -118,7 +127,11 @@ class Stopper:
                 return
             except RuntimeError:  # the loop closed between the check and the call
                 pass
-        log.warning("stop requested (%s) with no event loop left to stop", reason)
+        # No loop yet (the app is starting) or any more: bind() carries it out, and
+        # whatever happens, the process is gone by the deadline.
+        log.warning("stop requested (%s) before the event loop took requests", reason)
+        self._pending = self._pending or reason
+        self._arm_watchdog()
 
     def disarm(self) -> None:
         """The process is done by itself (tests run several stops in one process)."""
@@ -135,5 +148,6 @@ class Stopper:
     def _overdue(self) -> None:
         self._exit(
             self.exit_code or 1,
-            f"still running {self.deadline:g} s after the stop began ({self.reason})",
+            f"still running {self.deadline:g} s after the stop began "
+            f"({self.reason or self._pending})",
         )

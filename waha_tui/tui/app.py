@@ -100,6 +100,12 @@ class WahaTuiApp(App[None]):
         self._unsubscribe = service.bus.subscribe(self._on_runner_event)
 
     async def on_mount(self) -> None:
+        # First: a stop (a signal, a terminal gone) may come while the rest starts.
+        if self.install_signals:
+            # A dropped SSH connection sends SIGHUP, which Textual does not handle.
+            self.stopper.install()
+        else:
+            self.stopper.bind()
         # Runs left Running by a process that died are shown as what they are: Paused.
         await self.service.recover_interrupted()
         await self.push_screen(self.main)
@@ -121,11 +127,6 @@ class WahaTuiApp(App[None]):
             self.set_interval(BANNER_EVERY, self._follow_banner)
         for delay, step in self.timeline:
             self.set_timer(delay, lambda step=step: self._timeline_step(step))
-        if self.install_signals:
-            # A dropped SSH connection sends SIGHUP, which Textual does not handle.
-            self.stopper.install()
-        else:
-            self.stopper.bind()
 
     def _scheduler_health(self, impaired: str | None) -> None:
         was = self.main.is_mounted and self.main.query_one("#scheduler-line").display

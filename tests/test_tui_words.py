@@ -13,7 +13,7 @@ from textual.widgets import Button, Static
 from tests.tui_helpers import Rig, make_rig, wait_for
 from waha_tui.demo import build_demo
 from waha_tui.status import CampaignStatus
-from waha_tui.store import C
+from waha_tui.store import C, StoreError
 from waha_tui.tui.app import WahaTuiApp
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.keyed_table import KeyedTable
@@ -107,3 +107,32 @@ async def test_a_toast_never_covers_the_filter(rig: Rig) -> None:
         assert screen.query_one("#filter").has_focus  # typing goes on where it was
         await pilot.press("p")
         assert str(screen.query_one("#filter").value) == "Camp"
+
+
+async def test_a_database_that_stays_away_is_said_once_and_its_return_too(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every tick retries; the operator (and the log) hear of it once, not twice a second
+    for as long as it lasts (a dashboard left on a dead database wrote 7,000 lines an hour)."""
+    cid = rig.add("Kept", 2)
+    async with rig.app(refresh_interval=0.05).run_test(size=(80, 24), notifications=True) as pilot:
+        table = pilot.app.screen.query_one("#campaigns", KeyedTable)
+        await wait_for(pilot, lambda: str(cid) in table.rows)
+        real = rig.service.campaign_page
+        calls = 0
+
+        async def gone(*args: object, **kwargs: object) -> object:
+            nonlocal calls
+            calls += 1
+            raise StoreError("database campaigns.db: connection failed")
+
+        monkeypatch.setattr(rig.service, "campaign_page", gone)
+        await wait_for(pilot, lambda: calls >= 10)
+        said = [n.message for n in pilot.app._notifications if "connection failed" in n.message]
+        logged = [r for r in caplog.records if "connection failed" in r.getMessage()]
+        assert len(said) == 1 and len(logged) == 1
+        monkeypatch.setattr(rig.service, "campaign_page", real)
+        await wait_for(
+            pilot, lambda: any("read again" in n.message for n in pilot.app._notifications)
+        )
+        assert str(cid) in table.rows

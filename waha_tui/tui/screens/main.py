@@ -159,6 +159,7 @@ class MainScreen(Screen[None]):
         self._intent: Intent | None = None  # what the read for that change is for
         self._loaded = False  # the first read is in
         self._loading = False
+        self._read_error: str | None = None  # the last failed read's error, until one works
         self._dirty = False
         self._reload_requested = False
         self._bindings_seen: tuple[object, ...] | None = None
@@ -323,10 +324,17 @@ class MainScreen(Screen[None]):
                         )
                         page = near if near.found else page
                 except Exception as exc:
-                    caught(log, exc, "reading the campaigns")
-                    self.notify(str(exc), severity="error", markup=False)
+                    # Said once, not every tick while the database stays away.
+                    if str(exc) != self._read_error:
+                        self._read_error = str(exc)
+                        caught(log, exc, "reading the campaigns")
+                        self.notify(str(exc), severity="error", markup=False)
                     self._intent = None  # keys move the cursor again; the next tick retries
                     return
+                if self._read_error is not None:
+                    self._read_error = None
+                    log.info("reading the campaigns works again")
+                    self.notify("the campaigns are read again", markup=False)
                 if view != self._view:
                     continue  # the operator asked for something else meanwhile
                 self._intent = None

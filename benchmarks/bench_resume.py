@@ -258,7 +258,8 @@ async def measure(args: argparse.Namespace) -> None:
         service.client.send_text = send_text  # type: ignore[method-assign]
     async with app.run_test(size=SIZE):
         deadline = time.monotonic() + 300
-        while ids[-1] not in app.main.campaigns:
+        # The table holds one page (newest first): launched once it shows any.
+        while not app.main.campaigns:
             if time.monotonic() > deadline:
                 raise RuntimeError("the campaigns never showed up in the table")
             await asyncio.sleep(0.05)
@@ -277,12 +278,13 @@ async def measure(args: argparse.Namespace) -> None:
                 log(f"campaign {cid}: MainScreen's queue still holds {stuck}; giving up")
                 break
             log(f"campaign {cid}: the screen's queue is empty; pressing r")
-            # The table holds one page of campaigns: turn to the one holding it.
+            # The table holds one page of campaigns: the page holding it is read.
             app.main.go_to(cid)
-            await asyncio.sleep(0.05)
-            current = app.main.current()
-            if current is None or current.id != cid:
-                raise RuntimeError(f"the cursor is not on campaign {cid}")
+            deadline = time.monotonic() + 10
+            while (current := app.main.current()) is None or current.id != cid:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the cursor is not on campaign {cid}")
+                await asyncio.sleep(0.05)
             # A random moment relative to the 0.5 s refresh timer, as a person would press.
             await asyncio.sleep(rng.uniform(0.1, 0.6))
             stones.reset()

@@ -73,7 +73,11 @@ def test_durations_read_short_and_estimates_no_finer_than_they_are() -> None:
         "105d",
     ]
     assert [rough(s) for s in (30, 61, 1499, 7500)] == ["<1m", "~2m", "~25m", "~2h05m"]
-    assert [per_minute(r) for r in (1.333, 120.4, 4617.0)] == ["1.3/min", "120/min", "4.6k/min"]
+    rates = (1.333, 120.4, 4617.0, 12_480.0, 480_000.0, 2e6)
+    shown_as = ["1.3/min", "120/min", "4.6k/min", "12k/min", "480k/min", ">1M/min"]
+    assert [per_minute(r) for r in rates] == shown_as
+    sweep = [0.01 * 1.07**n for n in range(300)]  # 0.01 to beyond 10 million a minute
+    assert max(len(per_minute(r)) for r in sweep) <= 8  # the Rate column: never cut
 
 
 def test_cells_by_status(tmp_path: Path) -> None:
@@ -206,3 +210,15 @@ async def test_a_finished_run_shows_its_real_rate(rig: Rig) -> None:
         await wait_for(pilot, lambda: "Completed" in cell(pilot, cid, "status"))
         assert cell(pilot, cid, "due") == "-" and cell(pilot, cid, "eta") == "-"
         assert cell(pilot, cid, "rate").endswith("/min")
+
+
+async def test_a_scheduled_campaign_says_when_it_starts_under_the_table(rig: Rig) -> None:
+    later = rig.add("Tomorrow", 3)
+    rig.force(later, scheduled_at=utcnow() + timedelta(hours=2, minutes=5))
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        screen = pilot.app.screen
+        await wait_for(pilot, lambda: str(later) in table(pilot).rows)
+        await wait_for(
+            pilot, lambda: "starts in 2h0" in str(screen.query_one("#row-info").render())
+        )
+        assert cell(pilot, later, "due").startswith("2h0")

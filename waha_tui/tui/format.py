@@ -250,7 +250,11 @@ def per_minute(rate: float) -> str:
         return f"{rate:.1f}/min"
     if rate < 999.5:
         return f"{rate:.0f}/min"
-    return f"{rate / 1000:.1f}k/min"
+    if rate < 9_950:
+        return f"{rate / 1000:.1f}k/min"
+    if rate < 999_500:
+        return f"{rate / 1000:.0f}k/min"
+    return ">1M/min"
 
 
 def average_rate(c: Any) -> float | None:

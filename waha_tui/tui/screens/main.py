@@ -24,6 +24,7 @@ from waha_tui.status import CampaignStatus, can_resume
 from waha_tui.tui.columns import CAMPAIGNS, SORTS, Fitted, Sort, cut, fit, sorted_label
 from waha_tui.tui.format import (
     campaign_cells,
+    due_cell,
     estimate,
     next_in,
     per_minute,
@@ -572,6 +573,11 @@ class MainScreen(Screen[None]):
                 line.append_text(detail)
             elif c.status == S.PAUSED:
                 line.append(": press r to resume")
+            elif c.status == S.SCHEDULED:
+                when = due_cell(c, utcnow()).plain
+                line.append(
+                    ": due, the scheduler starts it" if when == "due" else f": starts in {when}"
+                )
             elif c.status == S.RUNNING and c.next_index < c.total:
                 line.append(f": recipient {c.next_index + 1} of {c.total}")
                 left = next_in(c, utcnow())

@@ -8,7 +8,6 @@ elsewhere, it stays there until the operator goes back to that row or presses `n
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.table import Table
@@ -38,13 +37,10 @@ from waha_tui.tui.format import (
     status_cell,
     waiting_cell,
 )
-from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS
+from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS, CampaignActions
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
-
-if TYPE_CHECKING:
-    from waha_tui.tui.app import WahaTuiApp
 
 log = logging.getLogger(__name__)
 # What `s` goes through: every recipient, then those of each status.
@@ -109,7 +105,7 @@ def _counters(c: Campaign) -> Table:
     return grid
 
 
-class DetailsScreen(Screen[None]):
+class DetailsScreen(CampaignActions, Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         *CAMPAIGN_KEYS,  # as on the main screen, by the same rules
@@ -174,7 +170,7 @@ class DetailsScreen(Screen[None]):
             caught(log, exc, f"campaign {self.campaign_id}: reading its details")
             self.notify(str(exc), severity="error", markup=False)
             if isinstance(exc, NotFound):
-                self._leave()  # deleted elsewhere: nothing more to show
+                self.after_delete()  # deleted elsewhere: nothing more to show
             return
         finally:
             self._loading = False
@@ -339,7 +335,7 @@ class DetailsScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         c = self.campaign
         if action in CAMPAIGN_ACTIONS:
-            return self.wapp.offers(action, c)
+            return self.offers_campaign_action(action)
         if action == "next_filter":
             return not self.history_shown
         if action == "follow":
@@ -350,47 +346,11 @@ class DetailsScreen(Screen[None]):
             return False
         return bool(c.unknown if parameters == ("unknown",) else c.failed)
 
-    @property
-    def wapp(self) -> WahaTuiApp:
-        from waha_tui.tui.app import WahaTuiApp  # not at the top: app.py imports this module
+    def acted_on(self) -> Campaign | None:
+        return self.campaign
 
-        app = self.app
-        assert isinstance(app, WahaTuiApp)
-        return app
-
-    def _offered(self, action: str) -> Campaign | None:
-        """The campaign, if `action` applies to it as last read."""
-        c = self.campaign
-        return c if c is not None and self.wapp.offers(action, c) else None
-
-    # The app's own methods, as the main screen calls them.
-
-    def action_resume(self) -> None:
-        if (c := self._offered("resume")) is not None and c.id is not None:
-            self.wapp.start_resume(c.id)
-
-    def action_pause(self) -> None:
-        if (c := self._offered("pause")) is not None and c.id is not None:
-            self.wapp.run_task(self.wapp.pause_campaign(c.id, running=c.status == S.RUNNING))
-
-    def action_cancel(self) -> None:
-        if (c := self._offered("cancel")) is not None:
-            self.wapp.confirm_cancel(c)
-
-    def action_delete(self) -> None:
-        if (c := self._offered("delete")) is not None:
-            # Once asked for, back to the list, where the row shows it go.
-            self.wapp.confirm_delete(c, then=self._leave)
-
-    def action_clone(self) -> None:
-        if (c := self._offered("clone")) is not None:
-            self.wapp.open_campaign_form(c, clone=True)
-
-    def action_edit(self) -> None:
-        if (c := self._offered("edit")) is not None:
-            self.wapp.open_campaign_form(c, clone=False)
-
-    def _leave(self) -> None:
+    def after_delete(self) -> None:
+        # Once asked for, back to the list, where the row shows it go.
         if self.is_current:
             self.dismiss()
 

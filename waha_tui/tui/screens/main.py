@@ -7,7 +7,7 @@ import gc
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import events, on
@@ -34,14 +34,11 @@ from waha_tui.tui.format import (
     status_cell,
     ticks,
 )
-from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS
+from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS, CampaignActions
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
 from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
-
-if TYPE_CHECKING:
-    from waha_tui.tui.app import WahaTuiApp
 
 log = logging.getLogger(__name__)
 S = CampaignStatus
@@ -124,7 +121,7 @@ class CampaignTable(KeyedTable):
             super().action_page_up()
 
 
-class MainScreen(Screen[None]):
+class MainScreen(CampaignActions, Screen[None]):
     BINDINGS = [
         *CAMPAIGN_KEYS,
         Binding("slash", "filter", "Filter"),
@@ -168,14 +165,6 @@ class MainScreen(Screen[None]):
         self._hint: str | None = None
         self._froze_heap = False
         self._gc_threshold = gc.get_threshold()
-
-    @property
-    def wapp(self) -> WahaTuiApp:
-        from waha_tui.tui.app import WahaTuiApp  # not at the top: app.py imports this module
-
-        app = self.app
-        assert isinstance(app, WahaTuiApp)
-        return app
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -547,7 +536,7 @@ class MainScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         c = self.current()
         if action in CAMPAIGN_ACTIONS:
-            return self.wapp.offers(action, c)
+            return self.offers_campaign_action(action)
         if action == "details":
             return c is not None
         if action == "clear_filter":
@@ -607,34 +596,8 @@ class MainScreen(Screen[None]):
     def _row_chosen(self) -> None:
         self.action_details()
 
-    def _offered(self, action: str) -> Any | None:
-        """The highlighted campaign, if `action` applies to it."""
-        c = self.current()
-        return c if c is not None and self.wapp.offers(action, c) else None
-
-    def action_resume(self) -> None:
-        if (c := self._offered("resume")) is not None:
-            self.wapp.start_resume(c.id)
-
-    def action_pause(self) -> None:
-        if (c := self._offered("pause")) is not None:
-            self.wapp.run_task(self.wapp.pause_campaign(c.id, running=c.status == S.RUNNING))
-
-    def action_cancel(self) -> None:
-        if (c := self._offered("cancel")) is not None:
-            self.wapp.confirm_cancel(c)
-
-    def action_delete(self) -> None:
-        if (c := self._offered("delete")) is not None:
-            self.wapp.confirm_delete(c)
-
-    def action_clone(self) -> None:
-        if (c := self._offered("clone")) is not None:
-            self.wapp.open_campaign_form(c, clone=True)
-
-    def action_edit(self) -> None:
-        if (c := self._offered("edit")) is not None:
-            self.wapp.open_campaign_form(c, clone=False)
+    def acted_on(self) -> Any | None:
+        return self.current()
 
     def action_details(self) -> None:
         c = self.current()

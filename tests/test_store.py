@@ -520,12 +520,29 @@ def test_recover_interrupted_reschedules_an_auto_resume_campaign(store: Store) -
 
 
 def _make_version(store: Store, version: int) -> int:
-    """What waha-tui with schema `version` (1, 3, 4 or 5) left: the recipients' status index
-    without their position, no next_send_at column (nor, before 5, the media table and
-    image_sha256 column; nor, before 4, the campaign_event table and created_by column; nor,
-    for 1, the later columns), that version, a campaign."""
+    """What waha-tui with schema `version` (1, 3, 4, 5 or 8) left: no delivery columns, nor
+    the opt-out table (before 9); an index on updated_at (from 2 to 7), the recipients' status
+    index without their position, no next_send_at column (before 6; nor, before 5, the media
+    table and image_sha256 column; nor, before 4, the campaign_event table and created_by
+    column; nor, for 1, the later columns), that version, a campaign."""
     cid = make_campaign(store, 2)
     with store.write() as conn:
+        conn.exec_driver_sql("DROP TABLE optout")
+        conn.exec_driver_sql("DROP INDEX ix_recipient_wa_id")
+        conn.exec_driver_sql("DROP INDEX ix_recipient_chat_id")
+        for name in ("skipped", "delivered", "read", "replied", "unconfirmed", "ack_errors"):
+            conn.exec_driver_sql(f"ALTER TABLE campaign DROP COLUMN {name}")
+        conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN check_numbers")
+        for name in ("wa_id", "ack", "delivered_at", "read_at", "unconfirmed", "replied_at"):
+            conn.exec_driver_sql(f"ALTER TABLE recipient DROP COLUMN {name}")
+        conn.exec_driver_sql("ALTER TABLE recipient DROP COLUMN reply_text")
+        if version >= 8:
+            conn.exec_driver_sql(
+                f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'"
+            )
+            store.close()
+            return cid
+        conn.exec_driver_sql("CREATE INDEX ix_campaign_updated_at ON campaign (updated_at)")
         conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN next_send_at")
         conn.exec_driver_sql("DROP INDEX ix_recipient_campaign_status")  # before 7: no position
         conn.exec_driver_sql(
@@ -554,7 +571,7 @@ def _make_version(store: Store, version: int) -> int:
     return cid
 
 
-@pytest.mark.parametrize("old", [1, 3, 4, 5])
+@pytest.mark.parametrize("old", [1, 3, 4, 5, 8])
 # SQLAlchemy cannot reflect the dashboard's lower(name) index on SQLite, and says so.
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> None:
@@ -563,6 +580,8 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
     with store.read() as conn:
         inspector = sa.inspect(conn)
         columns = {c["name"] for c in inspector.get_columns("campaign")}
+        recipient_columns = inspector.get_columns("recipient")
+        tables = inspector.get_table_names()
         indexes = {i["name"] for i in inspector.get_indexes("campaign")}
         event_indexes = {i["name"] for i in inspector.get_indexes("campaign_event")}
         recipient_indexes = {
@@ -579,9 +598,20 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
         "created_by",
         "image_sha256",
         "next_send_at",
+        "check_numbers",
+        "delivered",
+        "read",
+        "replied",
+        "skipped",
     } <= columns
-    assert version == str(SCHEMA_VERSION) == "7"
-    assert "ix_campaign_updated_at" in indexes  # made by the step to schema 2
+    assert {"wa_id", "ack", "delivered_at", "read_at", "replied_at", "reply_text"} <= {
+        c["name"] for c in recipient_columns
+    }
+    assert {"ix_recipient_wa_id", "ix_recipient_chat_id"} <= set(recipient_indexes)
+    assert "optout" in tables
+    assert version == str(SCHEMA_VERSION) == "9"
+    assert "ix_campaign_updated_at" not in indexes  # made by the step to 2, dropped by 8
+    assert "ix_campaign_by_updated_at" in indexes  # the sort index that serves its reads
     assert "ix_campaign_event_campaign" in event_indexes
     # The details screen's filter reads a status's recipients in order from the index.
     assert recipient_indexes["ix_recipient_campaign_status"] == [

@@ -15,8 +15,11 @@ from waha_tui.status import CampaignStatus, RecipientStatus
 # 2: campaign.auto_resume; 3: campaign.waiting_for / waiting_since; 4: campaign.created_by
 # and the campaign_event table; 5: the media table and campaign.image_sha256; 6:
 # campaign.next_send_at; 7: recipients by campaign, status and position, for the details
-# screen's filter (migrations in store.py).
-SCHEMA_VERSION = 7
+# screen's filter; 8: no ix_campaign_updated_at (ix_campaign_by_updated_at, a sort index,
+# serves the same reads, and every message the runner records wrote both) (migrations in
+# store.py); 9: delivery truth (issue 16): the recipients' acks, replies and WhatsApp id,
+# the campaigns' counts of them and check_numbers, the opt-out table.
+SCHEMA_VERSION = 9
 
 
 # The campaign columns the dashboard sorts by (Store.campaign_page). Each has an index of
@@ -69,6 +72,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
 
 
+def _count() -> Any:
+    """A counter column: 0 in the rows a migration adds it to, too."""
+    return Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
+
+
 def _dt(nullable: bool = True) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable)
 
@@ -112,12 +120,7 @@ class Template(SQLModel, table=True):
 
 class Campaign(SQLModel, table=True):
     __tablename__ = "campaign"
-    __table_args__ = (
-        sa.Index("ix_campaign_status_scheduled", "status", "scheduled_at"),
-        # Was the dashboard's changed-since read; its sort by last change now walks
-        # ix_campaign_by_updated_at (CAMPAIGN_SORTS). Redundant: a later migration may drop it.
-        sa.Index("ix_campaign_updated_at", "updated_at"),
-    )
+    __table_args__ = (sa.Index("ix_campaign_status_scheduled", "status", "scheduled_at"),)
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     session: str = Field(default="default", max_length=100)
@@ -138,6 +141,17 @@ class Campaign(SQLModel, table=True):
     sent: int = 0
     failed: int = 0
     unknown: int = 0
+    skipped: int = _count()  # opted out, or not on WhatsApp: settled without a send
+    # What WhatsApp said after the sends (acks and replies, delivery.py): how many
+    # recipients got to DEVICE (or further), READ (or further), answered, and were not
+    # confirmed in time while the event feed was live.
+    delivered: int = _count()
+    read: int = _count()
+    replied: int = _count()
+    unconfirmed: int = _count()
+    ack_errors: int = _count()  # ERROR acks in a row (a SERVER or later ack ends the run)
+    # Ask WAHA whether each number is on WhatsApp before its first message.
+    check_numbers: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     next_index: int = 0  # position of the next recipient not yet processed
     pause_reason: str | None = None
     # What a Running campaign is waiting for (a session coming back, ...) and since when:
@@ -171,6 +185,9 @@ class Recipient(SQLModel, table=True):
         # A status's count, and its rows in sending order around the next one (the details
         # screen's filter), read from the index alone, whatever the campaign's size.
         sa.Index("ix_recipient_campaign_status", "campaign_id", "status", "position"),
+        # An ack finds its message's recipient; a reply, the recipients of its chat.
+        sa.Index("ix_recipient_wa_id", "wa_id"),
+        sa.Index("ix_recipient_chat_id", "chat_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(
@@ -186,6 +203,26 @@ class Recipient(SQLModel, table=True):
     error: str | None = None
     attempts: int = 0
     sent_at: datetime | None = _dt()
+    # The message's own WhatsApp id (message_ids.bare of message_id): what acks carry.
+    wa_id: str | None = Field(default=None, max_length=128)
+    ack: int | None = None  # the highest waha.envelope.Ack seen; None: none yet
+    delivered_at: datetime | None = _dt()  # its first DEVICE (or later) ack
+    read_at: datetime | None = _dt()  # its first READ (or later) ack
+    # No SERVER or DEVICE ack in time while the event feed was live (never re-sent by itself).
+    unconfirmed: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    replied_at: datetime | None = _dt()  # the first reply from its chat
+    reply_text: str | None = None
+
+
+class OptOut(SQLModel, table=True):
+    """A number never to be messaged again (the do-not-contact list, every campaign's)."""
+
+    __tablename__ = "optout"
+    phone: str = Field(primary_key=True, max_length=20)  # as phones.normalise_phone gives it
+    added_at: datetime | None = _dt(nullable=False)
+    source: str = Field(max_length=16)  # reply, import, hand
+    reason: str | None = None  # what they wrote, the file and line, the operator's words
+    campaign_id: int | None = None  # the campaign they answered (no key: it may be deleted)
 
 
 class MediaRow(SQLModel, table=True):

@@ -49,6 +49,7 @@ from waha_tui.models import (
     ContactList,
     MediaRow,
     Meta,
+    OptOut,
     Recipient,
     Template,
     utcnow,
@@ -65,6 +66,7 @@ from waha_tui.status import (
     check_transition,
     described,
 )
+from waha_tui.waha.message_ids import bare, bare_or_none
 
 # SQLModel sets a table model's __table__ but does not declare it to type checkers.
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ C = Campaign.__table__  # type: ignore[attr-defined]
 R = Recipient.__table__  # type: ignore[attr-defined]
 E = CampaignEventRow.__table__  # type: ignore[attr-defined]
 M = MediaRow.__table__  # type: ignore[attr-defined]
+OPT = OptOut.__table__  # type: ignore[attr-defined]
 S = CampaignStatus
 BUSY_TIMEOUT_MS = 10_000
 INTERRUPTED = "interrupted: the process running it stopped"
@@ -198,7 +201,9 @@ def _progress_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 # more than running it.
 _STATUS_AND_OWNER = sa.select(C.c.status, C.c.lease_owner).where(C.c.id == sa.bindparam("cid"))
 _RESERVE_ID = (
-    sa.update(R).where(R.c.id == sa.bindparam("b_id")).values(message_id=sa.bindparam("b_mid"))
+    sa.update(R)
+    .where(R.c.id == sa.bindparam("b_id"))
+    .values(message_id=sa.bindparam("b_mid"), wa_id=sa.bindparam("b_wa"))
 )
 _RECORD_OUTCOME = (
     sa.update(R)
@@ -206,35 +211,39 @@ _RECORD_OUTCOME = (
     .values(
         status=sa.bindparam("b_status"),
         message_id=sa.func.coalesce(sa.bindparam("b_mid", type_=sa.String), R.c.message_id),
+        wa_id=sa.func.coalesce(sa.bindparam("b_wa", type_=sa.String), R.c.wa_id),
         error=sa.bindparam("b_error", type_=sa.String),
         sent_at=sa.bindparam("b_sent_at", type_=R.c.sent_at.type),
         attempts=R.c.attempts + sa.bindparam("b_tries", type_=sa.Integer),
     )
 )
-_ADVANCE_CAMPAIGN = (
-    sa.update(C)
-    .where(C.c.id == sa.bindparam("b_cid"))
-    .values(
-        sent=C.c.sent + sa.bindparam("b_sent", type_=sa.Integer),
-        failed=C.c.failed + sa.bindparam("b_failed", type_=sa.Integer),
-        unknown=C.c.unknown + sa.bindparam("b_unknown", type_=sa.Integer),
-        next_index=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Integer), C.c.next_index),
-        consecutive_failures=sa.case(
-            (sa.bindparam("b_reset", type_=sa.Boolean), sa.bindparam("b_streak", type_=sa.Integer)),
-            else_=C.c.consecutive_failures + sa.bindparam("b_streak", type_=sa.Integer),
+_ADVANCE_VALUES: dict[str, Any] = dict(
+    sent=C.c.sent + sa.bindparam("b_sent", type_=sa.Integer),
+    failed=C.c.failed + sa.bindparam("b_failed", type_=sa.Integer),
+    unknown=C.c.unknown + sa.bindparam("b_unknown", type_=sa.Integer),
+    next_index=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Integer), C.c.next_index),
+    consecutive_failures=sa.case(
+        (sa.bindparam("b_reset", type_=sa.Boolean), sa.bindparam("b_streak", type_=sa.Integer)),
+        else_=C.c.consecutive_failures + sa.bindparam("b_streak", type_=sa.Integer),
+    ),
+    last_error=sa.func.coalesce(sa.bindparam("b_error", type_=sa.String), C.c.last_error),
+    lease_until=sa.case(
+        (
+            C.c.lease_owner == sa.bindparam("b_owner", type_=sa.String),
+            sa.bindparam("b_lease", type_=C.c.lease_until.type),
         ),
-        last_error=sa.func.coalesce(sa.bindparam("b_error", type_=sa.String), C.c.last_error),
-        updated_at=sa.bindparam("b_now", type_=C.c.updated_at.type),
-        lease_until=sa.case(
-            (
-                C.c.lease_owner == sa.bindparam("b_owner", type_=sa.String),
-                sa.bindparam("b_lease", type_=C.c.lease_until.type),
-            ),
-            else_=C.c.lease_until,
-        ),
-    )
-    .returning(*C.c)
+        else_=C.c.lease_until,
+    ),
 )
+_ADVANCE = sa.update(C).where(C.c.id == sa.bindparam("b_cid")).returning(*C.c)
+_ADVANCE_CAMPAIGN = _ADVANCE.values(**_ADVANCE_VALUES)
+# updated_at ("last change": a sort, with its index) follows a run's progress at most once
+# a second (TOUCH_EVERY): with every message it was one index write more per message.
+_ADVANCE_AND_TOUCH = _ADVANCE.values(
+    updated_at=sa.bindparam("b_now", type_=C.c.updated_at.type), **_ADVANCE_VALUES
+)
+TOUCH_EVERY = 1.0  # seconds
+
 _MARK_SENDING = (
     sa.update(R)
     .where(R.c.id == sa.bindparam("b_id"))
@@ -242,6 +251,7 @@ _MARK_SENDING = (
         status=RecipientStatus.SENDING,
         attempts=R.c.attempts + 1,
         message_id=sa.bindparam("b_mid", type_=sa.String),
+        wa_id=sa.bindparam("b_wa", type_=sa.String),
         error=None,
     )
 )
@@ -288,6 +298,7 @@ class Store:
         self._busy_ms = max(int(busy_timeout * 1000), 1)
         self._status_conn: sqlite3.Connection | None = None  # status_and_owner's, SQLite
         self._nowait_engine: Engine | None = None  # write(wait=False)'s, SQLite
+        self._touched: dict[int, float] = {}  # campaign id -> when its run last moved updated_at
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         # Where the data is, for messages: a file path, or the URL without its password.
         self.location = (
@@ -967,7 +978,9 @@ class Store:
             recipients = [_recipient(r) for r in rows]
             pair = reserve(camp, recipients) if reserve is not None else None
             if pair is not None:
-                conn.execute(_RESERVE_ID, {"b_id": pair[0], "b_mid": pair[1]})
+                conn.execute(
+                    _RESERVE_ID, {"b_id": pair[0], "b_mid": pair[1], "b_wa": bare(pair[1])}
+                )
             return Claimed(camp, recipients, pair)
 
     def _claim(
@@ -1118,6 +1131,7 @@ class Store:
                     status=RecipientStatus.SENDING,
                     attempts=R.c.attempts + 1,
                     message_id=message_id,
+                    wa_id=bare_or_none(message_id),
                     error=None,
                 )
             )
@@ -1136,6 +1150,7 @@ class Store:
                     status=RecipientStatus.PENDING,
                     error=error,
                     message_id=None,
+                    wa_id=None,
                     attempts=R.c.attempts + (1 if attempted else 0),
                 )
             )
@@ -1162,7 +1177,10 @@ class Store:
         progress = _progress_params(outcomes)
         with self.write() as conn:
             if reserve:
-                conn.execute(_RESERVE_ID, [{"b_id": rid, "b_mid": mid} for rid, mid in reserve])
+                conn.execute(
+                    _RESERVE_ID,
+                    [{"b_id": rid, "b_mid": mid, "b_wa": bare(mid)} for rid, mid in reserve],
+                )
             if outcomes:
                 conn.execute(
                     _RECORD_OUTCOME,
@@ -1171,6 +1189,7 @@ class Store:
                             "b_id": o.recipient_id,
                             "b_status": o.status,
                             "b_mid": o.message_id,
+                            "b_wa": bare_or_none(o.message_id),
                             "b_error": o.error,
                             "b_sent_at": now if o.status == RecipientStatus.SENT else None,
                             "b_tries": 1 if o.attempted else 0,
@@ -1178,8 +1197,10 @@ class Store:
                         for o in outcomes
                     ],
                 )
+            last = self._touched.get(campaign_id)
+            touch = last is None or time.monotonic() - last >= TOUCH_EVERY
             row = conn.execute(
-                _ADVANCE_CAMPAIGN,
+                _ADVANCE_AND_TOUCH if touch else _ADVANCE_CAMPAIGN,
                 {
                     "b_cid": campaign_id,
                     "b_owner": owner,
@@ -1189,9 +1210,12 @@ class Store:
                 },
             ).one()
             if sending is not None and row.status == S.RUNNING and row.lease_owner == owner:
-                conn.execute(_MARK_SENDING, {"b_id": sending[0], "b_mid": sending[1]})
-            # The row comes straight from the database: no need to validate it again.
-            return Campaign.model_construct(**row._mapping)
+                rid, mid = sending
+                conn.execute(_MARK_SENDING, {"b_id": rid, "b_mid": mid, "b_wa": bare_or_none(mid)})
+        if touch:  # committed
+            self._touched[campaign_id] = time.monotonic()
+        # The row comes straight from the database: no need to validate it again.
+        return Campaign.model_construct(**row._mapping)
 
     def release_ids(self, recipient_ids: Sequence[int]) -> None:
         """Drop ids stored ahead for recipients that were never sent (the run stopped
@@ -1202,7 +1226,7 @@ class Store:
             conn.execute(
                 sa.update(R)
                 .where(R.c.id.in_(recipient_ids), R.c.status == RecipientStatus.PENDING)
-                .values(message_id=None)
+                .values(message_id=None, wa_id=None)
             )
 
     def finish(
@@ -1286,6 +1310,7 @@ class Store:
                     message_id=sa.case(
                         (R.c.status == RecipientStatus.UNKNOWN, R.c.message_id), else_=None
                     ),
+                    wa_id=sa.case((R.c.status == RecipientStatus.UNKNOWN, R.c.wa_id), else_=None),
                 )
             )
             if camp.status != S.PAUSED:
@@ -1695,7 +1720,7 @@ def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
 # Schema version -> the step that brings the previous version to it.
 def _to_v2(conn: Connection) -> None:
     _add_column(conn, C, "auto_resume")
-    _add_index(conn, C, "ix_campaign_updated_at")
+    # (and ix_campaign_updated_at, which the step to 8 drops)
 
 
 def _to_v3(conn: Connection) -> None:
@@ -1723,9 +1748,37 @@ def _to_v7(conn: Connection) -> None:
     index.create(conn)
 
 
-def _add_index(conn: Connection, table: sa.Table, name: str) -> None:
-    """CREATE INDEX, as the model declares it."""
-    next(i for i in table.indexes if i.name == name).create(conn)
+def _to_v8(conn: Connection) -> None:
+    # Redundant beside the sort index ix_campaign_by_updated_at, and a write more for
+    # every message the runner records.
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_campaign_updated_at")
+
+
+def _to_v9(conn: Connection) -> None:
+    for name in ("skipped", "delivered", "read", "replied", "unconfirmed", "ack_errors"):
+        _add_column(conn, C, name)
+    _add_column(conn, C, "check_numbers")
+    for name in (
+        "wa_id",
+        "ack",
+        "delivered_at",
+        "read_at",
+        "unconfirmed",
+        "replied_at",
+        "reply_text",
+    ):
+        _add_column(conn, R, name)
+    for index in R.indexes:
+        if index.name in ("ix_recipient_wa_id", "ix_recipient_chat_id"):
+            index.create(conn)
+    OPT.create(conn)
+    # Counted as campaigns counted them before: skipped recipients were never counted.
+    skipped = (
+        sa.select(sa.func.count())
+        .where(R.c.campaign_id == C.c.id, R.c.status == RecipientStatus.SKIPPED)
+        .scalar_subquery()
+    )
+    conn.execute(sa.update(C).values(skipped=skipped))
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
@@ -1735,4 +1788,6 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _to_v5,
     6: _to_v6,
     7: _to_v7,
+    8: _to_v8,
+    9: _to_v9,
 }

@@ -289,6 +289,34 @@ async def test_resume_of_a_paused_campaign_starts_the_runner_with_that_id(
     assert (await service.campaign(other)).status == S.SCHEDULED
 
 
+async def test_a_resume_given_the_row_as_seen_checks_and_sends_as_without_it(
+    service: CampaignService, state: SimState
+) -> None:
+    """The dashboard hands its row over (session and image as it last read them): the
+    session check starts before the campaign is read again, and nothing else changes."""
+    cid = make_campaign(service.store, 3)
+    service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    seen = service.store.get_campaign(cid)
+    assert await service.resume(cid, seen=seen) is not None
+    assert isinstance(await finish(service, cid), ev.Completed)
+    assert len(state.sent()) == 3
+
+
+async def test_a_resume_whose_row_is_stale_checks_the_campaigns_own_session(
+    service: CampaignService, state: SimState
+) -> None:
+    """Seen on a WORKING session, moved since to a stopped one: the early check of the old
+    session is dropped, the campaign's own is asked, and it refuses; nothing is sent."""
+    cid = make_campaign(service.store, 2, session="sales")
+    service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    seen = service.store.get_campaign(cid).model_copy(update={"session": "default"})
+    state.set_status("sales", "STOPPED")
+    with pytest.raises(UserError, match="session 'sales' is STOPPED"):
+        await service.resume(cid, seen=seen)
+    assert (await service.campaign(cid)).status == S.PAUSED
+    assert state.sent() == []
+
+
 def failed_with_recipients_left(store: Store, total: int, sent: int) -> int:
     """A campaign whose run ended Failed (an error of the store, not of its recipients)
     after `sent` recipients: the rest are still pending."""

@@ -22,6 +22,7 @@ from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for, check_country
 from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
+from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.sessions import SessionService
 from waha_tui.status import (
     FINISHED,
@@ -636,17 +637,37 @@ class CampaignService:
         *,
         start: bool = True,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
+        seen: Any | None = None,
     ) -> CampaignRun | None:
         """Check its WAHA session, then run a Paused campaign at once (Paused -> Running),
         or a Failed one with recipients left (Failed -> Paused -> Running), from its next
         recipient.
 
+        `seen`: the campaign as the caller last read it (the dashboard's row: its session
+        and image): its session check and first message id are asked for while it is read
+        again, and used if it still has that session and image.
+
         Returns once the runner has started (the caller chooses whether to wait), or None
         when it was only marked Scheduled: with start=False (for a `waha-tui run`
         elsewhere), or when it never started and its scheduled time is still ahead.
         """
-        camp = await self._read(self.store.get_campaign, campaign_id)
+        early: tuple[str, asyncio.Task[SessionInfo], IdSupply | None] | None = None
+        seen_takes_ids = False
+        if seen is not None and start:
+            # The session check and the first message id are on the way before the read.
+            check = asyncio.ensure_future(self.check_session(seen.session))
+            early = (seen.session, check, self.pool.prefetch_ids(seen))
+            seen_takes_ids = takes_ids(seen)
+        try:
+            camp = await self._read(self.store.get_campaign, campaign_id)
+        except BaseException:
+            self._drop_early(early)
+            raise
+        if early is not None and (early[0] != camp.session or takes_ids(camp) != seen_takes_ids):
+            self._drop_early(early)  # changed since it was seen: ask again
+            early = None
         if not can_resume(camp.status, camp.next_index, camp.total):
+            self._drop_early(early)
             if camp.status == S.FAILED:
                 raise UserError(
                     f"campaign {campaign_id} is Failed with no recipient left to send: "
@@ -662,10 +683,18 @@ class CampaignService:
             and camp.scheduled_at is not None
             and camp.scheduled_at > utcnow()
         )
+        if not_yet_due:
+            self._drop_early(early)
+            early = None
         # The run's first message id is fetched while the session is checked.
-        ids = self.pool.prefetch_ids(camp) if start and not not_yet_due else None
+        if early is not None:
+            ids = early[2]
+        else:
+            ids = self.pool.prefetch_ids(camp) if start and not not_yet_due else None
         try:
-            checked = await self._before_start(campaign_id, camp, start, not_yet_due)
+            checked = await self._before_start(
+                campaign_id, camp, start, not_yet_due, early[1] if early else None
+            )
         except BaseException:
             if ids is not None:
                 ids.stop()  # refused: no run took them
@@ -678,12 +707,30 @@ class CampaignService:
         # from here the ids are the run's (`start` stops them if it cannot start).
         return await self.pool.start(campaign_id, spawn, session_checked=checked, ids=ids)
 
+    @staticmethod
+    def _drop_early(
+        early: tuple[str, asyncio.Task[SessionInfo], IdSupply | None] | None,
+    ) -> None:
+        if early is None:
+            return
+        _, check, ids = early
+        check.cancel()
+        check.add_done_callback(_quietly)  # its error, if any, is nobody's now
+        if ids is not None:
+            ids.stop()
+
     async def _before_start(
-        self, campaign_id: int, camp: Campaign, start: bool, not_yet_due: bool
+        self,
+        campaign_id: int,
+        camp: Campaign,
+        start: bool,
+        not_yet_due: bool,
+        check: asyncio.Task[SessionInfo] | None = None,
     ) -> tuple[str, float] | None:
-        """The session check, and what is written before a run may start: (session, when
-        it was found WORKING), or None when the campaign was only marked Scheduled."""
-        info = await self.check_session(camp.session)
+        """The session check (`check`: already under way), and what is written before a
+        run may start: (session, when it was found WORKING), or None when the campaign was
+        only marked Scheduled."""
+        info = await (check if check is not None else self.check_session(camp.session))
         if not info.working:
             raise UserError(
                 f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
@@ -841,3 +888,9 @@ __all__ = [
     "check_template",
     "parse_when",
 ]
+
+
+def _quietly(task: asyncio.Task[Any]) -> None:
+    """A task nobody awaits any more: its error is read, so asyncio does not report it."""
+    if not task.cancelled():
+        task.exception()

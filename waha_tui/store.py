@@ -792,6 +792,12 @@ class Store:
         "last_error",
         "lease_owner",
         "updated_at",
+        # What WhatsApp said after the sends.
+        "skipped",
+        "delivered",
+        "read",
+        "replied",
+        "unconfirmed",
         # For the times and the estimate (pacing.Estimate).
         "created_at",
         "started_at",
@@ -802,6 +808,10 @@ class Store:
         "typing",
         "break_every",
         "break_seconds",
+        # Whether its messages take pre-generated ids (runner.ids.takes_ids): a resume
+        # asks for its first one while the campaign is read again.
+        "image_path",
+        "image_sha256",
     )
 
     def campaign_page(

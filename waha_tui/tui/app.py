@@ -361,7 +361,8 @@ class WahaTuiApp(App[None]):
 
     async def _resume(self, campaign_id: int) -> None:
         try:
-            run = await self.service.resume(campaign_id, spawn=self.spawn_runner)
+            row = self.main.campaigns.get(campaign_id)
+            run = await self.service.resume(campaign_id, spawn=self.spawn_runner, seen=row)
         except UserError as exc:
             self.resuming.discard(campaign_id)  # still Paused: r is offered again
             self.notify(

@@ -86,13 +86,18 @@ CAMPAIGNS = [
     Column("eta", "ETA", 7, 1),  # what is left takes ~this long (pacing.Estimate)
     Column("due", "Next in", 7, 1),  # counting down to the next message
     Column("failed", "Failed", 6, 2),
-    Column("rate", "Rate", 8, 4),  # messages a minute
-    Column("session", "Session", 10, 5),
-    Column("started", "Started", 11, 6, extra=True),
-    Column("ended", "Ended", 11, 7, extra=True),
-    Column("scheduled", "Scheduled", 11, 8, extra=True),
-    Column("next", "Next #", 6, 9, extra=True),  # the next recipient's position, 1-based
-    Column("reason", "Reason", 20, 3, grow_to=80),
+    # What WhatsApp said after the sends, as shares of those sent (format.share).
+    Column("delivered", "Dlvd", 4, 3),
+    Column("read", "Read", 4, 4),
+    Column("replied", "Repl", 4, 5),
+    Column("rate", "Rate", 8, 7),  # messages a minute
+    Column("session", "Session", 10, 8),
+    Column("started", "Started", 11, 9, extra=True),
+    Column("ended", "Ended", 11, 10, extra=True),
+    Column("scheduled", "Scheduled", 11, 11, extra=True),
+    Column("next", "Next #", 6, 12, extra=True),  # the next recipient's position, 1-based
+    # Shown whole under the table for the highlighted campaign: the funnel comes first.
+    Column("reason", "Reason", 20, 6, grow_to=80),
 ]
 
 # At 80 columns: position, phone, name, status, sent time and the start of the error (the
@@ -103,8 +108,9 @@ RECIPIENTS = [
     Column("name", "Name", 10, 0, grow_to=24),
     Column("status", "Status", 7, 0),
     Column("sent", "Sent", 11, 0),  # format.sent_time: 11 cells at most
-    Column("message_id", "WAHA message id", 16, 2, grow_to=40),
-    Column("error", "Error", 16, 1, grow_to=200),
+    Column("ack", "Ack", 7, 1),  # format.ack_cell: ✓, ✓✓, ✓✓ read, replied
+    Column("message_id", "WAHA message id", 16, 3, grow_to=40),
+    Column("error", "Error", 16, 2, grow_to=200),
 ]
 
 

@@ -13,6 +13,7 @@ from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
 from waha_tui.pacing import Estimate, Pacing
 from waha_tui.printable import printable
 from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus
+from waha_tui.waha.envelope import Ack
 
 S = CampaignStatus
 RS = RecipientStatus
@@ -156,6 +157,9 @@ def campaign_cells(c: Campaign, now: datetime | None = None) -> dict[str, object
         "status": status_cell(c.status),
         "progress": progress_compact(c),
         "failed": Text(str(c.failed), style="red" if c.failed else ""),
+        "delivered": share(c.delivered, c.sent),
+        "read": share(c.read, c.sent),
+        "replied": share(c.replied, c.sent, style="bold"),
         "eta": eta_cell(c, now),
         "due": due_cell(c, now),
         "rate": rate_cell(c),
@@ -276,6 +280,83 @@ def rate_cell(c: Any) -> Text:
     return Text(per_minute(rate), style="" if c.status == S.RUNNING else "dim")
 
 
+# -- what WhatsApp said after the sends -------------------------------------------------
+
+# WhatsApp's ticks, and a word where a tick says nothing without colour.
+ACK_LOOK: dict[int, tuple[str, str]] = {
+    Ack.ERROR: ("error", "red"),
+    Ack.PENDING: ("pending", "dim"),
+    Ack.SERVER: ("✓", ""),
+    Ack.DEVICE: ("✓✓", ""),
+    Ack.READ: ("✓✓ read", "cyan"),
+    Ack.PLAYED: ("✓✓ read", "cyan"),
+}
+
+
+def share(n: int, of: int, style: str = "") -> Text:
+    """n as a whole percentage of `of` (the sent), in 4 cells: "92%", "100%", "-"."""
+    if of <= 0:
+        return Text("-", style="dim")
+    pct = min(round(100 * n / of), 100)
+    if n and not pct:
+        return Text("<1%", style=style)
+    return Text(f"{pct}%", style=style if n else "dim")
+
+
+def ack_cell(r: Recipient) -> Text:
+    """A sent message's fate in 7 cells: the highest ack, "replied", or "unconf." (no
+    SERVER or DEVICE ack in time while the event feed was live)."""
+    if r.replied_at is not None:
+        return Text("replied", style="bold green")
+    if r.unconfirmed:
+        return Text("unconf.", style="yellow")  # the line under the table says it whole
+    if r.ack is None:
+        return Text("")
+    word, style = ACK_LOOK.get(r.ack, (str(r.ack), ""))
+    return Text(word, style=style)
+
+
+def recipient_line(r: Recipient) -> Text:
+    """The highlighted recipient, whole, under its table: its error, or what WhatsApp said
+    after the send and when (the table's cells are cut or only ticks)."""
+    text = Text(f"#{r.position + 1} ", style="bold")
+    if r.error:
+        return text.append_text(shown(r.error, style="red"))
+    said: list[Text] = []
+    fmt = "%m-%d %H:%M:%S"
+    if r.delivered_at is not None:
+        said.append(Text(f"delivered {local_time(r.delivered_at, fmt)}"))
+    elif r.ack == Ack.SERVER:
+        said.append(Text("reached WhatsApp's server, not the phone yet"))
+    if r.read_at is not None:
+        said.append(Text(f"read {local_time(r.read_at, fmt)}", style="cyan"))
+    if r.unconfirmed:
+        said.append(
+            Text("not confirmed: WhatsApp never acknowledged the send in time", style="yellow")
+        )
+    if r.replied_at is not None:
+        reply = Text(f"replied {local_time(r.replied_at, fmt)}: ", style="bold green")
+        said.append(reply.append_text(shown(r.reply_text or "")))
+    if not said:
+        return Text("")
+    return text.append_text(Text(" · ").join(said))
+
+
+FUNNEL_BAR = 10
+
+
+def funnel_cell(n: int, of: int, style: str) -> Text:
+    """One step of the funnel sent -> delivered -> read -> replied: a bar of its share of
+    the sent, the count and the share."""
+    filled = round(FUNNEL_BAR * min(n, of) / of) if of > 0 else 0
+    text = Text("█" * filled, style=style)
+    text.append("░" * (FUNNEL_BAR - filled), style="dim")
+    text.append(f" {n}")
+    if of > 0:
+        text.append(f" {share(n, of).plain}", style="dim")
+    return text
+
+
 def recipient_cells(r: Recipient) -> dict[str, object]:
     """Every cell a recipient's row may show, by column key (tui/columns.py chooses)."""
     return {
@@ -284,6 +365,7 @@ def recipient_cells(r: Recipient) -> dict[str, object]:
         "name": shown(r.name),
         "status": recipient_status_cell(r.status),
         "sent": sent_time(r.sent_at),
+        "ack": ack_cell(r),
         "message_id": shown(r.message_id),
         "error": shown(r.error, style="red" if r.error else ""),
     }

@@ -28,10 +28,12 @@ from waha_tui.tui.format import (
     due_cell,
     eta_cell,
     event_cells,
+    funnel_cell,
     local_time,
     progress_cell,
     rate_cell,
     recipient_cells,
+    recipient_line,
     recipient_status_cell,
     shown,
     status_cell,
@@ -80,12 +82,26 @@ def _counters(c: Campaign) -> Table:
     grid.add_column()
     grid.add_row("Campaign", shown(f"{c.id} {c.name}"), "Status", status_cell(c.status))
     grid.add_row("Session", shown(c.session), "Progress", progress_cell(c))
+    # The funnel, sent -> delivered -> read -> replied, beside what was not sent.
     grid.add_row(
-        "Sent", str(c.sent), "Failed", Text(str(c.failed), style="red" if c.failed else "")
+        "Sent",
+        funnel_cell(c.sent, c.sent, "green"),
+        "Failed",
+        Text(str(c.failed), style="red" if c.failed else ""),
     )
     grid.add_row(
+        "Delivered",
+        funnel_cell(c.delivered, c.sent, "green"),
         "Unknown",
         Text(str(c.unknown), style="magenta" if c.unknown else ""),
+    )
+    skipped = Text(str(c.skipped), style="dim")
+    if c.unconfirmed:
+        skipped.append(f" · {c.unconfirmed} unconf.", style="yellow")
+    grid.add_row("Read", funnel_cell(c.read, c.sent, "cyan"), "Skipped", skipped)
+    grid.add_row(
+        "Replied",
+        funnel_cell(c.replied, c.sent, "bold green"),
         "Next",
         f"{c.next_index + 1} of {c.total}" if c.next_index < c.total else "-",
     )
@@ -252,15 +268,12 @@ class DetailsScreen(CampaignActions, Screen[None]):
 
     @on(DataTable.RowHighlighted, "#recipients")
     def _show_recipient_error(self) -> None:
-        """What went wrong with the highlighted recipient, whole: its column is cut."""
+        """What went wrong with the highlighted recipient, or what WhatsApp said after its
+        send, whole: its columns are cut."""
         if not self.history_shown:  # else the line under the table is the event's
             key = self.query_one("#recipients", KeyedTable).current_key
             r = self._recipients.get(key) if key is not None else None
-            text = Text()
-            if r is not None and r.error:
-                text.append(f"#{r.position + 1} ", style="bold")
-                text.append_text(shown(r.error, style="red"))
-            self._show_under(text)
+            self._show_under(recipient_line(r) if r is not None else Text())
         if self.following != self._offered_follow:  # `n`: only away from the followed row
             self._offered_follow = self.following
             self.refresh_bindings()

@@ -327,10 +327,7 @@ async def test_acks_find_what_the_runner_sent_in_every_engine_shape(
         finally:
             await client.aclose()
         assert store.get_campaign(cid).sent == 3
-        acks = [
-            ack(f"true_{m.chat_id}_{bare(m.id)}", 2)
-            for m in sim_server.state.sent()[before:]
-        ]
+        acks = [ack(f"true_{m.chat_id}_{bare(m.id)}", 2) for m in sim_server.state.sent()[before:]]
         delivery.apply(store, acks)
         assert store.get_campaign(cid).delivered == 3, engine
         assert all(r.ack == 2 for r in rows(store, cid)), engine

@@ -1718,7 +1718,7 @@ class Store:
             .limit(limit)
         )
         with self.read() as conn:
-            return [OptOut.model_construct(**r._mapping) for r in conn.execute(query)]
+            return [OptOut.model_validate(dict(r._mapping)) for r in conn.execute(query)]
 
     def count_optouts(self, search: str = "") -> int:
         with self.read() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from engine_helpers import (
@@ -153,7 +154,7 @@ def test_cli_retry(db_target: str, sim_server: SimulatorServer) -> None:
     base = ["--db", str(db), "--waha-url", sim_server.url, "campaign"]
     none = runner.invoke(cli.app, [*base, "retry", str(cid)])
     assert none.exit_code == 1
-    assert "--unknown, --failed or both" in none.output
+    assert "--unknown, --failed, --unconfirmed or several" in none.output
     ok = runner.invoke(cli.app, [*base, "retry", str(cid), "--unknown"])
     assert ok.exit_code == 0, ok.output
     assert "1 recipient queued for retry" in ok.output
@@ -195,3 +196,112 @@ async def test_details_u_asks_then_queues_unknown_recipients(rig: Rig) -> None:
     camp = rig.store.get_campaign(cid)
     assert (camp.unknown, camp.next_index) == (0, 2)
     assert rig.sim.state.sent() == []  # queued, not sent: the operator resumes with r
+
+
+# -- unconfirmed: sent, but WhatsApp never said so (delivery.flag_unconfirmed) ------------
+
+
+async def _sent_and_unconfirmed(store: Store, client: WahaClient, n: int, **fields: Any) -> int:
+    """A campaign really sent to the simulator, then flagged: no ack came in time."""
+    from datetime import timedelta
+
+    from waha_tui import delivery
+    from waha_tui.models import utcnow
+
+    cid = make_campaign(store, n, **fields)
+    await run_to_end(store, client, cid)
+    flagged = delivery.flag_unconfirmed(
+        store,
+        live_since=utcnow() - timedelta(hours=1),
+        sessions_with_acks={"default"},
+        now=utcnow() + timedelta(minutes=2),
+    )
+    assert flagged == n
+    return cid
+
+
+async def test_retry_unconfirmed_with_ids_resends_them_deduped_without_asking(
+    store: Store, client: WahaClient, sim_server: SimulatorServer
+) -> None:
+    cid = await _sent_and_unconfirmed(store, client, 3)
+    first_ids = [r.wa_id for r in store.recipients(cid)]
+    assert all(first_ids)
+    service = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))
+    plan = await service.plan_unconfirmed_retry(cid)
+    assert (plan.count, plan.deduped, plan.question) == (3, True, None)
+    assert await service.retry(cid, unknown=False, failed=False, unconfirmed=True) == 3
+    camp = store.get_campaign(cid)
+    assert (camp.status, camp.sent, camp.unconfirmed, camp.next_index) == (S.PAUSED, 0, 0, 0)
+    queued = store.recipients(cid)
+    assert [r.status for r in queued] == [RS.PENDING] * 3
+    assert [r.message_id for r in queued] == first_ids  # each goes again with its own id
+    assert not any(r.unconfirmed for r in queued)
+    truth(store, cid)
+    await service.resume(cid)
+    await service.pool.wait(cid)
+    assert store.get_campaign(cid).status == S.COMPLETED
+    assert len(sim_server.state.sent()) == 3  # WhatsApp (the simulator) kept each once
+    truth(store, cid)
+
+
+async def test_retry_unconfirmed_without_ids_needs_the_operators_yes(
+    store: Store, client: WahaClient, sim_server: SimulatorServer
+) -> None:
+    from waha_tui.service import NeedsConfirmation
+
+    sim_server.state.message_ids = False  # WAHA before 2026.4.3
+    cid = await _sent_and_unconfirmed(store, client, 2)
+    service = CampaignService(store, client)
+    plan = await service.plan_unconfirmed_retry(cid)
+    assert (plan.count, plan.deduped) == (2, False)
+    assert plan.question is not None and "twice" in plan.question
+    before = snapshot(store)
+    with pytest.raises(NeedsConfirmation, match="may arrive twice"):
+        await service.retry(cid, unknown=False, failed=False, unconfirmed=True)
+    assert snapshot(store) == before
+    assert await service.retry(cid, unknown=False, failed=False, unconfirmed=True, confirmed=True)
+    assert [(r.status, r.message_id) for r in store.recipients(cid)] == [(RS.PENDING, None)] * 2
+    assert "may arrive twice" in (store.events(cid)[-1].detail or "")
+
+
+async def test_retry_unconfirmed_of_an_image_campaign_is_never_deduped(
+    store: Store, client: WahaClient
+) -> None:
+    from engine_helpers import force
+
+    service = CampaignService(store, client)
+    text, image = make_campaign(store, 1), make_campaign(store, 1)
+    force(store, image, image_sha256="x" * 64)  # sendImage takes no id: no dedupe
+    for cid in (text, image):
+        force(store, cid, status=S.COMPLETED, sent=1, unconfirmed=1, next_index=1)
+    assert (await service.plan_unconfirmed_retry(text)).deduped is True
+    assert (await service.plan_unconfirmed_retry(image)).deduped is False
+
+
+def test_cli_retry_unconfirmed_asks_or_refuses_without_a_terminal(
+    db_target: str, sim_server: SimulatorServer
+) -> None:
+    from engine_helpers import force, force_recipient
+
+    sim_server.state.message_ids = False
+    store = Store(db_target)
+    cid = make_campaign(store, 2)
+    for i in range(2):
+        force_recipient(store, cid, i, status=RS.SENT, message_id=f"M{i}", wa_id=f"M{i}")
+    force_recipient(store, cid, 1, unconfirmed=True)
+    force(store, cid, status=S.COMPLETED, sent=2, unconfirmed=1, next_index=2)
+    store.close()
+    runner = CliRunner()
+    base = ["--db", db_target, "--waha-url", sim_server.url, "campaign", "retry", str(cid)]
+    refused = runner.invoke(cli.app, [*base, "--unconfirmed"])  # CliRunner: no terminal
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1 and "give --yes" in refused.stderr
+    ok = runner.invoke(cli.app, [*base, "--unconfirmed", "--yes"])
+    assert ok.exit_code == 0, ok.output
+    assert "1 recipient queued for retry" in ok.stdout
+    store = Store(db_target)
+    try:
+        assert [r.status for r in store.recipients(cid)] == [RS.SENT, RS.PENDING]
+        assert store.get_campaign(cid).unconfirmed == 0
+    finally:
+        store.close()

@@ -18,7 +18,7 @@ from waha_tui import logs
 from waha_tui.config import Settings
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.history import by
-from waha_tui.models import MAX_ID, Campaign, CampaignEventRow, Recipient
+from waha_tui.models import MAX_ID, Campaign, CampaignEventRow, OptOut, Recipient
 from waha_tui.printable import printable
 from waha_tui.secret import redact, url_password
 from waha_tui.status import CampaignStatus
@@ -52,6 +52,10 @@ campaign_app = typer.Typer(
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(template_app, name="template")
 app.add_typer(campaign_app, name="campaign")
+optout_app = typer.Typer(
+    help="The opt-out list: numbers never messaged again, by any campaign.", no_args_is_help=True
+)
+app.add_typer(optout_app, name="optout")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -414,8 +418,10 @@ def campaign_create(
             help="If its runner dies, resume it on any runner instead of pausing it.",
         ),
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Create a campaign; prints its id as the last line."""
+    """Create a campaign; prints its id as the last line (--json: the campaign, and how
+    many opted-out numbers were left out). Numbers on the opt-out list are left out."""
     from waha_tui.service import CampaignDraft
 
     draft = CampaignDraft(
@@ -435,10 +441,15 @@ def campaign_create(
     )
 
     async def go(service: CampaignService) -> None:
-        cid = await service.create_campaign(draft)
+        created = await service.create(draft)
+        cid = created.campaign_id
         camp = await service.campaign(cid)
+        if as_json:
+            _print_json({**campaign_dict(camp), "opted_out_left_out": created.opted_out})
+            return
+        left_out = f" ({created.left_out})" if created.left_out else ""
         say(
-            f"campaign '{camp.name}': {camp.total} recipients, Scheduled for "
+            f"campaign '{camp.name}': {camp.total} recipients{left_out}, Scheduled for "
             f"{_local(camp.scheduled_at)} on session '{camp.session}'",
             err=True,
         )
@@ -669,12 +680,42 @@ def campaign_retry(
         bool, typer.Option("--unknown", help="Re-send recipients whose delivery is unknown.")
     ] = False,
     failed: Annotated[bool, typer.Option("--failed", help="Re-send failed recipients.")] = False,
+    unconfirmed: Annotated[
+        bool,
+        typer.Option(
+            "--unconfirmed",
+            help="Re-send sent messages WhatsApp never confirmed (asks first when the "
+            "repeats could arrive twice).",
+        ),
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Do not ask (needed when stdin is not a terminal)."),
+    ] = False,
 ) -> None:
-    """Queue unknown or failed recipients again; the campaign is left Paused to resume."""
+    """Queue unknown, failed or unconfirmed recipients again; the campaign is left Paused
+    to resume."""
     cid = _campaign_id(campaign_id)
 
     async def go(service: CampaignService) -> None:
-        count = await service.retry(cid, unknown=unknown, failed=failed)
+        confirmed = yes
+        if unconfirmed and not yes:
+            plan = await service.plan_unconfirmed_retry(cid)
+            if plan.count and plan.question is not None:
+                if not sys.stdin.isatty():
+                    fail(
+                        f"campaign retry --unconfirmed asks first (the repeats may arrive "
+                        f"twice) and stdin is not a terminal: give --yes to queue campaign "
+                        f"{cid}'s {plan.count} unconfirmed recipients anyway",
+                        2,
+                    )
+                if not typer.confirm(printable(plan.question), default=False, err=True):
+                    say(f"campaign {cid}: nothing queued", err=True)
+                    raise typer.Exit(1)
+                confirmed = True
+        count = await service.retry(
+            cid, unknown=unknown, failed=failed, unconfirmed=unconfirmed, confirmed=confirmed
+        )
         say(
             f"campaign {cid}: {count} recipient{'s' if count != 1 else ''} queued for retry; "
             f"send them with `waha-tui campaign resume {cid}`"
@@ -833,6 +874,155 @@ def campaign_edit(
     async def go(service: CampaignService) -> None:
         edited = await service.edit_campaign(cid, name=name, at=at, delay=delay, session=session)
         say(f"campaign {cid}: {'; '.join(edited.changes) or 'nothing changed'}")
+
+    _with_service(ctx, go)
+
+
+# -- the opt-out list --------------------------------------------------------------------
+
+CountryOpt = Annotated[
+    str | None,
+    typer.Option("--country", help="Country (e.g. DE) for a national number."),
+]
+
+
+def optout_dict(o: OptOut) -> dict[str, Any]:
+    return {
+        "phone": o.phone,
+        "added_at": _iso(o.added_at),
+        "source": o.source,
+        "reason": o.reason,
+        "campaign_id": o.campaign_id,
+    }
+
+
+@optout_app.command("add")
+def optout_add(
+    ctx: typer.Context,
+    phone: Annotated[str, typer.Argument(help="The number, international or with --country.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, in your words.")] = None,
+    country: CountryOpt = None,
+) -> None:
+    """Add a number to the opt-out list: no campaign messages it again."""
+
+    async def go(service: CampaignService) -> None:
+        number, added = await service.optouts.add(phone, reason=reason, country=country)
+        if added:
+            say(f"{number} added to the opt-out list")
+        else:
+            say(f"{number} was on the opt-out list already")
+
+    _with_service(ctx, go)
+
+
+@optout_app.command("remove")
+def optout_remove(
+    ctx: typer.Context,
+    phone: Annotated[str, typer.Argument(help="The number, international or with --country.")],
+    country: CountryOpt = None,
+) -> None:
+    """Take a number off the opt-out list (campaigns may message it again)."""
+
+    async def go(service: CampaignService) -> None:
+        number = await service.optouts.remove(phone, country=country)
+        say(f"{number} removed from the opt-out list")
+
+    _with_service(ctx, go)
+
+
+OPTOUT_PAGE = 1000
+
+
+@optout_app.command("list")
+def optout_list(
+    ctx: typer.Context,
+    search: Annotated[
+        str, typer.Option("--search", help="Only numbers containing these digits.")
+    ] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the opt-out list, the newest first."""
+
+    async def go(service: CampaignService) -> None:
+        items, count = await service.optouts.page(search, limit=OPTOUT_PAGE)
+        while len(items) < count:  # a page at a time: the list may be long
+            more, _ = await service.optouts.page(search, offset=len(items), limit=OPTOUT_PAGE)
+            if not more:
+                break
+            items += more
+        if as_json:
+            _print_json([optout_dict(o) for o in items])
+            return
+        if sys.stdout.isatty() and not items:
+            say("no number matches" if search else "the opt-out list is empty")
+        for o in items:
+            campaign = f"campaign {o.campaign_id}" if o.campaign_id is not None else "-"
+            say(row(o.phone, _local(o.added_at), o.source, campaign, o.reason or ""))
+
+    _with_service(ctx, go)
+
+
+@optout_app.command("import")
+def optout_import(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="CSV file with a header row and a phone column.")],
+    country: CountryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add every number of a CSV file's phone column (an optional reason column is kept);
+    a bad line refuses the whole file."""
+
+    async def go(service: CampaignService) -> None:
+        result = await service.optouts.import_file(file, country=country)
+        if as_json:
+            _print_json(
+                {
+                    "added": result.added,
+                    "already": result.already,
+                    "duplicates": [
+                        {"phone": phone, "lines": lines} for phone, lines in result.duplicates
+                    ],
+                }
+            )
+            return
+        for phone, lines in result.duplicates:
+            say(f"duplicate {phone} on lines {', '.join(map(str, lines))}: kept once", err=True)
+        already = f" ({result.already} were on it already)" if result.already else ""
+        say(f"added {_count(result.added, 'number')} to the opt-out list{already}")
+
+    _with_service(ctx, go)
+
+
+@optout_app.command("keywords")
+def optout_keywords(
+    ctx: typer.Context,
+    set_: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            help='The replies that opt out, comma-separated: "STOP,BAJA,...". Case, accents '
+            "and surrounding punctuation do not matter; the whole reply must be one.",
+        ),
+    ] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Back to the built-in list.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show (or set) the keywords that put a replying number on the opt-out list."""
+    if set_ is not None and reset:
+        fail("give --set or --reset, not both", 2)
+
+    async def go(service: CampaignService) -> None:
+        if set_ is not None:
+            words = await service.optouts.set_keywords(set_)
+        elif reset:
+            words = await service.optouts.reset_keywords()
+        else:
+            words = await service.optouts.keywords()
+        if as_json:
+            _print_json({"keywords": words.words, "default": words.default})
+            return
+        which = "built-in" if words.default else "set for this database"
+        say(f"opt-out keywords ({which}): {', '.join(words.words)}")
 
     _with_service(ctx, go)
 

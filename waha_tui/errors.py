@@ -30,6 +30,10 @@ FIELD_NAMES: dict[str, FieldName] = {
     "session": FieldName("--session", "Session"),
     "at": FieldName("--at", "Start"),
     "delay": FieldName("--delay", "Delay"),
+    "phone": FieldName("PHONE", "Phone number"),
+    "search": FieldName("--search", "Search"),
+    "keywords": FieldName("--set", "Keywords"),
+    "path": FieldName("FILE", "CSV file"),
 }
 Reader = Literal["flag", "label"]
 # A field named inside a message, between two of these: our code writes them (ref), and

@@ -115,3 +115,10 @@ def _national_to_international(raw: str, number: str, region: str) -> str:
 def chat_id_for(phone: str) -> str:
     """The WAHA chat id of a personal chat, "<digits>@c.us"."""
     return f"{normalise_phone(phone)}@c.us"
+
+
+def masked(number: str) -> str:
+    """A number (or any id) as a log line shows it: its last four characters only, so a
+    log read by others never holds whom a campaign reached ("…4567")."""
+    text = number.strip()
+    return "…" + text[-4:] if len(text) > 4 else "…"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +17,11 @@ from waha_tui.csv_import import ImportResult, parse_contacts
 from waha_tui.errors import FieldError, InvalidInput, UserError, ref
 from waha_tui.history import Entry, Kind
 from waha_tui.media import Media, load_image
-from waha_tui.models import Campaign, CampaignEventRow, Recipient, Template, utcnow
+from waha_tui.models import Campaign, CampaignEventRow, OptOut, Recipient, Template, utcnow
+from waha_tui.optout import DEFAULT_KEYWORDS
+from waha_tui.optout import checked as checked_keywords
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
-from waha_tui.phones import chat_id_for, check_country
+from waha_tui.phones import chat_id_for, check_country, normalise_phone
 from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.runner.ids import IdSupply, takes_ids
@@ -33,7 +35,15 @@ from waha_tui.status import (
     can_resume,
     described,
 )
-from waha_tui.store import CampaignPage, ListInfo, NewRecipient, NotFound, Store, StoreError
+from waha_tui.store import (
+    CampaignPage,
+    ListInfo,
+    NewRecipient,
+    NotFound,
+    OptOutEntry,
+    Store,
+    StoreError,
+)
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
 from waha_tui.waha.errors import CHECK_API_KEY
 
@@ -77,8 +87,62 @@ class CampaignPlan:
     """A checked draft: the campaign and its recipients, not written yet."""
 
     campaign: Campaign
-    recipients: list[NewRecipient]
+    recipients: list[NewRecipient]  # without the opted-out numbers
     image: Media | None = None  # its bytes, checked; stored with the campaign
+    opted_out: int = 0  # numbers of the list or file left out: on the opt-out list
+
+
+@dataclass(frozen=True)
+class Created:
+    campaign_id: int
+    opted_out: int  # numbers left out: on the opt-out list
+
+    @property
+    def left_out(self) -> str | None:
+        """ "3 opted-out numbers left out", or None."""
+        if not self.opted_out:
+            return None
+        n = self.opted_out
+        return f"{n} opted-out number{'' if n == 1 else 's'} left out"
+
+
+@dataclass(frozen=True)
+class UnconfirmedRetry:
+    """What `retry --unconfirmed` would do: how many, and whether WhatsApp dedupes the
+    repeats (the session takes pre-generated ids and the campaign sends text: each goes
+    again with its own id). When it does not, `question` is what to ask the operator."""
+
+    campaign_id: int
+    count: int
+    deduped: bool
+
+    @property
+    def question(self) -> str | None:
+        if self.deduped:
+            return None
+        n = self.count
+        return (
+            f"Send {n} unconfirmed message{'' if n == 1 else 's'} of campaign "
+            f"{self.campaign_id} again? WhatsApp cannot tell the repeats from the first "
+            "sends here, so a recipient whose first message did arrive gets it twice."
+        )
+
+
+class NeedsConfirmation(UserError):
+    """A retry whose repeats may arrive twice, asked without the operator's yes."""
+
+
+@dataclass(frozen=True)
+class OptOutImport:
+    added: int  # numbers new on the list
+    already: int  # numbers of the file that were on it before
+    duplicates: list[tuple[str, list[int]]]  # (number, its lines in the file): kept once
+
+
+@dataclass(frozen=True)
+class Keywords:
+    words: list[str]
+    default: bool  # the built-in list (none stored)
 
 
 @dataclass(frozen=True)
@@ -187,6 +251,7 @@ class CampaignService:
         self.client = client
         self.pool = pool or RunnerPool(store, client)
         self.session_service = SessionService(client)  # the sessions screen's (w)
+        self.optouts = OptOutService(store)
         self.delete_batch = DELETE_BATCH
         self.delete_rest = DELETE_REST
 
@@ -298,11 +363,16 @@ class CampaignService:
     # -- campaigns ---------------------------------------------------------------------
 
     async def create_campaign(self, draft: CampaignDraft) -> int:
+        return (await self.create(draft)).campaign_id
+
+    async def create(self, draft: CampaignDraft) -> Created:
+        """create_campaign, and what it left out (`Created.left_out`: say it)."""
         return await self._db(self._create_campaign, draft)
 
-    def _create_campaign(self, draft: CampaignDraft) -> int:
+    def _create_campaign(self, draft: CampaignDraft) -> Created:
         plan = self._plan_campaign(draft)
-        return self.store.create_campaign(plan.campaign, plan.recipients, plan.image)
+        cid = self.store.create_campaign(plan.campaign, plan.recipients, plan.image)
+        return Created(cid, plan.opted_out)
 
     async def plan_campaign(self, draft: CampaignDraft) -> CampaignPlan:
         """Every check of create_campaign, and what it would write, without writing it.
@@ -374,6 +444,17 @@ class CampaignService:
                     checks.add(text_field, unknown)
                 elif empty := _empty_values(text, source or "", recipients):
                     checks.add(field, empty)
+        opted_out = 0
+        if recipients:
+            # Never messaged again, whichever list they come back in. Positions stay
+            # dense: the store numbers what it is given.
+            blocked = self.store.opted_out(r.phone for r in recipients)
+            if blocked:
+                kept = [r for r in recipients if r.phone not in blocked]
+                opted_out = len(recipients) - len(kept)
+                if not kept:
+                    checks.add(field, f"all {opted_out} numbers are on the opt-out list")
+                recipients = kept or None
         if recipients is not None and not recipients:
             checks.add(field, "the campaign has no recipients")
         checks.done()
@@ -398,7 +479,7 @@ class CampaignService:
             max_consecutive_failures=draft.max_consecutive_failures,
             auto_resume=draft.auto_resume,
         )
-        return CampaignPlan(campaign, recipients, image)
+        return CampaignPlan(campaign, recipients, image, opted_out)
 
     async def campaigns(self) -> list[Campaign]:
         return await self._db(self.store.list_campaigns)
@@ -774,12 +855,59 @@ class CampaignService:
     ) -> CampaignRun:
         return await self.pool.start(campaign_id, spawn)
 
-    async def retry(self, campaign_id: int, *, unknown: bool, failed: bool) -> int:
-        """Queue unknown and/or failed recipients again; the campaign is left Paused."""
-        if not unknown and not failed:
-            raise UserError("say what to retry: --unknown, --failed or both")
+    async def retry(
+        self,
+        campaign_id: int,
+        *,
+        unknown: bool,
+        failed: bool,
+        unconfirmed: bool = False,
+        confirmed: bool = False,
+    ) -> int:
+        """Queue unknown, failed and/or unconfirmed recipients again; the campaign is left
+        Paused. Unconfirmed ones whose repeats WhatsApp would not dedupe
+        (`plan_unconfirmed_retry`) need `confirmed`: NeedsConfirmation otherwise."""
+        if not unknown and not failed and not unconfirmed:
+            raise UserError("say what to retry: --unknown, --failed, --unconfirmed or several")
         wanted = [RecipientStatus.UNKNOWN] * unknown + [RecipientStatus.FAILED] * failed
-        return await self._db(self.store.retry_recipients, campaign_id, wanted)
+        keep_ids = True
+        if unconfirmed:
+            plan = await self.plan_unconfirmed_retry(campaign_id)
+            if plan.question is not None and not confirmed and plan.count:
+                raise NeedsConfirmation(
+                    f"campaign {campaign_id}: {plan.count} unconfirmed recipients would be sent "
+                    "as new messages, which may arrive twice: confirm first"
+                )
+            keep_ids = plan.deduped
+        return await self._db(
+            self.store.retry_recipients,
+            campaign_id,
+            wanted,
+            unconfirmed=unconfirmed,
+            keep_ids=keep_ids,
+        )
+
+    async def plan_unconfirmed_retry(self, campaign_id: int) -> UnconfirmedRetry:
+        """What `retry(unconfirmed=True)` would do, for the CLI and the dashboard to ask
+        the same question: repeats are deduped only when the campaign sends text (an image
+        takes no id) and its session takes pre-generated ids (asked of WAHA once, if this
+        process does not know yet: an older WAHA ignores the id, and WEBJS has none)."""
+        camp = await self._read(self.store.get_campaign, campaign_id)
+        count = camp.unconfirmed
+        deduped = bool(count) and takes_ids(camp) and await self._session_takes_ids(camp.session)
+        return UnconfirmedRetry(campaign_id, count, deduped)
+
+    async def _session_takes_ids(self, session: str) -> bool:
+        known = self.client.message_ids(session)
+        if known is not None:
+            return known
+        try:
+            await self.client.new_message_id(session)  # one unused id: harmless
+        except WahaError:
+            # No such route (before 2026.4.3), WEBJS's 422, or WAHA not answering: not
+            # known to take them, so the operator is asked.
+            return False
+        return True
 
     async def recover_interrupted(self) -> list[int]:
         return await self._db(self.store.recover_interrupted)
@@ -789,6 +917,113 @@ class CampaignService:
 
     def is_finished(self, camp: Campaign) -> bool:
         return camp.status in FINISHED
+
+
+class OptOutService:
+    """The opt-out list (numbers never messaged again) and its keywords, for the CLI and
+    the dashboard. Numbers go through phones.normalise_phone; bad input is InvalidInput."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def add(
+        self, phone: str, *, reason: str | None = None, country: str | None = None
+    ) -> tuple[str, bool]:
+        """The number as the list holds it, and whether it is new there (False: it was on
+        the list already, unchanged). Fields: phone, country."""
+        number = _phone(phone, country)
+        entry = OptOutEntry(number, "hand", (reason or "").strip() or None)
+        return number, bool(await self._db(self.store.add_optouts, [entry]))
+
+    async def remove(self, phone: str, *, country: str | None = None) -> str:
+        """Fields: phone, country. Returns the number removed; NotFound if it was not on
+        the list."""
+        number = _phone(phone, country)
+        if not await self._db(self.store.remove_optout, number):
+            raise NotFound(f"{number} is not on the opt-out list")
+        return number
+
+    async def page(
+        self, search: str = "", *, offset: int = 0, limit: int = 100
+    ) -> tuple[list[OptOut], int]:
+        """A page of the list (newest first) and how many match; `search`: a part of the
+        number. Field: search."""
+        if search.strip() and not any(ch.isdecimal() for ch in search):
+            raise InvalidInput([FieldError("search", f"{ref('search')} {search!r} holds no digit")])
+        return await self._db(self._page, search, offset, limit)
+
+    def _page(self, search: str, offset: int, limit: int) -> tuple[list[OptOut], int]:
+        return (
+            self.store.optouts(search, offset=offset, limit=limit),
+            self.store.count_optouts(search),
+        )
+
+    async def import_file(self, path: str, *, country: str | None = None) -> OptOutImport:
+        """Every number of a CSV file's phone column added (all or nothing: a bad line
+        refuses the file, naming it and the line), its reason the file and line, or the
+        file's `reason` column. Fields: path, country."""
+        return await self._db(self._import_file, path, country)
+
+    def _import_file(self, path: str, country: str | None) -> OptOutImport:
+        checks = _Checks()
+        region = checks.run("country", lambda: check_country(country)) if country else None
+        result = None
+        if region is not None or not country:
+            result = checks.run("path", lambda: parse_contacts(path, country=region))
+        checks.done()
+        assert result is not None
+        name = Path(path).name
+        entries = [
+            OptOutEntry(
+                c.phone,
+                "import",
+                (c.variables.get("reason") or "").strip() or f"{name} line {c.line}",
+            )
+            for c in result.contacts
+        ]
+        added = self.store.add_optouts(entries)
+        return OptOutImport(len(added), len(entries) - len(added), result.duplicates)
+
+    async def opted_out(self, phones: list[str]) -> set[str]:
+        return await self._db(self.store.opted_out, phones)
+
+    async def keywords(self) -> Keywords:
+        stored = await self._db(self.store.optout_keywords)
+        if stored is None:
+            return Keywords(list(DEFAULT_KEYWORDS), True)
+        return Keywords(stored, False)
+
+    async def set_keywords(self, words: str | Sequence[str]) -> Keywords:
+        """A new list for every host: a comma-separated text or a list. Field: keywords."""
+        # "STOP, BAJA," : an empty piece of a comma-separated text is no keyword.
+        given = (
+            [w for w in words.split(",") if w.strip()] if isinstance(words, str) else list(words)
+        )
+        try:
+            chosen = checked_keywords(given)
+        except UserError as exc:
+            raise InvalidInput([FieldError("keywords", exc.text)]) from None
+        await self._db(self.store.set_optout_keywords, chosen)
+        return Keywords(chosen, False)
+
+    async def reset_keywords(self) -> Keywords:
+        """Back to the built-in list (which later versions of waha-tui may extend)."""
+        await self._db(self.store.set_optout_keywords, None)
+        return Keywords(list(DEFAULT_KEYWORDS), True)
+
+
+def _phone(raw: str, country: str | None) -> str:
+    checks = _Checks()
+    region = checks.run("country", lambda: check_country(country)) if country else None
+    number = None
+    if region is not None or not country:  # a refused country would refuse the number too
+        number = checks.run("phone", lambda: normalise_phone(raw, region))
+    checks.done()
+    assert number is not None
+    return number
 
 
 def _required(what: str, value: str | None) -> str:
@@ -875,15 +1110,21 @@ __all__ = [
     "CampaignPage",
     "CampaignPlan",
     "CampaignService",
+    "Created",
     "Deleted",
     "Edited",
     "FieldError",
     "InvalidInput",
+    "Keywords",
     "ListInfo",
+    "NeedsConfirmation",
     "NewRecipient",
     "NotFound",
+    "OptOutImport",
+    "OptOutService",
     "TemplateCheck",
     "TransitionError",
+    "UnconfirmedRetry",
     "WahaError",
     "check_template",
     "parse_when",

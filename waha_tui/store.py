@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -35,7 +35,7 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlmodel import SQLModel, col
 
-from waha_tui import history
+from waha_tui import history, optout
 from waha_tui.errors import UserError
 from waha_tui.history import Actor, Entry, Kind
 from waha_tui.media import Media
@@ -76,6 +76,7 @@ E = CampaignEventRow.__table__  # type: ignore[attr-defined]
 M = MediaRow.__table__  # type: ignore[attr-defined]
 OPT = OptOut.__table__  # type: ignore[attr-defined]
 S = CampaignStatus
+T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 INTERRUPTED = "interrupted: the process running it stopped"
 # A campaign's settings a clone takes (its recipients come fresh; the rest is new).
@@ -136,6 +137,16 @@ class NewRecipient:
     chat_id: str
     name: str | None
     variables: dict[str, str]
+
+
+@dataclass(frozen=True)
+class OptOutEntry:
+    """A number to add to the opt-out list (models.OptOut)."""
+
+    phone: str  # as phones.normalise_phone gives it
+    source: str  # reply, import, hand
+    reason: str | None = None
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -941,19 +952,33 @@ class Store:
     ) -> Campaign:
         """Move a campaign to `new`, refusing anything the transition table forbids; the
         history records it as `entry` (by default: the new status, and a pause's reason)."""
+        with self.write() as conn:
+            return self.transition_in(conn, campaign_id, new, expect=expect, entry=entry, **fields)
+
+    def transition_in(
+        self,
+        conn: Connection,
+        campaign_id: int,
+        new: CampaignStatus,
+        *,
+        expect: Iterable[str] | None = None,
+        entry: Entry | None = None,
+        **fields: Any,
+    ) -> Campaign:
+        """`transition`, inside a write transaction the caller holds (`write()`), for a
+        change that must commit with other writes (delivery.apply's pause)."""
         if new == S.DELETING:
             raise ValueError("a deletion starts with mark_deleting, never a plain transition")
-        with self.write() as conn:
-            camp = self._locked_campaign(conn, campaign_id)
-            if expect is not None and camp.status not in set(expect):
-                raise TransitionError(campaign_id, camp.status, new)
-            check_transition(campaign_id, camp.status, new)
-            now = utcnow()
-            values = {"status": new, "updated_at": now, **fields}
-            conn.execute(sa.update(C).where(C.c.id == campaign_id).values(**values))
-            entry = entry or Entry(KIND_OF[new], fields.get("pause_reason"))
-            history.record(conn, campaign_id, entry, at=now)
-            return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
+        camp = self._locked_campaign(conn, campaign_id)
+        if expect is not None and camp.status not in set(expect):
+            raise TransitionError(campaign_id, camp.status, new)
+        check_transition(campaign_id, camp.status, new)
+        now = utcnow()
+        values = {"status": new, "updated_at": now, **fields}
+        conn.execute(sa.update(C).where(C.c.id == campaign_id).values(**values))
+        entry = entry or Entry(KIND_OF[new], fields.get("pause_reason"))
+        history.record(conn, campaign_id, entry, at=now)
+        return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
 
     def claim(self, campaign_id: int, owner: str, lease_seconds: float) -> Campaign:
         """Atomically take a Scheduled or Paused campaign and make it Running for `owner`.
@@ -1030,6 +1055,7 @@ class Store:
                 started_at=camp.started_at or now,
                 pause_reason=None,
                 consecutive_failures=0,
+                ack_errors=0,  # the operator resumed: ERROR acks count afresh
                 lease_owner=owner,
                 lease_until=now + timedelta(seconds=lease_seconds),
                 waiting_for=None,
@@ -1283,15 +1309,29 @@ class Store:
                 history.record(conn, campaign_id, _end_entry(ended, pause_reason), at=now)
             return ended
 
-    def retry_recipients(self, campaign_id: int, statuses: Iterable[RecipientStatus]) -> int:
-        """Queue failed or unknown recipients to be sent again; the campaign becomes Paused.
+    def retry_recipients(
+        self,
+        campaign_id: int,
+        statuses: Iterable[RecipientStatus],
+        *,
+        unconfirmed: bool = False,
+        keep_ids: bool = True,
+    ) -> int:
+        """Queue failed or unknown recipients to be sent again, and with `unconfirmed` the
+        sent ones flagged unconfirmed (no SERVER ack in time, delivery.flag_unconfirmed);
+        the campaign becomes Paused.
 
         Counters and next_index move back with them, so they still equal the per-recipient
-        truth. The operator then resumes it as any paused campaign.
+        truth. The operator then resumes it as any paused campaign. An unconfirmed one keeps
+        its WhatsApp id (`wa_id`, the shape WAHA's `id` takes) when `keep_ids`, so the repeat
+        carries it and WhatsApp dedupes; without, it is sent as a new message (the caller
+        asked the operator: it may arrive twice).
         """
         wanted = sorted({RecipientStatus(s) for s in statuses})
-        if not wanted:
-            raise StoreError("choose what to retry: failed or unknown recipients")
+        if not wanted and not unconfirmed:
+            raise StoreError("choose what to retry: failed, unknown or unconfirmed recipients")
+        flagged = sa.and_(R.c.status == RecipientStatus.SENT, R.c.unconfirmed.is_(True))
+        chosen = sa.or_(R.c.status.in_(wanted), flagged) if unconfirmed else R.c.status.in_(wanted)
         with self.write() as conn:
             camp = self._locked_campaign(conn, campaign_id)
             if camp.status not in (S.PAUSED, S.COMPLETED, S.FAILED):
@@ -1299,50 +1339,67 @@ class Store:
                     f"campaign {campaign_id} is {described(camp.status)}: only a Paused, "
                     "Completed or Failed campaign can retry recipients"
                 )
+            # Unconfirmed ones are `sent`: grouped apart, by what they are queued as.
+            group = sa.case((flagged, sa.literal("unconfirmed")), else_=R.c.status)
             rows = conn.execute(
-                sa.select(R.c.status, sa.func.count(), sa.func.min(R.c.position))
-                .where(R.c.campaign_id == campaign_id, R.c.status.in_(wanted))
-                .group_by(R.c.status)
+                sa.select(group, sa.func.count(), sa.func.min(R.c.position))
+                .where(R.c.campaign_id == campaign_id, chosen)
+                .group_by(group)
             ).all()
-            found = {status: (count, first) for status, count, first in rows}
+            found: dict[str, tuple[int, int]] = {
+                str(status): (count, first) for status, count, first in rows
+            }
             total: int = sum(count for count, _ in found.values())
             if not total:
-                names = " or ".join(str(s) for s in wanted)
+                names = " or ".join([str(s) for s in wanted] + ["unconfirmed"] * unconfirmed)
                 raise StoreError(f"campaign {campaign_id} has no {names} recipients to retry")
-            queued = sa.update(R).where(R.c.campaign_id == campaign_id, R.c.status.in_(wanted))
+            queued = sa.update(R).where(R.c.campaign_id == campaign_id, chosen)
             # An unknown recipient may have gone out: it keeps its pre-generated id, so the
             # repeat carries it and WhatsApp dedupes. A failed one surely did not: no id.
+            # An unconfirmed one went out: its own WhatsApp id, if kept (see above).
+            unknown = R.c.status == RecipientStatus.UNKNOWN
+            kept = (flagged, R.c.wa_id) if keep_ids else (flagged, sa.null())
             conn.execute(
                 queued.values(
                     status=RecipientStatus.PENDING,
                     error=None,
                     sent_at=None,
-                    message_id=sa.case(
-                        (R.c.status == RecipientStatus.UNKNOWN, R.c.message_id), else_=None
-                    ),
-                    wa_id=sa.case((R.c.status == RecipientStatus.UNKNOWN, R.c.wa_id), else_=None),
+                    message_id=sa.case((unknown, R.c.message_id), kept, else_=None),
+                    wa_id=sa.case((unknown, R.c.wa_id), kept, else_=None),
+                    # A new message's acks start afresh (a kept id's late acks still count).
+                    ack=sa.case((unknown, R.c.ack), else_=None),
+                    unconfirmed=False,
                 )
             )
             if camp.status != S.PAUSED:
                 check_transition(campaign_id, camp.status, S.PAUSED)
             first = min(first for _, first in found.values())
             now = utcnow()
+
+            def count(what: str) -> int:
+                return found.get(what, (0, 0))[0]
+
             conn.execute(
                 sa.update(C)
                 .where(C.c.id == campaign_id)
                 .values(
                     status=S.PAUSED,
-                    failed=C.c.failed - found.get(RecipientStatus.FAILED, (0, 0))[0],
-                    unknown=C.c.unknown - found.get(RecipientStatus.UNKNOWN, (0, 0))[0],
+                    failed=C.c.failed - count(RecipientStatus.FAILED),
+                    unknown=C.c.unknown - count(RecipientStatus.UNKNOWN),
+                    sent=C.c.sent - count("unconfirmed"),
+                    unconfirmed=C.c.unconfirmed - count("unconfirmed"),
                     next_index=min(camp.next_index, first),
                     consecutive_failures=0,
+                    ack_errors=0,
                     completed_at=None,
                     pause_reason=f"{total} recipient{'s' if total > 1 else ''} queued for "
                     "retry: resume to send",
                     updated_at=now,
                 )
             )
-            counts = ", ".join(f"{count} {status}" for status, (count, _) in sorted(found.items()))
+            counts = ", ".join(f"{n} {status}" for status, (n, _) in sorted(found.items()))
+            if count("unconfirmed") and not keep_ids:
+                counts += " (sent as new messages: they may arrive twice)"
             detail = f"{counts} queued again, from {camp.status}; resume to send"
             history.record(conn, campaign_id, Entry(Kind.RETRIED, detail), at=now)
         return total
@@ -1616,9 +1673,115 @@ class Store:
             ).all()
         return [_campaign(r) for r in rows]
 
+    # -- the opt-out list ----------------------------------------------------------------
+
+    def insert_optouts(
+        self, conn: Connection, entries: Sequence[OptOutEntry], *, now: datetime | None = None
+    ) -> list[str]:
+        """Add numbers to the opt-out list inside the caller's write transaction; a number
+        already there keeps its row (several listeners on several hosts are harmless).
+        Returns the numbers that were new, in the order given."""
+        when = now or utcnow()
+        fresh: list[str] = []
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for e in entries:
+            if e.phone not in seen:  # the first of each number
+                seen.add(e.phone)
+                rows.append(
+                    {
+                        "phone": e.phone,
+                        "added_at": when,
+                        "source": e.source,
+                        "reason": e.reason,
+                        "campaign_id": e.campaign_id,
+                    }
+                )
+        insert = pg_insert(OPT) if conn.dialect.name == "postgresql" else sqlite_insert(OPT)
+        for chunk in chunks(rows, 500):
+            added = conn.execute(
+                insert.values(chunk)
+                .on_conflict_do_nothing(index_elements=["phone"])
+                .returning(OPT.c.phone)
+            ).scalars()
+            fresh += added
+        order = {row["phone"]: i for i, row in enumerate(rows)}
+        return sorted(fresh, key=order.__getitem__)
+
+    def add_optouts(self, entries: Sequence[OptOutEntry]) -> list[str]:
+        """`insert_optouts` in a transaction of its own."""
+        with self.write() as conn:
+            return self.insert_optouts(conn, entries)
+
+    def remove_optout(self, phone: str) -> bool:
+        """Whether the number was on the list."""
+        with self.write() as conn:
+            return bool(conn.execute(sa.delete(OPT).where(OPT.c.phone == phone)).rowcount)
+
+    def optouts(self, search: str = "", *, offset: int = 0, limit: int = 100) -> list[OptOut]:
+        """A page of the list, the newest first; `search`: a part of the number (digits)."""
+        query = (
+            sa.select(OPT)
+            .where(*_optout_matching(search))
+            .order_by(OPT.c.added_at.desc(), OPT.c.phone)
+            .offset(offset)
+            .limit(limit)
+        )
+        with self.read() as conn:
+            return [OptOut.model_validate(dict(r._mapping)) for r in conn.execute(query)]
+
+    def count_optouts(self, search: str = "") -> int:
+        with self.read() as conn:
+            found: int = conn.execute(
+                sa.select(sa.func.count()).select_from(OPT).where(*_optout_matching(search))
+            ).scalar_one()
+            return found
+
+    def opted_out(self, phones: Iterable[str]) -> set[str]:
+        """Which of these numbers (as phones.normalise_phone gives them) are on the list:
+        one indexed look-up per 500 numbers, whatever the list's size."""
+        wanted = sorted(set(phones))
+        out: set[str] = set()
+        if not wanted:
+            return out
+        with self.read() as conn:
+            for chunk in chunks(wanted, 500):
+                out.update(
+                    conn.execute(sa.select(OPT.c.phone).where(OPT.c.phone.in_(chunk))).scalars()
+                )
+        return out
+
+    def optout_keywords(self) -> list[str] | None:
+        """The stored opt-out keywords; None: none stored (optout.DEFAULT_KEYWORDS apply)."""
+        with self.read() as conn:
+            value = conn.execute(
+                sa.select(col(Meta.value)).where(col(Meta.key) == optout.META_KEY)
+            ).scalar()
+        return optout.parse_stored(value)
+
+    def set_optout_keywords(self, keywords: Sequence[str] | None) -> None:
+        """Store the opt-out keywords for every host (None: back to the defaults)."""
+        with self.write() as conn:
+            conn.execute(sa.delete(Meta).where(col(Meta.key) == optout.META_KEY))
+            if keywords is not None:
+                conn.execute(
+                    sa.insert(Meta).values(key=optout.META_KEY, value=optout.dumps(list(keywords)))
+                )
+
 
 def _recipients(count: int) -> str:
     return f"{count:,} recipient{'' if count == 1 else 's'}"
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Bound lists of parameters: SQLite takes at most 32,766 in one statement."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _optout_matching(search: str) -> list[Any]:
+    digits = "".join(ch for ch in search if ch.isdecimal() and ch.isascii())
+    return [OPT.c.phone.contains(digits, autoescape=True)] if digits else []
 
 
 def _utc(value: datetime | None) -> str:

@@ -132,7 +132,11 @@ def counters_true(store: Store, cid: int) -> None:
     camp = store.get_campaign(cid)
     recs = rows(store, cid)
     counts = recipient_counts(store, cid)
-    assert (camp.sent, camp.failed) == (counts.get(RS.SENT, 0), counts.get(RS.FAILED, 0))
+    assert (camp.sent, camp.failed, camp.unknown) == (
+        counts.get(RS.SENT, 0),
+        counts.get(RS.FAILED, 0),
+        counts.get(RS.UNKNOWN, 0),
+    )
     assert camp.delivered == sum(r.delivered_at is not None for r in recs)
     assert camp.read == sum(r.read_at is not None for r in recs)
     assert camp.unconfirmed == sum(bool(r.unconfirmed) for r in recs)
@@ -196,12 +200,13 @@ def test_acks_of_a_campaign_that_ended_still_count(store: Store, status: Campaig
     assert (camp.status, camp.delivered, camp.read) == (status, 1, 1)
 
 
-def test_an_error_ack_fails_only_a_sent_recipient_whatsapp_never_acknowledged(
+def test_an_error_ack_fails_only_a_sent_or_unknown_recipient_whatsapp_never_acknowledged(
     store: Store,
 ) -> None:
     ids = ["E0", "E1", "E2", "E3"]
     cid = sent_campaign(store, ids)
     force_recipient(store, cid, 1, ack=1)  # SERVER seen: the ERROR comes too late
+    # Its send's answer was lost: the ERROR says how it ended.
     force_recipient(store, cid, 2, status=RS.UNKNOWN, sent_at=None)
     force_recipient(store, cid, 3, ack=0)  # PENDING is no acknowledgement
     force(store, cid, sent=3, unknown=1)
@@ -209,15 +214,29 @@ def test_an_error_ack_fails_only_a_sent_recipient_whatsapp_never_acknowledged(
     r0, r1, r2, r3 = rows(store, cid)
     assert (r0.status, r0.error, r0.ack) == (RS.FAILED, delivery.FAILED_BY_WHATSAPP, -1)
     assert (r1.status, r1.ack) == (RS.SENT, 1)
-    assert (r2.status, r2.ack) == (RS.UNKNOWN, None)
+    assert (r2.status, r2.error, r2.ack) == (RS.FAILED, delivery.FAILED_BY_WHATSAPP, -1)
     assert (r3.status, r3.error) == (RS.FAILED, delivery.FAILED_BY_WHATSAPP)
     camp = store.get_campaign(cid)
-    assert (camp.sent, camp.failed, camp.unknown, camp.ack_errors) == (1, 2, 1, 2)
-    assert applied.failed == 2
+    assert (camp.sent, camp.failed, camp.unknown, camp.ack_errors) == (1, 3, 0, 3)
+    assert applied.failed == 3
     counters_true(store, cid)
     before = everything(store)
     delivery.apply(store, [ack(f"true_{chat(i)}_E{i}", -1) for i in range(4)])
     assert everything(store) == before  # the same ERRORs again: not counted twice
+
+
+def test_an_ack_settles_a_recipient_whose_send_was_ambiguous(store: Store) -> None:
+    """`unknown`: WAHA's answer was lost, so nobody knew whether it went. A SERVER ack says
+    it did: sent, and never to be offered for a retry as unknown."""
+    cid = sent_campaign(store, ["U0", "U1"])
+    force_recipient(store, cid, 0, status=RS.UNKNOWN, error="no answer from WAHA", sent_at=None)
+    force(store, cid, sent=1, unknown=1)
+    delivery.apply(store, [ack("U0", 1), ack("U0", 1)])
+    r0, _ = rows(store, cid)
+    assert (r0.status, r0.error, r0.ack) == (RS.SENT, None, 1)
+    camp = store.get_campaign(cid)
+    assert (camp.sent, camp.unknown) == (2, 0)
+    counters_true(store, cid)
 
 
 def test_a_server_ack_after_its_error_makes_the_recipient_sent_again(store: Store) -> None:

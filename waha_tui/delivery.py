@@ -101,6 +101,7 @@ class _Counts:
 
     sent: int = 0
     failed: int = 0
+    unknown: int = 0
     delivered: int = 0
     read: int = 0
     unconfirmed: int = 0
@@ -251,6 +252,12 @@ def _forward(rec: _Rec, event: AckEvent, tally: _Tally) -> bool:
             rec.status, rec.error = RS.SENT, None
             counts.sent += 1
             counts.failed -= 1
+        elif rec.status == RS.UNKNOWN:
+            # Its send's answer was lost (a timeout, a dropped connection), but WhatsApp
+            # has the message: no longer ambiguous, and never to be sent again.
+            rec.status, rec.error = RS.SENT, None
+            counts.sent += 1
+            counts.unknown -= 1
     if level >= Ack.DEVICE and rec.delivered_at is None:
         rec.delivered_at = event.at
         counts.delivered += 1
@@ -263,13 +270,17 @@ def _forward(rec: _Rec, event: AckEvent, tally: _Tally) -> bool:
 
 
 def _error(rec: _Rec, tally: _Tally) -> bool:
-    """ERROR: the send WAHA answered 201 for was refused after all. Only a `sent`
-    recipient that WhatsApp never acknowledged turns failed; anything else ignores it."""
-    if rec.status != RS.SENT or (rec.ack is not None and rec.ack >= Ack.SERVER):
+    """ERROR: the send WAHA answered 201 for was refused after all. Only a `sent` (or
+    `unknown`: its answer was lost) recipient that WhatsApp never acknowledged turns
+    failed; anything else ignores it."""
+    if rec.status not in (RS.SENT, RS.UNKNOWN) or (rec.ack is not None and rec.ack >= Ack.SERVER):
         return False
     counts = tally.counts[rec.campaign_id]
+    if rec.status == RS.SENT:
+        counts.sent -= 1
+    else:
+        counts.unknown -= 1
     rec.status, rec.error, rec.ack = RS.FAILED, FAILED_BY_WHATSAPP, int(Ack.ERROR)
-    counts.sent -= 1
     counts.failed += 1
     counts.streak += 1
     if rec.unconfirmed:  # failed now, not "unconfirmed"
@@ -404,6 +415,7 @@ def _write_counts(store: Store, conn: Connection, tally: _Tally) -> None:
             .values(
                 sent=C.c.sent + n.sent,
                 failed=C.c.failed + n.failed,
+                unknown=C.c.unknown + n.unknown,
                 delivered=C.c.delivered + n.delivered,
                 read=C.c.read + n.read,
                 unconfirmed=C.c.unconfirmed + n.unconfirmed,

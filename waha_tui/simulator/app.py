@@ -686,6 +686,7 @@ class Simulator:
             legacy = self.state.faults.ws_version == "2024.10.8"
             key_header = self.state.faults.ws_key_header
         await websocket.accept()
+        self.events.connections += 1
         if legacy:
             # Core 2024.10.8: no key on the socket; one session (`*`), and only
             # session.status, whatever else was asked for.

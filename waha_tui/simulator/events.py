@@ -109,6 +109,7 @@ class EventHub:
         self._environment = environment
         self._loop: asyncio.AbstractEventLoop | None = None
         self.listeners: set[Listener] = set()
+        self.connections = 0  # /ws handshakes accepted, refused ones too
         self._tasks: set[asyncio.Future[Any]] = set()
         self._rng = random.Random()
         self._seeded: AckPlan | None = None

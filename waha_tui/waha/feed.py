@@ -49,6 +49,9 @@ POLICY_VIOLATION = 1008
 REFUSED_PARAMETERS = 4001
 MAX_FRAME = 16 * 1024 * 1024  # a message event may carry a media's base64
 MAX_REASON = 160  # characters of WAHA's words kept in a state line
+# WAHA accepts every handshake and closes at once what it will not serve (the key, 4001):
+# the socket is live only once it stayed open this long (or brought an event).
+SETTLE = 0.25
 
 
 def _span(seconds: float) -> str:
@@ -114,12 +117,13 @@ class _Outcome:
     unauthorized: bool = False  # refused for the key: worth one try with it in the URL
 
 
-def events_url(base_url: str, key: str | None = None) -> str:
-    """`ws(s)://<host>[/prefix]/ws?session=*&events=*` from WAHA's base URL; with `key`, the
-    `x-api-key` parameter too (a URL that must never be shown)."""
+def events_url(base_url: str, key: str | None = None, events: tuple[str, ...] = ("*",)) -> str:
+    """`ws(s)://<host>[/prefix]/ws?session=*&events=*` from WAHA's base URL (one `events`
+    parameter per name); with `key`, the `x-api-key` parameter too (a URL that must never
+    be shown)."""
     parts = urlsplit(validate_base_url(base_url))
     scheme = "wss" if parts.scheme == "https" else "ws"
-    query = "session=*&events=*"
+    query = "session=*" + "".join(f"&events={quote(e, safe='*')}" for e in events)
     if key:
         query += f"&x-api-key={quote(key, safe='')}"
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", query, ""))
@@ -170,6 +174,7 @@ class EventFeed:
         on_events: Callable[[list[WahaEvent]], None],
         on_state: Callable[[FeedState], None] | None = None,
         key_in_query: bool | None = None,
+        events: tuple[str, ...] = ("*",),
         backoff: Backoff | None = None,
         open_timeout: float = 10.0,
         close_timeout: float = 1.0,
@@ -179,7 +184,9 @@ class EventFeed:
         if key:
             _check_api_key(key)
         self._key: Secret | None = key or None
-        self.url = events_url(base_url)  # without the key: fit to show
+        # Every event by default: WAHA Core 2024.10.8 takes `*` (or session.status) only.
+        self.events = events or ("*",)
+        self.url = events_url(base_url, None, self.events)  # without the key: fit to show
         self._base_url = base_url
         self._on_events = on_events
         self._on_state = on_state
@@ -271,7 +278,7 @@ class EventFeed:
     async def _connect_once(self, in_query: bool) -> tuple[_Outcome, bool]:
         """One connection, until it ends: how it ended, and whether it went live."""
         key = self._key.reveal() if self._key else None
-        url = events_url(self._base_url, key if in_query else None)
+        url = events_url(self._base_url, key if in_query else None, self.events)
         headers = {"X-Api-Key": key} if key else None
         try:
             async with connect(
@@ -282,7 +289,15 @@ class EventFeed:
                 max_size=MAX_FRAME,
                 logger=self._protocol_log,
             ) as ws:
+                try:
+                    first = await asyncio.wait_for(ws.recv(), SETTLE)
+                except TimeoutError:
+                    first = None  # still open: WAHA serves it (it says nothing on its own)
+                except ConnectionClosed as exc:
+                    return self._closed(exc.rcvd), False
                 self._went_live()
+                if first is not None:
+                    self._frame(first)
                 return await self._read(ws), True
         except InvalidStatus as exc:
             status = exc.response.status_code

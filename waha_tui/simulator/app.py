@@ -22,9 +22,11 @@ from urllib.parse import parse_qs
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from waha_tui.simulator.events import EventHub, Listener, unmask
 from waha_tui.simulator.state import (
     CONNECTION_CLOSED,
     ERROR_463,
@@ -32,6 +34,8 @@ from waha_tui.simulator.state import (
     RATE_OVERLIMIT,
     SEND_SHAPES,
     STATUSES,
+    WS_VERSIONS,
+    AckPlan,
     ChatFault,
     SimSession,
     SimState,
@@ -64,6 +68,13 @@ ENGINE_ERROR_FIELDS: dict[str, dict[str, Any]] = {
     CONNECTION_CLOSED: {"data": None, "isBoom": True, "isServer": False, "output": {}},
     RATE_OVERLIMIT: {"data": 429, "isBoom": True, "isServer": True, "output": {}},
 }
+# /ws: WAHA closes a socket it will not serve right after accepting it.
+WS_POLICY_VIOLATION = 1008  # a missing or wrong key: reason "Unauthorized"
+WS_REFUSED = 4001  # Core 2024.10.8: parameters it does not support, reason {"error": ...}
+WS_ONLY_ALL_SESSIONS = "Only connecting to all sessions is allowed for now, use session=*"
+WS_ONLY_SESSION_STATUS = (
+    "Only 'session.status' event is allowed for now, use events=session.status or events=*"
+)
 # nginx's wording for the pages a proxy in front of WAHA answers with.
 PROXY_REASONS = {413: "Request Entity Too Large", 502: "Bad Gateway", 504: "Gateway Time-out"}
 
@@ -252,7 +263,9 @@ class Simulator:
     def __init__(self, state: SimState | None = None) -> None:
         self.state = state or SimState()
         self.started_at = time.time()
-        routes = [
+        self.events = EventHub(self.state, self._environment)
+        routes: list[Route | WebSocketRoute] = [
+            WebSocketRoute("/ws", self.ws_events),
             Route("/ping", self.ping, methods=["GET"]),
             Route("/api/server/version", self.version, methods=["GET"]),
             Route("/api/version", self.version, methods=["GET"]),  # deprecated alias
@@ -277,12 +290,16 @@ class Simulator:
             Route("/_sim/faults", self.sim_faults, methods=["POST"]),
             Route("/_sim/sessions/{session}/status", self.sim_status, methods=["POST"]),
             Route("/_sim/sessions/{session}/scan", self.sim_scan, methods=["POST"]),
+            Route("/_sim/acks", self.sim_acks, methods=["POST"]),
+            Route("/_sim/reply", self.sim_reply, methods=["POST"]),
+            Route("/_sim/ws/close", self.sim_ws_close, methods=["POST"]),
         ]
         self._app = Starlette(routes=routes)
         self._app.add_exception_handler(404, self._route_not_found)
         self._app.add_exception_handler(405, self._route_not_found)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.events.bind(asyncio.get_running_loop())
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
@@ -399,7 +416,11 @@ class Simulator:
                 return _unprocessable(f"Session '{name}' already exists. Use PUT to update it.")
             if self._core_refuses(name):
                 return _unprocessable(CORE_ONLY)
-            self.state.add_session(name, "STOPPED")
+            config = _session_config(body.get("config"))
+            if isinstance(config, Response):
+                return config
+            added = self.state.add_session(name, "STOPPED")
+            added.webhooks, added.metadata = config
             sess = self.state.start(name) if body.get("start", True) else self.state.get(name)
             assert sess is not None
             return _json(session_dto(sess, self.state.engine), 201)
@@ -413,12 +434,18 @@ class Simulator:
     async def update_session(self, request: Request) -> Response:
         """PUT: WAHA stops the session, saves the config, and starts it again if it ran."""
         name = request.path_params["session"]
+        body = await _body(request)
         with self.state.lock:
             if self._core_refuses(name):
                 return _unprocessable(CORE_ONLY)
             sess = self.state.get(name)
             if sess is None:
                 return _session_not_found()
+            if "config" in body:
+                config = _session_config(body["config"])
+                if isinstance(config, Response):
+                    return config
+                sess.webhooks, sess.metadata = config
             if sess.status != "STOPPED":
                 self.state.stop(name)
                 sess = self.state.start(name)
@@ -547,9 +574,11 @@ class Simulator:
                 return self._engine_error(
                     request, faults.fail_next_message, body, faults.fail_next_data
                 )
-            msg, _new = self.state.record(
+            msg, new = self.state.record(
                 name, chat_id, text, kind=kind, message_id=body.get("id") or None, image=image
             )
+            if new:  # WhatsApp acknowledges it whatever becomes of the answer below
+                self.events.schedule_acks(name, msg)
             drop = faults.drop_after_record > 0
             if drop:
                 faults.drop_after_record -= 1
@@ -647,6 +676,97 @@ class Simulator:
             return _unprocessable(NOT_IMPLEMENTED)  # only NOWEB and GOWS pre-generate ids
         return _json({"id": "3EB0" + secrets.token_hex(8).upper()})
 
+    # -- the event socket ----------------------------------------------------------------
+
+    async def ws_events(self, websocket: WebSocket) -> None:
+        """`/ws?session=*&events=...&x-api-key=...`: WAHA accepts every handshake, then
+        closes what it will not serve (WebsocketGatewayCore.handleConnection)."""
+        query = parse_qs(websocket.scope.get("query_string", b"").decode("latin-1"))
+        with self.state.lock:
+            legacy = self.state.faults.ws_version == "2024.10.8"
+            key_header = self.state.faults.ws_key_header
+        await websocket.accept()
+        self.events.connections += 1
+        if legacy:
+            # Core 2024.10.8: no key on the socket; one session (`*`), and only
+            # session.status, whatever else was asked for.
+            session = (query.get("session") or ["*"])[0] or "*"
+            asked = ",".join(query.get("events") or ["*"]).split(",")
+            refusal = None
+            if session != "*":
+                refusal = WS_ONLY_ALL_SESSIONS
+            elif asked not in (["*"], ["session.status"]):
+                refusal = WS_ONLY_SESSION_STATUS
+            if refusal is not None:
+                await websocket.close(WS_REFUSED, json.dumps({"error": refusal}))
+                return
+            listener = Listener("*", {"session.status"}, legacy=True)
+        else:
+            if not self._ws_authorized(websocket, query, key_header):
+                await websocket.close(WS_POLICY_VIOLATION, "Unauthorized")
+                return
+            session = (query.get("session") or ["*"])[0] or "*"
+            asked = [e for value in query.get("events") or ["*"] for e in value.split(",")]
+            listener = Listener(session, unmask(asked), legacy=False)
+        await self._serve(websocket, listener)
+
+    def _ws_authorized(
+        self, websocket: WebSocket, query: dict[str, list[str]], header: bool
+    ) -> bool:
+        """The key from `x-api-key` in the query (any case), as WAHA's WebSocketAuth reads
+        it; from the X-Api-Key header too only with the `key_header` knob."""
+        key = self.state.api_key
+        if not key:
+            return True
+        given = next((v[0] for k, v in query.items() if k.lower() == "x-api-key" and v), None)
+        if given is None and header:
+            given = websocket.headers.get("x-api-key")
+        return given is not None and secrets.compare_digest(given.encode(), key.encode())
+
+    async def _serve(self, websocket: WebSocket, listener: Listener) -> None:
+        hub = self.events
+        hub.listeners.add(listener)
+
+        async def watch() -> None:
+            # The client may close at any time: notice it while waiting for events.
+            try:
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        break
+            except (WebSocketDisconnect, RuntimeError):
+                pass
+            listener.outbox.put_nowait(None)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            while True:
+                item = await listener.outbox.get()
+                if item is None:
+                    break
+                if isinstance(item, tuple):
+                    await websocket.close(*item)
+                    break
+                await websocket.send_text(item)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # gone while we wrote
+        finally:
+            hub.listeners.discard(listener)
+            watcher.cancel()
+
+    def reply(self, session: str, sender: str, body: str) -> dict[str, Any]:
+        """Someone writes to `session` from `sender` (a phone or a chat id, `@lid` too):
+        the `message` event, to every listener and webhook. Returns its payload."""
+        chat_id = _chat_id(sender)
+        sess = self.state.get(session)
+        if sess is None:
+            raise KeyError(session)
+        return self.events.reply(sess, chat_id, body)
+
+    def close_sockets(self, code: int = 1001, reason: str = "Server is shutting down") -> None:
+        """Close every `/ws` socket now, as WAHA does when it shuts down."""
+        self.events.close_sockets(code, reason)
+
     # -- control routes ----------------------------------------------------------------
 
     async def sim_messages(self, request: Request) -> Response:
@@ -668,6 +788,7 @@ class Simulator:
         - timelock {session, until (epoch seconds, null lifts it), type (DEFAULT)};
         - stop_after {session, sends, status (STOPPED), for_seconds};
         - api_key, message_ids;
+        - ws {version: current | 2024.10.8, key_header}: how /ws answers;
         - clear (true: drop every fault first)."""
         body = await _body(request)
         st = self.state
@@ -707,6 +828,58 @@ class Simulator:
         self.state.scan(name)
         return _json({"ok": True})
 
+    async def sim_acks(self, request: Request) -> Response:
+        """The whole AckPlan (keys left out keep their default): server, device, read
+        (seconds after the send), none_share, error_share, read_share, duplicate,
+        out_of_order (0..1), chats {chatId: none|error|server|device|read}, seed."""
+        body = await _body(request)
+        known = set(AckPlan.__dataclass_fields__)
+        unknown = sorted(set(body) - known)
+        if unknown:
+            return _unprocessable(f"invalid acks: unknown keys {', '.join(unknown)}")
+        try:
+            plan = AckPlan(
+                **{k: _non_negative(v, k) for k, v in body.items() if k not in ("chats", "seed")},
+                chats={
+                    (c if "@" in c else f"{c}@c.us"): str(o)
+                    for c, o in dict(body.get("chats") or {}).items()
+                },
+                seed=None if body.get("seed") is None else int(body["seed"]),
+            )
+            self.state.set_acks(plan)
+        except (TypeError, ValueError) as exc:
+            return _unprocessable(f"invalid acks: {_said(exc)}")
+        return _json({"ok": True})
+
+    async def sim_reply(self, request: Request) -> Response:
+        """`{session, from, body}`: an inbound message (the `message` event)."""
+        body = await _body(request)
+        name = str(body.get("session") or "default")
+        sender = str(body.get("from") or "")
+        try:
+            chat_id = _chat_id(sender)
+        except ValueError as exc:
+            return _unprocessable(str(exc))
+        sess = self.state.get(name)
+        if sess is None:
+            return _no_sim_session(name)
+        if sess.status != "WORKING":
+            return _unprocessable(f"session {name!r} is {sess.status}: nothing reaches it")
+        payload = self.events.reply(sess, chat_id, str(body.get("body") or ""))
+        return _json({"ok": True, "id": payload["id"]})
+
+    async def sim_ws_close(self, request: Request) -> Response:
+        """`{code (1001), reason}`: close every open /ws socket."""
+        body = await _body(request)
+        try:
+            code = int(body.get("code") or 1001)
+        except (TypeError, ValueError):
+            return _unprocessable("code must be a WebSocket close code")
+        if not (code in (1000, 1001, 1011, 1012, 1013) or 3000 <= code <= 4999):
+            return _unprocessable("code must be 1000, 1001, 1011-1013 or 3000-4999")
+        self.close_sockets(code, str(body.get("reason") or "Server is shutting down"))
+        return _json({"ok": True})
+
 
 @dataclass
 class _FaultPlan:
@@ -720,6 +893,7 @@ class _FaultPlan:
     proxy: tuple[int, bool, int] | None = None
     timelock: tuple[str, float | None, str] | None = None
     stop: tuple[str, int, str, float | None] | None = None
+    ws: tuple[str | None, bool | None] | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> _FaultPlan:
@@ -786,6 +960,15 @@ class _FaultPlan:
             )
             if plan.stop[2] not in STATUSES:
                 raise ValueError(f"stop_after status must be one of {', '.join(STATUSES)}")
+        ws = body.get("ws")
+        if ws is not None:
+            if not isinstance(ws, dict):
+                raise ValueError("ws must be {version, key_header}")
+            version = ws.get("version")
+            if version is not None and version not in WS_VERSIONS:
+                raise ValueError(f"ws version must be one of {', '.join(WS_VERSIONS)}")
+            header = ws.get("key_header")
+            plan.ws = (version, None if header is None else bool(header))
         return plan
 
     def sessions(self) -> list[str]:
@@ -820,6 +1003,8 @@ class _FaultPlan:
         if self.stop is not None:
             name, sends, stop_status, for_seconds = self.stop
             st.stop_after(name, sends, stop_status, for_seconds=for_seconds)
+        if self.ws is not None:
+            st.ws_behaviour(*self.ws)
 
 
 def _non_negative(value: Any, what: str) -> float:
@@ -838,6 +1023,33 @@ async def _body(request: Request) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _session_config(config: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None] | Response:
+    """config.webhooks and config.metadata of a session create / update."""
+    if config is None:
+        return [], None
+    if not isinstance(config, dict):
+        return _nest_error(400, ["config must be an object"], "Bad Request")
+    hooks = config.get("webhooks") or []
+    if not isinstance(hooks, list) or not all(
+        isinstance(h, dict) and isinstance(h.get("url"), str) and isinstance(h.get("events"), list)
+        for h in hooks
+    ):
+        return _nest_error(400, ["config.webhooks must be a list of {url, events}"], "Bad Request")
+    metadata = config.get("metadata")
+    return [dict(h) for h in hooks], metadata if isinstance(metadata, dict) else None
+
+
+def _chat_id(sender: str) -> str:
+    """A phone (any punctuation) as `<digits>@c.us`; a chat id (`@c.us`, `@lid`) as is."""
+    sender = sender.strip()
+    if "@" in sender:
+        return sender
+    digits = "".join(ch for ch in sender if ch.isdigit())
+    if not digits:
+        raise ValueError("from must be a phone number or a chat id")
+    return f"{digits}@c.us"
 
 
 def create_app(state: SimState | None = None) -> ASGIApp:

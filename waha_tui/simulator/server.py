@@ -22,6 +22,9 @@ def _config(sim: Simulator, host: str, port: int, log_level: str) -> uvicorn.Con
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=1,
+        # WAHA pings every /ws client every 10 s and drops one that stops answering.
+        ws_ping_interval=10.0,
+        ws_ping_timeout=20.0,
         # Its lines go to the process's own logging (logs.py), never a handler of uvicorn's
         # own on the terminal (the demo draws the dashboard there).
         log_config=None,

@@ -6,9 +6,11 @@ goes through a lock.
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,12 @@ TIERS = ("PLUS", "CORE")
 ENGINES = ("NOWEB", "WEBJS")
 SEND_SHAPES = ("noweb", "baileys", "webjs", "empty")
 PROXY_STATUSES = (413, 502, 504)
+# What /ws does: as current WAHA, or as Core 2024.10.8 (only `session=*` with `events=*` or
+# `events=session.status`, anything else closed with 4001; no key; session.status only).
+WS_VERSIONS = ("current", "2024.10.8")
+# How far one sent message gets (AckPlan.chats): no ack at all, ERROR after the 201, or up
+# to SERVER, DEVICE or READ.
+ACK_OUTCOMES = ("none", "error", "server", "device", "read")
 
 
 @dataclass
@@ -29,6 +37,9 @@ class ChatFault:
 
     status: int
     message: str
+
+
+MAX_STATUSES = 10  # the status history a session.status event carries
 
 
 @dataclass
@@ -51,18 +62,33 @@ class SimSession:
     timelock_until: float | None = None
     timelock_type: str = "DEFAULT"
     chats: set[str] = field(default_factory=set)  # chats this account has written to
+    # config.webhooks and config.metadata as given on create / update (PUT).
+    webhooks: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    # WASessionStatusBody.statuses: the last changes, (status, epoch ms).
+    statuses: list[tuple[str, int]] = field(default_factory=list)
+    # Told of every change of status (the simulator's session.status event).
+    on_change: Callable[[SimSession], None] | None = field(default=None, repr=False)
+
+    def set_status(self, status: str) -> None:
+        if status == self.status and self.statuses:
+            return
+        self.status = status
+        self.statuses = [*self.statuses[-(MAX_STATUSES - 1) :], (status, int(time.time() * 1000))]
+        if self.on_change is not None:
+            self.on_change(self)
 
     def settle(self, now: float) -> None:
         if self.recover_at is not None and now >= self.recover_at:
             # The flap is over: the engine reconnected by itself.
             self.recover_at = None
             self.authenticated = True
-            self.status = "WORKING"
             self.starting_until = None
+            self.set_status("WORKING")
         until = self.starting_until
         if self.status == "STARTING" and until is not None and now >= until:
-            self.status = "WORKING" if self.authenticated else "SCAN_QR_CODE"
             self.starting_until = None
+            self.set_status("WORKING" if self.authenticated else "SCAN_QR_CODE")
             if self.status == "SCAN_QR_CODE":
                 self.new_qr()
 
@@ -126,6 +152,45 @@ class Faults:
     proxy_status: int = 0  # a proxy's HTML page answers the next `proxy_count` sends
     proxy_count: int = 0
     proxy_after_record: bool = True
+    ws_version: str = "current"  # WS_VERSIONS
+    ws_key_header: bool = False  # also take the key from the X-Api-Key header (WAHA: no)
+
+
+@dataclass
+class AckPlan:
+    """How the simulator acknowledges each accepted send (`message.ack` events).
+
+    Times are seconds after the send. A message gets no ack at all (`none`), ERROR (`error`,
+    after `server` seconds), or SERVER then DEVICE, then READ for a `read` share of them;
+    `chats` fixes one chat's outcome (ACK_OUTCOMES). `duplicate` is the chance each ack is
+    sent twice, `out_of_order` the chance a message's acks come in reverse order (READ
+    first). `seed` makes the draws repeatable."""
+
+    server: float = 0.2
+    device: float = 0.5
+    read: float = 3.0
+    none_share: float = 0.0
+    error_share: float = 0.0
+    read_share: float = 0.5
+    duplicate: float = 0.0
+    out_of_order: float = 0.0
+    chats: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
+
+    def check(self) -> None:
+        for name in ("server", "device", "read"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a number of seconds >= 0")
+        for name in ("none_share", "error_share", "read_share", "duplicate", "out_of_order"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+        for chat, outcome in self.chats.items():
+            if outcome not in ACK_OUTCOMES:
+                raise ValueError(
+                    f"the outcome for {chat!r} must be one of {', '.join(ACK_OUTCOMES)}"
+                )
 
 
 class SimState:
@@ -158,6 +223,9 @@ class SimState:
         self.messages: list[SentMessage] = []
         self._by_id: dict[str, SentMessage] = {}
         self.faults = Faults()
+        self.acks = AckPlan()
+        # Told of every session's change of status (the simulator's events).
+        self.observers: list[Callable[[SimSession], None]] = []
         self.typing: list[tuple[str, str, str]] = []  # (session, chatId, start|stop)
         self.held = 0  # sends the hang fault holds right now (none of them recorded yet)
         for name, status in (sessions if sessions is not None else {"default": "WORKING"}).items():
@@ -179,10 +247,16 @@ class SimState:
             raise ValueError(f"WAHA Core has only the session 'default', not {name!r}")
         with self._lock:
             sess = SimSession(name=name, status=status, authenticated=status == "WORKING")
+            sess.statuses = [(status, int(time.time() * 1000))]
+            sess.on_change = self._changed
             if status == "SCAN_QR_CODE":
                 sess.new_qr()
             self.sessions[name] = sess
             return sess
+
+    def _changed(self, sess: SimSession) -> None:
+        for observer in list(self.observers):
+            observer(sess)
 
     def get(self, name: str) -> SimSession | None:
         with self._lock:
@@ -195,30 +269,30 @@ class SimState:
         """Disconnect or reconnect a session (WORKING marks it authenticated)."""
         with self._lock:
             sess = self.sessions.get(name) or self.add_session(name, status)
-            sess.status = status
             sess.starting_until = None
             sess.recover_at = None
             if status == "WORKING":
                 sess.authenticated = True
             if status == "SCAN_QR_CODE":
                 sess.new_qr()
+            sess.set_status(status)
 
     def start(self, name: str) -> SimSession:
         with self._lock:
             sess = self.sessions.get(name) or self.add_session(name, "STOPPED")
             sess.settle(time.monotonic())
             if sess.status in ("STOPPED", "FAILED"):
-                sess.status = "STARTING"
                 sess.starting_until = time.monotonic() + self.start_delay
                 sess.recover_at = None
+                sess.set_status("STARTING")
             return sess
 
     def stop(self, name: str) -> SimSession:
         with self._lock:
             sess = self.sessions[name]
-            sess.status = "STOPPED"
             sess.starting_until = None
             sess.recover_at = None
+            sess.set_status("STOPPED")
             return sess
 
     def logout(self, name: str) -> SimSession:
@@ -235,16 +309,18 @@ class SimState:
     def delete(self, name: str) -> None:
         """Stop, log out and forget the session (idempotent, as WAHA's DELETE is)."""
         with self._lock:
-            self.sessions.pop(name, None)
+            sess = self.sessions.pop(name, None)
+            if sess is not None:
+                sess.set_status("STOPPED")
 
     def scan(self, name: str) -> None:
         """What the phone does when it scans the QR code (or enters the pairing code)."""
         with self._lock:
             sess = self.sessions[name]
             sess.authenticated = True
-            sess.status = "WORKING"
             sess.starting_until = None
             sess.recover_at = None
+            sess.set_status("WORKING")
 
     def stop_after(
         self, name: str, sends: int, status: str = "STOPPED", *, for_seconds: float | None = None
@@ -263,12 +339,12 @@ class SimState:
                 sess.stop_after = sends
 
     def _flip(self, sess: SimSession) -> None:
-        sess.status = sess.stop_status
         sess.starting_until = None
         sess.stop_after = None
         if sess.stop_for is not None:
             sess.recover_at = time.monotonic() + sess.stop_for
             sess.stop_for = None
+        sess.set_status(sess.stop_status)
 
     def timelock(
         self, name: str, until_epoch: float | None, enforcement_type: str = "DEFAULT"
@@ -364,6 +440,24 @@ class SimState:
         with self._lock:
             self.api_key = key
 
+    def set_acks(self, plan: AckPlan) -> None:
+        """How accepted sends are acknowledged from now on (see AckPlan); reset() restores
+        the default."""
+        plan.check()
+        with self._lock:
+            self.acks = plan
+
+    def ws_behaviour(self, version: str | None = None, key_header: bool | None = None) -> None:
+        """/ws as current WAHA (the default) or as Core 2024.10.8; `key_header` also takes
+        the key from the handshake's X-Api-Key header, which WAHA does not."""
+        if version is not None and version not in WS_VERSIONS:
+            raise ValueError(f"ws version must be one of {', '.join(WS_VERSIONS)}")
+        with self._lock:
+            if version is not None:
+                self.faults.ws_version = version
+            if key_header is not None:
+                self.faults.ws_key_header = key_header
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults = Faults()
@@ -414,3 +508,4 @@ class SimState:
             for sess in self.sessions.values():
                 sess.chats.clear()
             self.clear_faults()
+            self.acks = AckPlan()

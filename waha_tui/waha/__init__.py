@@ -7,6 +7,7 @@ from waha_tui.waha.client import (
     WahaClient,
     extract_message_id,
 )
+from waha_tui.waha.envelope import Ack, AckEvent, MessageEvent, SessionStatusEvent, WahaEvent
 from waha_tui.waha.errors import (
     BadResponse,
     GatewayError,
@@ -20,10 +21,18 @@ from waha_tui.waha.errors import (
     Unreachable,
     WahaError,
 )
+from waha_tui.waha.feed import Backoff, EventFeed, FeedState, events_url
+from waha_tui.waha.message_ids import bare
 
 __all__ = [
+    "Ack",
+    "AckEvent",
+    "Backoff",
     "BadResponse",
+    "EventFeed",
+    "FeedState",
     "GatewayError",
+    "MessageEvent",
     "NoAnswer",
     "Refused",
     "SendResult",
@@ -31,11 +40,15 @@ __all__ = [
     "SessionInfo",
     "SessionMissing",
     "SessionNotWorking",
+    "SessionStatusEvent",
     "SessionUnavailable",
     "Timeouts",
     "Unauthorized",
     "Unreachable",
     "WahaClient",
     "WahaError",
+    "WahaEvent",
+    "bare",
+    "events_url",
     "extract_message_id",
 ]

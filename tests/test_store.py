@@ -530,6 +530,7 @@ def _make_version(store: Store, version: int) -> int:
         conn.exec_driver_sql("DROP TABLE optout")
         conn.exec_driver_sql("DROP INDEX ix_recipient_wa_id")
         conn.exec_driver_sql("DROP INDEX ix_recipient_chat_id")
+        conn.exec_driver_sql("DROP INDEX ix_recipient_unacked")
         for name in ("skipped", "delivered", "read", "replied", "unconfirmed", "ack_errors"):
             conn.exec_driver_sql(f"ALTER TABLE campaign DROP COLUMN {name}")
         conn.exec_driver_sql("ALTER TABLE campaign DROP COLUMN check_numbers")
@@ -607,7 +608,9 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
     assert {"wa_id", "ack", "delivered_at", "read_at", "replied_at", "reply_text"} <= {
         c["name"] for c in recipient_columns
     }
-    assert {"ix_recipient_wa_id", "ix_recipient_chat_id"} <= set(recipient_indexes)
+    assert {"ix_recipient_wa_id", "ix_recipient_chat_id", "ix_recipient_unacked"} <= set(
+        recipient_indexes
+    )
     assert "optout" in tables
     assert version == str(SCHEMA_VERSION) == "9"
     assert "ix_campaign_updated_at" not in indexes  # made by the step to 2, dropped by 8

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from waha_tui.history import Entry, Kind
-from waha_tui.models import Campaign, Recipient, utcnow
+from waha_tui.models import UNACKED, Campaign, Recipient, utcnow
 from waha_tui.optout import DEFAULT_KEYWORDS, is_optout, matcher
 from waha_tui.phones import PhoneError, masked, normalise_phone
 from waha_tui.status import CampaignStatus, RecipientStatus
@@ -464,27 +464,36 @@ def flag_unconfirmed(
     cutoff = now - older_than
     if not sessions_with_acks or cutoff < live_since:
         return 0
-    query = (
-        sa.select(R.c.id, R.c.campaign_id)
-        .join(C, C.c.id == R.c.campaign_id)
-        .where(
-            C.c.session.in_(sorted(sessions_with_acks)),
-            R.c.status == RS.SENT,
-            R.c.unconfirmed == sa.false(),
-            sa.or_(R.c.ack.is_(None), R.c.ack < int(Ack.SERVER)),
-            R.c.sent_at >= live_since,
-            R.c.sent_at <= cutoff,
-        )
-        .order_by(R.c.id)
-        .with_for_update(of=R)
+    # Read first (a read waits for no writer), along the partial index of unacknowledged
+    # sends by time; then flagged under the write lock, each condition checked again.
+    # (No join: the index's condition names its columns bare, as the query must.)
+    query = sa.select(R.c.id, R.c.campaign_id).where(
+        UNACKED, R.c.sent_at >= live_since, R.c.sent_at <= cutoff
     )
-    with store.write() as conn:
+    with store.read() as conn:
         rows = conn.execute(query).all()
-        per: dict[int, int] = defaultdict(int)
-        for row in rows:
-            per[row.campaign_id] += 1
-        for chunk in chunks([row.id for row in rows], CHUNK):
-            conn.execute(sa.update(R).where(R.c.id.in_(chunk)).values(unconfirmed=True))
+        campaigns = sorted({row.campaign_id for row in rows})
+        listened = {
+            cid
+            for chunk in chunks(campaigns, CHUNK)
+            for cid in conn.execute(
+                sa.select(C.c.id).where(
+                    C.c.id.in_(chunk), C.c.session.in_(sorted(sessions_with_acks))
+                )
+            ).scalars()
+        }
+    found = sorted(row.id for row in rows if row.campaign_id in listened)
+    per: dict[int, int] = defaultdict(int)
+    with store.write() as conn:
+        for ids in chunks(found, CHUNK):
+            flagged = conn.execute(
+                sa.update(R)
+                .where(R.c.id.in_(ids), UNACKED)
+                .values(unconfirmed=True)
+                .returning(R.c.campaign_id)
+            ).scalars()
+            for cid in flagged:
+                per[cid] += 1
         for cid in sorted(per):
             conn.execute(
                 sa.update(C).where(C.c.id == cid).values(unconfirmed=C.c.unconfirmed + per[cid])
@@ -497,4 +506,4 @@ def flag_unconfirmed(
             "" if per[cid] == 1 else "s",
             older_than.total_seconds(),
         )
-    return len(rows)
+    return sum(per.values())

@@ -1942,7 +1942,7 @@ def _to_v9(conn: Connection) -> None:
     ):
         _add_column(conn, R, name)
     for index in R.indexes:
-        if index.name in ("ix_recipient_wa_id", "ix_recipient_chat_id"):
+        if index.name in ("ix_recipient_wa_id", "ix_recipient_chat_id", "ix_recipient_unacked"):
             index.create(conn)
     OPT.create(conn)
     # Counted as campaigns counted them before: skipped recipients were never counted.

@@ -219,6 +219,10 @@ class EventFeed:
         then this server does send acks, and a send without one is worth a look."""
         return self.live_since is not None and session in self._acks_from
 
+    def sessions_with_acks(self) -> frozenset[str]:
+        """The sessions `acks_seen` holds for (none while the feed is not live)."""
+        return frozenset(self._acks_from) if self.live_since is not None else frozenset()
+
     # -- life ------------------------------------------------------------------------------
 
     def start(self) -> None:

@@ -1,0 +1,152 @@
+"""WAHA's events, listened to whenever a dashboard or `waha-tui run` is open, sending or
+not, so an ack or an opt-out that arrives after a campaign ended is not lost.
+
+The feed (waha/feed.py) hands events over on the event loop; here they are gathered and
+written in batches by delivery.apply in a thread (one transaction a batch: at thousands of
+acks a second a batch carries hundreds), and sends that WhatsApp never confirmed are
+flagged now and then. What changed goes to subscribers: the dashboard says opt-outs and
+the feed's state, `waha-tui run` logs them. Writing an event is idempotent, so every
+host may listen at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from waha_tui import delivery
+from waha_tui.delivery import Applied
+from waha_tui.logs import caught
+from waha_tui.models import utcnow
+from waha_tui.secret import Secret
+from waha_tui.store import Store, StoreError
+from waha_tui.waha.envelope import SessionStatusEvent, WahaEvent
+from waha_tui.waha.feed import EventFeed, FeedState
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY = 0.1  # seconds: what arrived meanwhile is written in one transaction
+FLUSH_AT = 2_000  # events: written at once when this many wait
+CONFIRM_EVERY = 10.0  # seconds between looks for sends never confirmed
+
+
+class Listener:
+    def __init__(
+        self,
+        store: Store,
+        waha_url: str,
+        api_key: Secret | None,
+        *,
+        on_applied: Callable[[Applied], None] | None = None,
+        on_state: Callable[[FeedState], None] | None = None,
+        on_session: Callable[[SessionStatusEvent], None] | None = None,
+        feed: EventFeed | None = None,
+    ) -> None:
+        self.store = store
+        self._on_applied = on_applied
+        self._on_state = on_state
+        self._on_session = on_session
+        self.feed = feed or EventFeed(
+            waha_url, api_key, on_events=self._arrived, on_state=self._state
+        )
+        self._pending: list[WahaEvent] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.written = 0  # events written, for the benchmark and the tests
+
+    @property
+    def state(self) -> FeedState:
+        return self.feed.state
+
+    def start(self) -> None:
+        self.feed.start()
+        self._tasks = [
+            asyncio.ensure_future(self._write_loop()),
+            asyncio.ensure_future(self._confirm_loop()),
+        ]
+
+    async def aclose(self) -> None:
+        """Stop listening; what already arrived is written first (briefly: never waiting
+        on the network)."""
+        await self.feed.aclose()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._pending:
+            await self._flush()
+
+    # -- on the event loop, from the feed ------------------------------------------------
+
+    def _arrived(self, events: list[WahaEvent]) -> None:
+        for e in events:
+            if isinstance(e, SessionStatusEvent) and self._on_session is not None:
+                self._tell(self._on_session, e)
+        self._pending.extend(events)
+        if len(self._pending) >= FLUSH_AT:
+            self._wake.set()
+
+    def _state(self, state: FeedState) -> None:
+        log.info("WAHA events: %s", state.line)
+        if self._on_state is not None:
+            self._tell(self._on_state, state)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FLUSH_EVERY)
+            self._wake.clear()
+            if self._pending:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            applied = await asyncio.to_thread(delivery.apply, self.store, batch)
+        except StoreError as exc:
+            # The database is away (busy, gone): the events are kept for the next try.
+            log.warning("WAHA events: %d not written yet: %s", len(batch), exc)
+            self._pending[:0] = batch
+            await asyncio.sleep(1.0)
+            return
+        except Exception as exc:
+            caught(log, exc, f"writing {len(batch)} WAHA events")
+            return  # a batch that cannot be written is dropped, never retried forever
+        self.written += len(batch)
+        if self._on_applied is not None:
+            self._tell(self._on_applied, applied)
+
+    async def _confirm_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CONFIRM_EVERY)
+            await self.flag_unconfirmed()
+
+    async def flag_unconfirmed(self) -> int:
+        """Sends that WhatsApp never confirmed in time while the feed was live, from
+        sessions known to send acks, flagged (never re-sent by themselves)."""
+        live_since = self.feed.live_since
+        sessions = self.feed.sessions_with_acks()
+        if live_since is None or not sessions:
+            return 0
+        try:
+            return await asyncio.to_thread(
+                delivery.flag_unconfirmed,
+                self.store,
+                live_since=live_since,
+                sessions_with_acks=set(sessions),
+                now=utcnow(),
+            )
+        except StoreError as exc:
+            log.warning("WAHA events: could not look for unconfirmed sends: %s", exc)
+            return 0
+
+    @staticmethod
+    def _tell(sink: Callable[[object], None] | Callable[..., None], what: object) -> None:
+        try:
+            sink(what)
+        except Exception as exc:
+            caught(log, exc, "a WAHA events subscriber")

@@ -23,7 +23,7 @@ from waha_tui.models import utcnow
 from waha_tui.secret import Secret
 from waha_tui.store import Store, StoreError
 from waha_tui.waha.envelope import SessionStatusEvent, WahaEvent
-from waha_tui.waha.feed import EventFeed, FeedState
+from waha_tui.waha.feed import Backoff, EventFeed, FeedState
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,14 @@ class Listener:
         on_applied: Callable[[Applied], None] | None = None,
         on_state: Callable[[FeedState], None] | None = None,
         on_session: Callable[[SessionStatusEvent], None] | None = None,
-        feed: EventFeed | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.store = store
         self._on_applied = on_applied
         self._on_state = on_state
         self._on_session = on_session
-        self.feed = feed or EventFeed(
-            waha_url, api_key, on_events=self._arrived, on_state=self._state
+        self.feed = EventFeed(
+            waha_url, api_key, on_events=self._arrived, on_state=self._state, backoff=backoff
         )
         self._pending: list[WahaEvent] = []
         self._wake = asyncio.Event()

@@ -567,7 +567,9 @@ class ProgressPrinter:
             line = (
                 f"campaign {event.campaign_id} [{'#' * filled}{'.' * (width - filled)}] "
                 f"sending {min(done + 1, event.total)} of {event.total}  sent {event.sent}  "
-                f"failed {event.failed}" + (f"  unknown {event.unknown}" if event.unknown else "")
+                f"failed {event.failed}"
+                + (f"  unknown {event.unknown}" if event.unknown else "")
+                + (f"  skipped {event.skipped}" if event.skipped else "")
             )
             if self.tty:
                 self.stream.write("\r" + printable(line))
@@ -591,6 +593,7 @@ class ProgressPrinter:
 def describe_end(end: ev.CampaignEvent) -> str:
     if isinstance(end, ev.Completed):
         extra = f", {end.unknown} unknown" if end.unknown else ""
+        extra += f", {end.skipped} skipped" if end.skipped else ""
         return (
             f"campaign {end.campaign_id} Completed: {end.sent} sent, {end.failed} failed"
             f"{extra} of {end.total}"

@@ -93,6 +93,7 @@ CLONED_SETTINGS = (
     "break_seconds",
     "max_consecutive_failures",
     "auto_resume",
+    "check_numbers",
 )
 # What a status change is recorded as in the history, unless the caller says otherwise.
 KIND_OF = {
@@ -173,23 +174,29 @@ _COUNTER = {
     RecipientStatus.SENT: "sent",
     RecipientStatus.FAILED: "failed",
     RecipientStatus.UNKNOWN: "unknown",
+    RecipientStatus.SKIPPED: "skipped",
 }
 
 
 def _progress_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """What a run of outcomes moves in its campaign: counters, next_index (None: kept),
-    the failure streak (reset by a sent message) and the last error."""
+    the failure streak (reset by a sent message) and the last error. A skipped recipient
+    (opted out, not on WhatsApp) was no send: it neither breaks nor lengthens the streak,
+    and its reason is no error."""
     counts = {name: 0 for name in _COUNTER.values()}
     streak, any_sent = 0, False
     for o in outcomes:
         counts[_COUNTER[o.status]] += 1
+        if o.status == RecipientStatus.SKIPPED:
+            continue
         any_sent = any_sent or o.status == RecipientStatus.SENT
         streak = 0 if o.status == RecipientStatus.SENT else streak + 1
-    errors = [o.error for o in outcomes if o.error]
+    errors = [o.error for o in outcomes if o.error and o.status != RecipientStatus.SKIPPED]
     return {
         "b_sent": counts["sent"],
         "b_failed": counts["failed"],
         "b_unknown": counts["unknown"],
+        "b_skipped": counts["skipped"],
         "b_next": outcomes[-1].position + 1 if outcomes else None,
         "b_reset": any_sent,
         "b_streak": streak,
@@ -221,6 +228,7 @@ _ADVANCE_VALUES: dict[str, Any] = dict(
     sent=C.c.sent + sa.bindparam("b_sent", type_=sa.Integer),
     failed=C.c.failed + sa.bindparam("b_failed", type_=sa.Integer),
     unknown=C.c.unknown + sa.bindparam("b_unknown", type_=sa.Integer),
+    skipped=C.c.skipped + sa.bindparam("b_skipped", type_=sa.Integer),
     next_index=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Integer), C.c.next_index),
     consecutive_failures=sa.case(
         (sa.bindparam("b_reset", type_=sa.Boolean), sa.bindparam("b_streak", type_=sa.Integer)),
@@ -1217,6 +1225,17 @@ class Store:
         # The row comes straight from the database: no need to validate it again.
         return Campaign.model_construct(**row._mapping)
 
+    def set_checked(self, recipient_id: int, chat_id: str) -> None:
+        """WAHA's check-exists found the recipient's number: `chat_id` is the one WhatsApp
+        answered (a Brazilian account may differ from the imported one), stored before the
+        message leaves, so every send and re-send goes there and a resume asks no more."""
+        with self.write() as conn:
+            conn.execute(
+                sa.update(R)
+                .where(R.c.id == recipient_id)
+                .values(chat_id=chat_id, checked_at=utcnow())
+            )
+
     def release_ids(self, recipient_ids: Sequence[int]) -> None:
         """Drop ids stored ahead for recipients that were never sent (the run stopped
         first), so a stored id keeps meaning "may have been sent"."""
@@ -1606,6 +1625,23 @@ class Store:
             ).all()
         return [_campaign(r) for r in rows]
 
+    # -- opt-outs (minimal, branch `checks`) -------------------------------------------
+    # A stand-in for the runner's checks and their tests: branch `delivery` brings the
+    # opt-out list's real methods, with this one among them (same name and signature);
+    # the merge keeps one.
+
+    def opted_out(self, phones: Iterable[str]) -> set[str]:
+        """Which of `phones` (as phones.normalise_phone gives them) are on the opt-out list."""
+        wanted = list(set(phones))
+        found: set[str] = set()
+        with self.read() as conn:
+            for i in range(0, len(wanted), 500):  # bound the parameters of one statement
+                chunk = wanted[i : i + 500]
+                found.update(
+                    conn.execute(sa.select(OPT.c.phone).where(OPT.c.phone.in_(chunk))).scalars()
+                )
+        return found
+
 
 def _recipients(count: int) -> str:
     return f"{count:,} recipient{'' if count == 1 else 's'}"
@@ -1766,6 +1802,7 @@ def _to_v9(conn: Connection) -> None:
         "unconfirmed",
         "replied_at",
         "reply_text",
+        "checked_at",
     ):
         _add_column(conn, R, name)
     for index in R.indexes:

@@ -126,6 +126,13 @@ class Faults:
     proxy_status: int = 0  # a proxy's HTML page answers the next `proxy_count` sends
     proxy_count: int = 0
     proxy_after_record: bool = True
+    # check-exists: numbers (digits) that have no WhatsApp account, and the next
+    # `fail_checks` lookups answering WAHA's 500 with `fail_checks_message` (NOWEB's
+    # rate-overlimit, #619).
+    not_on_whatsapp: set[str] = field(default_factory=set)
+    fail_checks: int = 0
+    fail_checks_message: str = RATE_OVERLIMIT
+    fail_checks_data: Any = 429
 
 
 class SimState:
@@ -159,6 +166,7 @@ class SimState:
         self._by_id: dict[str, SentMessage] = {}
         self.faults = Faults()
         self.typing: list[tuple[str, str, str]] = []  # (session, chatId, start|stop)
+        self.lookups: list[tuple[str, str]] = []  # check-exists asked: (session, phone)
         self.held = 0  # sends the hang fault holds right now (none of them recorded yet)
         for name, status in (sessions if sessions is not None else {"default": "WORKING"}).items():
             self.add_session(name, status)
@@ -360,6 +368,29 @@ class SimState:
             self.faults.proxy_count = count
             self.faults.proxy_after_record = after_record
 
+    def not_on_whatsapp(self, phones: list[str]) -> None:
+        """check-exists answers `numberExists: false` for these numbers (digits; the whole
+        set: [] clears it)."""
+        digits = {"".join(ch for ch in p if ch.isdigit()) for p in phones}
+        with self._lock:
+            self.faults.not_on_whatsapp = digits
+
+    def fail_next_checks(
+        self, count: int, message: str = RATE_OVERLIMIT, *, data: Any = 429
+    ) -> None:
+        """The next `count` check-exists lookups answer WAHA's 500 carrying `message`."""
+        with self._lock:
+            self.faults.fail_checks = count
+            self.faults.fail_checks_message = message
+            self.faults.fail_checks_data = data
+
+    def take_check_fault(self) -> tuple[str, Any] | None:
+        with self._lock:
+            if self.faults.fail_checks <= 0:
+                return None
+            self.faults.fail_checks -= 1
+            return self.faults.fail_checks_message, self.faults.fail_checks_data
+
     def require_api_key(self, key: str | None) -> None:
         with self._lock:
             self.api_key = key
@@ -411,6 +442,7 @@ class SimState:
             self.messages.clear()
             self._by_id.clear()
             self.typing.clear()
+            self.lookups.clear()
             for sess in self.sessions.values():
                 sess.chats.clear()
             self.clear_faults()

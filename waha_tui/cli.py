@@ -219,6 +219,7 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "sent": c.sent,
         "failed": c.failed,
         "unknown": c.unknown,
+        "skipped": c.skipped,
         "next_index": c.next_index,
         "scheduled_at": _iso(c.scheduled_at),
         "created_at": _iso(c.created_at),
@@ -233,6 +234,7 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "image": c.image_path,
         "delay": [c.delay_min, c.delay_max],
         "auto_resume": c.auto_resume,
+        "check_numbers": c.check_numbers,
         "message": c.template_text,
     }
 
@@ -414,6 +416,14 @@ def campaign_create(
             help="If its runner dies, resume it on any runner instead of pausing it.",
         ),
     ] = False,
+    check_numbers: Annotated[
+        bool,
+        typer.Option(
+            "--check-numbers",
+            help="Ask WAHA whether each number is on WhatsApp before its first message "
+            "(skipped if not; the lookup is paced like a message).",
+        ),
+    ] = False,
 ) -> None:
     """Create a campaign; prints its id as the last line."""
     from waha_tui.service import CampaignDraft
@@ -432,6 +442,7 @@ def campaign_create(
         default_name=default_name,
         typing=typing,
         auto_resume=auto_resume,
+        check_numbers=check_numbers,
     )
 
     async def go(service: CampaignService) -> None:
@@ -826,15 +837,26 @@ def campaign_edit(
         str | None,
         typer.Option("--delay", help="A new random wait between messages, MIN-MAX seconds."),
     ] = None,
+    check_numbers: Annotated[
+        bool | None,
+        typer.Option(
+            "--check-numbers/--no-check-numbers",
+            help="Ask WAHA whether each number is on WhatsApp before its first message.",
+            show_default=False,
+        ),
+    ] = None,
     # Not offered, but understood: the refusal says why, rather than "no such option".
     session: Annotated[str | None, typer.Option("--session", hidden=True)] = None,
 ) -> None:
-    """Change a Scheduled or Paused campaign's name, start time or delay. Its session stays:
-    clone it (campaign clone ID --session NAME) to send it from another number."""
+    """Change a Scheduled or Paused campaign's name, start time, delay or number check. Its
+    session stays: clone it (campaign clone ID --session NAME) to send it from another
+    number."""
     cid = _campaign_id(campaign_id)
 
     async def go(service: CampaignService) -> None:
-        edited = await service.edit_campaign(cid, name=name, at=at, delay=delay, session=session)
+        edited = await service.edit_campaign(
+            cid, name=name, at=at, delay=delay, session=session, check_numbers=check_numbers
+        )
         say(f"campaign {cid}: {'; '.join(edited.changes) or 'nothing changed'}")
 
     _with_service(ctx, go)

@@ -30,6 +30,7 @@ FIELD_NAMES: dict[str, FieldName] = {
     "session": FieldName("--session", "Session"),
     "at": FieldName("--at", "Start"),
     "delay": FieldName("--delay", "Delay"),
+    "check_numbers": FieldName("--check-numbers", "Check numbers on WhatsApp first"),
 }
 Reader = Literal["flag", "label"]
 # A field named inside a message, between two of these: our code writes them (ref), and

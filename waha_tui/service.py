@@ -69,6 +69,7 @@ class CampaignDraft:
     break_seconds: float = 0.0
     max_consecutive_failures: int = 10
     auto_resume: bool = False  # if its runner dies: Scheduled again, not Paused
+    check_numbers: bool = False  # ask WAHA whether each number is on WhatsApp first
 
 
 @dataclass(frozen=True)
@@ -396,6 +397,7 @@ class CampaignService:
             break_seconds=draft.break_seconds,
             max_consecutive_failures=draft.max_consecutive_failures,
             auto_resume=draft.auto_resume,
+            check_numbers=draft.check_numbers,
         )
         return CampaignPlan(campaign, recipients, image)
 
@@ -538,11 +540,14 @@ class CampaignService:
         at: str | datetime | None = None,
         delay: str | tuple[float, float] | None = None,
         session: str | None = None,
+        check_numbers: bool | None = None,
     ) -> Edited:
-        """Change a Scheduled or Paused campaign's name, start or delay (None: kept), with
-        the checks of create. Its session never changes (SESSION_FIXED): a `session` other
-        than its own is refused. Fields: name, at, delay, session."""
-        return await self._db(self._edit_campaign, campaign_id, name, at, delay, session)
+        """Change a Scheduled or Paused campaign's name, start, delay or number check (None:
+        kept), with the checks of create. Its session never changes (SESSION_FIXED): a
+        `session` other than its own is refused. Fields: name, at, delay, session."""
+        return await self._db(
+            self._edit_campaign, campaign_id, name, at, delay, session, check_numbers
+        )
 
     def _edit_campaign(
         self,
@@ -551,6 +556,7 @@ class CampaignService:
         at: str | datetime | None,
         delay: str | tuple[float, float] | None,
         session: str | None,
+        check_numbers: bool | None = None,
     ) -> Edited:
         camp = self.store.get_campaign(campaign_id)  # a clear error for an unknown id
         checks = _Checks()
@@ -562,10 +568,13 @@ class CampaignService:
         if session is not None and session.strip() != camp.session:
             checks.add("session", SESSION_FIXED)
         checks.done()
-        if name is None and at is None and delay is None:
-            raise UserError(f"say what to change: {ref('name')}, {ref('at')} or {ref('delay')}")
+        if name is None and at is None and delay is None and check_numbers is None:
+            raise UserError(
+                f"say what to change: {ref('name')}, {ref('at')}, {ref('delay')} or "
+                f"{ref('check_numbers')}"
+            )
         edited, changes = self.store.edit_campaign(
-            campaign_id, name=new_name, scheduled_at=when, delay=pace
+            campaign_id, name=new_name, scheduled_at=when, delay=pace, check_numbers=check_numbers
         )
         return Edited(edited, changes)
 

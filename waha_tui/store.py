@@ -1517,8 +1517,10 @@ class Store:
         name: str | None = None,
         scheduled_at: datetime | None = None,
         delay: tuple[float, float] | None = None,
+        check_numbers: bool | None = None,
     ) -> tuple[Campaign, list[str]]:
-        """A Scheduled or Paused campaign's name, start or delay (None: kept), checked under
+        """A Scheduled or Paused campaign's name, start, delay or number check (None: kept),
+        checked under
         its lock; the history records what changed, from what. Returns the campaign and the
         changes, as they are recorded (none: nothing differed, nothing was written)."""
         with self.write() as conn:
@@ -1536,6 +1538,9 @@ class Store:
                 values.update(delay_min=delay[0], delay_max=delay[1])
                 was = f"{camp.delay_min:g}-{camp.delay_max:g}"
                 changes.append(f"delay {was} s → {delay[0]:g}-{delay[1]:g} s")
+            if check_numbers is not None and check_numbers != camp.check_numbers:
+                values["check_numbers"] = check_numbers
+                changes.append(f"number check {_on(camp.check_numbers)} → {_on(check_numbers)}")
             if not values:
                 return camp, []
             now = utcnow()
@@ -1641,6 +1646,10 @@ class Store:
                     conn.execute(sa.select(OPT.c.phone).where(OPT.c.phone.in_(chunk))).scalars()
                 )
         return found
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
 
 
 def _recipients(count: int) -> str:

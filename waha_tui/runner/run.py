@@ -541,6 +541,7 @@ class CampaignRun:
             rec = Recipient.model_construct(**{**fields, "chat_id": found, "checked_at": utcnow()})
             await self._pause_between(pacing, lookup=True)
             self._check_stop()
+        assert rec.id is not None
         # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
         message_id = resend_id or ahead
         if message_id is None and not self._image:

@@ -47,7 +47,7 @@ DELAY_GUIDANCE = "WAHA advises a random 30–60 s between messages; shorter gets
 PREVIEWED = 3  # messages shown before creating
 NO_LISTS_HINT = "No contact lists yet: ctrl+l imports one from a CSV file (L on the main screen)"
 NOW_WORDS = ("", "now")
-CHECK_HINT = "asks WAHA first; a number not on WhatsApp is skipped (a lookup waits like a send)"
+CHECK_HINT = "a number not on WhatsApp is skipped; a lookup waits like a send"
 # The form's field for each field the service names (CampaignDraft's attributes).
 DRAFT_FIELDS = {
     "name": "name",

@@ -891,6 +891,28 @@ def run_headless(
 
 
 @app.command()
+def doctor(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Check what waha-tui needs: WAHA and its key, its version and features (message ids,
+    the events WebSocket, check-exists), each session, the database. Exits 1 when
+    something needed is missing, 0 otherwise (warnings allowed)."""
+    from waha_tui.doctor import diagnose, failed
+
+    try:
+        findings = asyncio.run(diagnose(_settings(ctx)))
+    except UserError as exc:
+        report(exc)
+        raise typer.Exit(1) from None
+    if as_json:
+        _print_json([f.as_dict() for f in findings])
+    else:
+        for f in findings:
+            fix = f"; {f.fix}" if f.fix else ""
+            say(f"{f.level:4}  {f.check}: {f.detail}{fix}")
+    if failed(findings):
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     keep: Annotated[
         bool,

@@ -343,10 +343,11 @@ class WahaClient:
         _, body = await self._request("GET", "/ping", what="pinging WAHA")
         return isinstance(body, dict) and body.get("message") == "pong"
 
-    async def server_version(self) -> dict[str, Any]:
-        _, body = await self._request("GET", "/api/server/version", what="asking WAHA's version")
+    async def server_version(self, path: str = "/api/server/version") -> dict[str, Any]:
+        """`path`: /api/server/version, or /api/version (deprecated, older servers)."""
+        _, body = await self._request("GET", path, what="asking WAHA's version")
         if not isinstance(body, dict):
-            raise BadResponse("WAHA answered /api/server/version without a JSON object")
+            raise BadResponse(f"WAHA answered {path} without a JSON object")
         return body
 
     # -- sessions ----------------------------------------------------------------------

@@ -422,7 +422,7 @@ async def _events(base_url: str, key: Secret | None, probe: WsProbe) -> Finding:
             feed_fix,
         )
     if (outcome == "closed" and code == WS_UNAUTHORIZED) or (
-        outcome == "refused" and code in (401, 403)
+        outcome == "refused" and code == 401
     ):
         return Finding(
             "events",

@@ -148,7 +148,7 @@ def row(*fields: object) -> str:
 
 
 # Commands that keep running: what they do is logged at info. The dashboard's go to a file.
-LONG_RUNNING = frozenset({"run", "simulator"})
+LONG_RUNNING = frozenset({"run", "simulator", "webhook"})
 DASHBOARD = frozenset({None, "demo"})
 
 
@@ -910,6 +910,95 @@ def doctor(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             say(f"{f.level:4}  {f.check}: {f.detail}{fix}")
     if failed(findings):
         raise typer.Exit(1)
+
+
+WEBHOOK_KEY_ENV = "WAHA_TUI_WEBHOOK_HMAC_KEY"
+
+
+@app.command()
+def webhook(
+    ctx: typer.Context,
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT to listen on (loopback by default; another host is said in a "
+            "warning line).",
+        ),
+    ] = "127.0.0.1:8765",
+    hmac_key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--hmac-key-file",
+            help=f"The file holding WAHA's webhook HMAC key (WHATSAPP_HOOK_HMAC_KEY), or "
+            f"{WEBHOOK_KEY_ENV}; never a flag of its own (the process list shows flags).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Receive WAHA's webhooks (POST / or /webhook), signed with HMAC-SHA512, and write
+    their acks, replies and statuses to the database: for WAHA that pushes its events
+    instead of serving the WebSocket."""
+    import os
+
+    import uvicorn
+
+    from waha_tui.config import read_key_file
+    from waha_tui.secret import Secret
+    from waha_tui.store import Store
+    from waha_tui.waha.webhook import BatchSink, create_app
+
+    host, port = _listen(listen)
+    try:
+        if hmac_key_file is not None:
+            key = read_key_file(hmac_key_file, "--hmac-key-file")
+        elif os.environ.get(WEBHOOK_KEY_ENV):
+            key = os.environ[WEBHOOK_KEY_ENV]
+        else:
+            fail(
+                f"give WAHA's webhook HMAC key: --hmac-key-file FILE or {WEBHOOK_KEY_ENV} "
+                "(unsigned webhooks are never taken)"
+            )
+        store = Store(_settings(ctx).db)
+    except UserError as exc:
+        report(exc)
+        raise typer.Exit(1) from None
+    # delivery.apply(store, events) writes what events do (issue 16's delivery branch).
+    import importlib
+
+    apply = importlib.import_module("waha_tui.delivery").apply
+    receiver = create_app(Secret(key), BatchSink(lambda events: apply(store, events)))
+    if not _loopback(host):
+        say(
+            f"warning: listening on {host}, beyond this machine: only requests signed with "
+            "the HMAC key are taken, but put TLS (a reverse proxy) in front of it",
+            err=True,
+        )
+    shown = f"[{host}]" if ":" in host else host
+    say(f"receiving WAHA's webhooks on http://{shown}:{port}/ (POST / or /webhook)")
+    sys.stdout.flush()
+    try:
+        uvicorn.Server(
+            uvicorn.Config(
+                receiver,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        ).run()
+    finally:
+        store.close()
+
+
+def _listen(value: str) -> tuple[str, int]:
+    """--listen HOST:PORT ([::1]:PORT for IPv6)."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--listen {value!r} is not HOST:PORT, e.g. 127.0.0.1:8765", 2)
+    return host, int(port)
 
 
 @app.command()

@@ -421,9 +421,7 @@ async def _events(base_url: str, key: Secret | None, probe: WsProbe) -> Finding:
             f"WAHA closed the WebSocket at once (4001{detail}): it does not serve these events",
             feed_fix,
         )
-    if (outcome == "closed" and code == WS_UNAUTHORIZED) or (
-        outcome == "refused" and code == 401
-    ):
+    if (outcome == "closed" and code == WS_UNAUTHORIZED) or (outcome == "refused" and code == 401):
         return Finding(
             "events",
             "warn",

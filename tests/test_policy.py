@@ -415,3 +415,22 @@ async def test_every_simulator_fault_gets_its_verdict(
             text = getattr(verdict, "reason", None) or getattr(verdict, "note", "")
             assert words in text, (op, text)
     state.reset()
+
+
+def test_an_unanswered_number_check_is_asked_again_then_pauses() -> None:
+    # A check sends nothing: repeating it is safe, and it never makes a recipient unknown.
+    lost = NoAnswer("WAHA gave no answer within 30 s for GET /api/contacts/check-exists")
+    first = decide(Op.CHECK, lost, session="default", budget=Budget(ambiguous=(1.0,)))
+    assert isinstance(first, Retry) and first.kind == Kind.AMBIGUOUS
+    assert first.maybe_sent is False
+    spent = decide(
+        Op.CHECK,
+        lost,
+        session="default",
+        tries={Kind.AMBIGUOUS: 1},
+        budget=Budget(ambiguous=(1.0,)),
+    )
+    assert isinstance(spent, Pause)
+    assert spent.reason.startswith("WAHA did not answer a number check (")
+    refused = Refused("WAHA refused", status_code=400, detail="phone is invalid")
+    assert isinstance(decide(Op.CHECK, refused, session="default"), FailRecipient)

@@ -212,6 +212,26 @@ def test_auto_resume_is_chosen_at_create_and_shown(cli: Cli) -> None:
     assert "auto_resume   True" in cli.ok("campaign", "show", str(auto)).stdout
 
 
+def test_check_numbers_is_chosen_at_create_shown_edited_and_cloned(cli: Cli) -> None:
+    plain = cli.create("--name", "p", "--message", "Hi", "--contacts", _one(cli))
+    checks = cli.create(
+        "--name", "c", "--message", "Hi", "--contacts", _one(cli), "--check-numbers"
+    )
+    assert cli.json("campaign", "show", str(plain))["check_numbers"] is False
+    assert cli.json("campaign", "show", str(checks))["check_numbers"] is True
+    assert "check_numbers True" in cli.ok("campaign", "show", str(checks)).stdout
+    assert cli.json("campaign", "show", str(checks))["skipped"] == 0
+    clone = int(cli.ok("campaign", "clone", str(checks)).stdout.strip().splitlines()[-1])
+    assert cli.json("campaign", "show", str(clone))["check_numbers"] is True
+    assert cli.ok("campaign", "edit", str(plain), "--check-numbers").stdout == (
+        f"campaign {plain}: number check off → on\n"
+    )
+    assert cli.json("campaign", "show", str(plain))["check_numbers"] is True
+    cli.ok("campaign", "edit", str(plain), "--no-check-numbers")
+    assert cli.json("campaign", "show", str(plain))["check_numbers"] is False
+    assert cli.json("campaign", "events", str(plain))[-1]["detail"] == "number check on → off"
+
+
 # -- campaigns ---------------------------------------------------------------------------
 
 
@@ -903,7 +923,7 @@ def test_edit_name_start_and_delay_and_why_not_the_session(cli: Cli, csv5: str) 
         f"campaign {cid}: nothing changed\n"
     )
     assert cli.error("campaign", "edit", str(cid)) == (
-        "error: say what to change: --name, --at or --delay"
+        "error: say what to change: --name, --at, --delay or --check-numbers"
     )
     assert cli.errors("campaign", "edit", str(cid), "--session", "sales", "--delay", "x") == [
         "--delay 'x' is not MIN-MAX in seconds, e.g. 30-60",

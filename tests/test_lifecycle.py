@@ -470,8 +470,10 @@ async def test_edit_checks_as_create_does_and_never_moves_the_session(
     ]
     with pytest.raises(UserError) as nothing:
         await service.edit_campaign(cid)
-    assert str(nothing.value) == "say what to change: --name, --at or --delay"
-    assert nothing.value.said("label") == "say what to change: Name, Start or Delay"
+    assert str(nothing.value) == "say what to change: --name, --at, --delay or --check-numbers"
+    assert nothing.value.said("label") == (
+        "say what to change: Name, Start, Delay or Check numbers on WhatsApp first"
+    )
     with pytest.raises(NotFound):
         await service.edit_campaign(999, name="x")
     assert snapshot(db) == before

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import Input, Select, Static, TextArea
+from textual.widgets import Checkbox, Input, Select, Static, TextArea
 
 from tests.engine_helpers import PNG
 from tests.test_sessions_screen import SessionsScreen, footer_keys, toast_with, toasts
@@ -185,11 +185,33 @@ async def test_n_creates_a_campaign_from_a_list_and_a_template_starting_now(rig:
     assert camp.template_text == WELCOME
     assert (camp.delay_min, camp.delay_max, camp.default_name) == (30.0, 60.0, "there")
     assert camp.total == 4 and camp.image_path is None
+    assert camp.check_numbers is False  # the box left unticked
     assert camp.scheduled_at is not None
     assert before - timedelta(seconds=1) <= camp.scheduled_at <= utcnow()
     recipients = rig.store.recipients(1)
     assert [r.phone for r in recipients] == [f"49151234567{i}" for i in range(4)]
     assert recipients[0].variables == {"city": "Lisbon"}
+
+
+async def test_the_number_check_box_creates_a_campaign_that_checks_numbers(rig: Rig) -> None:
+    async with rig.app().run_test(size=(100, 40)) as pilot:
+        screen = await open_form(pilot)
+        await pilot.press(*"Checked")
+        await choose(pilot, "list", "customers")
+        await choose(pilot, "template", "welcome")
+        box = screen.query_one("#camp-check", Checkbox)
+        assert str(box.label) == "Check numbers on WhatsApp first" and box.value is False
+        box.focus()
+        await pilot.press("space")
+        assert box.value is True
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        question = str(pilot.app.screen.query_one("#confirm-question", Static).render())
+        assert question.endswith("Each number is looked up on WhatsApp before its message.")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+    [camp] = rig.store.list_campaigns()
+    assert (camp.name, camp.check_numbers) == ("Checked", True)
 
 
 async def test_a_future_start_typed_in_local_time_is_stored_in_utc(

@@ -105,7 +105,7 @@ ROUTES: list[tuple[str, Call, Op | None]] = [
     ("POST /api/startTyping", lambda c, s: c.start_typing(s, CHAT), Op.TYPING),
     ("POST /api/stopTyping", lambda c, s: c.stop_typing(s, CHAT), Op.TYPING),
     ("GET /api/[^/]+/new-message-id", lambda c, s: c.new_message_id(s), Op.NEW_ID),
-    ("GET /api/contacts/check-exists", lambda c, s: c.check_exists(s, PHONE), None),
+    ("GET /api/contacts/check-exists", lambda c, s: c.check_exists(s, PHONE), Op.CHECK),
 ]
 # Answers waha-tui never asks for (the recording covers more of WAHA than we use).
 NOT_CALLED = {
@@ -169,11 +169,12 @@ ERRORS: dict[str, Expect] = {
     "16_new_message_id": Expect(
         SessionUnavailable, Proceed, "hands out no message ids", then="WORKING"
     ),
-    "17_check_exists": Expect(SessionNotWorking, words="is STARTING, not WORKING"),
-    "17b_check_exists_unknown": Expect(Refused, words="Core support only 'default'"),
+    # A number check before a first message is decided as a send is.
+    "17_check_exists": STILL_STARTING,
+    "17b_check_exists_unknown": CORE_ONLY,
     "18c_sendText_stopped": STOPPED,
     "18d_qr_stopped": Expect(SessionUnavailable, words="not available"),
-    "18e_check_exists_stopped": Expect(SessionUnavailable, words="not available"),
+    "18e_check_exists_stopped": STOPPED,
     "18h_request_code_stopped": Expect(SessionUnavailable, words="not available"),
     "19_create_start_true": Expect(Refused, words="already exists"),
     "19b_sendImage_stopped": STOPPED,
@@ -191,7 +192,9 @@ ERRORS: dict[str, Expect] = {
         SessionNotWorking, Retry, "waiting for session 'default' (FAILED)", Kind.SESSION
     ),
     "35b_webjs_sendText_unknown": CORE_ONLY,
-    "36_webjs_check_exists": Expect(SessionNotWorking, words="is FAILED, not WORKING"),
+    "36_webjs_check_exists": Expect(
+        SessionNotWorking, Retry, "waiting for session 'default' (FAILED)", Kind.SESSION
+    ),
     "40e_fresh_sendText": STILL_STARTING,
 }
 
@@ -346,6 +349,16 @@ SIM_FAULTS: dict[str, tuple[Callable[[Any], None], str, dict[Op, tuple[type, str
         {Op.SESSION: (Pause, "no session named 'sales'")},
     ),
     "a missing session": (lambda s: None, "session nosuch", {Op.SESSION: (Pause, "create it")}),
+    "check-exists rate-overlimit": (
+        lambda s: s.fail_next_checks(1),
+        "check",
+        {Op.CHECK: (Pause, "rate limit")},
+    ),
+    "check-exists on a STOPPED session": (
+        lambda s: s.set_status("default", "STOPPED"),
+        "check",
+        {Op.CHECK: (Pause, "is STOPPED: start it")},
+    ),
     "WEBJS: no pre-generated ids": (
         lambda s: setattr(s, "engine", "WEBJS"),
         "newid",
@@ -379,6 +392,7 @@ async def test_every_simulator_fault_gets_its_verdict(
             "send": lambda: client.send_text(session, CHAT, "hi"),
             "session": lambda: client.get_session(session),
             "newid": lambda: client.new_message_id(session),
+            "check": lambda: client.check_exists(session, PHONE),
         }[what]
         with pytest.raises(WahaError) as info:
             await run()
@@ -401,3 +415,22 @@ async def test_every_simulator_fault_gets_its_verdict(
             text = getattr(verdict, "reason", None) or getattr(verdict, "note", "")
             assert words in text, (op, text)
     state.reset()
+
+
+def test_an_unanswered_number_check_is_asked_again_then_pauses() -> None:
+    # A check sends nothing: repeating it is safe, and it never makes a recipient unknown.
+    lost = NoAnswer("WAHA gave no answer within 30 s for GET /api/contacts/check-exists")
+    first = decide(Op.CHECK, lost, session="default", budget=Budget(ambiguous=(1.0,)))
+    assert isinstance(first, Retry) and first.kind == Kind.AMBIGUOUS
+    assert first.maybe_sent is False
+    spent = decide(
+        Op.CHECK,
+        lost,
+        session="default",
+        tries={Kind.AMBIGUOUS: 1},
+        budget=Budget(ambiguous=(1.0,)),
+    )
+    assert isinstance(spent, Pause)
+    assert spent.reason.startswith("WAHA did not answer a number check (")
+    refused = Refused("WAHA refused", status_code=400, detail="phone is invalid")
+    assert isinstance(decide(Op.CHECK, refused, session="default"), FailRecipient)

@@ -331,6 +331,44 @@ async def test_typing_and_check_exists(http: httpx.AsyncClient, state: SimState)
     assert refused.status_code == 422
 
 
+async def test_check_exists_knows_numbers_without_whatsapp_and_old_brazilian_accounts(
+    http: httpx.AsyncClient, state: SimState
+) -> None:
+    async def check(phone: str) -> httpx.Response:
+        return await http.get(
+            "/api/contacts/check-exists", params={"phone": phone, "session": "default"}
+        )
+
+    plan = await http.post("/_sim/faults", json={"not_on_whatsapp": ["+49 151 1234567"]})
+    assert plan.status_code == 200
+    assert (await check("491511234567")).json() == {"numberExists": False}
+    # Area code 31: an account registered before the ninth digit; 11 keeps it.
+    assert (await check("5531996883193")).json() == {
+        "numberExists": True,
+        "chatId": "553196883193@c.us",
+    }
+    assert (await check("5511996883193")).json()["chatId"] == "5511996883193@c.us"
+    assert (await check("553196883193")).json()["chatId"] == "553196883193@c.us"
+    await http.post("/_sim/faults", json={"fail_next_checks": {"count": 1}})
+    limited = await check("5511996883193")
+    assert limited.status_code == 500
+    assert limited.json()["exception"]["message"] == "rate-overlimit"
+    assert (await check("5511996883193")).status_code == 200  # only the next one
+    await http.post("/_sim/faults", json={"not_on_whatsapp": []})
+    assert (await check("491511234567")).json()["numberExists"] is True
+    assert [p for _, p in state.lookups] == [
+        "491511234567",
+        "5531996883193",
+        "5511996883193",
+        "553196883193",
+        "5511996883193",
+        "5511996883193",
+        "491511234567",
+    ]
+    bad = await http.post("/_sim/faults", json={"not_on_whatsapp": "491511234567"})
+    assert bad.status_code == 422
+
+
 # -- faults from Python -------------------------------------------------------------------
 
 

@@ -537,6 +537,7 @@ def _make_version(store: Store, version: int) -> int:
         for name in ("wa_id", "ack", "delivered_at", "read_at", "unconfirmed", "replied_at"):
             conn.exec_driver_sql(f"ALTER TABLE recipient DROP COLUMN {name}")
         conn.exec_driver_sql("ALTER TABLE recipient DROP COLUMN reply_text")
+        conn.exec_driver_sql("ALTER TABLE recipient DROP COLUMN checked_at")
         if version >= 8:
             conn.exec_driver_sql(
                 f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'"
@@ -605,9 +606,8 @@ def test_an_older_database_is_migrated_in_place(db_target: str, old: int) -> Non
         "replied",
         "skipped",
     } <= columns
-    assert {"wa_id", "ack", "delivered_at", "read_at", "replied_at", "reply_text"} <= {
-        c["name"] for c in recipient_columns
-    }
+    v9 = {"wa_id", "ack", "delivered_at", "read_at", "replied_at", "reply_text", "checked_at"}
+    assert v9 <= {c["name"] for c in recipient_columns}
     assert {"ix_recipient_wa_id", "ix_recipient_chat_id", "ix_recipient_unacked"} <= set(
         recipient_indexes
     )

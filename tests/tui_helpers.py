@@ -38,6 +38,8 @@ class Rig:
     def app(self, **kwargs: object) -> WahaTuiApp:
         kwargs.setdefault("run_scheduler", False)
         kwargs.setdefault("refresh_interval", 0.2)
+        # Its WAHA is the simulator through httpx's ASGI transport: no socket for /ws.
+        kwargs.setdefault("listen", False)
         return create_app(self.service, **kwargs)  # type: ignore[arg-type]
 
     def add(

@@ -152,7 +152,7 @@ def row(*fields: object) -> str:
 
 
 # Commands that keep running: what they do is logged at info. The dashboard's go to a file.
-LONG_RUNNING = frozenset({"run", "simulator"})
+LONG_RUNNING = frozenset({"run", "simulator", "webhook"})
 DASHBOARD = frozenset({None, "demo"})
 
 
@@ -223,6 +223,7 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "sent": c.sent,
         "failed": c.failed,
         "unknown": c.unknown,
+        "skipped": c.skipped,
         "next_index": c.next_index,
         "scheduled_at": _iso(c.scheduled_at),
         "created_at": _iso(c.created_at),
@@ -237,6 +238,7 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "image": c.image_path,
         "delay": [c.delay_min, c.delay_max],
         "auto_resume": c.auto_resume,
+        "check_numbers": c.check_numbers,
         "message": c.template_text,
     }
 
@@ -418,6 +420,14 @@ def campaign_create(
             help="If its runner dies, resume it on any runner instead of pausing it.",
         ),
     ] = False,
+    check_numbers: Annotated[
+        bool,
+        typer.Option(
+            "--check-numbers",
+            help="Ask WAHA whether each number is on WhatsApp before its first message "
+            "(skipped if not; the lookup is paced like a message).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a campaign; prints its id as the last line (--json: the campaign, and how
@@ -438,6 +448,7 @@ def campaign_create(
         default_name=default_name,
         typing=typing,
         auto_resume=auto_resume,
+        check_numbers=check_numbers,
     )
 
     async def go(service: CampaignService) -> None:
@@ -578,7 +589,9 @@ class ProgressPrinter:
             line = (
                 f"campaign {event.campaign_id} [{'#' * filled}{'.' * (width - filled)}] "
                 f"sending {min(done + 1, event.total)} of {event.total}  sent {event.sent}  "
-                f"failed {event.failed}" + (f"  unknown {event.unknown}" if event.unknown else "")
+                f"failed {event.failed}"
+                + (f"  unknown {event.unknown}" if event.unknown else "")
+                + (f"  skipped {event.skipped}" if event.skipped else "")
             )
             if self.tty:
                 self.stream.write("\r" + printable(line))
@@ -602,6 +615,7 @@ class ProgressPrinter:
 def describe_end(end: ev.CampaignEvent) -> str:
     if isinstance(end, ev.Completed):
         extra = f", {end.unknown} unknown" if end.unknown else ""
+        extra += f", {end.skipped} skipped" if end.skipped else ""
         return (
             f"campaign {end.campaign_id} Completed: {end.sent} sent, {end.failed} failed"
             f"{extra} of {end.total}"
@@ -864,15 +878,26 @@ def campaign_edit(
         str | None,
         typer.Option("--delay", help="A new random wait between messages, MIN-MAX seconds."),
     ] = None,
+    check_numbers: Annotated[
+        bool | None,
+        typer.Option(
+            "--check-numbers/--no-check-numbers",
+            help="Ask WAHA whether each number is on WhatsApp before its first message.",
+            show_default=False,
+        ),
+    ] = None,
     # Not offered, but understood: the refusal says why, rather than "no such option".
     session: Annotated[str | None, typer.Option("--session", hidden=True)] = None,
 ) -> None:
-    """Change a Scheduled or Paused campaign's name, start time or delay. Its session stays:
-    clone it (campaign clone ID --session NAME) to send it from another number."""
+    """Change a Scheduled or Paused campaign's name, start time, delay or number check. Its
+    session stays: clone it (campaign clone ID --session NAME) to send it from another
+    number."""
     cid = _campaign_id(campaign_id)
 
     async def go(service: CampaignService) -> None:
-        edited = await service.edit_campaign(cid, name=name, at=at, delay=delay, session=session)
+        edited = await service.edit_campaign(
+            cid, name=name, at=at, delay=delay, session=session, check_numbers=check_numbers
+        )
         say(f"campaign {cid}: {'; '.join(edited.changes) or 'nothing changed'}")
 
     _with_service(ctx, go)
@@ -1036,8 +1061,17 @@ def run_headless(
     until_idle: Annotated[
         bool, typer.Option("--until-idle", help="Exit when nothing is due or running.")
     ] = False,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events/--no-events",
+            help="Listen to WAHA's events (acks, replies, opt-outs) over its WebSocket while "
+            "running; --no-events where `waha-tui webhook` receives them instead.",
+        ),
+    ] = True,
 ) -> None:
-    """Headless scheduler and runner: sends every campaign when it is due."""
+    """Headless scheduler and runner: sends every campaign when it is due, and writes
+    what WhatsApp says after the sends (acks, replies, opt-outs) while it runs."""
     from waha_tui.scheduler import Scheduler
 
     async def go(service: CampaignService) -> None:
@@ -1046,13 +1080,130 @@ def run_headless(
         service.bus.subscribe(printer)
 
         stopper = install_stopper(service, lambda why: stop.set())
+        # The listener logs its state and what it writes (opt-outs, pauses).
+        listener = service.listener() if events else None
+        if listener is not None:
+            listener.start()
         # What the scheduler meets (a campaign it cannot start, the database gone and
         # back) is logged: stderr, the journal under systemd.
         scheduler = Scheduler(service)
-        await scheduler.run(until_idle=until_idle, stop=stop)
-        await service.stop_all(f"stopped ({stopper.reason or 'waha-tui run ended'})")
+        try:
+            await scheduler.run(until_idle=until_idle, stop=stop)
+            await service.stop_all(f"stopped ({stopper.reason or 'waha-tui run ended'})")
+        finally:
+            if listener is not None:
+                await listener.aclose()
 
     _with_service(ctx, go)
+
+
+@app.command()
+def doctor(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Check what waha-tui needs: WAHA and its key, its version and features (message ids,
+    the events WebSocket, check-exists), each session, the database. Exits 1 when
+    something needed is missing, 0 otherwise (warnings allowed)."""
+    from waha_tui.doctor import diagnose, failed
+
+    try:
+        findings = asyncio.run(diagnose(_settings(ctx)))
+    except UserError as exc:
+        report(exc)
+        raise typer.Exit(1) from None
+    if as_json:
+        _print_json([f.as_dict() for f in findings])
+    else:
+        for f in findings:
+            fix = f"; {f.fix}" if f.fix else ""
+            say(f"{f.level:4}  {f.check}: {f.detail}{fix}")
+    if failed(findings):
+        raise typer.Exit(1)
+
+
+WEBHOOK_KEY_ENV = "WAHA_TUI_WEBHOOK_HMAC_KEY"
+
+
+@app.command()
+def webhook(
+    ctx: typer.Context,
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT to listen on (loopback by default; another host is said in a "
+            "warning line).",
+        ),
+    ] = "127.0.0.1:8765",
+    hmac_key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--hmac-key-file",
+            help=f"The file holding WAHA's webhook HMAC key (WHATSAPP_HOOK_HMAC_KEY), or "
+            f"{WEBHOOK_KEY_ENV}; never a flag of its own (the process list shows flags).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Receive WAHA's webhooks (POST / or /webhook), signed with HMAC-SHA512, and write
+    their acks, replies and statuses to the database: for WAHA that pushes its events
+    instead of serving the WebSocket."""
+    import os
+
+    import uvicorn
+
+    from waha_tui.config import read_key_file
+    from waha_tui.secret import Secret
+    from waha_tui.store import Store
+    from waha_tui.waha.webhook import BatchSink, create_app
+
+    host, port = _listen(listen)
+    try:
+        if hmac_key_file is not None:
+            key = read_key_file(hmac_key_file, "--hmac-key-file")
+        elif os.environ.get(WEBHOOK_KEY_ENV):
+            key = os.environ[WEBHOOK_KEY_ENV]
+        else:
+            fail(
+                f"give WAHA's webhook HMAC key: --hmac-key-file FILE or {WEBHOOK_KEY_ENV} "
+                "(unsigned webhooks are never taken)"
+            )
+        store = Store(_settings(ctx).db)
+    except UserError as exc:
+        report(exc)
+        raise typer.Exit(1) from None
+    from waha_tui.delivery import apply  # what events do to the database
+
+    receiver = create_app(Secret(key), BatchSink(lambda events: apply(store, events)))
+    if not _loopback(host):
+        say(
+            f"warning: listening on {host}, beyond this machine: only requests signed with "
+            "the HMAC key are taken, but put TLS (a reverse proxy) in front of it",
+            err=True,
+        )
+    shown = f"[{host}]" if ":" in host else host
+    say(f"receiving WAHA's webhooks on http://{shown}:{port}/ (POST / or /webhook)")
+    sys.stdout.flush()
+    try:
+        uvicorn.Server(
+            uvicorn.Config(
+                receiver,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        ).run()
+    finally:
+        store.close()
+
+
+def _listen(value: str) -> tuple[str, int]:
+    """--listen HOST:PORT ([::1]:PORT for IPv6)."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--listen {value!r} is not HOST:PORT, e.g. 127.0.0.1:8765", 2)
+    return host, int(port)
 
 
 @app.command()

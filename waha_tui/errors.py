@@ -34,6 +34,7 @@ FIELD_NAMES: dict[str, FieldName] = {
     "search": FieldName("--search", "Search"),
     "keywords": FieldName("--set", "Keywords"),
     "path": FieldName("FILE", "CSV file"),
+    "check_numbers": FieldName("--check-numbers", "Check numbers on WhatsApp first"),
 }
 Reader = Literal["flag", "label"]
 # A field named inside a message, between two of these: our code writes them (ref), and

@@ -30,6 +30,7 @@ class RecipientProcessed(CampaignEvent):
     total: int
     next_index: int
     error: str | None = None
+    skipped: int = 0  # opted out or not on WhatsApp: settled without a message
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Completed(CampaignEvent):
     failed: int
     unknown: int
     total: int
+    skipped: int = 0
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from waha_tui.status import CampaignStatus, RecipientStatus
 # screen's filter; 8: no ix_campaign_updated_at (ix_campaign_by_updated_at, a sort index,
 # serves the same reads, and every message the runner records wrote both) (migrations in
 # store.py); 9: delivery truth (issue 16): the recipients' acks, replies and WhatsApp id,
-# the campaigns' counts of them and check_numbers, the opt-out table.
+# the campaigns' counts of them and check_numbers, the recipients' checked_at, the opt-out
+# table.
 SCHEMA_VERSION = 9
 
 
@@ -226,6 +227,9 @@ class Recipient(SQLModel, table=True):
     unconfirmed: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     replied_at: datetime | None = _dt()  # the first reply from its chat
     reply_text: str | None = None
+    # When WAHA's check-exists found the number on WhatsApp (campaign.check_numbers); its
+    # chat_id is then the one WhatsApp answered. Set: a resume does not ask again.
+    checked_at: datetime | None = _dt()
 
 
 class OptOut(SQLModel, table=True):

@@ -68,9 +68,14 @@ class Pacing:
     def of(cls, c: Paced) -> Pacing:
         return cls(c.delay_min, c.delay_max, c.typing, c.break_every, c.break_seconds)
 
+    def gap(self, rng: random.Random) -> float:
+        """The random wait after one request WhatsApp counts (a message, a number lookup),
+        without the long breaks."""
+        return rng.uniform(self.min_delay, self.max_delay) if self.max_delay > 0 else 0.0
+
     def delay_after(self, processed_in_run: int, rng: random.Random) -> float:
         """Seconds to wait after the processed_in_run-th message of this run."""
-        delay = rng.uniform(self.min_delay, self.max_delay) if self.max_delay > 0 else 0.0
+        delay = self.gap(rng)
         if self.break_every and processed_in_run % self.break_every == 0:
             delay += self.break_seconds
         return delay

@@ -16,6 +16,7 @@ from waha_tui.config import Settings
 from waha_tui.csv_import import ImportResult, parse_contacts
 from waha_tui.errors import FieldError, InvalidInput, UserError, ref
 from waha_tui.history import Entry, Kind
+from waha_tui.listener import Listener
 from waha_tui.media import Media, load_image
 from waha_tui.models import Campaign, CampaignEventRow, OptOut, Recipient, Template, utcnow
 from waha_tui.optout import DEFAULT_KEYWORDS
@@ -80,6 +81,7 @@ class CampaignDraft:
     break_seconds: float = 0.0
     max_consecutive_failures: int = 10
     auto_resume: bool = False  # if its runner dies: Scheduled again, not Paused
+    check_numbers: bool = False  # ask WAHA whether each number is on WhatsApp first
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,11 @@ class CampaignService:
     async def aclose(self) -> None:
         await self.client.aclose()
         self.store.close()
+
+    def listener(self, **kwargs: Any) -> Listener:
+        """WAHA's events for this database, from the WAHA this service talks to (not
+        started: `start()`; callbacks as Listener takes them)."""
+        return Listener(self.store, self.client.base_url, self.client.api_key, **kwargs)
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         # The store blocks (SQLite, psycopg): off the event loop, so screens stay live.
@@ -478,6 +485,7 @@ class CampaignService:
             break_seconds=draft.break_seconds,
             max_consecutive_failures=draft.max_consecutive_failures,
             auto_resume=draft.auto_resume,
+            check_numbers=draft.check_numbers,
         )
         return CampaignPlan(campaign, recipients, image, opted_out)
 
@@ -620,11 +628,14 @@ class CampaignService:
         at: str | datetime | None = None,
         delay: str | tuple[float, float] | None = None,
         session: str | None = None,
+        check_numbers: bool | None = None,
     ) -> Edited:
-        """Change a Scheduled or Paused campaign's name, start or delay (None: kept), with
-        the checks of create. Its session never changes (SESSION_FIXED): a `session` other
-        than its own is refused. Fields: name, at, delay, session."""
-        return await self._db(self._edit_campaign, campaign_id, name, at, delay, session)
+        """Change a Scheduled or Paused campaign's name, start, delay or number check (None:
+        kept), with the checks of create. Its session never changes (SESSION_FIXED): a
+        `session` other than its own is refused. Fields: name, at, delay, session."""
+        return await self._db(
+            self._edit_campaign, campaign_id, name, at, delay, session, check_numbers
+        )
 
     def _edit_campaign(
         self,
@@ -633,6 +644,7 @@ class CampaignService:
         at: str | datetime | None,
         delay: str | tuple[float, float] | None,
         session: str | None,
+        check_numbers: bool | None = None,
     ) -> Edited:
         camp = self.store.get_campaign(campaign_id)  # a clear error for an unknown id
         checks = _Checks()
@@ -644,10 +656,13 @@ class CampaignService:
         if session is not None and session.strip() != camp.session:
             checks.add("session", SESSION_FIXED)
         checks.done()
-        if name is None and at is None and delay is None:
-            raise UserError(f"say what to change: {ref('name')}, {ref('at')} or {ref('delay')}")
+        if name is None and at is None and delay is None and check_numbers is None:
+            raise UserError(
+                f"say what to change: {ref('name')}, {ref('at')}, {ref('delay')} or "
+                f"{ref('check_numbers')}"
+            )
         edited, changes = self.store.edit_campaign(
-            campaign_id, name=new_name, scheduled_at=when, delay=pace
+            campaign_id, name=new_name, scheduled_at=when, delay=pace, check_numbers=check_numbers
         )
         return Edited(edited, changes)
 

@@ -94,6 +94,7 @@ CLONED_SETTINGS = (
     "break_seconds",
     "max_consecutive_failures",
     "auto_resume",
+    "check_numbers",
 )
 # What a status change is recorded as in the history, unless the caller says otherwise.
 KIND_OF = {
@@ -184,23 +185,29 @@ _COUNTER = {
     RecipientStatus.SENT: "sent",
     RecipientStatus.FAILED: "failed",
     RecipientStatus.UNKNOWN: "unknown",
+    RecipientStatus.SKIPPED: "skipped",
 }
 
 
 def _progress_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """What a run of outcomes moves in its campaign: counters, next_index (None: kept),
-    the failure streak (reset by a sent message) and the last error."""
+    the failure streak (reset by a sent message) and the last error. A skipped recipient
+    (opted out, not on WhatsApp) was no send: it neither breaks nor lengthens the streak,
+    and its reason is no error."""
     counts = {name: 0 for name in _COUNTER.values()}
     streak, any_sent = 0, False
     for o in outcomes:
         counts[_COUNTER[o.status]] += 1
+        if o.status == RecipientStatus.SKIPPED:
+            continue
         any_sent = any_sent or o.status == RecipientStatus.SENT
         streak = 0 if o.status == RecipientStatus.SENT else streak + 1
-    errors = [o.error for o in outcomes if o.error]
+    errors = [o.error for o in outcomes if o.error and o.status != RecipientStatus.SKIPPED]
     return {
         "b_sent": counts["sent"],
         "b_failed": counts["failed"],
         "b_unknown": counts["unknown"],
+        "b_skipped": counts["skipped"],
         "b_next": outcomes[-1].position + 1 if outcomes else None,
         "b_reset": any_sent,
         "b_streak": streak,
@@ -232,6 +239,7 @@ _ADVANCE_VALUES: dict[str, Any] = dict(
     sent=C.c.sent + sa.bindparam("b_sent", type_=sa.Integer),
     failed=C.c.failed + sa.bindparam("b_failed", type_=sa.Integer),
     unknown=C.c.unknown + sa.bindparam("b_unknown", type_=sa.Integer),
+    skipped=C.c.skipped + sa.bindparam("b_skipped", type_=sa.Integer),
     next_index=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Integer), C.c.next_index),
     consecutive_failures=sa.case(
         (sa.bindparam("b_reset", type_=sa.Boolean), sa.bindparam("b_streak", type_=sa.Integer)),
@@ -1253,6 +1261,17 @@ class Store:
         # The row comes straight from the database: no need to validate it again.
         return Campaign.model_construct(**row._mapping)
 
+    def set_checked(self, recipient_id: int, chat_id: str) -> None:
+        """WAHA's check-exists found the recipient's number: `chat_id` is the one WhatsApp
+        answered (a Brazilian account may differ from the imported one), stored before the
+        message leaves, so every send and re-send goes there and a resume asks no more."""
+        with self.write() as conn:
+            conn.execute(
+                sa.update(R)
+                .where(R.c.id == recipient_id)
+                .values(chat_id=chat_id, checked_at=utcnow())
+            )
+
     def release_ids(self, recipient_ids: Sequence[int]) -> None:
         """Drop ids stored ahead for recipients that were never sent (the run stopped
         first), so a stored id keeps meaning "may have been sent"."""
@@ -1565,8 +1584,10 @@ class Store:
         name: str | None = None,
         scheduled_at: datetime | None = None,
         delay: tuple[float, float] | None = None,
+        check_numbers: bool | None = None,
     ) -> tuple[Campaign, list[str]]:
-        """A Scheduled or Paused campaign's name, start or delay (None: kept), checked under
+        """A Scheduled or Paused campaign's name, start, delay or number check (None: kept),
+        checked under
         its lock; the history records what changed, from what. Returns the campaign and the
         changes, as they are recorded (none: nothing differed, nothing was written)."""
         with self.write() as conn:
@@ -1584,6 +1605,9 @@ class Store:
                 values.update(delay_min=delay[0], delay_max=delay[1])
                 was = f"{camp.delay_min:g}-{camp.delay_max:g}"
                 changes.append(f"delay {was} s → {delay[0]:g}-{delay[1]:g} s")
+            if check_numbers is not None and check_numbers != camp.check_numbers:
+                values["check_numbers"] = check_numbers
+                changes.append(f"number check {_on(camp.check_numbers)} → {_on(check_numbers)}")
             if not values:
                 return camp, []
             now = utcnow()
@@ -1769,6 +1793,10 @@ class Store:
                 )
 
 
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
 def _recipients(count: int) -> str:
     return f"{count:,} recipient{'' if count == 1 else 's'}"
 
@@ -1939,6 +1967,7 @@ def _to_v9(conn: Connection) -> None:
         "unconfirmed",
         "replied_at",
         "reply_text",
+        "checked_at",
     ):
         _add_column(conn, R, name)
     for index in R.indexes:

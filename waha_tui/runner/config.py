@@ -65,6 +65,10 @@ class RunnerConfig:
     # How long the end of a run keeps trying to write its final status to a busy database.
     store_grace: float = 60.0
     poll_interval: float = 1.0  # how often a wait looks for a pause set by another process
+    # The opt-out list is read once per batch of recipients, and again for the rest of
+    # the batch when that read is older than this (seconds): how late a number that opts
+    # out during a run may still be messaged.
+    optout_refresh: float = 60.0
     rng: random.Random = field(default_factory=random.Random)
     clock: Clock = field(default_factory=Clock)
 

@@ -40,6 +40,10 @@ class Op(StrEnum):
     SEND_WITH_ID = "send with id"  # WhatsApp dedupes a repeat of the same id
     SESSION = "session check"  # GET /api/sessions/{s}
     NEW_ID = "message id"  # GET /api/{s}/new-message-id
+    # GET /api/contacts/check-exists before a recipient's first message: answered like a
+    # send (it needs a WORKING session, WhatsApp counts it), but it sends nothing, so an
+    # unanswered one is simply asked again.
+    CHECK = "number check"
     TYPING = "typing"  # startTyping / stopTyping: cosmetic
     STORE = "database"  # any read or write of the store
 
@@ -153,7 +157,7 @@ def decide(
             f"session '{session}' is not available at WAHA (missing or not started)",
             ask_session=True,
         )
-    if op in SENDS:
+    if op in SENDS or op == Op.CHECK:
         return _send_failure(op, error, tries, budget, session)
     if op == Op.NEW_ID and isinstance(error, Refused) and error.status_code == 422:
         # WEBJS: "not implemented by the engine". Asked once, remembered for the session.
@@ -172,7 +176,11 @@ def _send_failure(
             return Unknown(f"{error}; not re-sent automatically")
         spent = tries.get(Kind.AMBIGUOUS, 0)
         if spent < len(budget.ambiguous):
-            return Retry(budget.ambiguous[spent], Kind.AMBIGUOUS, str(error), maybe_sent=True)
+            return Retry(
+                budget.ambiguous[spent], Kind.AMBIGUOUS, str(error), maybe_sent=op != Op.CHECK
+            )
+        if op == Op.CHECK:
+            return Pause(f"WAHA did not answer a number check ({error}); resume once it does")
         return Pause(
             f"WAHA did not confirm a message ({error}); on resume it is re-sent with the "
             "same id, so it cannot arrive twice"
@@ -180,7 +188,8 @@ def _send_failure(
     if isinstance(error, Refused):
         code = error.status_code
         if code == 400:
-            # A field of this one request (its chat id, its text) was refused.
+            # A field of this one request (its chat id, its text, the number checked) was
+            # refused.
             return FailRecipient(f"WAHA refused this recipient (HTTP 400): {error.detail}")
         if code == 413:
             return Pause(

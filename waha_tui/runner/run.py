@@ -52,6 +52,9 @@ BATCH = 500
 FIRST_BATCH = 32  # recipients read before the first message of a run
 SETTLED = frozenset({RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED})
 TAKEN_OVER = "taken over by another runner"
+# Why a recipient is skipped (its error): it never gets a message.
+OPTED_OUT = "opted out"
+NOT_ON_WHATSAPP = "not on WhatsApp"
 COUNTDOWN_FROM = 1.0  # seconds: a shorter wait is not worth a write for the countdown
 
 
@@ -131,6 +134,12 @@ class CampaignRun:
         self._elsewhere: str | None = None  # a status set by another process, seen late
         # The message being delivered, for a stop that abandons it.
         self._in_flight: _InFlight | None = None
+        # The numbers of the batch in hand that are on the opt-out list, read when (clock).
+        self._optout: set[str] = set()
+        self._optout_at = -1e18
+        # The last recipient asked something of WhatsApp (a send, a lookup): the pacing
+        # delay is due before the next one. An opted-out one asked nothing.
+        self._owe_wait = False
 
     def request_stop(self, status: CampaignStatus, reason: str) -> None:
         """Pause or cancel: takes effect after the message in flight, or at once in a wait."""
@@ -280,6 +289,7 @@ class CampaignRun:
                 )
             if not batch:
                 break
+            await self._read_optouts(batch)
             for i, rec in enumerate(batch):
                 if rec.position != position:
                     raise UserError(f"recipient {position + 1} is missing")
@@ -288,10 +298,12 @@ class CampaignRun:
                     # and no wait is spent on it.
                     position = rec.position + 1
                     continue
-                if not first:
+                if self._owe_wait:
                     await self._pause_between(pacing)
                 first = False
                 self._check_stop()
+                if self.config.clock.monotonic() - self._optout_at >= self.config.optout_refresh:
+                    await self._read_optouts(batch[i:])  # a long batch: read the rest again
                 camp = await self._process(camp, rec, pacing, batch[i:])
                 position = rec.position + 1
         return await self._finish(S.COMPLETED)
@@ -304,8 +316,18 @@ class CampaignRun:
         if self._elsewhere is not None:
             raise _StoppedElsewhere(self._elsewhere)
 
-    async def _pause_between(self, pacing: Pacing) -> None:
-        delay = pacing.delay_after(self._processed_in_run, self.config.rng)
+    async def _read_optouts(self, recipients: list[Recipient]) -> None:
+        """Which of these recipients' numbers are on the opt-out list: one query for a
+        batch, never one per recipient."""
+        phones = [r.phone for r in recipients if r.status not in SETTLED]
+        self._optout = await self._db(self.store.opted_out, phones) if phones else set()
+        self._optout_at = self.config.clock.monotonic()
+
+    async def _pause_between(self, pacing: Pacing, *, lookup: bool = False) -> None:
+        """The pacing delay: after a recipient's message (with the long breaks), or after
+        a number lookup before its message (`lookup`: WhatsApp counts those too)."""
+        rng = self.config.rng
+        delay = pacing.gap(rng) if lookup else pacing.delay_after(self._processed_in_run, rng)
         if delay >= COUNTDOWN_FROM:
             # Stored, so every host's dashboard counts down to the next message.
             due = utcnow() + timedelta(seconds=delay)
@@ -476,19 +498,27 @@ class CampaignRun:
         self, camp: Campaign, rec: Recipient, pacing: Pacing, upcoming: list[Recipient]
     ) -> Campaign:
         assert rec.id is not None and self._ids is not None
+        self._owe_wait = True
         resend_id: str | None = None
         ahead = self._ids.reserved.get(rec.id)
         if ahead is None and rec.id in self._ids.reserving:
             await self._writer.flush()
             ahead = self._ids.reserved.get(rec.id)
+        opted_out = rec.phone in self._optout
         if ahead is None and (rec.status == RS.SENDING or rec.message_id):
             # Caught in flight by a crash (`sending`, or an id stored ahead whose outcome
             # was not written yet), or an unknown one queued again: it may have gone out.
-            if not rec.message_id or self._image:  # an image cannot be re-sent with its id
-                return await self._record(
-                    rec, RS.UNKNOWN, error="interrupted while sending; it may have been delivered"
-                )
+            # An image cannot be re-sent with its id; a number that opted out since is not
+            # written to again.
+            if not rec.message_id or self._image or opted_out:
+                why = "interrupted while sending; it may have been delivered"
+                if opted_out:
+                    why += f" ({OPTED_OUT} since: not re-sent)"
+                return await self._record(rec, RS.UNKNOWN, error=why)
             resend_id = rec.message_id  # same id: WhatsApp dedupes it
+        elif opted_out:
+            self._owe_wait = False  # nothing was asked of WhatsApp
+            return await self._skip(rec, OPTED_OUT)
         await self._check_session()
         try:
             text = render(
@@ -498,6 +528,20 @@ class CampaignRun:
             verdict: Verdict | None = self._decide(Op.SEND, exc, Counter())
             assert isinstance(verdict, FailRecipient)
             return self._after_failure(await self._record(rec, RS.FAILED, error=verdict.reason))
+        if camp.check_numbers and resend_id is None and rec.checked_at is None:
+            # Before its first message (a resume does not ask again: checked_at).
+            found = await self._check_number(rec)
+            if found is None:
+                return await self._skip(rec, NOT_ON_WHATSAPP)
+            if isinstance(found, FailRecipient):
+                await self._drop_reserved(rec)
+                return self._after_failure(await self._record(rec, RS.FAILED, error=found.reason))
+            # As stored: the rows are built without validation, so copied the same way.
+            fields = {name: getattr(rec, name) for name in Recipient.model_fields}
+            rec = Recipient.model_construct(**{**fields, "chat_id": found, "checked_at": utcnow()})
+            await self._pause_between(pacing, lookup=True)
+            self._check_stop()
+        assert rec.id is not None
         # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
         message_id = resend_id or ahead
         if message_id is None and not self._image:
@@ -562,6 +606,65 @@ class CampaignRun:
             )
             camp = await self._record(rec, RS.UNKNOWN, error=reason, attempted=pipelined)
         return self._after_failure(camp)
+
+    async def _check_number(self, rec: Recipient) -> str | FailRecipient | None:
+        """Is the recipient's number on WhatsApp? Its chat id as WhatsApp answered it
+        (stored on the recipient before its message leaves), None when it is not, or why
+        this recipient fails. WAHA's errors get the policy's verdicts, as a send's do; a
+        pause ends the run with the recipient untouched."""
+        assert rec.id is not None
+        tries: Counter[Kind] = Counter()
+        digits = rec.phone
+        while True:
+            try:
+                exists, chat_id = await self.client.check_exists(self.session, digits)
+                break
+            except WahaError as exc:
+                verdict = await self._verdict(Op.CHECK, exc, tries)
+            if isinstance(verdict, Retry):
+                await self._wait(verdict, tries)
+                continue
+            if isinstance(verdict, FailRecipient):
+                log.warning(
+                    "campaign %s: recipient %s failed its number check: %s",
+                    self.campaign_id,
+                    rec.position + 1,
+                    verdict.reason,
+                )
+                return verdict
+            assert isinstance(verdict, Pause), verdict  # a check is never ambiguous
+            raise _Stop(S.PAUSED, verdict.reason)
+        if not exists:
+            log.info(
+                "campaign %s: recipient %s is not on WhatsApp: skipped",
+                self.campaign_id,
+                rec.position + 1,
+            )
+            return None
+        chat_id = chat_id if isinstance(chat_id, str) and chat_id else rec.chat_id
+        if chat_id != rec.chat_id:
+            log.info(
+                "campaign %s: recipient %s is %s on WhatsApp",
+                self.campaign_id,
+                rec.position + 1,
+                chat_id,
+            )
+        await self._db(self.store.set_checked, rec.id, chat_id)
+        return chat_id
+
+    async def _skip(self, rec: Recipient, why: str) -> Campaign:
+        """Settled without a message: its id stored ahead, if any, is dropped."""
+        await self._drop_reserved(rec)
+        log.info("campaign %s: recipient %s skipped: %s", self.campaign_id, rec.position + 1, why)
+        return await self._record(rec, RS.SKIPPED, error=why)
+
+    async def _drop_reserved(self, rec: Recipient) -> None:
+        """A recipient who gets no message keeps no id stored ahead (a stored id means "may
+        have been sent")."""
+        assert rec.id is not None and self._ids is not None
+        if self._ids.reserved.pop(rec.id, None) is not None:
+            await self._writer.flush()  # its reservation is written before it is undone
+            await self._db(self.store.release_ids, [rec.id])
 
     async def _deliver(
         self, rec: Recipient, text: str, message_id: str | None, attempt: _Attempt
@@ -655,7 +758,8 @@ class CampaignRun:
         attempted: bool = False,
     ) -> None:
         assert rec.id is not None
-        self._processed_in_run += 1
+        if status != RS.SKIPPED:  # the long breaks come after so many messages
+            self._processed_in_run += 1
         self._writer.submit(Outcome(rec.id, rec.position, status, message_id, error, attempted))
 
     def _committed(self, done: Committed) -> None:
@@ -664,7 +768,12 @@ class CampaignRun:
         if self._ids is not None:
             self._ids.committed(done.reserved)
         camp = done.campaign
-        counts = {RS.SENT: camp.sent, RS.FAILED: camp.failed, RS.UNKNOWN: camp.unknown}
+        counts = {
+            RS.SENT: camp.sent,
+            RS.FAILED: camp.failed,
+            RS.UNKNOWN: camp.unknown,
+            RS.SKIPPED: camp.skipped,
+        }
         for o in done.outcomes:
             counts[o.status] -= 1
         for o in done.outcomes:
@@ -680,6 +789,7 @@ class CampaignRun:
                     camp.total,
                     o.position + 1,
                     o.error,
+                    counts[RS.SKIPPED],
                 )
             )
         if not self._ours(camp) and self._elsewhere is None:
@@ -836,7 +946,7 @@ class CampaignRun:
     def _ended_as(self, camp: Campaign, status: str) -> ev.Ended:
         cid = self.campaign_id
         if status == S.COMPLETED:
-            return ev.Completed(cid, camp.sent, camp.failed, camp.unknown, camp.total)
+            return ev.Completed(cid, camp.sent, camp.failed, camp.unknown, camp.total, camp.skipped)
         if status == S.CANCELLED:
             return ev.Cancelled(cid, camp.next_index)
         if status == S.FAILED:

@@ -104,6 +104,20 @@ class WahaJSON(JSONResponse):
     media_type = "application/json; charset=utf-8"
 
 
+def whatsapp_number(phone: str) -> str:
+    """The number WhatsApp knows an account by. Brazil gave its mobile numbers a ninth digit
+    (a 9 after the two-digit area code, DDD) between 2012 and 2016; an account registered
+    before its area's change still has the old 8-digit number, a message to the 9-digit
+    form opens a chat with nobody, and check-exists answers the account's own id
+    (devlikeapro/waha#238; Baileys#1997: "read the jid field that already returns
+    corrected"). Which accounts are old cannot be told from the number (whatsapp-web.js#596);
+    the simulator plays the rule of thumb given there: area codes from 31 on are old
+    accounts (5531996883193 -> 553196883193), 11-30 keep their ninth digit."""
+    if len(phone) == 13 and phone.startswith("55") and phone[4] == "9" and int(phone[2:4]) > 30:
+        return phone[:4] + phone[5:]
+    return phone
+
+
 def _json(data: Any, status: int = 200) -> JSONResponse:
     return WahaJSON(data, status_code=status)
 
@@ -625,9 +639,16 @@ class Simulator:
         found = await self._running(self._session_name(request.query_params.get("session")))
         if isinstance(found, Response):
             return found
-        if not 7 <= len(phone) <= 15 or phone.startswith("0"):
+        st = self.state
+        with st.lock:
+            st.lookups.append((found.name, phone))
+        fault = st.take_check_fault()
+        if fault is not None:
+            return self._engine_error(request, fault[0], None, fault[1])
+        if not 7 <= len(phone) <= 15 or phone.startswith("0") or phone in st.faults.not_on_whatsapp:
+            # WAHA's engines answer a number without an account with this alone, no chatId.
             return _json({"numberExists": False})
-        return _json({"numberExists": True, "chatId": f"{phone}@c.us"})
+        return _json({"numberExists": True, "chatId": f"{whatsapp_number(phone)}@c.us"})
 
     async def qr(self, request: Request) -> Response:
         found = await self._running(request.path_params["session"], "SCAN_QR_CODE")
@@ -787,6 +808,8 @@ class Simulator:
         - proxy_error {status (413|502|504), after_record (true), count (1)};
         - timelock {session, until (epoch seconds, null lifts it), type (DEFAULT)};
         - stop_after {session, sends, status (STOPPED), for_seconds};
+        - not_on_whatsapp [numbers]: check-exists says they have no account ([] clears);
+        - fail_next_checks {count, message (rate-overlimit), data (429)}: check-exists 500s;
         - api_key, message_ids;
         - ws {version: current | 2024.10.8, key_header}: how /ws answers;
         - clear (true: drop every fault first)."""
@@ -894,6 +917,8 @@ class _FaultPlan:
     timelock: tuple[str, float | None, str] | None = None
     stop: tuple[str, int, str, float | None] | None = None
     ws: tuple[str | None, bool | None] | None = None
+    not_on_whatsapp: list[str] | None = None
+    fail_checks: tuple[int, str, Any] | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> _FaultPlan:
@@ -941,6 +966,19 @@ class _FaultPlan:
             if status not in PROXY_STATUSES:
                 raise ValueError(f"proxy_error status must be one of {PROXY_STATUSES}")
             plan.proxy = (status, bool(proxy.get("after_record", True)), int(proxy.get("count", 1)))
+        if "not_on_whatsapp" in body:
+            numbers = body["not_on_whatsapp"] or []
+            if not isinstance(numbers, list):
+                raise ValueError("not_on_whatsapp must be a list of phone numbers")
+            plan.not_on_whatsapp = [str(n) for n in numbers]
+        checks = body.get("fail_next_checks")
+        if checks is not None:
+            checks = checks if isinstance(checks, dict) else {"count": checks}
+            plan.fail_checks = (
+                int(checks["count"]),
+                str(checks.get("message") or RATE_OVERLIMIT),
+                checks.get("data", 429),
+            )
         lock = body.get("timelock")
         if lock is not None:
             until = lock.get("until")
@@ -998,6 +1036,11 @@ class _FaultPlan:
         if self.proxy is not None:
             status, after_record, count = self.proxy
             st.proxy_error(status, after_record=after_record, count=count)
+        if self.not_on_whatsapp is not None:
+            st.not_on_whatsapp(self.not_on_whatsapp)
+        if self.fail_checks is not None:
+            count, message, data = self.fail_checks
+            st.fail_next_checks(count, message, data=data)
         if self.timelock is not None:
             st.timelock(*self.timelock)
         if self.stop is not None:

@@ -155,6 +155,14 @@ class Faults:
     ws_version: str = "current"  # WS_VERSIONS
     ws_key_header: bool = False  # also take the key from the X-Api-Key header (WAHA: no)
 
+    # check-exists: numbers (digits) that have no WhatsApp account, and the next
+    # `fail_checks` lookups answering WAHA's 500 with `fail_checks_message` (NOWEB's
+    # rate-overlimit, #619).
+    not_on_whatsapp: set[str] = field(default_factory=set)
+    fail_checks: int = 0
+    fail_checks_message: str = RATE_OVERLIMIT
+    fail_checks_data: Any = 429
+
 
 @dataclass
 class AckPlan:
@@ -227,6 +235,7 @@ class SimState:
         # Told of every session's change of status (the simulator's events).
         self.observers: list[Callable[[SimSession], None]] = []
         self.typing: list[tuple[str, str, str]] = []  # (session, chatId, start|stop)
+        self.lookups: list[tuple[str, str]] = []  # check-exists asked: (session, phone)
         self.held = 0  # sends the hang fault holds right now (none of them recorded yet)
         for name, status in (sessions if sessions is not None else {"default": "WORKING"}).items():
             self.add_session(name, status)
@@ -436,6 +445,29 @@ class SimState:
             self.faults.proxy_count = count
             self.faults.proxy_after_record = after_record
 
+    def not_on_whatsapp(self, phones: list[str]) -> None:
+        """check-exists answers `numberExists: false` for these numbers (digits; the whole
+        set: [] clears it)."""
+        digits = {"".join(ch for ch in p if ch.isdigit()) for p in phones}
+        with self._lock:
+            self.faults.not_on_whatsapp = digits
+
+    def fail_next_checks(
+        self, count: int, message: str = RATE_OVERLIMIT, *, data: Any = 429
+    ) -> None:
+        """The next `count` check-exists lookups answer WAHA's 500 carrying `message`."""
+        with self._lock:
+            self.faults.fail_checks = count
+            self.faults.fail_checks_message = message
+            self.faults.fail_checks_data = data
+
+    def take_check_fault(self) -> tuple[str, Any] | None:
+        with self._lock:
+            if self.faults.fail_checks <= 0:
+                return None
+            self.faults.fail_checks -= 1
+            return self.faults.fail_checks_message, self.faults.fail_checks_data
+
     def require_api_key(self, key: str | None) -> None:
         with self._lock:
             self.api_key = key
@@ -505,6 +537,7 @@ class SimState:
             self.messages.clear()
             self._by_id.clear()
             self.typing.clear()
+            self.lookups.clear()
             for sess in self.sessions.values():
                 sess.chats.clear()
             self.clear_faults()

@@ -15,7 +15,9 @@ from textual.worker import Worker, WorkerState
 
 from waha_tui import events as ev
 from waha_tui.config import Settings
+from waha_tui.delivery import Applied
 from waha_tui.errors import UserError
+from waha_tui.listener import Listener
 from waha_tui.logs import caught
 from waha_tui.printable import printable
 from waha_tui.scheduler import Scheduler
@@ -30,6 +32,7 @@ from waha_tui.status import (
 )
 from waha_tui.stopping import Stopper
 from waha_tui.tui.commands import DashboardCommands
+from waha_tui.tui.format import feed_cell
 from waha_tui.tui.screens.campaign_form import CampaignFormModal
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.contacts import ContactListsScreen
@@ -38,7 +41,7 @@ from waha_tui.tui.screens.new_campaign import NewCampaignScreen
 from waha_tui.tui.screens.sessions import SessionsScreen
 from waha_tui.tui.screens.templates import TemplatesScreen
 from waha_tui.tui.terminal import GuardedDriver
-from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaError
+from waha_tui.waha import FeedState, SessionInfo, Unauthorized, Unreachable, WahaError
 from waha_tui.waha.errors import CHECK_API_KEY
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,9 @@ class WahaTuiApp(App[None]):
         scheduler_interval: float = 1.0,
         install_signals: bool = False,
         run_scheduler: bool = True,
+        # WAHA's events (acks, replies, opt-outs) while the dashboard is open, sending or
+        # not; off for tests whose WAHA is no server on a socket.
+        listen: bool = True,
         # A line at the top (the demo's): fixed, or read again every second while shown.
         banner: str | Callable[[], str] | None = None,
         timeline: Sequence[tuple[float, Callable[[], str]]] = (),
@@ -86,6 +92,8 @@ class WahaTuiApp(App[None]):
         self.scheduler_interval = scheduler_interval
         self.install_signals = install_signals
         self.run_scheduler = run_scheduler
+        self.listen = listen
+        self.listener: Listener | None = None
         self.banner = banner() if callable(banner) else banner
         self._describe = banner if callable(banner) else None
         self.timeline = list(timeline)
@@ -109,6 +117,11 @@ class WahaTuiApp(App[None]):
         # Runs left Running by a process that died are shown as what they are: Paused.
         await self.service.recover_interrupted()
         await self.push_screen(self.main)
+        if self.listen:
+            self.listener = self.service.listener(
+                on_applied=self._events_applied, on_state=self._feed_state
+            )
+            self.listener.start()
         self.run_worker(self._watch_sessions(), group="sessions", exit_on_error=False)
         if self.run_scheduler:
             scheduler = Scheduler(
@@ -428,6 +441,9 @@ class WahaTuiApp(App[None]):
 
     async def _sessions_line(self) -> Text:
         line = Text(f"WAHA {printable(self.service.waha_url)}  ")
+        if self.listener is not None:
+            line.append_text(feed_cell(self.listener.state))
+            line.append("  ")
         try:
             sessions: list[SessionInfo] = await self.service.sessions()
         except Unreachable:
@@ -439,6 +455,33 @@ class WahaTuiApp(App[None]):
         if not sessions:
             return line.append("no sessions", style="yellow")
         return fit_sessions(line, sessions, self.main.size.width - LINE_PADDING)
+
+    # -- WAHA's events ----------------------------------------------------------------
+
+    def _feed_state(self, state: FeedState) -> None:
+        # Said at once in the WAHA line (the sessions are read again with it).
+        if self.main.is_mounted:
+            self.run_worker(self._refresh_waha_line(), group="waha-line", exclusive=True)
+
+    async def _refresh_waha_line(self) -> None:
+        self.main.set_waha_line(await self._sessions_line())
+
+    def _events_applied(self, applied: Applied) -> None:
+        for o in applied.opted_out:
+            where = f" (campaign {o.campaign_id})" if o.campaign_id is not None else ""
+            self.notify(
+                f"{o.phone} opted out{where}: never messaged again", markup=False, timeout=8
+            )
+        for cid in applied.paused:
+            self.notify(
+                f"campaign {cid} paused: WhatsApp refused its messages in a row after "
+                "accepting them (its row says more)",
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
+        if applied.changed and self.main.is_mounted:
+            self.main.request_reload()
 
     # -- leaving -----------------------------------------------------------------------
 
@@ -485,6 +528,8 @@ class WahaTuiApp(App[None]):
             return
         self._quitting = True
         self._stop_scheduler.set()
+        if self.listener is not None:
+            await self.listener.aclose()  # what arrived is written first
         log.info("dashboard stopping: %s", reason)
         if self.service.running_here():
             self.notify("finishing the message in flight…", markup=False)
@@ -493,6 +538,9 @@ class WahaTuiApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._unsubscribe()
+        if self.listener is not None:
+            # Bounded: the feed's close never waits on the network more than a second.
+            await self.listener.aclose()
 
 
 def fit_sessions(line: Text, sessions: list[SessionInfo], width: int) -> Text:

@@ -13,6 +13,7 @@ from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
 from waha_tui.pacing import Estimate, Pacing
 from waha_tui.printable import printable
 from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus
+from waha_tui.waha import FeedState
 from waha_tui.waha.envelope import Ack
 
 S = CampaignStatus
@@ -340,6 +341,18 @@ def recipient_line(r: Recipient) -> Text:
     if not said:
         return Text("")
     return text.append_text(Text(" · ").join(said))
+
+
+def feed_cell(state: FeedState) -> Text:
+    """The event feed in the WAHA line: acks and replies come in, or they do not now."""
+    if state.phase == "live":
+        return Text("events live", style="green")
+    if state.phase == "connecting":
+        return Text("events connecting", style="cyan")
+    # Down or refused: the line has room for the gist; the log has the reason.
+    return Text(
+        "events refused" if state.phase == "refused" else "events down", style="bold yellow"
+    )
 
 
 FUNNEL_BAR = 10

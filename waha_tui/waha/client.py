@@ -231,6 +231,11 @@ class WahaClient:
     def __repr__(self) -> str:
         return f"WahaClient({self.base_url!r})"
 
+    @property
+    def api_key(self) -> Secret | None:
+        """The key this client sends (a Secret: never shown), for the event feed."""
+        return self._api_key
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -343,10 +348,11 @@ class WahaClient:
         _, body = await self._request("GET", "/ping", what="pinging WAHA")
         return isinstance(body, dict) and body.get("message") == "pong"
 
-    async def server_version(self) -> dict[str, Any]:
-        _, body = await self._request("GET", "/api/server/version", what="asking WAHA's version")
+    async def server_version(self, path: str = "/api/server/version") -> dict[str, Any]:
+        """`path`: /api/server/version, or /api/version (deprecated, older servers)."""
+        _, body = await self._request("GET", path, what="asking WAHA's version")
         if not isinstance(body, dict):
-            raise BadResponse("WAHA answered /api/server/version without a JSON object")
+            raise BadResponse(f"WAHA answered {path} without a JSON object")
         return body
 
     # -- sessions ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Footer, Input, Select, Static, TextArea
+from textual.widgets import Checkbox, Footer, Input, Select, Static, TextArea
 
 from waha_tui.errors import FIELD_NAMES, InvalidInput, UserError
 from waha_tui.logs import caught
@@ -47,6 +47,7 @@ DELAY_GUIDANCE = "WAHA advises a random 30–60 s between messages; shorter gets
 PREVIEWED = 3  # messages shown before creating
 NO_LISTS_HINT = "No contact lists yet: ctrl+l imports one from a CSV file (L on the main screen)"
 NOW_WORDS = ("", "now")
+CHECK_HINT = "a number not on WhatsApp is skipped; a lookup waits like a send"
 # The form's field for each field the service names (CampaignDraft's attributes).
 DRAFT_FIELDS = {
     "name": "name",
@@ -193,6 +194,12 @@ class NewCampaignScreen(Screen[int | None]):
                 hint="{name} for contacts without a name",
                 id="camp-default-name-field",
             )
+            yield Field(
+                "Numbers",
+                Checkbox(FIELD_NAMES["check_numbers"].label, id="camp-check", compact=True),
+                hint=CHECK_HINT,
+                id="camp-check-field",
+            )
             yield Static(id="camp-summary")
             with Vertical(id="camp-preview-box"):
                 yield Static(id="camp-preview")
@@ -303,6 +310,7 @@ class NewCampaignScreen(Screen[int | None]):
             at=None if when.lower() in NOW_WORDS else when,
             delay=self.value("delay"),
             default_name=self.value("default-name"),
+            check_numbers=self.query_one("#camp-check", Checkbox).value,
         )
 
     # -- live hints and preview --------------------------------------------------------
@@ -434,6 +442,8 @@ class NewCampaignScreen(Screen[int | None]):
         else:
             start = f"It starts {local_time(c.scheduled_at, '%Y-%m-%d %H:%M %Z').strip()}."
         image = " with an image" if c.image_path else ""
+        if c.check_numbers:
+            start += " Each number is looked up on WhatsApp before its message."
         return (
             f"Create campaign '{c.name}' for {count} recipient{'s' if count != 1 else ''} of "
             f"list '{c.list_name}'{image} on session '{c.session}', {c.delay_min:g}–"

@@ -1000,3 +1000,43 @@ def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("WAHA_TUI_DB", "WAHA_URL", "WAHA_API_KEY", "WAHA_TUI_LEASE_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+def test_show_and_recipients_carry_what_whatsapp_said_after_the_sends(cli: Cli) -> None:
+    """Acks and a reply, as the listener writes them (delivery.apply), in the JSON of
+    `campaign show`, `campaign list` and `campaign recipients`, and in show's lines."""
+    from waha_tui import delivery
+    from waha_tui.waha.envelope import Ack, AckEvent, MessageEvent
+
+    two = write(cli.db.parent / "two.csv", f"phone,name\n{phone(1)},Ana\n{phone(2)},Bo\n")
+    cid = cli.create("--name", "acks", "--message", "Hi", "--contacts", two, "--delay", "0-0")
+    cli.ok("run", "--until-idle", "--no-events")
+    store = Store(cli.db)
+    first, second = store.recipients(cid)
+    now = utcnow()
+    delivery.apply(
+        store,
+        [
+            AckEvent("default", first.wa_id or "", Ack.READ, first.chat_id, now),
+            AckEvent("default", second.wa_id or "", Ack.DEVICE, second.chat_id, now),
+            MessageEvent("default", "reply-1", first.chat_id, "Thanks", now),
+        ],
+    )
+    store.close()
+    shown = cli.json("campaign", "show", str(cid))
+    assert {k: shown[k] for k in ("sent", "delivered", "read", "replied", "unconfirmed")} == {
+        "sent": 2,
+        "delivered": 2,
+        "read": 1,
+        "replied": 1,
+        "unconfirmed": 0,
+    }
+    (listed,) = [c for c in cli.json("campaign", "list") if c["id"] == cid]
+    assert (listed["delivered"], listed["read"], listed["replied"]) == (2, 1, 1)
+    r1, r2 = cli.json("campaign", "recipients", str(cid))
+    assert (r1["ack"], r1["ack_name"], r1["reply_text"]) == (3, "READ", "Thanks")
+    assert r1["read_at"] is not None and r1["replied_at"] is not None
+    assert (r2["ack_name"], r2["read_at"], r2["replied_at"]) == ("DEVICE", None, None)
+    assert r2["delivered_at"] is not None
+    lines = cli.ok("campaign", "show", str(cid)).stdout
+    assert "delivered     2" in lines and "replied       1" in lines

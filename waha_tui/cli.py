@@ -23,6 +23,7 @@ from waha_tui.printable import printable
 from waha_tui.secret import redact, url_password
 from waha_tui.status import CampaignStatus
 from waha_tui.stopping import Stopper
+from waha_tui.waha.envelope import Ack
 
 if TYPE_CHECKING:
     from waha_tui.service import CampaignService
@@ -224,6 +225,11 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "failed": c.failed,
         "unknown": c.unknown,
         "skipped": c.skipped,
+        # What WhatsApp said after the sends (recipients counted once each).
+        "delivered": c.delivered,
+        "read": c.read,
+        "replied": c.replied,
+        "unconfirmed": c.unconfirmed,
         "next_index": c.next_index,
         "scheduled_at": _iso(c.scheduled_at),
         "created_at": _iso(c.created_at),
@@ -262,6 +268,16 @@ def recipient_dict(r: Recipient) -> dict[str, Any]:
         "error": r.error,
         "attempts": r.attempts,
         "sent_at": _iso(r.sent_at),
+        # The highest ack (-1 ERROR, 0 PENDING, 1 SERVER, 2 DEVICE, 3 READ, 4 PLAYED; null:
+        # none yet), and when it was delivered, read, answered.
+        "ack": r.ack,
+        "ack_name": Ack(r.ack).name if r.ack is not None else None,
+        "delivered_at": _iso(r.delivered_at),
+        "read_at": _iso(r.read_at),
+        "unconfirmed": bool(r.unconfirmed),
+        "replied_at": _iso(r.replied_at),
+        "reply_text": r.reply_text,
+        "checked_at": _iso(r.checked_at),
     }
 
 

@@ -4,6 +4,7 @@ The real app, the real simulator on a socket, the real SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -112,3 +113,33 @@ async def test_the_details_screen_shows_the_funnel_and_each_recipients_fate(
             await pilot.press("up", "up")
             await wait_for(pilot, lambda: under().startswith("#1 delivered"))
             assert " · replied " in under() and under().strip().endswith(": Thanks!")
+
+
+async def test_the_demo_shows_acks_a_reply_and_an_opt_out_arriving(tmp_path: Path) -> None:
+    from waha_tui.demo import build_demo
+
+    demo = await build_demo(tmp_path)
+    store = demo.service.store
+    try:
+        spring = next(c for c in store.list_campaigns() if c.name == "Spring sale")
+        # Sent while the demo was built, acknowledged as WhatsApp would, and written.
+        await asyncio.sleep(0)
+        app = WahaTuiApp(demo.service, banner=demo.banner, run_scheduler=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: store.get_campaign(spring.id or 0).read > 0)
+            camp = store.get_campaign(spring.id or 0)
+            assert camp.sent + camp.failed == 12 and 0 < camp.read <= camp.delivered
+            steps = [step for _, step in demo.timeline]
+            app._timeline_step(steps[1])  # someone replies, now rather than in 14 s
+            await wait_for(pilot, lambda: store.get_campaign(spring.id or 0).replied == 1)
+            app._timeline_step(steps[0])  # 'sales' reconnects (its messages arrive again)
+            app._timeline_step(steps[2])  # and someone answers STOP
+            await wait_for(
+                pilot, lambda: any("opted out" in str(n.message) for n in app._notifications)
+            )
+            assert demo.service.store.count_optouts("") == 1
+    finally:
+        await demo.service.stop_all("test over")
+        await demo.aclose_listener()
+        await demo.service.aclose()
+        demo.close()

@@ -81,6 +81,7 @@ async def test_the_demo_banner_never_tells_to_do_what_is_done(tmp_path: Path) ->
             assert "none twice" in banner()
     finally:
         await demo.service.stop_all("test over")
+        await demo.aclose_listener()
         await demo.service.aclose()
         demo.close()
     sent_to = [m.chat_id for m in demo.server.state.sent("sales")]

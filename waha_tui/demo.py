@@ -17,11 +17,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from waha_tui.config import Settings
+from waha_tui.listener import Listener
 from waha_tui.models import Campaign, utcnow
 from waha_tui.phones import chat_id_for
 from waha_tui.runner import RunnerConfig, RunnerPool
 from waha_tui.service import CampaignService
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
+from waha_tui.simulator.state import AckPlan
 from waha_tui.status import CampaignStatus
 from waha_tui.store import C, NewRecipient, Store, StoreError
 from waha_tui.waha import WahaClient
@@ -51,6 +53,13 @@ FIRST = [
 CITIES = ["Jakarta", "Bandung", "Berlin", "Lisbon", "Surabaya", "Porto", "Hamburg", "Medan"]
 DEMO_DELAY = (1.0, 3.0)
 RECONNECT_AFTER = 8.0
+REPLY_AFTER = 14.0  # someone answers "Spring sale"
+OPT_OUT_AFTER = 20.0  # someone asks "Welcome series" never to write again
+# WhatsApp's acks as the demo's simulator sends them: most delivered within a second, most
+# of those read, a few never acknowledged, one in thirty refused after the 201.
+DEMO_ACKS = AckPlan(
+    server=0.1, device=0.4, read=1.5, read_share=0.6, none_share=0.05, error_share=0.03, seed=7
+)
 S = CampaignStatus
 
 
@@ -64,6 +73,14 @@ class Demo:
     # (seconds after the dashboard opens, action returning the new banner text)
     timeline: list[tuple[float, Callable[[], str]]] = field(default_factory=list)
     temporary: Path | None = None  # the folder made for it, removed unless kept
+    # Wrote the acks of the campaigns sent while the demo was built; the dashboard's own
+    # listener takes over (both at once are harmless: writing an event is idempotent).
+    build_listener: Listener | None = None
+
+    async def aclose_listener(self) -> None:
+        if self.build_listener is not None:
+            listener, self.build_listener = self.build_listener, None
+            await listener.aclose()
 
     def close(self, *, keep: bool = False) -> None:
         self.server.stop()
@@ -109,11 +126,19 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
         sessions={"default": "WORKING", "sales": "WORKING", "support": "WORKING"},
         start_delay=1.0,
     )
-    server = SimulatorServer(Simulator(state)).start()
+    state.set_acks(DEMO_ACKS)
+    sim = Simulator(state)
+    server = SimulatorServer(sim).start()
     store = Store(db_path)
     client = WahaClient(server.url)
     fast = RunnerConfig(lease_seconds=15, unreachable_backoff=(0.2,), ambiguous_retries=(0.2,))
     quick = CampaignService(store, client, RunnerPool(store, client, config=fast))
+    build_listener = quick.listener()
+    build_listener.start()
+    for _ in range(100):  # its acks must not be missed: listening before the first send
+        if build_listener.state.phase == "live":
+            break
+        await asyncio.sleep(0.02)
 
     # Completed: really sent, so its recipients carry WAHA message ids.
     done = store.create_campaign(
@@ -181,6 +206,25 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
         state.set_status("sales", "WORKING")
         return "session 'sales' is WORKING again: press r on “Welcome series” to resume it"
 
+    spring = store.recipients(done)
+    welcome = store.recipients(paused)
+
+    def reply() -> str:
+        who = spring[3]
+        sim.reply("default", who.chat_id, f"Is the sale on in {who.variables['city']} too?")
+        return (
+            f"{who.name or who.phone} replied to “Spring sale”: its Repl column counts it; "
+            "enter, then the recipient, shows the reply"
+        )
+
+    def opt_out() -> str:
+        who = welcome[1]
+        sim.reply("sales", who.chat_id, "STOP")
+        return (
+            f"{who.phone} answered STOP to “Welcome series”: on the opt-out list now, never "
+            "messaged again by any campaign"
+        )
+
     def banner() -> str:
         """The line at the top follows the story: it never tells to do what is done."""
         where = f"DEMO · simulated WAHA at {server.url}"
@@ -213,8 +257,9 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
         service,
         db_path,
         banner,
-        [(RECONNECT_AFTER, reconnect)],
+        [(RECONNECT_AFTER, reconnect), (REPLY_AFTER, reply), (OPT_OUT_AFTER, opt_out)],
         temporary=None if db_dir else folder,
+        build_listener=build_listener,
     )
 
 
@@ -232,6 +277,7 @@ def run_demo(*, keep: bool = False) -> None:
             await app.run_async()
         finally:
             await demo.service.stop_all("stopped with the dashboard")
+            await demo.aclose_listener()
             await demo.service.aclose()
             demo.close(keep=keep)
         return demo.db_path

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,14 +86,15 @@ def doctor_cli(db: Path, url: str, key: str | None, *args: str) -> Any:
     return CliRunner().invoke(app, ["doctor", *args], env=env)
 
 
-async def test_all_ok(sim: SimulatorServer, ws_url: str, tmp_path: Path) -> None:
+async def test_all_ok(sim: SimulatorServer, tmp_path: Path, caplog: Any) -> None:
+    """Everything against the simulator, its /ws included (the key in x-api-key)."""
+    caplog.set_level(logging.DEBUG)
     db = tmp_path / "campaigns.db"
     store = Store(db)
     make_campaign(store, 1)
     store.close()
     settings = Settings(db=str(db), waha_url=sim.url, api_key=Secret(KEY))
-    WS_MODE["core_refuses"] = False
-    findings = await diagnose(settings, websocket=probe_at(ws_url))
+    findings = await diagnose(settings)
     assert [f.check for f in findings] == [
         "waha",
         "api key",
@@ -110,7 +112,10 @@ async def test_all_ok(sim: SimulatorServer, ws_url: str, tmp_path: Path) -> None
     assert found["session default"].detail == "WORKING as 15550000000@c.us"
     assert found["database"].detail.endswith("schema 9, writable, 0 campaigns Running")
     assert sim.state.lookups == [("default", "15550000000")]  # its own number: harmless
+    assert found["events"].detail.startswith("the WebSocket ws://127.0.0.1:")
     assert not failed(findings)
+    # websockets' handshake lines would carry the key: never in the log, even at debug.
+    assert all(KEY not in r.getMessage() for r in caplog.records)
 
 
 def test_all_ok_through_the_cli_exits_0(sim: SimulatorServer, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 import sqlalchemy as sa
@@ -48,6 +48,7 @@ from waha_tui.waha import (
     WahaError,
 )
 from waha_tui.waha.errors import CHECK_API_KEY, Refused
+from waha_tui.waha.feed import ProtocolLog, events_url
 
 log = logging.getLogger(__name__)
 
@@ -355,14 +356,6 @@ def _session_finding(info: SessionInfo) -> Finding:
 # -- the events WebSocket ---------------------------------------------------------------
 
 
-def events_url(base_url: str) -> str:
-    """ws(s)://host/ws?session=*&events=* for a WAHA base URL (no key in it)."""
-    parts = urlsplit(base_url)
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    path = parts.path.rstrip("/") + "/ws"
-    return urlunsplit((scheme, parts.netloc, path, "session=*&events=*", ""))
-
-
 async def probe_websocket(url: str, key: Secret | None) -> tuple[str, int | None, str]:
     """Open WAHA's /ws and close it: ("open", None, ""), ("closed", code, reason) when
     WAHA closes it at once, or ("refused", HTTP status or None, why) for the handshake.
@@ -373,9 +366,11 @@ async def probe_websocket(url: str, key: Secret | None) -> tuple[str, int | None
 
     target = url + (f"&x-api-key={quote(key.reveal(), safe='')}" if key else "")
     headers = {"X-Api-Key": key.reveal()} if key else None
+    # websockets' debug lines print the handshake, key and all: the feed's redacting log.
+    quiet = ProtocolLog(logging.getLogger(f"{__name__}.protocol"), [key.reveal()] if key else [])
     try:
         async with connect(
-            target, additional_headers=headers, open_timeout=5, close_timeout=2
+            target, additional_headers=headers, open_timeout=5, close_timeout=2, logger=quiet
         ) as ws:
             try:
                 await asyncio.wait_for(ws.recv(), WS_SETTLE)

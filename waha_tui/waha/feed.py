@@ -129,7 +129,7 @@ def events_url(base_url: str, key: str | None = None, events: tuple[str, ...] = 
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", query, ""))
 
 
-class _ProtocolLog(logging.LoggerAdapter[logging.Logger]):
+class ProtocolLog(logging.LoggerAdapter[logging.Logger]):
     """websockets' own log, with its debug lines off (they print the handshake: the key in
     the header and the URL) and every other line's text cleared of the key."""
 
@@ -196,7 +196,7 @@ class EventFeed:
         self.close_timeout = close_timeout
         self._rng = rng or random.Random()
         self._secrets = [key.reveal()] if key else []
-        self._protocol_log = _ProtocolLog(logging.getLogger(f"{__name__}.protocol"), self._secrets)
+        self._protocol_log = ProtocolLog(logging.getLogger(f"{__name__}.protocol"), self._secrets)
         self._state = FeedState("connecting", datetime.now(UTC))
         self.live_since: datetime | None = None
         self._acks_from: set[str] = set()

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from tests.test_sessions_screen import toast_with
 from tests.test_snapshots import every_status, select_campaign
 from tests.test_tui import footer_keys, select, shown
 from tests.tui_helpers import FROZEN, SIZE_IDS, SIZES, Rig, wait_for
@@ -340,3 +341,108 @@ async def test_the_history_fits_80_columns_and_shows_a_long_detail_whole_under_i
         await pilot.pause(0.1)
         under = " ".join(shown(details(pilot).query_one("#recipient-error", Static)).split())
         assert under == reason
+
+
+# -- retrying the unconfirmed (U) -----------------------------------------------------------
+
+
+async def sent_then_unconfirmed(rig: Rig, n: int) -> int:
+    """A campaign really sent to the simulator, then flagged as the feed flags it: no ack
+    from WhatsApp in time."""
+    from waha_tui import delivery
+    from waha_tui.models import utcnow
+
+    cid = rig.add("Quiet", n, status=S.PAUSED)
+    await rig.service.resume(cid)
+    await rig.service.wait(cid)
+    assert rig.store.get_campaign(cid).status == S.COMPLETED
+    flagged = delivery.flag_unconfirmed(
+        rig.store,
+        live_since=utcnow() - timedelta(hours=1),
+        sessions_with_acks={"default"},
+        now=utcnow() + timedelta(minutes=2),
+    )
+    assert flagged == n
+    return cid
+
+
+def question(pilot: Pilot) -> str:
+    from waha_tui.tui.screens.confirm import ConfirmationModal
+
+    assert isinstance(pilot.app.screen, ConfirmationModal)
+    return " ".join(shown(pilot.app.screen.query_one("#confirm-question", Static)).split())
+
+
+async def test_u_is_offered_only_with_unconfirmed_recipients_and_asks_first(rig: Rig) -> None:
+    from waha_tui.tui.screens.confirm import ConfirmationModal
+
+    plain = rig.add("Confirmed", 2, status=S.COMPLETED, done=2)
+    cid = await sent_then_unconfirmed(rig, 3)
+    plan = await rig.service.plan_unconfirmed_retry(cid)
+    assert plan.deduped and plan.question is None  # the simulator takes pre-generated ids
+    async with rig.app().run_test(size=SIZE) as pilot:
+        await open_details(pilot, plain)
+        assert "Retry unconfirmed" not in footer_keys(pilot)
+        await pilot.press("U")
+        await pilot.pause(0.3)
+        assert isinstance(pilot.app.screen, DetailsScreen)  # not offered: nothing asked
+        await pilot.press("escape")
+        await open_details(pilot, cid)
+        await wait_for(pilot, lambda: "Retry unconfirmed" in footer_keys(pilot))
+        await pilot.press("U")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        said = question(pilot)
+        assert said.startswith(f"Send campaign {cid} again to its 3 unconfirmed recipients?")
+        assert "twice" not in said and "left Paused" in said
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailsScreen))
+        await pilot.pause(0.2)
+        assert rig.store.get_campaign(cid).unconfirmed == 3  # kept as it was
+        await pilot.press("U")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        await pilot.press("y")
+        await wait_for(pilot, toast_with(pilot, f"campaign {cid}: 3 unconfirmed recipients queued"))
+        await wait_for(pilot, lambda: "Retry unconfirmed" not in footer_keys(pilot))
+    camp = rig.store.get_campaign(cid)
+    assert (camp.status, camp.unconfirmed, camp.sent, camp.next_index) == (S.PAUSED, 0, 0, 0)
+    queued = rig.store.recipients(cid)
+    assert [r.status for r in queued] == [RS.PENDING] * 3
+    assert all(r.message_id for r in queued)  # each goes again with its own id: deduped
+
+
+async def test_u_warns_with_the_services_question_when_repeats_may_arrive_twice(
+    rig: Rig,
+) -> None:
+    from waha_tui.tui.screens.confirm import ConfirmationModal
+
+    rig.sim.state.message_ids = False  # a WAHA before 2026.4.3: no pre-generated ids
+    cid = await sent_then_unconfirmed(rig, 2)
+    asked = (await rig.service.plan_unconfirmed_retry(cid)).question
+    assert asked is not None
+    async with rig.app().run_test(size=SIZE) as pilot:
+        await open_details(pilot, cid)
+        await wait_for(pilot, lambda: "Retry unconfirmed" in footer_keys(pilot))
+        await pilot.press("U")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        assert question(pilot).startswith(" ".join(asked.split()))
+        await pilot.press("y")
+        await wait_for(pilot, toast_with(pilot, "they may arrive twice"))
+    assert [(r.status, r.message_id) for r in rig.store.recipients(cid)] == [(RS.PENDING, None)] * 2
+    assert rig.store.get_campaign(cid).status == S.PAUSED
+
+
+async def test_u_is_not_offered_while_the_campaign_runs(rig: Rig) -> None:
+    cid = await sent_then_unconfirmed(rig, 2)
+    # Running in another process that holds a live lease: start-up leaves it Running.
+    rig.force(
+        cid,
+        status=S.RUNNING,
+        lease_owner="other:1:x",
+        lease_until=FROZEN + timedelta(days=3650),
+    )
+    async with rig.app().run_test(size=SIZE) as pilot:
+        await open_details(pilot, cid)
+        await pilot.pause(0.3)
+        camp = details(pilot).campaign
+        assert camp is not None and camp.status == S.RUNNING
+        assert "Retry unconfirmed" not in footer_keys(pilot)

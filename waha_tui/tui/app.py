@@ -38,6 +38,7 @@ from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.contacts import ContactListsScreen
 from waha_tui.tui.screens.main import MainScreen
 from waha_tui.tui.screens.new_campaign import NewCampaignScreen
+from waha_tui.tui.screens.optouts import OptOutsScreen
 from waha_tui.tui.screens.sessions import SessionsScreen
 from waha_tui.tui.screens.templates import TemplatesScreen
 from waha_tui.tui.terminal import GuardedDriver
@@ -205,6 +206,9 @@ class WahaTuiApp(App[None]):
 
     def open_templates(self) -> None:
         self._open(TemplatesScreen, lambda: TemplatesScreen(self.service))
+
+    def open_optouts(self) -> None:
+        self._open(OptOutsScreen, lambda: OptOutsScreen(self.service.optouts))
 
     def open_sessions(self) -> None:
         self._open(SessionsScreen, lambda: SessionsScreen(self.session_service))

@@ -124,6 +124,16 @@ HISTORY = [
     Column("detail", "Detail", 20, 0, grow_to=120),  # then who did it, whole
 ]
 
+# The opt-out list (O): number, when, how (reply, import, hand) and the campaign answered
+# fit 80 columns; why takes what is left, cut with … (the highlighted one's is whole below).
+OPTOUTS = [
+    Column("phone", "Number", 15, 0),  # phones.normalise_phone: at most 15 digits
+    Column("added", "When", 11, 0),  # format.sent_time: 11 cells at most
+    Column("source", "How", 6, 0),
+    Column("campaign", "Campaign", 8, 1),
+    Column("reason", "Why", 16, 0, grow_to=200),
+]
+
 
 def recipient_columns(total: int) -> list[Column]:
     """RECIPIENTS, the position as wide as a campaign of `total` recipients needs: a

@@ -12,6 +12,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("New campaign", "a campaign from a contact list and a template (N)", "open_new_campaign"),
     ("Contact lists", "import a CSV file, view or delete a list (L)", "open_contact_lists"),
     ("Templates", "create, edit or delete message templates (T)", "open_templates"),
+    ("Opt-out list", "numbers never messaged again: search, add, remove (O)", "open_optouts"),
     ("WhatsApp sessions", "the WAHA sessions; link a phone (w)", "open_sessions"),
 ]
 

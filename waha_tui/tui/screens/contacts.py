@@ -44,11 +44,11 @@ class Imported:
     result: ImportResult
 
 
-def duplicate_lines(result: ImportResult) -> list[str]:
-    """The CLI's own lines about duplicate phones, for one toast."""
+def duplicate_lines(duplicates: list[tuple[str, list[int]]]) -> list[str]:
+    """The CLI's own lines about duplicate phones (number, its lines), for one toast."""
     lines = [
         f"duplicate {phone} on lines {', '.join(map(str, at))}: kept once"
-        for phone, at in result.duplicates
+        for phone, at in duplicates
     ]
     if len(lines) > SHOWN_DUPLICATES:
         more = len(lines) - SHOWN_DUPLICATES
@@ -269,7 +269,7 @@ class ContactListsScreen(Screen[None]):
     def _imported(self, imported: Imported) -> None:
         count = len(imported.result.contacts)
         self.notify(f"imported {count} contacts into list '{imported.list_name}'", markup=False)
-        duplicates = duplicate_lines(imported.result)
+        duplicates = duplicate_lines(imported.result.duplicates)
         if duplicates:
             self.notify("\n".join(duplicates), severity="warning", markup=False, timeout=12)
         self._select = imported.list_name

@@ -41,6 +41,7 @@ from waha_tui.tui.format import (
 )
 from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS, CampaignActions
 from waha_tui.tui.screens.confirm import ConfirmationModal
+from waha_tui.tui.screens.sessions import one_line
 from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
 
@@ -127,6 +128,7 @@ class DetailsScreen(CampaignActions, Screen[None]):
         *CAMPAIGN_KEYS,  # as on the main screen, by the same rules
         Binding("u", "retry('unknown')", "Retry unknown"),
         Binding("f", "retry('failed')", "Retry failed"),
+        Binding("U", "retry_unconfirmed", "Retry unconfirmed"),
         Binding("h", "toggle_history", "History"),
         Binding("s", "next_filter", "Status"),
         Binding("n", "follow", "Follow"),  # offered once the cursor left the followed row
@@ -152,6 +154,7 @@ class DetailsScreen(CampaignActions, Screen[None]):
         self._followed: str | None = None
         self._jump = True  # to the followed row at the next read, wherever the cursor is
         self._offered_follow = True  # what the footer was last told (True: no `n`)
+        self._planning = False  # U asked WAHA whether repeats are deduped: one at a time
 
     def compose(self) -> ComposeResult:
         yield Static(id="details-summary")
@@ -353,10 +356,12 @@ class DetailsScreen(CampaignActions, Screen[None]):
             return not self.history_shown
         if action == "follow":
             return not self.history_shown and not self.following
-        if action != "retry":
+        if action not in ("retry", "retry_unconfirmed"):
             return True
         if c is None or c.status not in RETRYABLE:
             return False
+        if action == "retry_unconfirmed":
+            return c.unconfirmed > 0
         return bool(c.unknown if parameters == ("unknown",) else c.failed)
 
     def acted_on(self) -> Campaign | None:
@@ -394,6 +399,57 @@ class DetailsScreen(CampaignActions, Screen[None]):
             self.notify(
                 f"campaign {self.campaign_id}: {done} recipients queued; press r on the list "
                 "to send them",
+                markup=False,
+            )
+            await self.reload()
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(retry(), group="actions", exit_on_error=False)
+
+        self.app.push_screen(ConfirmationModal(question, yes="Queue them", no="Keep"), answered)
+
+    def action_retry_unconfirmed(self) -> None:
+        """Sent ones WhatsApp never confirmed, queued again: asked with the service's own
+        question (it warns when the repeats would not be deduped, so may arrive twice)."""
+        if self._planning or not self.check_action("retry_unconfirmed", ()):
+            return
+        self._planning = True
+        self.run_worker(self._retry_unconfirmed(), group="actions", exit_on_error=False)
+
+    async def _retry_unconfirmed(self) -> None:
+        cid = self.campaign_id
+        try:
+            plan = await self.service.plan_unconfirmed_retry(cid)
+        except Exception as exc:
+            caught(log, exc, f"campaign {cid}: planning a retry of its unconfirmed recipients")
+            self.notify(one_line(exc), severity="error", markup=False)
+            return
+        finally:
+            self._planning = False
+        if not plan.count:
+            self.notify(f"campaign {cid} has no unconfirmed recipients", markup=False)
+            return
+        n = plan.count
+        question = plan.question or (
+            f"Send campaign {cid} again to its {n} unconfirmed recipient{'s' if n != 1 else ''}? "
+            "Each repeat carries its first message's id: WhatsApp drops it where that arrived."
+        )
+        question += " The campaign is left Paused: press r on the list to send."
+
+        async def retry() -> None:
+            try:
+                done = await self.service.retry(
+                    cid, unknown=False, failed=False, unconfirmed=True, confirmed=True
+                )
+            except Exception as exc:
+                caught(log, exc, f"campaign {cid}: retrying its unconfirmed recipients")
+                self.notify(one_line(exc), severity="error", markup=False)
+                return
+            twice = "" if plan.deduped else " (as new messages: they may arrive twice)"
+            self.notify(
+                f"campaign {cid}: {done} unconfirmed recipients queued{twice}; press r on the "
+                "list to send them",
                 markup=False,
             )
             await self.reload()

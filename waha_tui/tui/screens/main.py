@@ -133,6 +133,7 @@ class MainScreen(CampaignActions, Screen[None]):
         Binding("N", "new_campaign", "New"),
         Binding("L", "contact_lists", "Lists"),
         Binding("T", "templates", "Templates"),
+        Binding("O", "optouts", "Opt-outs"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_app", "Quit"),
     ]
@@ -647,6 +648,9 @@ class MainScreen(CampaignActions, Screen[None]):
 
     def action_templates(self) -> None:
         self.wapp.open_templates()
+
+    def action_optouts(self) -> None:
+        self.wapp.open_optouts()
 
     async def show_campaign(self, campaign_id: int) -> None:
         """A campaign just created: in the table, under the cursor (unless the filter

@@ -53,7 +53,16 @@ def set_status(rig: Rig, cid: int, status: str, *positions: int, error: str | No
         conn.execute(
             sa.update(R)
             .where(R.c.campaign_id == cid, R.c.position.in_(positions))
-            .values(status=status, message_id=None, error=error, sent_at=None)
+            .values(
+                status=status,
+                message_id=None,
+                wa_id=None,
+                error=error,
+                sent_at=None,
+                ack=None,
+                delivered_at=None,
+                read_at=None,
+            )
         )
 
 
@@ -269,7 +278,13 @@ def running_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Rig:
         )
     set_status(rig, cid, RS.FAILED, 4, 11, error="WAHA error (HTTP 400): not a WhatsApp number")
     set_status(rig, cid, RS.UNKNOWN, 8, error="no answer from WAHA within 30 s; not re-sent")
-    rig.force(cid, sent=14, failed=2, unknown=1)
+    with rig.store.read() as conn:  # what WhatsApp said of those still sent
+        delivered, read = conn.execute(
+            sa.select(sa.func.count(R.c.delivered_at), sa.func.count(R.c.read_at)).where(
+                R.c.campaign_id == cid
+            )
+        ).one()
+    rig.force(cid, sent=14, failed=2, unknown=1, delivered=delivered, read=read)
     return rig
 
 

@@ -16,10 +16,12 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tests.tui_helpers import FROZEN, SIZE_IDS, SIZES, Rig, make_rig
+from waha_tui import delivery
 from waha_tui.history import Entry, Kind, record
 from waha_tui.status import CampaignStatus
 from waha_tui.store import R
 from waha_tui.tui.widgets.keyed_table import KeyedTable
+from waha_tui.waha.envelope import Ack, AckEvent, WahaEvent
 
 S = CampaignStatus
 pytestmark = pytest.mark.usefixtures("utc")  # every snapshot
@@ -71,7 +73,42 @@ def every_status(tmp_path: Path) -> Rig:
                 error="no answer from WAHA within 30 s; not re-sent automatically",
             )
         )
+    after_the_sends(rig)
     return rig
+
+
+def after_the_sends(rig: Rig) -> None:
+    """What WhatsApp said after the sends, as the listener writes it (delivery.apply):
+    most delivered, some read; one reply (written as it would be: a reply is matched only
+    within 30 days of its send, and these sends are frozen in the past); one not confirmed."""
+    at = FROZEN + timedelta(minutes=2)
+
+    def acks(cid: int, level: Ack, positions: range | list[int]) -> list[WahaEvent]:
+        return [AckEvent("default", f"true_x_{cid}_{p}", level, "", at) for p in positions]
+
+    delivery.apply(
+        rig.store,
+        [
+            *acks(1, Ack.DEVICE, range(11)),
+            *acks(1, Ack.READ, range(7)),
+            *acks(2, Ack.DEVICE, [0, 1, 2, 4, 6, 7]),
+            *acks(2, Ack.READ, [0, 1, 2]),
+            *acks(3, Ack.SERVER, [16]),
+            *acks(3, Ack.DEVICE, range(16)),
+            *acks(3, Ack.READ, range(10)),
+        ],
+    )
+    with rig.store.write() as conn:
+        conn.execute(
+            sa.update(R)
+            .where(R.c.campaign_id == 1, R.c.position == 2)
+            .values(replied_at=at, reply_text="Is the sale on Sunday too?")
+        )
+        conn.execute(
+            sa.update(R).where(R.c.campaign_id == 2, R.c.position == 8).values(unconfirmed=True)
+        )
+    rig.force(1, replied=1)
+    rig.force(2, unconfirmed=1)
 
 
 async def settled(pilot: Pilot) -> None:

@@ -81,7 +81,9 @@ class Rig:
             if "next_index" in values:
                 conn.execute(
                     sa.text(
-                        "UPDATE recipient SET status='sent', message_id='true_x_' || position "
+                        "UPDATE recipient SET status='sent', "
+                        "message_id='true_x_' || campaign_id || '_' || position, "
+                        "wa_id='true_x_' || campaign_id || '_' || position "
                         "WHERE campaign_id=:c AND position < :n"
                     ),
                     {"c": cid, "n": values["next_index"]},

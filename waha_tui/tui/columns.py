@@ -106,11 +106,10 @@ RECIPIENTS = [
     Column("pos", "#", 2, 0),  # as wide as the campaign's last position (recipient_columns)
     Column("phone", "Phone", 13, 0),
     Column("name", "Name", 10, 0, grow_to=24),
-    Column("status", "Status", 7, 0),
+    Column("status", "Status", 7, 0),  # a sent one's fate once acks came: ✓✓ read, replied
     Column("sent", "Sent", 11, 0),  # format.sent_time: 11 cells at most
-    Column("ack", "Ack", 7, 1),  # format.ack_cell: ✓, ✓✓, ✓✓ read, replied
-    Column("message_id", "WAHA message id", 16, 3, grow_to=40),
-    Column("error", "Error", 16, 2, grow_to=200),
+    Column("message_id", "WAHA message id", 16, 2, grow_to=40),
+    Column("error", "Error", 16, 1, grow_to=200),
 ]
 
 

@@ -286,7 +286,7 @@ def rate_cell(c: Any) -> Text:
 # WhatsApp's ticks, and a word where a tick says nothing without colour.
 ACK_LOOK: dict[int, tuple[str, str]] = {
     Ack.ERROR: ("error", "red"),
-    Ack.PENDING: ("pending", "dim"),
+    Ack.PENDING: ("sent", "green"),  # WhatsApp's clock: nothing more than sent yet
     Ack.SERVER: ("✓", ""),
     Ack.DEVICE: ("✓✓", ""),
     Ack.READ: ("✓✓ read", "cyan"),
@@ -304,15 +304,19 @@ def share(n: int, of: int, style: str = "") -> Text:
     return Text(f"{pct}%", style=style if n else "dim")
 
 
-def ack_cell(r: Recipient) -> Text:
-    """A sent message's fate in 7 cells: the highest ack, "replied", or "unconf." (no
-    SERVER or DEVICE ack in time while the event feed was live)."""
+def recipient_fate_cell(r: Recipient) -> Text:
+    """A recipient's status in 7 cells; a sent one's, once WhatsApp said more, its fate:
+    the highest ack (✓ server, ✓✓ phone, ✓✓ read), "replied", or "unconf." (no SERVER or
+    DEVICE ack in time while the event feed was live). The line under the table says it
+    in words, with the times."""
+    if r.status != RS.SENT or (r.ack is None and r.replied_at is None and not r.unconfirmed):
+        return recipient_status_cell(r.status)
     if r.replied_at is not None:
         return Text("replied", style="bold green")
     if r.unconfirmed:
         return Text("unconf.", style="yellow")  # the line under the table says it whole
     if r.ack is None:
-        return Text("")
+        return recipient_status_cell(r.status)
     word, style = ACK_LOOK.get(r.ack, (str(r.ack), ""))
     return Text(word, style=style)
 
@@ -376,9 +380,8 @@ def recipient_cells(r: Recipient) -> dict[str, object]:
         "pos": str(r.position + 1),
         "phone": shown(r.phone),
         "name": shown(r.name),
-        "status": recipient_status_cell(r.status),
+        "status": recipient_fate_cell(r),
         "sent": sent_time(r.sent_at),
-        "ack": ack_cell(r),
         "message_id": shown(r.message_id),
         "error": shown(r.error, style="red" if r.error else ""),
     }

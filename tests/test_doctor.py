@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from waha_tui.cli import app
 from waha_tui.config import Settings
 from waha_tui.doctor import Finding, diagnose, failed, probe_websocket
+from waha_tui.models import SCHEMA_VERSION
 from waha_tui.secret import Secret
 from waha_tui.simulator import SimulatorServer
 from waha_tui.store import Store
@@ -110,7 +111,9 @@ async def test_all_ok(sim: SimulatorServer, tmp_path: Path, caplog: Any) -> None
     assert found["version"].detail == "WAHA 2026.7.2, engine NOWEB, tier PLUS"
     assert "refuses requests without one" in found["api key"].detail
     assert found["session default"].detail == "WORKING as 15550000000@c.us"
-    assert found["database"].detail.endswith("schema 9, writable, 0 campaigns Running")
+    assert found["database"].detail.endswith(
+        f"schema {SCHEMA_VERSION}, writable, 0 campaigns Running"
+    )
     assert sim.state.lookups == [("default", "15550000000")]  # its own number: harmless
     assert found["events"].detail.startswith("the WebSocket ws://127.0.0.1:")
     assert not failed(findings)

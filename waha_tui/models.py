@@ -19,8 +19,10 @@ from waha_tui.status import CampaignStatus, RecipientStatus
 # serves the same reads, and every message the runner records wrote both) (migrations in
 # store.py); 9: delivery truth (issue 16): the recipients' acks, replies and WhatsApp id,
 # the campaigns' counts of them and check_numbers, the recipients' checked_at, the opt-out
-# table.
-SCHEMA_VERSION = 9
+# table; 10: sending like a person (issue 17): send windows in a zone, long breaks as a
+# range, text variants, a text and a session per recipient, per-number caps and warm-up,
+# the send log they count.
+SCHEMA_VERSION = 10
 
 
 # The campaign columns the dashboard sorts by (Store.campaign_page). Each has an index of
@@ -167,7 +169,16 @@ class Campaign(SQLModel, table=True):
     delay_max: float = 60.0
     typing: bool = False
     break_every: int = 0
-    break_seconds: float = 0.0
+    break_seconds: float = 0.0  # the shortest long break (schema 10: a range up to break_max)
+    break_max: float = Field(default=0.0, sa_column_kwargs={"server_default": sa.text("0")})
+    # A daily send window ("09:00-20:00"; None: any time), on these days ("mon,tue,...";
+    # None: every day), in this IANA zone (stored at creation: every host reads it alike).
+    send_window: str | None = Field(default=None, max_length=11)
+    window_days: str | None = Field(default=None, max_length=27)
+    timezone: str | None = Field(default=None, max_length=64)
+    # More texts beside template_text (variant 0); with spintax in any of them, each
+    # recipient's text is picked (stably) and stored before its first send.
+    variants: list[str] | None = Field(default=None, sa_type=sa.JSON)
     max_consecutive_failures: int = 10
     consecutive_failures: int = 0
     # When its runner dies: True goes back to Scheduled (any runner takes it), False Paused.
@@ -227,6 +238,12 @@ class Recipient(SQLModel, table=True):
     unconfirmed: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     replied_at: datetime | None = _dt()  # the first reply from its chat
     reply_text: str | None = None
+    # The text it was (or is to be) sent, picked and stored before its first send, so a
+    # re-send carries the same one; None: not picked yet.
+    text: str | None = None
+    # The session it is sent from, fixed at its first attempt (a campaign may send through
+    # several); None: not attempted yet, or the campaign's one session.
+    session: str | None = Field(default=None, max_length=100)
     # When WAHA's check-exists found the number on WhatsApp (campaign.check_numbers); its
     # chat_id is then the one WhatsApp answered. Set: a resume does not ask again.
     checked_at: datetime | None = _dt()
@@ -241,6 +258,33 @@ class OptOut(SQLModel, table=True):
     source: str = Field(max_length=16)  # reply, import, hand
     reason: str | None = None  # what they wrote, the file and line, the operator's words
     campaign_id: int | None = None  # the campaign they answered (no key: it may be deleted)
+
+
+class NumberCaps(SQLModel, table=True):
+    """Limits on one WhatsApp number (a session's me.id, whichever server or session name
+    sends from it), shared by every campaign, process and host."""
+
+    __tablename__ = "number_caps"
+    number: str = Field(primary_key=True, max_length=32)  # me.id's digits
+    per_hour: int | None = None
+    per_day: int | None = None
+    timezone: str = Field(max_length=64)  # where its day ends at midnight
+    # A new number's daily caps, day by day from warmup_start (then per_day).
+    warmup: list[int] | None = Field(default=None, sa_type=sa.JSON)
+    warmup_start: datetime | None = _dt()
+    updated_at: datetime | None = _dt()
+
+
+class SendLog(SQLModel, table=True):
+    """One row per send reserved from a number, written in the transaction that reserves
+    it: what the caps count. Old rows are pruned."""
+
+    __tablename__ = "send_log"
+    __table_args__ = (sa.Index("ix_send_log_number_at", "number", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=32)
+    at: datetime | None = _dt(nullable=False)
+    campaign_id: int | None = None  # no key: the log outlives a deleted campaign
 
 
 class MediaRow(SQLModel, table=True):

@@ -49,8 +49,10 @@ from waha_tui.models import (
     ContactList,
     MediaRow,
     Meta,
+    NumberCaps,
     OptOut,
     Recipient,
+    SendLog,
     Template,
     utcnow,
 )
@@ -75,6 +77,8 @@ R = Recipient.__table__  # type: ignore[attr-defined]
 E = CampaignEventRow.__table__  # type: ignore[attr-defined]
 M = MediaRow.__table__  # type: ignore[attr-defined]
 OPT = OptOut.__table__  # type: ignore[attr-defined]
+CAPS = NumberCaps.__table__  # type: ignore[attr-defined]
+SENDS = SendLog.__table__  # type: ignore[attr-defined]
 S = CampaignStatus
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -1983,6 +1987,17 @@ def _to_v9(conn: Connection) -> None:
     conn.execute(sa.update(C).values(skipped=skipped))
 
 
+def _to_v10(conn: Connection) -> None:
+    for name in ("break_max", "send_window", "window_days", "timezone", "variants"):
+        _add_column(conn, C, name)
+    # A long break was one length: the range is that length to that length.
+    conn.execute(sa.update(C).values(break_max=C.c.break_seconds))
+    for name in ("text", "session"):
+        _add_column(conn, R, name)
+    CAPS.create(conn)
+    SENDS.create(conn)  # with its index
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
@@ -1992,4 +2007,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     7: _to_v7,
     8: _to_v8,
     9: _to_v9,
+    10: _to_v10,
 }

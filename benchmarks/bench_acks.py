@@ -290,7 +290,9 @@ async def phase_app(args: argparse.Namespace) -> None:
     # and when the transaction that wrote it committed (apply returns right after).
     arrived: dict[int, float] = {}
     written: list[tuple[float, float, float]] = []  # (written at, arrival->, sent->) s
-    batches: list[tuple[int, float, float]] = []  # (events, seconds in apply, hop to it)
+    # (events, seconds in apply, hop to it, its commit (a WAL checkpoint rides on one))
+    batches: list[tuple[int, float, float, float]] = []
+    commits: list[float] = []  # when a write transaction's COMMIT began
     original_arrived = listener_module.Listener._arrived
     original_apply = delivery.apply
     flushes: list[float] = []
@@ -310,7 +312,12 @@ async def phase_app(args: argparse.Namespace) -> None:
             if at is not None and isinstance(e, AckEvent):
                 written.append((done, done - at, wall - e.at.timestamp()))
         hop = started - flushes[-1] if flushes else 0.0
-        batches.append((len(events), done - started, hop))
+        commit = done - commits[-1] if commits and commits[-1] > started else 0.0
+        batches.append((len(events), done - started, hop, commit))
+        log(
+            f"batch of {len(events)}: apply {ms(done - started):.0f} ms (its commit "
+            f"{ms(commit):.0f} ms), hop {ms(hop):.1f} ms"
+        )
         return result
 
     original_flush = listener_module.Listener._flush
@@ -327,6 +334,11 @@ async def phase_app(args: argparse.Namespace) -> None:
     monitor.install()
     launched = make_app(args.db, args.url, monitor)
     app = launched.app
+    import sqlalchemy as sa
+
+    sa.event.listen(
+        launched.service.store.engine, "commit", lambda _conn: commits.append(time.perf_counter())
+    )
     async with app.run_test(size=SIZE):
         launch = await wait_painted(launched)
         await wait_until(
@@ -380,6 +392,9 @@ async def phase_app(args: argparse.Namespace) -> None:
             "apply_p50_s": pct(applies, 50),
             "apply_max_s": max(applies, default=float("nan")),
             "apply_total_s": sum(applies),
+            "commit_p50_s": pct([b[3] for b in batches], 50),
+            "commit_max_s": max((b[3] for b in batches), default=float("nan")),
+            "commit_total_s": sum(b[3] for b in batches),
             "hop_max_s": max((b[2] for b in batches), default=float("nan")),
             "keys": keys,
             "loop_busy_pct": 100 * (busy1 - busy0) / (w1 - w0),
@@ -485,6 +500,10 @@ def orchestrate(args: argparse.Namespace) -> int:
         plan_path = folder / "plan.json"
         plan_path.write_text(json.dumps(plan))
         db = working_copy(pristine, folder, "acks.db")
+        # On disk before the app opens it: else the first WAL checkpoint's fsync waits for
+        # gigabytes of the fresh copy to be written back (a second, once; no user's file).
+        with open(db, "rb+") as f:
+            os.fsync(f.fileno())
         source_cmd = python_cmd("bench_acks.py", "--phase", "source", "--plan", str(plan_path))
         with child(source_cmd, args, folder, "source") as source:
             url = source.wait_for("URL ", 30)
@@ -554,6 +573,13 @@ def orchestrate(args: argparse.Namespace) -> int:
         "ms",
         f"delivery.apply per batch; max {ms(app['apply_max_s']):.0f} ms, "
         f"{app['apply_total_s']:.2f} s in all",
+    )
+    figure(
+        "acks.commit_ms.p50",
+        ms(app["commit_p50_s"]),
+        "ms",
+        f"the COMMIT of apply's transaction (with any WAL checkpoint); max "
+        f"{ms(app['commit_max_s']):.0f} ms, {app['commit_total_s']:.2f} s in all",
     )
     figure(
         "acks.flush_to_apply_max_ms",

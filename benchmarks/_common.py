@@ -31,7 +31,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = Path(os.environ.get("WAHA_TUI_BENCH_CACHE", "/tmp/waha_tui_bench"))
 # Bump when the shape of generated data changes, so stale caches are not reused.
-DATA_VERSION = 2
+# 3: every sent recipient's message id is unique and its `wa_id` (what acks match) is set.
+DATA_VERSION = 3
 
 
 # -- figure lines ----------------------------------------------------------------------------
@@ -227,6 +228,7 @@ def build_database(path: Path, size: DbSize, *, seed: int = 1) -> None:
 
     from waha_tui.models import Campaign, Recipient
     from waha_tui.store import C, R, Store
+    from waha_tui.waha.message_ids import bare_or_none
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".building-{os.getpid()}")
@@ -306,6 +308,9 @@ def build_database(path: Path, size: DbSize, *, seed: int = 1) -> None:
         for pos in range(total):
             phone = phone_for(cid, pos)
             status = ("failed" if pos in fail_at else "sent") if pos < done else "pending"
+            # Unique per (campaign, position), in WEBJS's serialized shape; `wa_id` is what
+            # an ack finds it by, as the store writes it wherever it writes a message id.
+            message_id = f"true_{phone}@c.us_3EB0{cid:06X}{pos:06X}" if status == "sent" else None
             row = dict(base_r)
             row.update(
                 campaign_id=cid,
@@ -315,7 +320,8 @@ def build_database(path: Path, size: DbSize, *, seed: int = 1) -> None:
                 name=f"Person {pos}",
                 variables=variables,
                 status=status,
-                message_id=f"true_{phone}@c.us_3EB0{pos:08X}" if status == "sent" else None,
+                message_id=message_id,
+                wa_id=bare_or_none(message_id),
                 error="2 UNKNOWN: server returned error 463" if status == "failed" else None,
                 attempts=1 if pos < done else 0,
             )

@@ -2,7 +2,7 @@
 
 Only that they exit 0 and print their figure lines; no timing is asserted (the figures
 are for people, on a quiet machine, at full size: see benchmarks/README.md).
-The four scripts run side by side to keep this quick.
+The scripts run side by side to keep this quick.
 """
 
 from __future__ import annotations
@@ -62,6 +62,18 @@ EXPECTED = {
         "resume.db_empty.latency_ms",
         "resume.db20.latency_ms",
         "resume.latency.target",
+    ],
+    "bench_acks.py": [
+        "acks.bare_reader_per_s",
+        "acks.bare_reader_lag_p99_ms",
+        "acks.written_per_s",
+        "acks.written_within_ms.p99",
+        "acks.written_within_ms.max",
+        "acks.sent_to_written_ms.max",
+        "acks.recipients_right",
+        "acks.keys_running.p99_ms",
+        "acks.keys_running.max_ms",
+        "acks.target",
     ],
     "bench_import.py": [
         "import.bare_csv_plus_executemany_ms",

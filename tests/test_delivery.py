@@ -290,6 +290,44 @@ def test_a_limit_of_zero_never_pauses(store: Store) -> None:
     assert store.get_campaign(cid).status == S.RUNNING
 
 
+def test_one_batch_writes_every_campaign_it_touches_and_pauses_only_the_one_due(
+    store: Store,
+) -> None:
+    """A batch of many campaigns' acks (the feed's batches at thousands a second): each
+    campaign's counters and its run of ERROR acks move by its own events alone."""
+    on_top = sent_campaign(store, ["A0", "A1"], status=S.RUNNING, max_consecutive_failures=2)
+    reset = sent_campaign(store, ["B0", "B1"], status=S.RUNNING, max_consecutive_failures=2)
+    ended = sent_campaign(store, ["C0", "C1"], status=S.COMPLETED, max_consecutive_failures=1)
+    acked = sent_campaign(store, ["D0", "D1"], status=S.RUNNING, max_consecutive_failures=1)
+    force(store, on_top, ack_errors=1)
+    force(store, reset, ack_errors=1)
+    applied = delivery.apply(
+        store,
+        [
+            ack("D0", 3),
+            ack("A0", -1),  # one more in a row: 2, its limit
+            ack("B0", -1),
+            ack("C0", -1),
+            ack("B1", 1),  # WhatsApp took one of B's: its run is over
+            ack("D1", 2),
+            ack("D0", 1),  # overtaken
+        ],
+    )
+    got = {cid: store.get_campaign(cid) for cid in (on_top, reset, ended, acked)}
+    assert applied.paused == (on_top,)
+    assert {cid: (c.status, c.ack_errors) for cid, c in got.items()} == {
+        on_top: (S.PAUSED, 2),
+        reset: (S.RUNNING, 0),
+        ended: (S.COMPLETED, 1),
+        acked: (S.RUNNING, 0),
+    }
+    assert (got[acked].delivered, got[acked].read, got[acked].failed) == (2, 1, 0)
+    assert [(c.sent, c.failed) for c in got.values()] == [(1, 1), (1, 1), (1, 1), (2, 0)]
+    assert applied.campaigns == frozenset(got)
+    for cid in got:
+        counters_true(store, cid)
+
+
 @pytest.fixture(scope="module")
 def shared_sim() -> Iterator[SimulatorServer]:
     yield from module_simulator()

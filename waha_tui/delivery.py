@@ -404,44 +404,76 @@ def _apply_messages(
 # -- counters --------------------------------------------------------------------------------
 
 
+# One statement for every campaign of a batch, built once: at thousands of acks a second a
+# batch touches a hundred campaigns, and building an UPDATE each cost more than the SQL.
+_WRITE_COUNTS = (
+    sa.update(C)
+    .where(C.c.id == sa.bindparam("b_id"))
+    .values(
+        sent=C.c.sent + sa.bindparam("b_sent", type_=sa.Integer),
+        failed=C.c.failed + sa.bindparam("b_failed", type_=sa.Integer),
+        unknown=C.c.unknown + sa.bindparam("b_unknown", type_=sa.Integer),
+        delivered=C.c.delivered + sa.bindparam("b_delivered", type_=sa.Integer),
+        read=C.c.read + sa.bindparam("b_read", type_=sa.Integer),
+        unconfirmed=C.c.unconfirmed + sa.bindparam("b_unconfirmed", type_=sa.Integer),
+        replied=C.c.replied + sa.bindparam("b_replied", type_=sa.Integer),
+        # A reset starts the run of ERROR acks again (b_keep 0), else it goes on (1).
+        ack_errors=C.c.ack_errors * sa.bindparam("b_keep", type_=sa.Integer)
+        + sa.bindparam("b_streak", type_=sa.Integer),
+    )
+)
+
+
 def _write_counts(store: Store, conn: Connection, tally: _Tally) -> None:
     """Each touched campaign's counters, in id order (a lock order every writer shares);
     a Running one paused when its ERROR acks in a row reach its limit."""
-    for cid in sorted(tally.counts):
-        n = tally.counts[cid]
-        row = conn.execute(
-            sa.update(C)
-            .where(C.c.id == cid)
-            .values(
-                sent=C.c.sent + n.sent,
-                failed=C.c.failed + n.failed,
-                unknown=C.c.unknown + n.unknown,
-                delivered=C.c.delivered + n.delivered,
-                read=C.c.read + n.read,
-                unconfirmed=C.c.unconfirmed + n.unconfirmed,
-                replied=C.c.replied + n.replied,
-                ack_errors=n.streak if n.reset else C.c.ack_errors + n.streak,
-            )
-            .returning(C.c.status, C.c.ack_errors, C.c.max_consecutive_failures)
-        ).first()
-        if row is None:
-            continue  # deleted meanwhile (its recipients went with it)
-        # The campaign's own limit of failures in a row, not a constant of ours: it is the
-        # operator's one answer to "how many refusals before the campaign stops" (0: never),
-        # and an ERROR ack is a send failure that WhatsApp reported late.
-        limit = row.max_consecutive_failures
-        if n.streak and limit and row.ack_errors >= limit and row.status == S.RUNNING:
-            # The status change every pause from another process makes: the runner sees it
-            # at its next commit and stops there.
-            store.transition_in(
-                conn,
-                cid,
-                S.PAUSED,
-                expect=(S.RUNNING,),
-                entry=Entry(Kind.PAUSED, paused_reason(row.ack_errors)),
-                pause_reason=paused_reason(row.ack_errors),
-            )
-            tally.paused.append(cid)
+    ids = sorted(tally.counts)
+    if not ids:
+        return
+    conn.execute(
+        _WRITE_COUNTS,
+        [
+            {
+                "b_id": cid,
+                "b_sent": n.sent,
+                "b_failed": n.failed,
+                "b_unknown": n.unknown,
+                "b_delivered": n.delivered,
+                "b_read": n.read,
+                "b_unconfirmed": n.unconfirmed,
+                "b_replied": n.replied,
+                "b_keep": 0 if n.reset else 1,
+                "b_streak": n.streak,
+            }
+            for cid in ids
+            for n in [tally.counts[cid]]
+        ],
+    )
+    streaks = [cid for cid in ids if tally.counts[cid].streak]
+    for chunk in chunks(streaks, CHUNK):
+        # Already locked by the update above; one deleted meanwhile is simply not found.
+        rows = conn.execute(
+            sa.select(C.c.id, C.c.status, C.c.ack_errors, C.c.max_consecutive_failures)
+            .where(C.c.id.in_(chunk))
+            .order_by(C.c.id)
+        )
+        for row in rows.all():
+            # The campaign's own limit of failures in a row, not a constant of ours: it is
+            # the operator's one answer to "how many refusals before the campaign stops"
+            # (0: never), and an ERROR ack is a send failure that WhatsApp reported late.
+            limit = row.max_consecutive_failures
+            if limit and row.ack_errors >= limit and row.status == S.RUNNING:
+                # The status change every pause from another process makes: the runner
+                # sees it at its next commit and stops there.
+                store.transition_in(
+                    conn,
+                    row.id,
+                    S.PAUSED,
+                    expect=(S.RUNNING,),
+                    entry=Entry(Kind.PAUSED, paused_reason(row.ack_errors)),
+                    pause_reason=paused_reason(row.ack_errors),
+                )
+                tally.paused.append(row.id)
 
 
 # -- unconfirmed --------------------------------------------------------------------------------

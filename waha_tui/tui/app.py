@@ -484,8 +484,8 @@ class WahaTuiApp(App[None]):
                 markup=False,
                 timeout=10,
             )
-        if applied.changed and self.main.is_mounted:
-            self.main.request_reload()
+        # The counts they moved show at the table's next refresh (refresh_interval): a
+        # reload per batch, ten a second under a stream of acks, would cost keypresses.
 
     # -- leaving -----------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from tests.test_templates_screen import assert_whatsapp_styles, steady_cursors
 from tests.tui_helpers import SIZE_IDS, SIZES, Rig, make_rig, wait_for
 from waha_tui.models import utcnow
 from waha_tui.status import CampaignStatus
+from waha_tui.store import OptOutEntry
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.contacts import ContactListsScreen
 from waha_tui.tui.screens.main import MainScreen
@@ -212,6 +213,30 @@ async def test_the_number_check_box_creates_a_campaign_that_checks_numbers(rig: 
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
     [camp] = rig.store.list_campaigns()
     assert (camp.name, camp.check_numbers) == ("Checked", True)
+
+
+async def test_opted_out_numbers_are_left_out_and_the_form_says_how_many(rig: Rig) -> None:
+    rig.store.add_optouts([OptOutEntry("491512345672", "hand", "asked by phone")])
+    async with rig.app().run_test(size=(100, 40)) as pilot:
+        await open_form(pilot)
+        await pilot.press(*"Honest")
+        await choose(pilot, "list", "customers")
+        await choose(pilot, "template", "welcome")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        question = str(pilot.app.screen.query_one("#confirm-question", Static).render())
+        assert question.startswith(
+            "Create campaign 'Honest' for 3 recipients of list 'customers' (1 opted-out "
+            "number left out) on session 'default'"
+        )
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+        await wait_for(
+            pilot, toast_with(pilot, "3 recipients (1 opted-out number left out), Scheduled")
+        )
+    [camp] = rig.store.list_campaigns()
+    assert camp.total == 3
+    assert "491512345672" not in [r.phone for r in rig.store.recipients(camp.id or 0)]
 
 
 async def test_a_future_start_typed_in_local_time_is_stored_in_utc(

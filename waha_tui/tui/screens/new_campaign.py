@@ -444,15 +444,18 @@ class NewCampaignScreen(Screen[int | None]):
         image = " with an image" if c.image_path else ""
         if c.check_numbers:
             start += " Each number is looked up on WhatsApp before its message."
+        n = plan.opted_out
+        left = f" ({n} opted-out number{'' if n == 1 else 's'} left out)" if n else ""
         return (
             f"Create campaign '{c.name}' for {count} recipient{'s' if count != 1 else ''} of "
-            f"list '{c.list_name}'{image} on session '{c.session}', {c.delay_min:g}–"
+            f"list '{c.list_name}'{left}{image} on session '{c.session}', {c.delay_min:g}–"
             f"{c.delay_max:g} s between messages? {start}"
         )
 
     async def _create(self, draft: CampaignDraft) -> None:
         try:
-            cid = await self.service.create_campaign(draft)
+            created = await self.service.create(draft)
+            cid = created.campaign_id
             camp = await self.service.campaign(cid)
         except InvalidInput as exc:  # changed since the check: a list deleted, say
             errors: dict[str, str] = {}
@@ -465,9 +468,10 @@ class NewCampaignScreen(Screen[int | None]):
             return
         finally:
             self.busy = False
+        left = f" ({created.left_out})" if created.left_out else ""
         self.notify(
-            f"campaign {cid} '{camp.name}' created: {camp.total} recipients, Scheduled for "
-            f"{local_time(camp.scheduled_at, '%Y-%m-%d %H:%M')} on session '{camp.session}'",
+            f"campaign {cid} '{camp.name}' created: {camp.total} recipients{left}, Scheduled "
+            f"for {local_time(camp.scheduled_at, '%Y-%m-%d %H:%M')} on session '{camp.session}'",
             markup=False,
         )
         self.dismiss(cid)

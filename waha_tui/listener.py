@@ -1,11 +1,13 @@
 """WAHA's events, listened to whenever a dashboard or `waha-tui run` is open, sending or
 not, so an ack or an opt-out that arrives after a campaign ended is not lost.
 
-The feed (waha/feed.py) hands events over on the event loop; here they are gathered and
-written in batches by delivery.apply in a thread (one transaction a batch: at thousands of
-acks a second a batch carries hundreds), and sends that WhatsApp never confirmed are
-flagged now and then. What changed goes to subscribers: the dashboard says opt-outs and
-the feed's state, `waha-tui run` logs them. Writing an event is idempotent, so every
+The feed (waha/feed.py) runs on an event loop of its own, in a thread of its own: at
+thousands of frames a second its reading and parsing would otherwise sit between the
+dashboard's keypresses. Events are gathered there and written in batches by
+delivery.apply in a worker thread (one transaction a batch: at thousands of acks a second
+a batch carries hundreds), and sends that WhatsApp never confirmed are flagged now and
+then. What changed goes to subscribers, on the caller's loop: the dashboard says opt-outs
+and the feed's state, `waha-tui run` logs them. Writing an event is idempotent, so every
 host may listen at once.
 """
 
@@ -14,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from waha_tui import delivery
 from waha_tui.delivery import Applied
@@ -52,8 +56,12 @@ class Listener:
             waha_url, api_key, on_events=self._arrived, on_state=self._state, backoff=backoff
         )
         self._pending: list[WahaEvent] = []
-        self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._caller: asyncio.AbstractEventLoop | None = None  # where callbacks run
+        self._loop: asyncio.AbstractEventLoop | None = None  # the feed's, in its thread
+        self._wake: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
         self.written = 0  # events written, for the benchmark and the tests
 
     @property
@@ -61,45 +69,75 @@ class Listener:
         return self.feed.state
 
     def start(self) -> None:
-        self.feed.start()
-        self._tasks = [
-            asyncio.ensure_future(self._write_loop()),
-            asyncio.ensure_future(self._confirm_loop()),
-        ]
+        """Listen, from a thread of its own; callbacks come on the running loop."""
+        if self._thread is not None:
+            return
+        self._caller = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._thread_main, name="waha-events", daemon=True)
+        self._thread.start()
 
     async def aclose(self) -> None:
         """Stop listening; what already arrived is written first (briefly: never waiting
-        on the network)."""
+        on the network: the feed's close is bounded)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        await asyncio.to_thread(self._started.wait, 5.0)
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already ended
+                loop.call_soon_threadsafe(stop.set)
+        await asyncio.to_thread(thread.join, 10.0)
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except Exception as exc:
+            caught(log, exc, "the WAHA events thread")
+        finally:
+            self._started.set()
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake, self._stop = asyncio.Event(), asyncio.Event()
+        self.feed.start()
+        tasks = [
+            asyncio.ensure_future(self._write_loop()),
+            asyncio.ensure_future(self._confirm_loop()),
+        ]
+        self._started.set()
+        await self._stop.wait()
         await self.feed.aclose()
-        for task in self._tasks:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._pending:
             await self._flush()
 
-    # -- on the event loop, from the feed ------------------------------------------------
+    # -- on the feed's loop ----------------------------------------------------------------
 
     def _arrived(self, events: list[WahaEvent]) -> None:
         for e in events:
             if isinstance(e, SessionStatusEvent) and self._on_session is not None:
                 self._tell(self._on_session, e)
         self._pending.extend(events)
-        if len(self._pending) >= FLUSH_AT:
+        if len(self._pending) >= FLUSH_AT and self._wake is not None:
             self._wake.set()
 
     def _state(self, state: FeedState) -> None:
-        log.info("WAHA events: %s", state.line)
+        log.info("WAHA events: %s", state.line())
         if self._on_state is not None:
             self._tell(self._on_state, state)
 
     # -- writing ---------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
+        wake = self._wake
+        assert wake is not None  # set by _run before this starts
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), FLUSH_EVERY)
-            self._wake.clear()
+                await asyncio.wait_for(wake.wait(), FLUSH_EVERY)
+            wake.clear()
             if self._pending:
                 await self._flush()
 
@@ -144,9 +182,23 @@ class Listener:
             log.warning("WAHA events: could not look for unconfirmed sends: %s", exc)
             return 0
 
-    @staticmethod
-    def _tell(sink: Callable[[object], None] | Callable[..., None], what: object) -> None:
+    def _tell(self, sink: Callable[[Any], None], what: object) -> None:
+        """Run a callback on the caller's loop (the dashboard's: its widgets are not
+        thread-safe); from that loop itself, at once."""
+        caller = self._caller
         try:
-            sink(what)
-        except Exception as exc:
-            caught(log, exc, "a WAHA events subscriber")
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if caller is None or running is caller:
+            _call(sink, what)
+            return
+        with contextlib.suppress(RuntimeError):  # the caller's loop has ended: nobody to tell
+            caller.call_soon_threadsafe(_call, sink, what)
+
+
+def _call(sink: Callable[[Any], None], what: object) -> None:
+    try:
+        sink(what)
+    except Exception as exc:
+        caught(log, exc, "a WAHA events subscriber")

@@ -755,3 +755,38 @@ async def test_resuming_a_campaign_paused_before_its_start_time_waits_for_it(
         assert rig.sim.state.sent() == []
     finally:
         await rig.service.aclose()
+
+
+async def test_the_warm_up_leaves_nothing_and_the_first_resume_is_as_the_next(
+    service: CampaignService, db: str, state: SimState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The dashboard readies a resume's way at start-up with a claim rolled back: no row,
+    no history, no log line; then the campaign resumes as ever."""
+    cid = make_campaign(service.store, 3)
+    service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    before = snapshot(db)
+    history_before = service.store.events(cid)
+    caplog.clear()
+    await service.warm_up()
+    assert snapshot(db) == before
+    assert service.store.events(cid) == history_before
+    assert [r for r in caplog.records if f"campaign {cid}" in r.getMessage()] == []
+    assert await service.resume(cid) is not None
+    assert isinstance(await finish(service, cid), ev.Completed)
+    assert len(state.sent()) == 3
+
+
+def test_a_warm_up_on_a_busy_sqlite_database_waits_for_nothing(tmp_path: Path) -> None:
+    """SQLite: another process holds the write lock; the warm-up leaves at once, not
+    after the busy timeout, and changes nothing."""
+    store = Store(tmp_path / "campaigns.db")
+    cid = make_campaign(store, 1)
+    store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    other = Store(tmp_path / "campaigns.db")
+    with other.write():
+        started = time.monotonic()
+        store.warm_up()
+        assert time.monotonic() - started < 1.0  # not the busy timeout (10 s)
+    assert store.get_campaign(cid).status == S.PAUSED
+    other.close()
+    store.close()

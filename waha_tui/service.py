@@ -17,6 +17,7 @@ from waha_tui.csv_import import ImportResult, parse_contacts
 from waha_tui.errors import FieldError, InvalidInput, UserError, ref
 from waha_tui.history import Entry, Kind
 from waha_tui.listener import Listener
+from waha_tui.logs import caught
 from waha_tui.media import Media, load_image
 from waha_tui.models import Campaign, CampaignEventRow, OptOut, Recipient, Template, utcnow
 from waha_tui.optout import DEFAULT_KEYWORDS
@@ -48,6 +49,7 @@ from waha_tui.store import (
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
 from waha_tui.waha.errors import CHECK_API_KEY
 
+log = logging.getLogger(__name__)
 S = CampaignStatus
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -274,6 +276,14 @@ class CampaignService:
     async def aclose(self) -> None:
         await self.client.aclose()
         self.store.close()
+
+    async def warm_up(self) -> None:
+        """Ready the way of a resume to its first message (Store.warm_up) in the
+        background: a dashboard's first `r` then costs what the next ones do."""
+        try:
+            await self._db(self.store.warm_up)
+        except Exception as exc:  # a warm-up that fails costs only its time
+            caught(log, exc, "warming up the resume path")
 
     def listener(self, **kwargs: Any) -> Listener:
         """WAHA's events for this database, from the WAHA this service talks to (not

@@ -118,6 +118,7 @@ class WahaTuiApp(App[None]):
         # Runs left Running by a process that died are shown as what they are: Paused.
         await self.service.recover_interrupted()
         await self.push_screen(self.main)
+        self.run_worker(self.service.warm_up(), group="warm-up", exit_on_error=False)
         if self.listen:
             self.listener = self.service.listener(
                 on_applied=self._events_applied, on_state=self._feed_state

@@ -4,7 +4,6 @@ campaign waiting at its cap and going on, and the estimate that knows them."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,8 +23,7 @@ from waha_tui import events as ev
 from waha_tui.errors import UserError, said
 from waha_tui.history import Kind
 from waha_tui.pacing import Caps, CapUse, Pacing, check_zone, parse_warmup
-from waha_tui.runner import RunnerPool
-from waha_tui.simulator import SimState, SimulatorServer
+from waha_tui.simulator import SimulatorServer
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.store import CapReached, Outcome, SendCount, Store
 from waha_tui.waha import WahaClient

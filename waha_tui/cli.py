@@ -26,6 +26,7 @@ from waha_tui.stopping import Stopper
 from waha_tui.waha.envelope import Ack
 
 if TYPE_CHECKING:
+    from waha_tui.pacing import CapUse
     from waha_tui.service import CampaignService
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,12 @@ optout_app = typer.Typer(
     help="The opt-out list: numbers never messaged again, by any campaign.", no_args_is_help=True
 )
 app.add_typer(optout_app, name="optout")
+caps_app = typer.Typer(
+    help="Per-number caps: messages an hour and a day from one WhatsApp number, across "
+    "every campaign, session and host, and a new number's warm-up.",
+    no_args_is_help=True,
+)
+app.add_typer(caps_app, name="caps")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -1069,6 +1076,112 @@ def optout_keywords(
 
 
 # -- headless ----------------------------------------------------------------------------
+
+
+def caps_dict(u: CapUse) -> dict[str, Any]:
+    c = u.caps
+    start = c.warmup_start.astimezone(c.tz).date().isoformat() if c.warmup_start else None
+    return {
+        "number": f"+{u.number}",
+        "per_hour": c.per_hour,
+        "per_day": c.per_day,
+        "timezone": c.zone,
+        "warmup": list(c.warmup) or None,
+        "warmup_start": start,
+        "warmup_day": c.warmup_day(u.at),
+        "today": {"sent": u.in_day, "cap": u.day_cap},
+        "this_hour": {"sent": u.in_hour, "cap": c.per_hour},
+    }
+
+
+def caps_line(u: CapUse) -> str:
+    c = u.caps
+    caps = [f"{c.per_hour}/hour" if c.per_hour else "-", f"{c.per_day}/day" if c.per_day else "-"]
+    plan = "-"
+    if c.warmup:
+        start = c.warmup_start.astimezone(c.tz).date().isoformat() if c.warmup_start else "?"
+        plan = f"warm-up {','.join(map(str, c.warmup))} from {start}"
+    return row(f"+{u.number}", *caps, c.zone, plan, u.summary())
+
+
+@caps_app.command("set")
+def caps_set(
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="SESSION_OR_NUMBER",
+            help="A WAHA session (its linked number is capped) or the number, international.",
+        ),
+    ],
+    per_hour: Annotated[
+        int | None, typer.Option("--per-hour", help="Messages a clock hour (0: no cap).")
+    ] = None,
+    per_day: Annotated[
+        int | None, typer.Option("--per-day", help="Messages a day (0: no cap).")
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", help="IANA zone whose midnight ends its day (default: here)."),
+    ] = None,
+    warmup: Annotated[
+        str | None,
+        typer.Option("--warmup", help='Daily caps day by day, e.g. "20,40,80" ("off": none).'),
+    ] = None,
+    warmup_start: Annotated[
+        str | None,
+        typer.Option("--warmup-start", help="The warm-up's first day, YYYY-MM-DD (default today)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cap the messages a number sends (options not given keep their values)."""
+
+    async def go(service: CampaignService) -> None:
+        use = await service.caps.set(
+            target,
+            per_hour=per_hour,
+            per_day=per_day,
+            timezone=timezone,
+            warmup=warmup,
+            warmup_start=warmup_start,
+        )
+        if as_json:
+            _print_json(caps_dict(use))
+        else:
+            say(caps_line(use))
+
+    _with_service(ctx, go)
+
+
+@caps_app.command("show")
+def caps_show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Each capped number: its caps, and what it sent today and this hour."""
+
+    async def go(service: CampaignService) -> None:
+        uses = await service.caps.show()
+        if as_json:
+            _print_json([caps_dict(u) for u in uses])
+            return
+        if sys.stdout.isatty() and not uses:
+            say("no number has caps")
+        for u in uses:
+            say(caps_line(u))
+
+    _with_service(ctx, go)
+
+
+@caps_app.command("clear")
+def caps_clear(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The number (or its session).")],
+) -> None:
+    """Remove a number's caps: it sends at its campaigns' pace alone."""
+
+    async def go(service: CampaignService) -> None:
+        digits = await service.caps.clear(number)
+        say(f"+{digits}: caps removed")
+
+    _with_service(ctx, go)
 
 
 @app.command("run")

@@ -35,6 +35,14 @@ FIELD_NAMES: dict[str, FieldName] = {
     "keywords": FieldName("--set", "Keywords"),
     "path": FieldName("FILE", "CSV file"),
     "check_numbers": FieldName("--check-numbers", "Check numbers on WhatsApp first"),
+    # A number's caps (waha-tui caps set).
+    "target": FieldName("SESSION_OR_NUMBER", "Session or number"),
+    "number": FieldName("NUMBER", "Number"),
+    "per_hour": FieldName("--per-hour", "Per hour"),
+    "per_day": FieldName("--per-day", "Per day"),
+    "caps_zone": FieldName("--timezone", "Time zone"),
+    "warmup": FieldName("--warmup", "Warm-up"),
+    "warmup_start": FieldName("--warmup-start", "Warm-up start"),
 }
 Reader = Literal["flag", "label"]
 # A field named inside a message, between two of these: our code writes them (ref), and

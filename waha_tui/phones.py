@@ -122,3 +122,14 @@ def masked(number: str) -> str:
     log read by others never holds whom a campaign reached ("…4567")."""
     text = number.strip()
     return "…" + text[-4:] if len(text) > 4 else "…"
+
+
+def masked_own(digits: str) -> str:
+    """One of the operator's own numbers as a stored or logged line shows it: its country
+    code and last four digits ("+49…5678"), enough to tell one's numbers apart."""
+    text = digits.strip().lstrip("+")
+    try:
+        code = str(phonenumbers.parse(f"+{text}").country_code)
+    except phonenumbers.NumberParseException:
+        code = ""
+    return f"+{code}{masked(text)}"

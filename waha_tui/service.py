@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,16 @@ from waha_tui.media import Media, load_image
 from waha_tui.models import Campaign, CampaignEventRow, OptOut, Recipient, Template, utcnow
 from waha_tui.optout import DEFAULT_KEYWORDS
 from waha_tui.optout import checked as checked_keywords
-from waha_tui.pacing import DEFAULT_DELAY, parse_delay
+from waha_tui.pacing import (
+    DEFAULT_DELAY,
+    Caps,
+    CapUse,
+    check_zone,
+    local_zone,
+    parse_cap,
+    parse_delay,
+    parse_warmup,
+)
 from waha_tui.phones import chat_id_for, check_country, normalise_phone
 from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
@@ -46,7 +56,14 @@ from waha_tui.store import (
     Store,
     StoreError,
 )
-from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
+from waha_tui.waha import (
+    SessionInfo,
+    SessionMissing,
+    Unauthorized,
+    Unreachable,
+    WahaClient,
+    WahaError,
+)
 from waha_tui.waha.errors import CHECK_API_KEY
 
 log = logging.getLogger(__name__)
@@ -254,7 +271,9 @@ class CampaignService:
         self.store = store
         self.client = client
         self.pool = pool or RunnerPool(store, client)
-        self.session_service = SessionService(client)  # the sessions screen's (w)
+        self.caps = CapsService(store, client)
+        # The sessions screen's (w), with each session's number's caps.
+        self.session_service = SessionService(client, caps=self.caps.for_sessions)
         self.optouts = OptOutService(store)
         self.delete_batch = DELETE_BATCH
         self.delete_rest = DELETE_REST
@@ -942,6 +961,125 @@ class CampaignService:
 
     def is_finished(self, camp: Campaign) -> bool:
         return camp.status in FINISHED
+
+
+_NUMBER = re.compile(r"^\+?[\d\s().-]+$")
+
+
+class CapsService:
+    """Per-number caps (issue 17): messages per hour and per day from one WhatsApp number,
+    whichever campaign, session name or host sends from it, and a new number's warm-up.
+    The rules are pacing.Caps'; the store counts and checks them as it reserves a send."""
+
+    def __init__(self, store: Store, client: WahaClient) -> None:
+        self.store, self.client = store, client
+
+    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def number_of(self, target: str) -> str:
+        """A number ("+49 151 ...", international) as me.id's digits, or a session's number
+        as WAHA says it (the session must be linked: `me`)."""
+        text = (target or "").strip()
+        if _NUMBER.match(text) and any(ch.isdigit() for ch in text):
+            try:
+                return normalise_phone(text)
+            except UserError as exc:
+                raise UserError(f"{ref('target')} {text!r}: {exc}") from None
+        try:
+            info = await self.client.get_session(text)
+        except SessionMissing:
+            raise UserError(f"{ref('target')}: WAHA has no session '{text}'") from None
+        except (Unreachable, Unauthorized, WahaError) as exc:
+            raise UserError(f"{ref('target')} '{text}': WAHA: {exc}") from None
+        if info.number is None:
+            raise UserError(
+                f"{ref('target')}: session '{text}' shows no number yet (it is "
+                f"{info.status}, no phone linked): link it, or give the number itself"
+            )
+        return info.number
+
+    async def set(
+        self,
+        target: str,
+        *,
+        per_hour: int | None = None,
+        per_day: int | None = None,
+        timezone: str | None = None,
+        warmup: str | None = None,
+        warmup_start: str | None = None,
+    ) -> CapUse:
+        """Set a number's caps; what is not given keeps its value (0 per hour or per day,
+        "off" as the warm-up: none). A new number's day ends in this machine's zone unless
+        given. The warm-up starts today (in the caps' zone) unless given, or kept."""
+        number = await self.number_of(target)
+        found = await self._db(self.store.number_caps, number)
+        old = found[0] if found else None
+        zone = check_zone(timezone) if timezone is not None else (old.timezone if old else None)
+        zone = zone or local_zone()
+        hour = _cap(per_hour, "per_hour", old.per_hour if old else None)
+        day = _cap(per_day, "per_day", old.per_day if old else None)
+        plan: tuple[int, ...] = tuple(old.warmup or ()) if old else ()
+        if warmup is not None:
+            plan = () if warmup.strip().lower() in ("off", "none") else parse_warmup(warmup)
+        caps = Caps(per_hour=hour, per_day=day, zone=zone, warmup=plan)
+        start = old.warmup_start if old and old.warmup else None
+        if warmup_start is not None:
+            try:
+                day_one = datetime.strptime(warmup_start.strip(), "%Y-%m-%d").date()
+            except ValueError:
+                raise UserError(
+                    f"{ref('warmup_start')} {warmup_start!r} is not a date (YYYY-MM-DD)"
+                ) from None
+            start = caps.day_of(day_one)
+        elif plan and start is None:
+            start = caps.day_start(utcnow())
+        if warmup_start is not None and not plan:
+            raise UserError(f"{ref('warmup_start')} needs a warm-up plan ({ref('warmup')})")
+        if not (hour or day or plan):
+            raise UserError(
+                f"no cap for {number}: give {ref('per_hour')}, {ref('per_day')} or {ref('warmup')}"
+            )
+        await self._db(
+            self.store.set_caps,
+            number,
+            per_hour=hour,
+            per_day=day,
+            zone=zone,
+            warmup=plan,
+            warmup_start=start,
+        )
+        uses = await self._db(self.store.cap_uses, [number])
+        return uses[number]
+
+    async def show(self) -> list[CapUse]:
+        """Every number with caps, with what it sent this hour and today."""
+        uses = await self._db(self.store.cap_uses)
+        return [uses[n] for n in sorted(uses)]
+
+    async def clear(self, target: str) -> str:
+        """Remove a number's caps; its number. Unknown: an error."""
+        number = await self.number_of(target)
+        if not await self._db(self.store.clear_caps, number):
+            raise NotFound(f"{ref('number')} +{number} has no caps")
+        return number
+
+    async def for_sessions(self, sessions: Sequence[SessionInfo]) -> dict[str, CapUse]:
+        """Each session's number's caps and counts, by session name (sessions with no
+        number, or whose number has no caps, are left out): one read."""
+        numbers = {s.name: s.number for s in sessions if s.number}
+        if not numbers:
+            return {}
+        uses = await self._db(self.store.cap_uses, set(numbers.values()))
+        return {name: uses[n] for name, n in numbers.items() if n in uses}
+
+
+def _cap(value: int | None, field: str, old: int | None) -> int | None:
+    if value is None:
+        return old
+    if value == 0:
+        return None
+    return parse_cap(value, field)
 
 
 class OptOutService:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from waha_tui.errors import UserError
+from waha_tui.pacing import CapUse
 from waha_tui.phones import normalise_phone
 from waha_tui.waha import SessionInfo, WahaClient
 
@@ -50,13 +51,23 @@ def connected_number(info: SessionInfo) -> str | None:
     """ "+15550000000" from WAHA's me.id ("15550000000@c.us"), or None when not linked."""
     if not info.me_id:
         return None
-    digits = info.me_id.split("@", 1)[0].split(":", 1)[0]  # NOWEB may add ":<device>"
-    return f"+{digits}" if digits.isdecimal() else digits
+    if info.number:
+        return f"+{info.number}"
+    return info.me_id.split("@", 1)[0].split(":", 1)[0]
+
+
+CapsOf = Callable[[Sequence[SessionInfo]], Awaitable[dict[str, CapUse]]]
 
 
 class SessionService:
-    def __init__(self, client: WahaClient) -> None:
+    def __init__(self, client: WahaClient, *, caps: CapsOf | None = None) -> None:
         self.client = client
+        self._caps = caps
+
+    async def caps(self, sessions: Sequence[SessionInfo]) -> dict[str, CapUse]:
+        """Each session's number's caps and what it sent this hour and today, by session
+        name (no caps, no number, no database: left out)."""
+        return await self._caps(sessions) if self._caps is not None else {}
 
     @property
     def base_url(self) -> str:

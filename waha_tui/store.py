@@ -57,6 +57,7 @@ from waha_tui.models import (
     Template,
     utcnow,
 )
+from waha_tui.pacing import CapHit, Caps, CapUse
 from waha_tui.secret import hide, mask_url
 from waha_tui.status import (
     FINISHED,
@@ -132,6 +133,24 @@ class ClaimLost(StoreError):
 
 class NotFound(UserError):
     pass
+
+
+@dataclass(frozen=True)
+class SendCount:
+    """A send counted against its number's caps (`Store.commit_progress`): the number
+    (me.id's digits) and when, on the sender's clock."""
+
+    number: str
+    at: datetime
+
+
+class CapReached(Exception):
+    """`Store.commit_progress` did not mark the recipient `sending`: its number reached a
+    cap. Everything else the transaction held (outcomes, ids, the lease) was committed."""
+
+    def __init__(self, campaign: Campaign, hit: CapHit) -> None:
+        super().__init__(hit.reason())
+        self.campaign, self.hit = campaign, hit
 
 
 @dataclass(frozen=True)
@@ -271,6 +290,10 @@ _ADVANCE_AND_TOUCH = _ADVANCE.values(
     updated_at=sa.bindparam("b_now", type_=C.c.updated_at.type), **_ADVANCE_VALUES
 )
 TOUCH_EVERY = 1.0  # seconds
+# send_log rows older than this are deleted (a day's count never looks further back), at
+# most once every PRUNE_EVERY seconds per process.
+SEND_LOG_KEEP = timedelta(days=2)
+PRUNE_EVERY = 3600.0
 
 _MARK_SENDING = (
     sa.update(R)
@@ -327,6 +350,7 @@ class Store:
         self._status_conn: sqlite3.Connection | None = None  # status_and_owner's, SQLite
         self._nowait_engine: Engine | None = None  # write(wait=False)'s, SQLite
         self._touched: dict[int, float] = {}  # campaign id -> when its run last moved updated_at
+        self._pruned = -PRUNE_EVERY  # when this process last pruned send_log (monotonic)
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         # Where the data is, for messages: a file path, or the URL without its password.
         self.location = (
@@ -1252,6 +1276,7 @@ class Store:
         lease_seconds: float,
         reserve: Sequence[tuple[int, str]] = (),
         sending: tuple[int, str | None] | None = None,
+        count: SendCount | None = None,
     ) -> Campaign:
         """One transaction: recipients' outcomes (in position order), the counters,
         next_index, the lease; and pre-generated message ids stored for the recipients
@@ -1260,9 +1285,17 @@ class Store:
         recipient marked `sending`, only while the campaign is Running for `owner`.
         Returns the campaign as it now is: a status other than Running, or another
         lease owner, means it was paused, cancelled or taken over elsewhere, and then
-        nothing was marked and nothing may be sent."""
+        nothing was marked and nothing may be sent.
+
+        `count`: the number the messages go from. The `sending` mark is then a send
+        reserved from that number: checked against its caps and counted in send_log here,
+        under the number's lock, so processes and hosts sharing the database never exceed
+        a cap together; a cap reached leaves the recipient unmarked and raises CapReached
+        once the rest is committed. Outcomes of messages sent with no mark of their own
+        (their ids stored ahead: `attempted`) are counted as they are written."""
         now = utcnow()
         progress = _progress_params(outcomes)
+        capped: CapHit | None = None
         with self.write() as conn:
             if reserve:
                 conn.execute(
@@ -1297,13 +1330,132 @@ class Store:
                     **progress,
                 },
             ).one()
+            if count is not None:
+                sent = sum(
+                    1
+                    for o in outcomes
+                    if o.attempted and o.status in (RecipientStatus.SENT, RecipientStatus.UNKNOWN)
+                )
+                self._log_sends(conn, count, campaign_id, sent)
             if sending is not None and row.status == S.RUNNING and row.lease_owner == owner:
-                rid, mid = sending
-                conn.execute(_MARK_SENDING, {"b_id": rid, "b_mid": mid, "b_wa": bare_or_none(mid)})
+                if count is not None:
+                    capped = self._reserve_send(conn, count, campaign_id)
+                if capped is None:
+                    rid, mid = sending
+                    conn.execute(
+                        _MARK_SENDING, {"b_id": rid, "b_mid": mid, "b_wa": bare_or_none(mid)}
+                    )
         if touch:  # committed
             self._touched[campaign_id] = time.monotonic()
         # The row comes straight from the database: no need to validate it again.
-        return Campaign.model_construct(**row._mapping)
+        camp = Campaign.model_construct(**row._mapping)
+        if capped is not None:
+            raise CapReached(camp, capped)
+        return camp
+
+    # -- per-number caps ---------------------------------------------------------------
+
+    def _reserve_send(self, conn: Connection, count: SendCount, campaign_id: int) -> CapHit | None:
+        """One send from `count.number`, if its caps allow it now: counted (a send_log
+        row), or the cap it reached. The number's lock (PostgreSQL; SQLite's write lock
+        already holds) makes the count and the check one step across every host."""
+        self._pg_lock(conn, f"waha-number:{count.number}")
+        found = conn.execute(sa.select(CAPS).where(CAPS.c.number == count.number)).first()
+        if found is not None:
+            caps = caps_of(found)
+            in_hour, in_day = self._sends_in(conn, count.number, caps, count.at)
+            hit = caps.blocked(count.at, in_hour, in_day, count.number)
+            if hit is not None:
+                return hit
+        self._log_sends(conn, count, campaign_id, 1)
+        return None
+
+    def _log_sends(self, conn: Connection, count: SendCount, campaign_id: int, n: int) -> None:
+        if n <= 0:
+            return
+        row = {"number": count.number, "at": count.at, "campaign_id": campaign_id}
+        conn.execute(sa.insert(SENDS), [row] * n)
+        if time.monotonic() - self._pruned >= PRUNE_EVERY:
+            self._pruned = time.monotonic()
+            conn.execute(sa.delete(SENDS).where(SENDS.c.at < count.at - SEND_LOG_KEEP))
+
+    @staticmethod
+    def _sends_in(conn: Connection, number: str, caps: Caps, at: datetime) -> tuple[int, int]:
+        """What `number` sent in the clock hour and the day holding `at` (its caps' zone):
+        one range read of the (number, at) index."""
+        hour = caps.hour_start(at)
+        found = conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(sa.case((SENDS.c.at >= hour, 1), else_=0)), 0),
+                sa.func.count(),
+            ).where(SENDS.c.number == number, SENDS.c.at >= caps.day_start(at))
+        ).one()
+        return int(found[0]), int(found[1])
+
+    def set_caps(
+        self,
+        number: str,
+        *,
+        per_hour: int | None,
+        per_day: int | None,
+        zone: str,
+        warmup: Sequence[int] | None,
+        warmup_start: datetime | None,
+    ) -> NumberCaps:
+        """A number's caps, replacing any it had (every host's runs obey them from their
+        next send)."""
+        now = utcnow()
+        values = {
+            "per_hour": per_hour,
+            "per_day": per_day,
+            "timezone": zone,
+            "warmup": list(warmup) if warmup else None,
+            "warmup_start": warmup_start if warmup else None,
+            "updated_at": now,
+        }
+        with self.write() as conn:
+            self._pg_lock(conn, f"waha-number:{number}")
+            changed = conn.execute(
+                sa.update(CAPS).where(CAPS.c.number == number).values(**values)
+            ).rowcount
+            if not changed:
+                conn.execute(sa.insert(CAPS).values(number=number, **values))
+            row = conn.execute(sa.select(CAPS).where(CAPS.c.number == number)).one()
+        return NumberCaps.model_validate(dict(row._mapping))
+
+    def number_caps(self, number: str | None = None) -> list[NumberCaps]:
+        """Every number's caps (by number), or that one's (an empty list: none)."""
+        query = sa.select(CAPS).order_by(CAPS.c.number)
+        if number is not None:
+            query = query.where(CAPS.c.number == number)
+        with self.read() as conn:
+            return [NumberCaps.model_validate(dict(r._mapping)) for r in conn.execute(query)]
+
+    def clear_caps(self, number: str) -> bool:
+        """Whether the number had caps. Its send_log stays: caps set again count it."""
+        with self.write() as conn:
+            return bool(conn.execute(sa.delete(CAPS).where(CAPS.c.number == number)).rowcount)
+
+    def cap_uses(
+        self, numbers: Iterable[str] | None = None, at: datetime | None = None
+    ) -> dict[str, CapUse]:
+        """The caps of these numbers (None: every number with caps) and what each sent in
+        the hour and the day holding `at` (now), in one read transaction; numbers without
+        caps are left out."""
+        when = at or utcnow()
+        query = sa.select(CAPS)
+        if numbers is not None:
+            wanted = sorted(set(numbers))
+            if not wanted:
+                return {}
+            query = query.where(CAPS.c.number.in_(wanted))
+        out: dict[str, CapUse] = {}
+        with self.read() as conn:
+            for row in conn.execute(query).all():
+                caps = caps_of(row)
+                in_hour, in_day = self._sends_in(conn, row.number, caps, when)
+                out[row.number] = CapUse(row.number, caps, in_hour, in_day, when)
+        return out
 
     def set_checked(self, recipient_id: int, chat_id: str) -> None:
         """WAHA's check-exists found the recipient's number: `chat_id` is the one WhatsApp
@@ -1835,6 +1987,17 @@ class Store:
                 conn.execute(
                     sa.insert(Meta).values(key=optout.META_KEY, value=optout.dumps(list(keywords)))
                 )
+
+
+def caps_of(row: Any) -> Caps:
+    """A number_caps row as the caps' rules take it (pacing.Caps)."""
+    return Caps(
+        per_hour=row.per_hour,
+        per_day=row.per_day,
+        zone=row.timezone,
+        warmup=tuple(row.warmup or ()),
+        warmup_start=row.warmup_start,
+    )
 
 
 def _on(flag: bool) -> str:

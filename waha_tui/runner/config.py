@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from waha_tui.errors import UserError
 from waha_tui.runner.policy import Budget
@@ -38,6 +39,10 @@ class Clock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def utcnow(self) -> datetime:
+        """Wall time (UTC): what a number's caps count sends by."""
+        return datetime.now(UTC)
 
     async def wait(self, seconds: float, wake: asyncio.Event) -> bool:
         """Wait up to `seconds`; True if `wake` was set meanwhile."""
@@ -69,6 +74,9 @@ class RunnerConfig:
     # the batch when that read is older than this (seconds): how late a number that opts
     # out during a run may still be messaged.
     optout_refresh: float = 60.0
+    # A campaign waiting at its number's cap looks again this often (seconds), so a cap
+    # raised meanwhile lets it go on before the hour or the day is over.
+    cap_recheck: float = 60.0
     rng: random.Random = field(default_factory=random.Random)
     clock: Clock = field(default_factory=Clock)
 

@@ -21,7 +21,7 @@ from waha_tui import events as ev
 from waha_tui.errors import UserError
 from waha_tui.media import Media, MediaError, load_image
 from waha_tui.models import Campaign, Recipient, utcnow
-from waha_tui.pacing import Pacing
+from waha_tui.pacing import CapHit, Pacing
 from waha_tui.render import RenderError, render
 from waha_tui.runner.config import RunnerConfig
 from waha_tui.runner.ids import IdSupply, takes_ids
@@ -40,7 +40,7 @@ from waha_tui.runner.policy import (
 )
 from waha_tui.runner.writer import Committed, ProgressWriter
 from waha_tui.status import CampaignStatus, RecipientStatus
-from waha_tui.store import Busy, Claimed, Outcome, Store, StoreError
+from waha_tui.store import Busy, CapReached, Claimed, Outcome, SendCount, Store, StoreError
 from waha_tui.waha import SendResult, SessionInfo, SessionMissing, WahaClient, WahaError
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,14 @@ class CampaignRun:
             lease_seconds=config.lease_seconds,
             on_commit=self._committed,
             on_error=self.wake.set,
+            counting=self._send_count,
         )
+        # Whether the number this run sends from has caps (read with each session check):
+        # then every message is reserved in a transaction of its own before it leaves,
+        # where the store counts and checks it, and none goes out on an id stored ahead.
+        self._capped = False
+        self._no_number_said = False
+        self._cap_reason: str | None = None  # the cap this run waits at, as stored
         self._elsewhere: str | None = None  # a status set by another process, seen late
         # The message being delivered, for a stop that abandons it.
         self._in_flight: _InFlight | None = None
@@ -276,6 +283,7 @@ class CampaignRun:
                 self._ids.prime()
         # A missing or unusable session pauses the campaign before any recipient is touched.
         await self._check_session()
+        await self._read_caps()
         first = True
         while True:
             if first and read is not None:
@@ -491,6 +499,65 @@ class CampaignRun:
                 raise _Stop(S.PAUSED, verdict.reason)
             break
         self._last_session_check = self.config.clock.monotonic()
+        await self._read_caps()
+
+    # -- the number's caps -------------------------------------------------------------
+
+    def _send_count(self) -> SendCount | None:
+        """The number this run's messages are counted against, and now; None while the
+        session has shown no number (no `me`): such sends are neither counted nor capped."""
+        number = self.client.number(self.session)
+        return SendCount(number, self.config.clock.utcnow()) if number else None
+
+    async def _read_caps(self) -> None:
+        number = self.client.number(self.session)
+        if number is None:
+            if not self._no_number_said:
+                self._no_number_said = True
+                log.warning(
+                    "campaign %s: session '%s' shows no number (no `me` from WAHA): its "
+                    "messages are not counted against any number's caps",
+                    self.campaign_id,
+                    self.session,
+                )
+            self._capped = False
+            return
+        self._capped = bool(await self._db(self.store.number_caps, number))
+
+    async def _reserve_send(self, rec: Recipient, message_id: str | None) -> Campaign:
+        """Mark `rec` sending (with the previous outcomes, renewing the lease): the send
+        reserved from its number, counted and checked against its caps in that one
+        transaction. At a cap the campaign waits, Running, until the cap lifts."""
+        assert rec.id is not None
+        while True:
+            try:
+                now = await self._writer.flush(sending=(rec.id, message_id))
+            except CapReached as capped:
+                if not self._ours(capped.campaign):
+                    raise _StoppedElsewhere(capped.campaign.status) from None
+                self._capped = True  # caps set since the last look: no more sends ahead
+                await self._wait_for_cap(capped.hit)
+                continue
+            if self._cap_reason is not None:
+                self._cap_reason = None
+                log.info("campaign %s: the cap lifted, sending again", self.campaign_id)
+                with contextlib.suppress(StoreError):
+                    await self._db(self.store.set_waiting, self.campaign_id, self.owner, None)
+            return now
+
+    async def _wait_for_cap(self, hit: CapHit) -> None:
+        """Wait until the cap lifts (its hour or day is over), looking again every
+        cap_recheck seconds for a cap raised meanwhile. Stored and recorded in the history
+        once per cap reached; the waits renew the lease."""
+        reason = hit.reason()
+        if reason != self._cap_reason:
+            self._cap_reason = reason
+            log.info("campaign %s waits: %s", self.campaign_id, reason)
+            await self._db(self.store.set_waiting, self.campaign_id, self.owner, reason)
+            await self._db(self.store.set_next_send, self.campaign_id, self.owner, hit.until)
+            self.publish(ev.Waiting(self.campaign_id, reason))
+        left = (hit.until - self.config.clock.utcnow()).total_seconds()
+        await self._sleep(min(max(left, 0.0), self.config.cap_recheck))
 
     # -- one recipient -----------------------------------------------------------------
 
@@ -549,7 +616,7 @@ class CampaignRun:
         # Pipelined: its id is already durable, so its outcome may be written behind the
         # next sends; a crash before that leaves the id stored and a resume re-sends it
         # with that id, which WhatsApp dedupes.
-        pipelined = message_id is not None and resend_id is None
+        pipelined = message_id is not None and resend_id is None and not self._capped
         typing = pacing.typing_seconds(text, self.config.rng)
         if typing:
             await self._typing(rec, typing)
@@ -564,7 +631,7 @@ class CampaignRun:
             # Only now: a pause during typing must leave it pending, as nothing was sent.
             # The same transaction sees a pause or cancel set by another process, and
             # renews the lease. The previous outcome rides in this transaction.
-            now = await self._writer.flush(sending=(rec.id, message_id))
+            now = await self._reserve_send(rec, message_id)
             if not self._ours(now):
                 raise _StoppedElsewhere(now.status)
         self._ids.use(rec.id)

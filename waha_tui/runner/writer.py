@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 
 from waha_tui.logs import caught
 from waha_tui.models import Campaign
-from waha_tui.store import Outcome, Store
+from waha_tui.store import CapReached, Outcome, SendCount, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,10 +44,14 @@ class ProgressWriter:
         lease_seconds: float,
         on_commit: Callable[[Committed], None],
         on_error: Callable[[], None],
+        counting: Callable[[], SendCount | None] = lambda: None,
     ) -> None:
         self.store, self.campaign_id = store, campaign_id
         self.owner, self.lease_seconds = owner, lease_seconds
         self.on_commit, self.on_error = on_commit, on_error
+        # The number sends are counted against, and the time (None: not known yet).
+        self.counting = counting
+        self._capped: CapReached | None = None  # the mark a cap refused
         self.queue: list[Outcome] = []
         self.reserve: list[tuple[int, str]] = []
         self.camp: Campaign | None = None  # the campaign as the last commit saw it
@@ -93,7 +97,10 @@ class ProgressWriter:
                     lease_seconds=self.lease_seconds,
                     reserve=reserve,
                     sending=mark,
+                    count=self.counting(),
                 )
+            except CapReached as capped:  # committed, all but the mark
+                camp, self._capped = capped.campaign, capped
             except Exception as exc:  # the run stops at its next step and pauses
                 caught(log, exc, f"campaign {self.campaign_id}: progress not written")
                 self.error = exc
@@ -108,8 +115,9 @@ class ProgressWriter:
         """Wait until everything submitted is written; the campaign as it then is. With
         `sending`, that recipient is marked `sending` in the same transaction (only while
         the run still owns the campaign: see `Store.commit_progress`), and the campaign is
-        as that transaction saw it."""
-        self._mark, self._marked = sending, None
+        as that transaction saw it; CapReached when the number's caps refused the mark
+        (everything else was written)."""
+        self._mark, self._marked, self._capped = sending, None, None
         while self.error is None and (
             self.queue
             or self.reserve
@@ -123,6 +131,8 @@ class ProgressWriter:
         if self.error is not None:
             raise self.error
         if sending is not None:
+            if self._capped is not None:
+                raise self._capped
             assert self._marked is not None
             return self._marked
         if self.camp is None:

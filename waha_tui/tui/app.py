@@ -459,6 +459,10 @@ class WahaTuiApp(App[None]):
             return line.append(printable(str(exc)), style="red")
         if not sessions:
             return line.append("no sessions", style="yellow")
+        try:
+            self.main.set_caps(await self.service.caps.for_sessions(sessions))
+        except Exception as exc:  # the ETAs go without caps until the next read
+            caught(log, exc, "reading the numbers' caps")
         return fit_sessions(line, sessions, self.main.size.width - LINE_PADDING)
 
     # -- WAHA's events ----------------------------------------------------------------

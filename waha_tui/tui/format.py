@@ -10,7 +10,7 @@ from rich.text import Text
 
 from waha_tui.history import Kind, by
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
-from waha_tui.pacing import Estimate, Pacing
+from waha_tui.pacing import CapUse, Estimate, Pacing
 from waha_tui.printable import printable
 from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus
 from waha_tui.waha import FeedState
@@ -147,9 +147,12 @@ def reason_cell(c: Campaign) -> Text:
     return Text("")
 
 
-def campaign_cells(c: Campaign, now: datetime | None = None) -> dict[str, object]:
+def campaign_cells(
+    c: Campaign, now: datetime | None = None, caps: CapUse | None = None
+) -> dict[str, object]:
     """Every cell a campaign's row may show, by column key (tui/columns.py chooses which
-    fit); names are Text, never parsed as markup. `now`: for the countdowns."""
+    fit); names are Text, never parsed as markup. `now`: for the countdowns; `caps`: its
+    session's number's, for the estimate."""
     now = now or utcnow()
     return {
         "id": str(c.id),
@@ -161,7 +164,7 @@ def campaign_cells(c: Campaign, now: datetime | None = None) -> dict[str, object
         "delivered": share(c.delivered, c.sent),
         "read": share(c.read, c.sent),
         "replied": share(c.replied, c.sent, style="bold"),
-        "eta": eta_cell(c, now),
+        "eta": eta_cell(c, now, caps),
         "due": due_cell(c, now),
         "rate": rate_cell(c),
         "started": local_time(c.started_at),
@@ -218,16 +221,18 @@ def next_in(c: Any, now: datetime) -> float | None:
     return left if left > 0 else None
 
 
-def estimate(c: Any, now: datetime) -> Estimate | None:
-    """How fast and how long, from the campaign's pacing (None once it ended)."""
+def estimate(c: Any, now: datetime, caps: CapUse | None = None) -> Estimate | None:
+    """How fast and how long, from the campaign's pacing and its number's caps (`caps`:
+    read with the WAHA sessions, `CapsService.for_sessions`); None once it ended."""
     if c.status in ENDED:
         return None
-    return Pacing.of(c).estimate(max(c.total - c.next_index, 0), next_in=next_in(c, now))
+    left = max(c.total - c.next_index, 0)
+    return Pacing.of(c).estimate(left, next_in=next_in(c, now), caps=caps)
 
 
-def eta_cell(c: Any, now: datetime) -> Text:
+def eta_cell(c: Any, now: datetime, caps: CapUse | None = None) -> Text:
     """The time what is left takes: "~2h05m" (an estimate, hence the tilde)."""
-    est = estimate(c, now)
+    est = estimate(c, now, caps)
     if est is None or c.next_index >= c.total:
         return Text("-", style="dim")
     return Text(rough(est.seconds_left))

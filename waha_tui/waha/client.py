@@ -70,6 +70,15 @@ class SessionInfo:
     def working(self) -> bool:
         return self.status == "WORKING"
 
+    @property
+    def number(self) -> str | None:
+        """The linked phone's number, me.id's digits ("15550000000"; NOWEB may add
+        ":<device>"), or None while no phone is linked (no `me` yet)."""
+        if not self.me_id:
+            return None
+        digits = self.me_id.split("@", 1)[0].split(":", 1)[0]
+        return digits if digits.isdecimal() else None
+
     @classmethod
     def from_json(cls, data: Any) -> SessionInfo:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
@@ -217,6 +226,7 @@ class WahaClient:
         # Per session: True once it handed out a pre-generated id, False once the runner
         # learnt it has none (a server before 2026.4.3, or an engine without them).
         self._message_ids: dict[str, bool] = {}
+        self._numbers: dict[str, str] = {}  # session -> me.id's digits, as last seen
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -363,7 +373,7 @@ class WahaClient:
         )
         if not isinstance(body, list):
             raise BadResponse("WAHA answered /api/sessions without a JSON array")
-        return [SessionInfo.from_json(item) for item in body]
+        return [self._seen(SessionInfo.from_json(item)) for item in body]
 
     async def get_session(self, session: str) -> SessionInfo:
         _, body = await self._request(
@@ -372,7 +382,7 @@ class WahaClient:
             what=f"checking session '{session}'",
             session=session,
         )
-        return SessionInfo.from_json(body)
+        return self._seen(SessionInfo.from_json(body))
 
     async def create_session(self, session: str, *, start: bool = True) -> SessionInfo:
         _, body = await self._request(
@@ -481,6 +491,16 @@ class WahaClient:
             what="stopping typing",
             session=session,
         )
+
+    def _seen(self, info: SessionInfo) -> SessionInfo:
+        if info.number:
+            self._numbers[info.name] = info.number
+        return info
+
+    def number(self, session: str) -> str | None:
+        """The number `session` was last seen linked to (me.id's digits), by any session
+        read of this client; None until one was seen with `me`."""
+        return self._numbers.get(session)
 
     def message_ids(self, session: str) -> bool | None:
         """Whether `session` hands out pre-generated ids: None until known."""

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, Static
 
 from waha_tui.logs import caught
 from waha_tui.models import utcnow
+from waha_tui.pacing import CapUse
 from waha_tui.service import CampaignPage
 from waha_tui.status import CampaignStatus, can_resume
 from waha_tui.tui.columns import CAMPAIGNS, SORTS, Fitted, Sort, cut, fit, sorted_label
@@ -163,6 +164,9 @@ class MainScreen(CampaignActions, Screen[None]):
         self._reload_requested = False
         self._bindings_seen: tuple[object, ...] | None = None
         self._waha_line: Text | None = None
+        # Each WAHA session's number's caps and counts, by session name, read with the
+        # sessions line: what the ETA estimates with.
+        self.caps: dict[str, CapUse] = {}
         self._hint: str | None = None
         self._froze_heap = False
         self._gc_threshold = gc.get_threshold()
@@ -377,7 +381,8 @@ class MainScreen(CampaignActions, Screen[None]):
     def _cells_for(self, cid: int) -> tuple[object, ...]:
         cells = self._cells.get(cid)
         if cells is None:
-            every = campaign_cells(self.campaigns[cid])
+            c = self.campaigns[cid]
+            every = campaign_cells(c, caps=self.caps.get(c.session))
             cells = self._cells[cid] = tuple(cut(every[f.key], f.width) for f in self._fitted)
         return cells
 
@@ -572,7 +577,7 @@ class MainScreen(CampaignActions, Screen[None]):
                 line.append(f": recipient {c.next_index + 1} of {c.total}")
                 left = next_in(c, utcnow())
                 line.append(f" · next message in {math.ceil(left)} s" if left else " · sending")
-            est = estimate(c, utcnow())
+            est = estimate(c, utcnow(), self.caps.get(c.session))
             if est is not None and c.status != S.DELETING and c.next_index < c.total:
                 left_words = "to go" if c.status == S.RUNNING else "of sending left"
                 line.append(
@@ -695,6 +700,17 @@ class MainScreen(CampaignActions, Screen[None]):
             self.call_after_refresh(self._place_toasts)
         self.query_one("#campaigns", KeyedTable).focus()
         self.refresh_bindings()
+
+    def set_caps(self, caps: dict[str, CapUse]) -> None:
+        def key(uses: dict[str, CapUse]) -> object:  # what moves an ETA (not the read's time)
+            return {name: (u.caps, u.in_hour, u.in_day) for name, u in uses.items()}
+
+        changed = key(caps) != key(self.caps)
+        self.caps = caps
+        if changed:
+            self._cells.clear()
+            if self._loaded:
+                self.show()
 
     def set_waha_line(self, text: Text) -> None:
         if text != self._waha_line:  # polled every few seconds; mostly the same

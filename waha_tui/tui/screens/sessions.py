@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from waha_tui.errors import UserError
 from waha_tui.logs import caught
+from waha_tui.pacing import CapUse
 from waha_tui.printable import printable
 from waha_tui.sessions import SessionService, connected_number
 from waha_tui.tui.format import shown
@@ -236,6 +237,7 @@ class SessionsScreen(Screen[None]):
         super().__init__()
         self.service = service
         self.sessions: dict[str, SessionInfo] = {}
+        self.caps: dict[str, CapUse] = {}  # each session's number's caps, by session name
         self.loaded = False
         self.busy: set[str] = set()  # sessions with an action in flight
         self.error: str | None = None  # the last failed refresh, shown until one succeeds
@@ -287,6 +289,10 @@ class SessionsScreen(Screen[None]):
                     caught(log, exc, "listing the WAHA sessions")
                     self._failed(exc)
                     return
+                try:
+                    self.caps = await self.service.caps(found)
+                except Exception as exc:  # shown without caps until the next list
+                    caught(log, exc, "reading the numbers' caps")
                 self._loaded(found)
                 if not self._dirty:
                     break
@@ -377,6 +383,10 @@ class SessionsScreen(Screen[None]):
             if s.me_push_name:
                 line.append(f" ({printable(s.me_push_name)})")
             line.append(".")
+            use = self.caps.get(s.name)
+            if use is not None:
+                # "Caps: 83/200 today, 12/30 this hour, warm-up day 3 of 6."
+                line.append(f" Caps: {use.summary()}.", style="cyan")
         elif s.status == SCAN:
             if self._too_small is not None:
                 w, h = self._too_small

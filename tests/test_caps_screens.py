@@ -10,9 +10,11 @@ import pytest
 from engine_helpers import make_campaign
 from textual.widgets import Static
 
+from tests.test_tui import select, shown
 from tests.tui_helpers import Rig, make_rig, wait_for
 from waha_tui.models import utcnow
 from waha_tui.store import SendCount
+from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.main import MainScreen
 from waha_tui.tui.screens.sessions import SessionsScreen
 
@@ -75,3 +77,15 @@ async def test_the_dashboards_eta_counts_the_numbers_caps(rig: Rig) -> None:
         await wait_for(pilot, lambda: "default" in main.caps)
         capped = str(main._cells_for(cid)[[f.key for f in main._fitted].index("eta")])
         assert capped != free and "d" in capped  # 100 a day: days
+        # Its details say the same.
+        await select(pilot, cid)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailsScreen))
+        details = pilot.app.screen
+        await wait_for(
+            pilot,
+            lambda: (
+                f"ETA {capped}"
+                in " ".join(shown(details.query_one("#details-summary", Static)).split())
+            ),
+        )

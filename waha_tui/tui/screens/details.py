@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Static
 from waha_tui.errors import UserError
 from waha_tui.logs import caught
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
+from waha_tui.pacing import CapUse
 from waha_tui.service import CampaignService, NotFound
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.tui.columns import HISTORY, Fitted, cut, fit, recipient_columns
@@ -57,7 +58,7 @@ DEFAULT_WIDTH = 80  # until the first resize tells the real one
 SCROLLBAR = 2
 
 
-def summary(c: Campaign) -> Group:
+def summary(c: Campaign, caps: CapUse | None = None) -> Group:
     """The counters in a grid of short values; the long ones (why it waits, why it paused,
     its last error) under it, wrapped, so the grid keeps its columns at 80 wide."""
     notes = Text()
@@ -72,10 +73,10 @@ def summary(c: Campaign) -> Group:
                 notes.append("\n")
             notes.append(f"{label}: ", style="bold")
             notes.append_text(value)
-    return Group(_counters(c), notes) if notes else Group(_counters(c))
+    return Group(_counters(c, caps), notes) if notes else Group(_counters(c, caps))
 
 
-def _counters(c: Campaign) -> Table:
+def _counters(c: Campaign, caps: CapUse | None = None) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -115,7 +116,7 @@ def _counters(c: Campaign) -> Table:
     created = local_time(c.created_at, fmt) + (f" by {c.created_by}" if c.created_by else "")
     grid.add_row("Created", shown(created), "Ended", local_time(c.completed_at, fmt))
     grid.add_row("Delay", f"{c.delay_min:g}-{c.delay_max:g} s", "List", shown(c.list_name or "-"))
-    grid.add_row("Rate", rate_cell(c), "ETA", eta_cell(c, utcnow()))
+    grid.add_row("Rate", rate_cell(c), "ETA", eta_cell(c, utcnow(), caps))
     if c.status == CampaignStatus.RUNNING and c.lease_owner:
         owner = ":".join(c.lease_owner.split(":")[:2])
         grid.add_row("Runner", shown(f"process {owner}"), "Next in", due_cell(c, utcnow()))
@@ -194,7 +195,9 @@ class DetailsScreen(CampaignActions, Screen[None]):
         finally:
             self._loading = False
         self.campaign = camp
-        self.query_one("#details-summary", Static).update(summary(camp))
+        # Its number's caps, as the list's ETA counts them (read with the WAHA line).
+        caps = self.wapp.main.caps.get(camp.session)
+        self.query_one("#details-summary", Static).update(summary(camp, caps))
         follow = self.following  # asked before the rows change: the followed one may go
         self._recipients = {str(r.position): r for r in recipients}
         self._matching = matching

@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from waha_tui.errors import UserError
 from waha_tui.runner.policy import Budget
@@ -38,6 +39,10 @@ class Clock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def now(self) -> datetime:
+        """The wall-clock time (UTC): what a send window is read against."""
+        return datetime.now(UTC)
 
     async def wait(self, seconds: float, wake: asyncio.Event) -> bool:
         """Wait up to `seconds`; True if `wake` was set meanwhile."""

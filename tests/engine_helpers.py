@@ -10,7 +10,7 @@ import re
 import socket
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,20 @@ class FakeClock(Clock):
     `on_wait(seconds)` runs inside each wait, so a test can act "during" a wait.
     """
 
-    def __init__(self, on_wait: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self, on_wait: Callable[[float], None] | None = None, *, wall: datetime | None = None
+    ) -> None:
         self.now = 1000.0
         self.waits: list[float] = []
         self.on_wait = on_wait
+        # The wall clock (send windows read it) moves with the fake time from `wall`.
+        self.start = wall or utcnow()
 
     def monotonic(self) -> float:
         return self.now
+
+    def wall(self) -> datetime:
+        return self.start + timedelta(seconds=self.now - 1000.0)
 
     async def wait(self, seconds: float, wake: asyncio.Event) -> bool:
         self.waits.append(seconds)

@@ -40,7 +40,7 @@ class Clock:
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def now(self) -> datetime:
+    def wall(self) -> datetime:
         """The wall-clock time (UTC): what a send window is read against."""
         return datetime.now(UTC)
 

@@ -476,7 +476,7 @@ class CampaignRun:
         said: str | None = None
         try:
             while True:
-                now = clock.now()
+                now = clock.wall()
                 opens = window.opens_at(now)
                 if opens is None:
                     break

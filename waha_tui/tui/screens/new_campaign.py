@@ -81,7 +81,7 @@ FIELDS = (
     "break",
     "default-name",
 )
-WINDOW_HINT = "outside it the campaign waits; 22:00-06:00 runs across midnight"
+WINDOW_HINT = "outside it, it waits; 22:00-06:00 runs across midnight"
 BREAK_HINT = "WAHA advises sending in packages with long pauses between them"
 
 

@@ -16,8 +16,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from engine_helpers import FakeClock, fast_config, make_campaign, phone, run_to_end
+from textual.widgets import Static
 
 from tests.test_cli import Cli
+from tests.test_tui import shown
+from tests.tui_helpers import Rig, make_rig, wait_for
 from waha_tui import events as ev
 from waha_tui.errors import UserError
 from waha_tui.models import utcnow
@@ -36,6 +39,9 @@ from waha_tui.simulator import SimState, SimulatorServer
 from waha_tui.status import CampaignStatus
 from waha_tui.store import Store
 from waha_tui.tui.format import due_cell, estimate, reason_cell
+from waha_tui.tui.screens.details import DetailsScreen
+from waha_tui.tui.screens.main import MainScreen
+from waha_tui.tui.widgets.keyed_table import KeyedTable
 from waha_tui.waha import WahaClient
 
 S = CampaignStatus
@@ -489,3 +495,78 @@ def test_bad_pacing_flags_are_one_line_naming_the_flag(
         "campaign", "create", "--name", "X", "--contacts", csv, "--message", "Hi", *flags
     )
     assert line.startswith(f"error: {says}"), line
+
+
+# -- the dashboard, at 80x24 -------------------------------------------------------------
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    rig = make_rig(tmp_path)
+    yield rig
+    await rig.service.aclose()
+
+
+async def test_the_dashboard_and_details_say_it_waits_for_its_window(rig: Rig) -> None:
+    """A real run on the real clock, its window opening in two hours (UTC): the row stays
+    Running, counts down to the opening, and says why under the table and in details."""
+    now = datetime.now(UTC)
+    opens = (now + timedelta(hours=2, minutes=1)).replace(second=0, microsecond=0)
+    closes = opens + timedelta(hours=1)
+    cid = rig.add("Night owls", 5)
+    rig.force(cid, send_window=f"{opens:%H:%M}-{closes:%H:%M}", timezone="UTC")
+    says = f"outside send window until {opens:%H:%M} (UTC)"
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        screen = pilot.app.screen
+        assert isinstance(screen, MainScreen)
+        await rig.service.start(cid)
+        table = screen.query_one("#campaigns", KeyedTable)
+        await wait_for(pilot, lambda: rig.store.get_campaign(cid).waiting_for == says)
+        await wait_for(pilot, lambda: "Running" in str(table.get_cell(str(cid), "status")))
+        await wait_for(pilot, lambda: str(table.get_cell(str(cid), "due")).startswith("2h0"))
+        info = " ".join(str(screen.query_one("#row-info", Static).render()).split())
+        assert says in info
+        assert "to go" in info  # the ETA: at least the two hours until it opens
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailsScreen))
+        summary = pilot.app.screen.query_one("#details-summary", Static)
+        await wait_for(pilot, lambda: "Waiting:" in " ".join(shown(summary).split()))
+        text = " ".join(shown(summary).split())
+        assert f"Waiting: {says}" in text
+        assert f"Window {opens:%H:%M}-{closes:%H:%M} (UTC)" in text
+        assert rig.sim.state.sent() == []
+        await rig.service.pause(cid)
+        end = await asyncio.wait_for(rig.service.wait(cid), 10)
+        assert isinstance(end, ev.Paused)  # at once, though the window opens in hours
+
+
+async def test_the_demo_has_a_campaign_waiting_for_its_window(tmp_path: Path) -> None:
+    from waha_tui.demo import WINDOW_OPENS_IN, build_demo
+    from waha_tui.tui.app import WahaTuiApp
+
+    demo = await build_demo(tmp_path)
+    store = demo.service.store
+    try:
+        [camp] = [c for c in store.list_campaigns() if c.send_window]
+        w = SendWindow.of(camp)
+        assert w is not None and w.zone == (local_zone() or "UTC")
+        opens = w.opens_at(datetime.now(UTC))
+        assert opens is not None  # closed now, opening within minutes
+        assert timedelta(0) < opens - datetime.now(UTC) <= WINDOW_OPENS_IN
+        # The dashboard's scheduler starts it: Running, waiting, saying until when.
+        app = WahaTuiApp(demo.service, banner=demo.banner)
+        async with app.run_test(size=(80, 24)) as pilot:
+            cid = camp.id or 0
+            await wait_for(
+                pilot,
+                lambda: (store.get_campaign(cid).waiting_for or "").startswith(
+                    "outside send window until"
+                ),
+            )
+            assert store.get_campaign(cid).status == S.RUNNING
+            assert store.get_campaign(cid).sent == 0
+    finally:
+        await demo.service.stop_all("test over")
+        await demo.aclose_listener()
+        await demo.service.aclose()
+        demo.close()

@@ -475,8 +475,7 @@ async def test_edit_checks_as_create_does_and_never_moves_the_session(
     with pytest.raises(UserError) as nothing:
         await service.edit_campaign(cid)
     assert str(nothing.value) == (
-        "say what to change: --name, --at, --delay, --check-numbers, --window, --days or "
-        "--timezone"
+        "say what to change: --name, --at, --delay, --check-numbers, --window, --days or --timezone"
     )
     assert nothing.value.said("label") == (
         "say what to change: Name, Start, Delay, Check numbers on WhatsApp first, Send window, "

@@ -48,13 +48,14 @@ class FakeClock(Clock):
         self.now = 1000.0
         self.waits: list[float] = []
         self.on_wait = on_wait
-        self.wall = wall or utcnow()  # wall time at its start: it moves with `now`
+        # The wall clock (send windows and caps read it) moves with the fake time from `wall`.
+        self.start = wall or utcnow()
 
     def monotonic(self) -> float:
         return self.now
 
-    def utcnow(self) -> datetime:
-        return self.wall + timedelta(seconds=self.now - 1000.0)
+    def wall(self) -> datetime:
+        return self.start + timedelta(seconds=self.now - 1000.0)
 
     async def wait(self, seconds: float, wake: asyncio.Event) -> bool:
         self.waits.append(seconds)

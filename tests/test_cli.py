@@ -923,7 +923,8 @@ def test_edit_name_start_and_delay_and_why_not_the_session(cli: Cli, csv5: str) 
         f"campaign {cid}: nothing changed\n"
     )
     assert cli.error("campaign", "edit", str(cid)) == (
-        "error: say what to change: --name, --at, --delay or --check-numbers"
+        "error: say what to change: --name, --at, --delay, --check-numbers, --window, --days "
+        "or --timezone"
     )
     assert cli.errors("campaign", "edit", str(cid), "--session", "sales", "--delay", "x") == [
         "--delay 'x' is not MIN-MAX in seconds, e.g. 30-60",

@@ -36,6 +36,7 @@ S = CampaignStatus
     [
         Pacing(30, 60),
         Pacing(5, 10, break_every=4, break_seconds=120),
+        Pacing(5, 10, break_every=4, break_seconds=60, break_max=300),  # a break's range
         Pacing(20, 40, typing=True),
         Pacing(0, 0),
     ],

@@ -330,6 +330,10 @@ async def test_a_clone_has_every_recipient_fresh_its_text_image_and_settings(
         "typing",
         "break_every",
         "break_seconds",
+        "break_max",
+        "send_window",
+        "window_days",
+        "timezone",
         "max_consecutive_failures",
         "auto_resume",
     )
@@ -470,9 +474,12 @@ async def test_edit_checks_as_create_does_and_never_moves_the_session(
     ]
     with pytest.raises(UserError) as nothing:
         await service.edit_campaign(cid)
-    assert str(nothing.value) == "say what to change: --name, --at, --delay or --check-numbers"
+    assert str(nothing.value) == (
+        "say what to change: --name, --at, --delay, --check-numbers, --window, --days or --timezone"
+    )
     assert nothing.value.said("label") == (
-        "say what to change: Name, Start, Delay or Check numbers on WhatsApp first"
+        "say what to change: Name, Start, Delay, Check numbers on WhatsApp first, Send window, "
+        "Days or Time zone"
     )
     with pytest.raises(NotFound):
         await service.edit_campaign(999, name="x")

@@ -420,6 +420,76 @@ async def test_every_rule_the_service_refuses_is_marked_on_its_field_at_once(rig
     assert rig.store.list_campaigns() == []
 
 
+async def test_the_window_and_break_fields_are_refused_beside_themselves(rig: Rig) -> None:
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        await open_form(pilot)
+        values = {
+            "name": "Night",
+            "list": "customers",
+            "text": "Hi {name}",
+            "window": "25:00-06:00",
+            "days": "someday",
+            "timezone": "Mars/Base",
+            "break-every": "many",
+            "break": "9-1",
+        }
+        for name, value in values.items():
+            put(pilot, name, value)
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: error_of(pilot, "window") != "")
+        assert {f: error_of(pilot, f) for f in ("window", "days", "timezone")} == {
+            "window": "Send window '25:00-06:00': '25:00' is not a time of day HH:MM (00:00 to "
+            "23:59)",
+            "days": "Days 'someday': 'someday' is not a day; use mon,tue,wed,thu,fri,sat,sun or "
+            "a range such as mon-fri",
+            "timezone": "Time zone 'Mars/Base' is not an IANA time zone, e.g. Europe/Berlin "
+            "(a machine without /usr/share/zoneinfo needs the tzdata package)",
+        }
+        assert error_of(pilot, "break-every") == (
+            "Break every 'many' is not a whole number of messages"
+        )
+        assert error_of(pilot, "break") == "Break (s) '9-1': MIN is larger than MAX"
+        assert toasts(pilot) == []
+        # The first refused field is scrolled into view at 80x24.
+        assert form(pilot).query_one("#camp-window", Input).has_focus
+    assert rig.store.list_campaigns() == []
+
+
+async def test_the_form_creates_a_campaign_with_a_window_in_the_machines_zone(
+    rig: Rig, local_tz: None
+) -> None:
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        # Prefilled with this machine's zone (TZ here).
+        assert screen.value("timezone") == "Europe/Berlin"
+        for name, value in {
+            "name": "Office hours",
+            "list": "customers",
+            "text": "Hi {name}",
+            "window": "9:00-17:30",
+            "days": "mon-fri",
+            "break-every": "2",
+            "break": "600-1200",
+        }.items():
+            put(pilot, name, value)
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        question = str(pilot.app.screen.query_one("#confirm-question", Static).render())
+        assert "a 600-1200 s break every 2" in question
+        assert "only 09:00-17:30 mon-fri (Europe/Berlin)" in question
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+    [camp] = rig.store.list_campaigns()
+    assert (camp.send_window, camp.window_days, camp.timezone) == (
+        "09:00-17:30",
+        "mon,tue,wed,thu,fri",
+        "Europe/Berlin",
+    )
+    assert (camp.break_every, camp.break_seconds, camp.break_max) == (2, 600.0, 1200.0)
+
+
 async def test_a_delay_under_the_advice_is_flagged_next_to_the_guidance(rig: Rig) -> None:
     async with rig.app().run_test(size=(100, 40)) as pilot:
         screen = await open_form(pilot)

@@ -19,6 +19,7 @@ from waha_tui.config import Settings
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.history import by
 from waha_tui.models import MAX_ID, Campaign, CampaignEventRow, OptOut, Recipient
+from waha_tui.pacing import Pacing, SendWindow
 from waha_tui.printable import printable
 from waha_tui.secret import redact, url_password
 from waha_tui.status import CampaignStatus
@@ -250,6 +251,15 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "list": c.list_name,
         "image": c.image_path,
         "delay": [c.delay_min, c.delay_max],
+        # When it sends (null: any time, every day) and in which zone.
+        "window": c.send_window,
+        "days": c.window_days,
+        "timezone": c.timezone,
+        # A long break after every break_every messages, its length drawn from the range.
+        "break_every": c.break_every,
+        "break": list(Pacing.of(c).break_range),
+        # When the next message is due while the run waits (a delay, the window).
+        "next_send_at": _iso(c.next_send_at) if c.status == CampaignStatus.RUNNING else None,
         "auto_resume": c.auto_resume,
         "check_numbers": c.check_numbers,
         "message": c.template_text,
@@ -435,7 +445,32 @@ def campaign_create(
     country: Annotated[
         str | None, typer.Option("--country", help="Country for national numbers (CSV).")
     ] = None,
-    typing: Annotated[bool, typer.Option("--typing", help="Show 'typing…' first.")] = False,
+    typing: Annotated[
+        bool, typer.Option("--typing", help="Mark the chat read, then show 'typing…' first.")
+    ] = False,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            "--window",
+            help="Send only between these times each day, HH:MM-HH:MM (22:00-06:00 runs "
+            "across midnight); outside it the campaign waits.",
+        ),
+    ] = None,
+    days: Annotated[
+        str | None,
+        typer.Option("--days", help="The window's days: mon-fri, or mon,wed,fri (default: all)."),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", help="The window's IANA time zone (default: this machine's)."),
+    ] = None,
+    break_every: Annotated[
+        int, typer.Option("--break-every", help="A long break after every N messages.")
+    ] = 0,
+    break_range: Annotated[
+        str | None,
+        typer.Option("--break", help="The long break's length, MIN-MAX seconds (random)."),
+    ] = None,
     auto_resume: Annotated[
         bool,
         typer.Option(
@@ -472,6 +507,11 @@ def campaign_create(
         typing=typing,
         auto_resume=auto_resume,
         check_numbers=check_numbers,
+        window=window,
+        days=days,
+        timezone=timezone,
+        break_every=break_every,
+        break_range=break_range,
     )
 
     async def go(service: CampaignService) -> None:
@@ -529,10 +569,15 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
         if as_json:
             _print_json(data)
             return
+        window = SendWindow.of(c)
         for key, value in data.items():
-            if key == "waiting_since":
-                continue
-            if key == "waiting_for":
+            if key in ("waiting_since", "days", "next_send_at"):
+                continue  # the days are in the window's line; when it sends, in waiting's
+            if key == "window":
+                value = window.describe() if window else "any time"
+            elif key == "break":
+                value = f"{value[0]:g}-{value[1]:g} s" if c.break_every else None
+            elif key == "waiting_for":
                 key, value = "waiting", waiting_text(c)
             elif key == "next_index":  # the next recipient as a person counts (from 1)
                 key, value = (
@@ -901,6 +946,17 @@ def campaign_edit(
         str | None,
         typer.Option("--delay", help="A new random wait between messages, MIN-MAX seconds."),
     ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option("--window", help="A new send window, HH:MM-HH:MM ('any': none)."),
+    ] = None,
+    days: Annotated[
+        str | None,
+        typer.Option("--days", help="The window's days: mon-fri, mon,wed,fri ('any': all)."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="The window's IANA time zone.")
+    ] = None,
     check_numbers: Annotated[
         bool | None,
         typer.Option(
@@ -912,14 +968,22 @@ def campaign_edit(
     # Not offered, but understood: the refusal says why, rather than "no such option".
     session: Annotated[str | None, typer.Option("--session", hidden=True)] = None,
 ) -> None:
-    """Change a Scheduled or Paused campaign's name, start time, delay or number check. Its
-    session stays: clone it (campaign clone ID --session NAME) to send it from another
-    number."""
+    """Change a Scheduled or Paused campaign's name, start time, delay, number check or send
+    window (its hours, days, zone). Its session stays: clone it (campaign clone ID --session
+    NAME) to send it from another number."""
     cid = _campaign_id(campaign_id)
 
     async def go(service: CampaignService) -> None:
         edited = await service.edit_campaign(
-            cid, name=name, at=at, delay=delay, session=session, check_numbers=check_numbers
+            cid,
+            name=name,
+            at=at,
+            delay=delay,
+            session=session,
+            check_numbers=check_numbers,
+            window=window,
+            days=days,
+            timezone=timezone,
         )
         say(f"campaign {cid}: {'; '.join(edited.changes) or 'nothing changed'}")
 

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from waha_tui.config import Settings
 from waha_tui.listener import Listener
 from waha_tui.models import Campaign, utcnow
+from waha_tui.pacing import local_zone
 from waha_tui.phones import chat_id_for
 from waha_tui.runner import RunnerConfig, RunnerPool
 from waha_tui.service import CampaignService
@@ -53,6 +55,7 @@ FIRST = [
 CITIES = ["Jakarta", "Bandung", "Berlin", "Lisbon", "Surabaya", "Porto", "Hamburg", "Medan"]
 DEMO_DELAY = (1.0, 3.0)
 RECONNECT_AFTER = 8.0
+WINDOW_OPENS_IN = timedelta(minutes=3)  # "Evening reminders" waits for its window till then
 REPLY_AFTER = 14.0  # someone answers "Spring sale"
 OPT_OUT_AFTER = 20.0  # someone asks "Welcome series" never to write again
 # WhatsApp's acks as the demo's simulator sends them: most delivered within a second, most
@@ -123,7 +126,12 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
     folder = db_dir or Path(tempfile.mkdtemp(prefix="waha-tui-demo-"))
     db_path = folder / "demo.db"
     state = SimState(
-        sessions={"default": "WORKING", "sales": "WORKING", "support": "WORKING"},
+        sessions={
+            "default": "WORKING",
+            "sales": "WORKING",
+            "support": "WORKING",
+            "alerts": "WORKING",
+        },
         start_delay=1.0,
     )
     state.set_acks(DEMO_ACKS)
@@ -198,6 +206,20 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
         ),
         _people(25, 4),
     )
+    # Due now but outside its send window, which opens a few minutes after the demo
+    # starts: Running, waiting, "outside send window until 14:35 (Europe/Berlin)".
+    zone = local_zone() or "UTC"
+    opens = (datetime.now(ZoneInfo(zone)) + WINDOW_OPENS_IN).replace(second=0, microsecond=0)
+    closes = opens + timedelta(hours=2)
+    evening = _campaign(
+        "Evening reminders",
+        "alerts",
+        "{name}, your appointment in {city} is tomorrow.",
+        scheduled_at=utcnow(),
+    )
+    evening.send_window = f"{opens:%H:%M}-{closes:%H:%M}"
+    evening.timezone = zone
+    store.create_campaign(evening, _people(15, 5))
     await client.aclose()
 
     service = CampaignService.open(Settings(db=str(db_path), waha_url=server.url))

@@ -24,14 +24,18 @@ from waha_tui.models import Campaign, CampaignEventRow, OptOut, Recipient, Templ
 from waha_tui.optout import DEFAULT_KEYWORDS
 from waha_tui.optout import checked as checked_keywords
 from waha_tui.pacing import (
+    DAYS,
     DEFAULT_DELAY,
     Caps,
     CapUse,
     check_zone,
     local_zone,
+    parse_break,
     parse_cap,
+    parse_days,
     parse_delay,
     parse_warmup,
+    parse_window,
 )
 from waha_tui.phones import chat_id_for, check_country, normalise_phone
 from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
@@ -48,6 +52,7 @@ from waha_tui.status import (
     described,
 )
 from waha_tui.store import (
+    ANY_TIME,
     CampaignPage,
     ListInfo,
     NewRecipient,
@@ -96,8 +101,16 @@ class CampaignDraft:
     delay: str | tuple[float, float] | None = None
     default_name: str = "there"
     typing: bool = False
-    break_every: int = 0
+    # A long break after every N messages (the form gives its text), its length drawn
+    # from break_range ("MIN-MAX" seconds; None: break_seconds, one length).
+    break_every: int | str = 0
     break_seconds: float = 0.0
+    break_range: str | tuple[float, float] | None = None
+    # A daily send window "HH:MM-HH:MM" (None: any time), its days ("mon-fri",
+    # "mon,wed,fri"; None: every day), in an IANA zone (None: this machine's).
+    window: str | None = None
+    days: str | None = None
+    timezone: str | None = None
     max_consecutive_failures: int = 10
     auto_resume: bool = False  # if its runner dies: Scheduled again, not Paused
     check_numbers: bool = False  # ask WAHA whether each number is on WhatsApp first
@@ -445,6 +458,8 @@ class CampaignService:
         session = checks.run("session", lambda: _required(ref("session"), draft.session))
         when = checks.run("at", lambda: parse_when(draft.at))
         delay = checks.run("delay", lambda: _delay(draft.delay))
+        every, breaks = _breaks(checks, draft)
+        window, days, zone = _window(checks, draft.window, draft.days, draft.timezone)
         image = None
         if draft.image:
             image = checks.run("image", lambda: load_image(draft.image or ""))
@@ -510,8 +525,12 @@ class CampaignService:
             delay_min=delay[0],
             delay_max=delay[1],
             typing=draft.typing,
-            break_every=draft.break_every,
-            break_seconds=draft.break_seconds,
+            break_every=every,
+            break_seconds=breaks[0],
+            break_max=breaks[1],
+            send_window=window,
+            window_days=days,
+            timezone=zone,
             max_consecutive_failures=draft.max_consecutive_failures,
             auto_resume=draft.auto_resume,
             check_numbers=draft.check_numbers,
@@ -658,12 +677,25 @@ class CampaignService:
         delay: str | tuple[float, float] | None = None,
         session: str | None = None,
         check_numbers: bool | None = None,
+        window: str | None = None,
+        days: str | None = None,
+        timezone: str | None = None,
     ) -> Edited:
-        """Change a Scheduled or Paused campaign's name, start, delay or number check (None:
-        kept), with the checks of create. Its session never changes (SESSION_FIXED): a
-        `session` other than its own is refused. Fields: name, at, delay, session."""
+        """Change a Scheduled or Paused campaign's name, start, delay, number check, send
+        window ("any": none), its days ("any": every day) or its zone (None: kept), with
+        the checks of create. Its session never changes (SESSION_FIXED): a `session` other
+        than its own is refused. Fields: name, at, delay, session, window, days, timezone."""
         return await self._db(
-            self._edit_campaign, campaign_id, name, at, delay, session, check_numbers
+            self._edit_campaign,
+            campaign_id,
+            name,
+            at,
+            delay,
+            session,
+            check_numbers,
+            window,
+            days,
+            timezone,
         )
 
     def _edit_campaign(
@@ -674,6 +706,9 @@ class CampaignService:
         delay: str | tuple[float, float] | None,
         session: str | None,
         check_numbers: bool | None = None,
+        window: str | None = None,
+        days: str | None = None,
+        timezone: str | None = None,
     ) -> Edited:
         camp = self.store.get_campaign(campaign_id)  # a clear error for an unknown id
         checks = _Checks()
@@ -684,14 +719,35 @@ class CampaignService:
         pace = checks.run("delay", lambda: _delay(delay)) if delay is not None else None
         if session is not None and session.strip() != camp.session:
             checks.add("session", SESSION_FIXED)
+        new_window = new_days = new_zone = None
+        if window is not None or days is not None or timezone is not None:
+            # Checked as at creation, against what the campaign keeps of the three.
+            keep_window = camp.send_window if window is None else window
+            keep_days = camp.window_days if days is None else days
+            if days is None and _any(keep_window):
+                keep_days = None  # no window: its days go with it
+            new_window, new_days, new_zone = _window(
+                checks,
+                None if _any(keep_window) else keep_window,
+                None if _any(keep_days) else keep_days,
+                timezone if timezone is not None else camp.timezone,
+            )
+            new_window, new_days = new_window or ANY_TIME, new_days or ANY_TIME
         checks.done()
-        if name is None and at is None and delay is None and check_numbers is None:
+        if all(v is None for v in (name, at, delay, check_numbers, window, days, timezone)):
             raise UserError(
-                f"say what to change: {ref('name')}, {ref('at')}, {ref('delay')} or "
-                f"{ref('check_numbers')}"
+                f"say what to change: {ref('name')}, {ref('at')}, {ref('delay')}, "
+                f"{ref('check_numbers')}, {ref('window')}, {ref('days')} or {ref('timezone')}"
             )
         edited, changes = self.store.edit_campaign(
-            campaign_id, name=new_name, scheduled_at=when, delay=pace, check_numbers=check_numbers
+            campaign_id,
+            name=new_name,
+            scheduled_at=when,
+            delay=pace,
+            check_numbers=check_numbers,
+            window=new_window,
+            days=new_days,
+            timezone=new_zone,
         )
         return Edited(edited, changes)
 
@@ -1015,8 +1071,16 @@ class CapsService:
         number = await self.number_of(target)
         found = await self._db(self.store.number_caps, number)
         old = found[0] if found else None
-        zone = check_zone(timezone) if timezone is not None else (old.timezone if old else None)
-        zone = zone or local_zone()
+        zone = (
+            check_zone(timezone, field="caps_zone")
+            if timezone is not None
+            else (old.timezone if old else local_zone())
+        )
+        if zone is None:
+            raise UserError(
+                "this machine's time zone cannot be known (no TZ, and /etc/localtime does "
+                f"not link into a zoneinfo folder): give {ref('caps_zone')}, e.g. Europe/Berlin"
+            )
         hour = _cap(per_hour, "per_hour", old.per_hour if old else None)
         day = _cap(per_day, "per_day", old.per_day if old else None)
         plan: tuple[int, ...] = tuple(old.warmup or ()) if old else ()
@@ -1211,6 +1275,58 @@ def copy_name(name: str) -> str:
 
 def _delay(value: str | tuple[float, float] | None) -> tuple[float, float]:
     return parse_delay(value) if isinstance(value, str) else value or DEFAULT_DELAY
+
+
+def _any(value: str | None) -> bool:
+    """A window or days given as "any" (in an edit): none, any time, every day."""
+    return value is not None and value.strip().lower() in ("any", ANY_TIME)
+
+
+def _window(
+    checks: _Checks, window: str | None, days: str | None, zone: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """The send window, its days and zone as stored: (None, None, zone) for any time.
+    The zone defaults to this machine's; a window with no zone to be had is refused."""
+    hours = checks.run("window", lambda: parse_window(window or "")) if window else None
+    chosen = checks.run("days", lambda: parse_days(days or "")) if days else None
+    if days and not window:
+        checks.add("days", f"{ref('days')} needs a {ref('window')}, e.g. 09:00-20:00")
+    if chosen == ",".join(DAYS):
+        chosen = None  # every day: the same as none
+    given = (zone or "").strip()
+    where = checks.run("timezone", lambda: check_zone(given)) if given else local_zone()
+    if window and not given and where is None:
+        checks.add(
+            "timezone",
+            "this machine's time zone cannot be known (no TZ, and /etc/localtime does not "
+            f"link into a zoneinfo folder): give {ref('timezone')}, e.g. Europe/Berlin",
+        )
+    return hours, chosen, where
+
+
+def _breaks(checks: _Checks, draft: CampaignDraft) -> tuple[int, tuple[float, float]]:
+    """The long breaks: after how many messages, and their range in seconds."""
+    raw = draft.break_every
+    every = 0
+    try:
+        every = int(str(raw).strip() or "0")
+        if every < 0:
+            raise ValueError(raw)
+    except ValueError:
+        checks.add("break_every", f"{ref('break_every')} {raw!r} is not a whole number of messages")
+    given = draft.break_range
+    if isinstance(given, str) and given.strip():
+        span = checks.run("break_range", lambda: parse_break(str(given))) or (0.0, 0.0)
+    elif isinstance(given, tuple):
+        span = given
+    else:
+        span = (draft.break_seconds, draft.break_seconds)
+        given = None
+    if every and given is None and not draft.break_seconds:
+        checks.add("break_range", f"{ref('break_every')} needs {ref('break_range')} MIN-MAX")
+    if given is not None and not every and span != (0.0, 0.0):
+        checks.add("break_every", f"{ref('break_range')} needs {ref('break_every')} N")
+    return every, span
 
 
 def _list_taken(name: str) -> str:

@@ -98,10 +98,16 @@ CLONED_SETTINGS = (
     "typing",
     "break_every",
     "break_seconds",
+    "break_max",
+    "send_window",
+    "window_days",
+    "timezone",
     "max_consecutive_failures",
     "auto_resume",
     "check_numbers",
 )
+# A send window or its days given as this in an edit: none (any time, every day).
+ANY_TIME = ""
 # What a status change is recorded as in the history, unless the caller says otherwise.
 KIND_OF = {
     S.SCHEDULED: Kind.SCHEDULED,
@@ -860,6 +866,10 @@ class Store:
         "typing",
         "break_every",
         "break_seconds",
+        "break_max",
+        "send_window",
+        "window_days",
+        "timezone",
         # Whether its messages take pre-generated ids (runner.ids.takes_ids): a resume
         # asks for its first one while the campaign is read again.
         "image_path",
@@ -1781,9 +1791,12 @@ class Store:
         scheduled_at: datetime | None = None,
         delay: tuple[float, float] | None = None,
         check_numbers: bool | None = None,
+        window: str | None = None,
+        days: str | None = None,
+        timezone: str | None = None,
     ) -> tuple[Campaign, list[str]]:
-        """A Scheduled or Paused campaign's name, start, delay or number check (None: kept),
-        checked under
+        """A Scheduled or Paused campaign's name, start, delay, number check, send window
+        (ANY_TIME: none), its days (ANY_TIME: every day) or zone (None: kept), checked under
         its lock; the history records what changed, from what. Returns the campaign and the
         changes, as they are recorded (none: nothing differed, nothing was written)."""
         with self.write() as conn:
@@ -1804,6 +1817,16 @@ class Store:
             if check_numbers is not None and check_numbers != camp.check_numbers:
                 values["check_numbers"] = check_numbers
                 changes.append(f"number check {_on(camp.check_numbers)} → {_on(check_numbers)}")
+            for column, given, what in (
+                ("send_window", window, "send window"),
+                ("window_days", days, "days"),
+                ("timezone", timezone, "time zone"),
+            ):
+                new_value = None if given == ANY_TIME else given
+                if given is not None and new_value != getattr(camp, column):
+                    values[column] = new_value
+                    was, now_is = getattr(camp, column) or "any", new_value or "any"
+                    changes.append(f"{what} {was} → {now_is}")
             if not values:
                 return camp, []
             now = utcnow()

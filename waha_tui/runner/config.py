@@ -40,8 +40,9 @@ class Clock:
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def utcnow(self) -> datetime:
-        """Wall time (UTC): what a number's caps count sends by."""
+    def wall(self) -> datetime:
+        """The wall-clock time (UTC): what a send window is read against, and what a
+        number's caps count sends by."""
         return datetime.now(UTC)
 
     async def wait(self, seconds: float, wake: asyncio.Event) -> bool:

@@ -21,7 +21,7 @@ from waha_tui import events as ev
 from waha_tui.errors import UserError
 from waha_tui.media import Media, MediaError, load_image
 from waha_tui.models import Campaign, Recipient, utcnow
-from waha_tui.pacing import CapHit, Pacing
+from waha_tui.pacing import CapHit, Pacing, SendWindow
 from waha_tui.render import RenderError, render
 from waha_tui.runner.config import RunnerConfig
 from waha_tui.runner.ids import IdSupply, takes_ids
@@ -474,6 +474,38 @@ class CampaignRun:
                     self._db(self.store.set_waiting, self.campaign_id, self.owner, None)
                 )
 
+    async def _wait_for_window(self, window: SendWindow | None) -> None:
+        """Outside the campaign's send window, wait (in order: the next recipient stays
+        next) until it opens. The campaign stays Running; what it waits for and until when
+        is stored for every host's dashboard, and the history records it once per wait."""
+        if window is None:
+            return
+        clock = self.config.clock
+        said: str | None = None
+        try:
+            while True:
+                now = clock.wall()
+                opens = window.opens_at(now)
+                if opens is None:
+                    break
+                if said is None:
+                    said = window.waiting_for(opens, now)
+                    log.info("campaign %s: %s", self.campaign_id, said)
+                    await self._db(self.store.set_next_send, self.campaign_id, self.owner, opens)
+                    await self._db(self.store.set_waiting, self.campaign_id, self.owner, said)
+                    self.publish(ev.Waiting(self.campaign_id, said))
+                # Waited in pieces of the poll interval (each renews the lease and looks
+                # for a pause), then the clock is read again: a suspended machine or a
+                # clock set forward ends it at the right moment, not the planned one.
+                await self._sleep(max((opens - now).total_seconds(), 0.0))
+        finally:
+            if said is not None:
+                log.info("campaign %s: its send window is open", self.campaign_id)
+                with contextlib.suppress(StoreError):
+                    await asyncio.shield(
+                        self._db(self.store.set_waiting, self.campaign_id, self.owner, None)
+                    )
+
     async def _check_session(self) -> None:
         """Is the session WORKING? Asked before the first message and then every
         session_check_interval; a flapping session is waited for."""
@@ -507,7 +539,7 @@ class CampaignRun:
         """The number this run's messages are counted against, and now; None while the
         session has shown no number (no `me`): such sends are neither counted nor capped."""
         number = self.client.number(self.session)
-        return SendCount(number, self.config.clock.utcnow()) if number else None
+        return SendCount(number, self.config.clock.wall()) if number else None
 
     async def _read_caps(self) -> None:
         number = self.client.number(self.session)
@@ -556,7 +588,7 @@ class CampaignRun:
             await self._db(self.store.set_waiting, self.campaign_id, self.owner, reason)
             await self._db(self.store.set_next_send, self.campaign_id, self.owner, hit.until)
             self.publish(ev.Waiting(self.campaign_id, reason))
-        left = (hit.until - self.config.clock.utcnow()).total_seconds()
+        left = (hit.until - self.config.clock.wall()).total_seconds()
         await self._sleep(min(max(left, 0.0), self.config.cap_recheck))
 
     # -- one recipient -----------------------------------------------------------------
@@ -586,6 +618,7 @@ class CampaignRun:
         elif opted_out:
             self._owe_wait = False  # nothing was asked of WhatsApp
             return await self._skip(rec, OPTED_OUT)
+        await self._wait_for_window(pacing.window)
         await self._check_session()
         try:
             text = render(
@@ -608,6 +641,7 @@ class CampaignRun:
             rec = Recipient.model_construct(**{**fields, "chat_id": found, "checked_at": utcnow()})
             await self._pause_between(pacing, lookup=True)
             self._check_stop()
+            await self._wait_for_window(pacing.window)  # the lookup's delay may end outside
         assert rec.id is not None
         # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
         message_id = resend_id or ahead
@@ -908,6 +942,12 @@ class CampaignRun:
     # -- typing, images ----------------------------------------------------------------
 
     async def _typing(self, rec: Recipient, seconds: float) -> None:
+        # As a person does: open the chat (its messages marked read), then type. Best
+        # effort: a refusal costs the campaign nothing.
+        try:
+            await self.client.send_seen(self.session, rec.chat_id)
+        except WahaError as exc:
+            log.debug("campaign %s: chat not marked read: %s", self.campaign_id, exc)
         try:
             await self.client.start_typing(self.session, rec.chat_id)
             await self._sleep(seconds)

@@ -293,6 +293,7 @@ class Simulator:
             Route("/api/sessions/{session}/{action}", self.session_action, methods=["POST"]),
             Route("/api/sendText", self.send_text, methods=["POST"]),
             Route("/api/sendImage", self.send_image, methods=["POST"]),
+            Route("/api/sendSeen", self.send_seen, methods=["POST"]),
             Route("/api/startTyping", self.typing_start, methods=["POST"]),
             Route("/api/stopTyping", self.typing_stop, methods=["POST"]),
             Route("/api/contacts/check-exists", self.check_exists, methods=["GET"]),
@@ -627,6 +628,20 @@ class Simulator:
         if self.state.faults.typing_latency:
             await asyncio.sleep(self.state.faults.typing_latency)
         return _json({"result": True}, 201)  # WAHA's chatting controller returns it
+
+    async def send_seen(self, request: Request) -> Response:
+        body = await _body(request)
+        if not isinstance(body.get("chatId"), str):
+            return _nest_error(400, ["chatId must be a string"], "Bad Request")
+        found = await self._running(self._session_name(body.get("session")))
+        if isinstance(found, Response):
+            return found
+        with self.state.lock:
+            self.state.seen.append((found.name, body["chatId"]))
+            failing = self.state.faults.seen_status
+        if failing:
+            return _nest_error(failing, "sendSeen failed", "Internal Server Error")
+        return _json({}, 201)  # the OpenAPI's 201: an object
 
     async def typing_start(self, request: Request) -> Response:
         return await self._typing(request, "start")

@@ -142,6 +142,7 @@ class Faults:
     fail_next_data: Any = None
     latency: float = 0.0
     typing_latency: float = 0.0  # seconds startTyping / stopTyping take to answer
+    seen_status: int = 0  # sendSeen answers this error status (0: 201)
     hang: float = 0.0  # seconds a send hangs before answering (beyond the client timeout)
     drop_after_record: int = 0  # next N sends: record, then drop the connection
     # A message route on a session that is not in the status it needs: WAHA polls every
@@ -235,6 +236,7 @@ class SimState:
         # Told of every session's change of status (the simulator's events).
         self.observers: list[Callable[[SimSession], None]] = []
         self.typing: list[tuple[str, str, str]] = []  # (session, chatId, start|stop)
+        self.seen: list[tuple[str, str]] = []  # sendSeen asked: (session, chatId)
         self.lookups: list[tuple[str, str]] = []  # check-exists asked: (session, phone)
         self.held = 0  # sends the hang fault holds right now (none of them recorded yet)
         for name, status in (sessions if sessions is not None else {"default": "WORKING"}).items():
@@ -537,6 +539,7 @@ class SimState:
             self.messages.clear()
             self._by_id.clear()
             self.typing.clear()
+            self.seen.clear()
             self.lookups.clear()
             for sess in self.sessions.values():
                 sess.chats.clear()

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from waha_tui.history import Kind, by
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
-from waha_tui.pacing import CapUse, Estimate, Pacing
+from waha_tui.pacing import WINDOW_WAIT, CapUse, Estimate, Pacing, SendWindow
 from waha_tui.printable import printable
 from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus
 from waha_tui.waha import FeedState
@@ -212,8 +212,8 @@ def ticks(c: Any) -> bool:
 
 
 def next_in(c: Any, now: datetime) -> float | None:
-    """Seconds until a Running campaign's next message, while it waits between two (None:
-    it is sending, or not waiting on its delay)."""
+    """Seconds until a Running campaign's next message, while it waits between two or for
+    its send window to open (None: it is sending, or waits for something with no time)."""
     due = c.next_send_at
     if c.status != S.RUNNING or due is None:
         return None
@@ -227,7 +227,7 @@ def estimate(c: Any, now: datetime, caps: CapUse | None = None) -> Estimate | No
     if c.status in ENDED:
         return None
     left = max(c.total - c.next_index, 0)
-    return Pacing.of(c).estimate(left, next_in=next_in(c, now), caps=caps)
+    return Pacing.of(c).estimate(left, next_in=next_in(c, now), caps=caps, now=now)
 
 
 def eta_cell(c: Any, now: datetime, caps: CapUse | None = None) -> Text:
@@ -239,12 +239,16 @@ def eta_cell(c: Any, now: datetime, caps: CapUse | None = None) -> Text:
 
 
 def due_cell(c: Any, now: datetime) -> Text:
-    """When the next message goes: a countdown while Running waits between two, "now"
-    while it sends, "wait" while it waits for its session; when a Scheduled one starts."""
+    """When the next message goes: a countdown while Running waits between two or for its
+    send window ("9h05m", the line under the table says until when), "now" while it
+    sends, "wait" while it waits for its session; when a Scheduled one starts."""
     if c.status == S.RUNNING:
-        if c.waiting_for:
-            return Text("wait", style="cyan")
         left = next_in(c, now)
+        if c.waiting_for:
+            # A wait with a known end (the window) counts down; one without, "wait".
+            if left is not None and str(c.waiting_for).startswith(WINDOW_WAIT):
+                return Text(duration(left), style="cyan")
+            return Text("wait", style="cyan")
         return Text(duration(left)) if left is not None else Text("now", style="bold green")
     if c.status == S.SCHEDULED:
         at = c.scheduled_at
@@ -252,6 +256,20 @@ def due_cell(c: Any, now: datetime) -> Text:
             return Text("due", style="cyan")
         return Text(duration((at - now).total_seconds()), style="cyan")
     return Text("-", style="dim")
+
+
+def window_cell(c: Any) -> Text:
+    """ "09:00-20:00 mon-fri (Europe/Berlin)", or "any time"."""
+    window = SendWindow.of(c)
+    return shown(window.describe()) if window else Text("any time", style="dim")
+
+
+def breaks_cell(c: Any) -> Text:
+    """ "600-1200 s every 50", or "none"."""
+    if not c.break_every:
+        return Text("none", style="dim")
+    low, high = Pacing.of(c).break_range
+    return Text(f"{low:g}-{high:g} s every {c.break_every}")
 
 
 def per_minute(rate: float) -> str:

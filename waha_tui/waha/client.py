@@ -474,6 +474,17 @@ class WahaClient:
         )
         return SendResult(extract_message_id(body), body)
 
+    async def send_seen(self, session: str, chat_id: str) -> None:
+        """Mark the chat's messages read (WAHA's SendSeenRequest: without messageIds, all
+        of them), as a person opens a chat before typing in it."""
+        await self._request(
+            "POST",
+            "/api/sendSeen",
+            json_body={"session": session, "chatId": chat_id},
+            what="marking the chat read",
+            session=session,
+        )
+
     async def start_typing(self, session: str, chat_id: str) -> None:
         await self._request(
             "POST",

@@ -26,6 +26,7 @@ from waha_tui.service import CampaignService, NotFound
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.tui.columns import HISTORY, Fitted, cut, fit, recipient_columns
 from waha_tui.tui.format import (
+    breaks_cell,
     due_cell,
     eta_cell,
     event_cells,
@@ -39,6 +40,7 @@ from waha_tui.tui.format import (
     shown,
     status_cell,
     waiting_cell,
+    window_cell,
 )
 from waha_tui.tui.keys import CAMPAIGN_ACTIONS, CAMPAIGN_KEYS, CampaignActions
 from waha_tui.tui.screens.confirm import ConfirmationModal
@@ -117,6 +119,8 @@ def _counters(c: Campaign, caps: CapUse | None = None) -> Table:
     grid.add_row("Created", shown(created), "Ended", local_time(c.completed_at, fmt))
     grid.add_row("Delay", f"{c.delay_min:g}-{c.delay_max:g} s", "List", shown(c.list_name or "-"))
     grid.add_row("Rate", rate_cell(c), "ETA", eta_cell(c, utcnow(), caps))
+    if c.send_window or c.break_every:  # the rest send at any time, without long breaks
+        grid.add_row("Window", window_cell(c), "Breaks", breaks_cell(c))
     if c.status == CampaignStatus.RUNNING and c.lease_owner:
         owner = ":".join(c.lease_owner.split(":")[:2])
         grid.add_row("Runner", shown(f"process {owner}"), "Next in", due_cell(c, utcnow()))

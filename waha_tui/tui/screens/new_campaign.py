@@ -23,7 +23,7 @@ from textual.widgets import Checkbox, Footer, Input, Select, Static, TextArea
 from waha_tui.errors import FIELD_NAMES, InvalidInput, UserError
 from waha_tui.logs import caught
 from waha_tui.models import utcnow
-from waha_tui.pacing import DEFAULT_DELAY, parse_delay
+from waha_tui.pacing import DEFAULT_DELAY, SendWindow, local_zone, parse_delay
 from waha_tui.printable import printable
 from waha_tui.render import RenderError, render
 from waha_tui.service import (
@@ -34,7 +34,7 @@ from waha_tui.service import (
     parse_when,
 )
 from waha_tui.sessions import SessionService
-from waha_tui.tui.format import local_time
+from waha_tui.tui.format import breaks_cell, local_time
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.contacts import ContactListsScreen
 from waha_tui.tui.screens.sessions import one_line, session_status_cell
@@ -58,9 +58,31 @@ DRAFT_FIELDS = {
     "session": "session",
     "at": "when",
     "delay": "delay",
+    "window": "window",
+    "days": "days",
+    "timezone": "timezone",
+    "break_every": "break-every",
+    "break_range": "break",
     "default_name": "default-name",
 }
-FIELDS = ("name", "list", "template", "text", "image", "session", "when", "delay", "default-name")
+FIELDS = (
+    "name",
+    "list",
+    "template",
+    "text",
+    "image",
+    "session",
+    "when",
+    "delay",
+    "window",
+    "days",
+    "timezone",
+    "break-every",
+    "break",
+    "default-name",
+)
+WINDOW_HINT = "outside it, it waits; 22:00-06:00 runs across midnight"
+BREAK_HINT = "WAHA advises sending in packages with long pauses between them"
 
 
 def when_hint(typed: str, now: datetime | None = None, *, upon: str = "it is created") -> Text:
@@ -189,6 +211,42 @@ class NewCampaignScreen(Screen[int | None]):
                 id="camp-delay-field",
             )
             yield Field(
+                FIELD_NAMES["window"].label,
+                Input(placeholder="any time, or e.g. 09:00-20:00", id="camp-window", compact=True),
+                hint=WINDOW_HINT,
+                id="camp-window-field",
+            )
+            yield Field(
+                FIELD_NAMES["days"].label,
+                Input(
+                    placeholder="every day, or mon-fri, mon,wed,fri", id="camp-days", compact=True
+                ),
+                id="camp-days-field",
+            )
+            zone = local_zone()
+            yield Field(
+                FIELD_NAMES["timezone"].label,
+                Input(
+                    value=zone or "",
+                    placeholder="e.g. Europe/Berlin",
+                    id="camp-timezone",
+                    compact=True,
+                ),
+                hint="" if zone else "this machine's zone cannot be known: type one",
+                id="camp-timezone-field",
+            )
+            yield Field(
+                FIELD_NAMES["break_every"].label,
+                Input(placeholder="none, or N messages", id="camp-break-every", compact=True),
+                hint=BREAK_HINT,
+                id="camp-break-every-field",
+            )
+            yield Field(
+                FIELD_NAMES["break_range"].label,
+                Input(placeholder="MIN-MAX, e.g. 600-1200", id="camp-break", compact=True),
+                id="camp-break-field",
+            )
+            yield Field(
                 "Default name",
                 Input(value="there", id="camp-default-name", compact=True),
                 hint="{name} for contacts without a name",
@@ -309,6 +367,11 @@ class NewCampaignScreen(Screen[int | None]):
             session=self.value("session"),
             at=None if when.lower() in NOW_WORDS else when,
             delay=self.value("delay"),
+            window=self.value("window").strip() or None,
+            days=self.value("days").strip() or None,
+            timezone=self.value("timezone").strip() or None,
+            break_every=self.value("break-every"),
+            break_range=self.value("break").strip() or None,
             default_name=self.value("default-name"),
             check_numbers=self.query_one("#camp-check", Checkbox).value,
         )
@@ -446,10 +509,16 @@ class NewCampaignScreen(Screen[int | None]):
             start += " Each number is looked up on WhatsApp before its message."
         n = plan.opted_out
         left = f" ({n} opted-out number{'' if n == 1 else 's'} left out)" if n else ""
+        pacing = ""
+        if c.break_every:
+            pacing += f", a {breaks_cell(c).plain.replace(' every', ' break every')}"
+        window = SendWindow.of(c)
+        if window is not None:
+            pacing += f", only {window.describe()}"
         return (
             f"Create campaign '{c.name}' for {count} recipient{'s' if count != 1 else ''} of "
             f"list '{c.list_name}'{left}{image} on session '{c.session}', {c.delay_min:g}–"
-            f"{c.delay_max:g} s between messages? {start}"
+            f"{c.delay_max:g} s between messages{pacing}? {start}"
         )
 
     async def _create(self, draft: CampaignDraft) -> None:

@@ -40,6 +40,7 @@ from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
 from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
+from waha_tui.tui.widgets.paged_table import PagedTable
 
 log = logging.getLogger(__name__)
 S = CampaignStatus
@@ -63,63 +64,9 @@ class Intent:
     around: int | None = None  # this campaign's page, the cursor on it (if it matches)
 
 
-class CampaignTable(KeyedTable):
+class CampaignTable(PagedTable):
     # DataTable's own enter binding is hidden; this one shows in the footer.
-    BINDINGS = [
-        Binding("enter", "select_cursor", "Details"),
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-        Binding("g,home", "first_row", show=False),
-        Binding("G,end", "last_row", show=False),
-    ]
-
-    # The table holds one page of campaigns (MainScreen.PAGE_SIZE rows). Moving past its
-    # first or last row turns the page, so up/down walk through every campaign; PgUp/PgDn
-    # turn a page at a time (within the last page they move the cursor as DataTable does);
-    # g/G (Home/End) go to the first and the last campaign of all.
-
-    def _turn(self, delta: int, *, cursor_at_end: bool = False) -> bool:
-        screen = self.screen
-        return isinstance(screen, MainScreen) and screen.turn_page(
-            delta, cursor_at_end=cursor_at_end
-        )
-
-    def action_first_row(self) -> None:
-        screen = self.screen
-        if isinstance(screen, MainScreen):
-            screen.go_to_end(last=False)
-
-    def action_last_row(self) -> None:
-        screen = self.screen
-        if isinstance(screen, MainScreen):
-            screen.go_to_end(last=True)
-
-    def _turning(self) -> bool:
-        """A page, sort or filter asked for is being read: the rows shown are on their way
-        out, and the cursor goes where that read puts it. A key repeated meanwhile at the
-        page's edge would turn a second page."""
-        screen = self.screen
-        return isinstance(screen, MainScreen) and screen.turning
-
-    def action_cursor_down(self) -> None:
-        if self._turning():
-            return
-        if not (self.cursor_row >= self.row_count - 1 and self._turn(1)):
-            super().action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        if self._turning():
-            return
-        if not (self.cursor_row <= 0 and self._turn(-1, cursor_at_end=True)):
-            super().action_cursor_up()
-
-    def action_page_down(self) -> None:
-        if not self._turn(1):
-            super().action_page_down()
-
-    def action_page_up(self) -> None:
-        if not self._turn(-1):
-            super().action_page_up()
+    BINDINGS = [Binding("enter", "select_cursor", "Details")]
 
 
 class MainScreen(CampaignActions, Screen[None]):
@@ -449,14 +396,14 @@ class MainScreen(CampaignActions, Screen[None]):
         self._intent = intent
         self._start_reload()
 
-    def turn_page(self, delta: int, *, cursor_at_end: bool = False) -> bool:
-        """Show another page; the cursor goes to its first row (its last with
-        `cursor_at_end`) once it is read. False when there is no such page."""
+    def turn_page(self, delta: int, *, at_end: bool = False) -> bool:
+        """Show another page; the cursor goes to its first row (its last with `at_end`)
+        once it is read. False when there is no such page."""
         page = max(0, min(self.pages - 1, self.page + delta))
         if page == self.page:
             return False
         self.page = page
-        self._ask(Intent(at_end=cursor_at_end))
+        self._ask(Intent(at_end=at_end))
         return True
 
     def go_to_end(self, *, last: bool) -> None:

@@ -36,6 +36,7 @@ from waha_tui.tui.screens.sessions import one_line
 from waha_tui.tui.widgets.form import Field
 from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
+from waha_tui.tui.widgets.paged_table import PagedTable
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 100  # rows the table holds at a time: its cost stays flat however long the list
@@ -206,58 +207,8 @@ class ImportOptOutsModal(_OptOutForm[OptOutImport]):
         )
 
 
-class OptOutTable(KeyedTable):
-    """One page of numbers; moving past its first or last row turns the page (as on the
-    main screen), PgUp/PgDn turn a page, g/G go to the first and the last number."""
-
-    BINDINGS = [
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-        Binding("g,home", "first_row", show=False),
-        Binding("G,end", "last_row", show=False),
-    ]
-
-    def _list(self) -> OptOutsScreen | None:
-        screen = self.screen
-        return screen if isinstance(screen, OptOutsScreen) else None
-
-    def _turn(self, delta: int, *, at_end: bool = False) -> bool:
-        screen = self._list()
-        return screen is not None and screen.turn_page(delta, at_end=at_end)
-
-    def _turning(self) -> bool:
-        """A page asked for is being read: a key repeated meanwhile at the page's edge
-        would turn a second one."""
-        screen = self._list()
-        return screen is not None and screen.turning
-
-    def action_cursor_down(self) -> None:
-        if self._turning():
-            return
-        if not (self.cursor_row >= self.row_count - 1 and self._turn(1)):
-            super().action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        if self._turning():
-            return
-        if not (self.cursor_row <= 0 and self._turn(-1, at_end=True)):
-            super().action_cursor_up()
-
-    def action_page_down(self) -> None:
-        if not self._turn(1):
-            super().action_page_down()
-
-    def action_page_up(self) -> None:
-        if not self._turn(-1):
-            super().action_page_up()
-
-    def action_first_row(self) -> None:
-        if (screen := self._list()) is not None:
-            screen.go_to_end(last=False)
-
-    def action_last_row(self) -> None:
-        if (screen := self._list()) is not None:
-            screen.go_to_end(last=True)
+class OptOutTable(PagedTable):
+    """One page of numbers (PagedTable: the page turns at its edges, g/G to the ends)."""
 
 
 class OptOutsScreen(Screen[None]):

@@ -40,7 +40,7 @@ from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import HelpScreen
 from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
-from waha_tui.tui.widgets.paged_table import PagedTable
+from waha_tui.tui.widgets.paged_table import PagedTable, Paging
 
 log = logging.getLogger(__name__)
 S = CampaignStatus
@@ -69,7 +69,7 @@ class CampaignTable(PagedTable):
     BINDINGS = [Binding("enter", "select_cursor", "Details")]
 
 
-class MainScreen(CampaignActions, Screen[None]):
+class MainScreen(CampaignActions, Paging, Screen[None]):
     BINDINGS = [
         *CAMPAIGN_KEYS,
         Binding("slash", "filter", "Filter"),
@@ -396,26 +396,11 @@ class MainScreen(CampaignActions, Screen[None]):
         self._intent = intent
         self._start_reload()
 
-    def turn_page(self, delta: int, *, at_end: bool = False) -> bool:
-        """Show another page; the cursor goes to its first row (its last with `at_end`)
-        once it is read. False when there is no such page."""
-        page = max(0, min(self.pages - 1, self.page + delta))
-        if page == self.page:
-            return False
-        self.page = page
-        self._ask(Intent(at_end=at_end))
-        return True
+    def paged_table(self) -> KeyedTable:
+        return self.query_one("#campaigns", KeyedTable)
 
-    def go_to_end(self, *, last: bool) -> None:
-        """The first (or the last) campaign of all, under this sort and filter."""
-        page = self.pages - 1 if last else 0
-        table = self.query_one("#campaigns", KeyedTable)
-        if page == self.page and self._intent is None:
-            if table.row_count:
-                table.move_cursor(row=table.row_count - 1 if last else 0, animate=False)
-            return
-        self.page = page
-        self._ask(Intent(at_end=last))
+    def ask_page(self, *, at_end: bool) -> None:
+        self._ask(Intent(at_end=at_end))
 
     def _keep_cursor(self) -> Intent:
         """A new sort or filter: the highlighted campaign stays under the cursor if it

@@ -36,7 +36,7 @@ from waha_tui.tui.screens.sessions import one_line
 from waha_tui.tui.widgets.form import Field
 from waha_tui.tui.widgets.key_footer import KeyFooter
 from waha_tui.tui.widgets.keyed_table import KeyedTable
-from waha_tui.tui.widgets.paged_table import PagedTable
+from waha_tui.tui.widgets.paged_table import PagedTable, Paging
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 100  # rows the table holds at a time: its cost stays flat however long the list
@@ -211,7 +211,7 @@ class OptOutTable(PagedTable):
     """One page of numbers (PagedTable: the page turns at its edges, g/G to the ends)."""
 
 
-class OptOutsScreen(Screen[None]):
+class OptOutsScreen(Paging, Screen[None]):
     BINDINGS = [
         Binding("slash", "search", "Search"),
         Binding("a", "add", "Add"),
@@ -408,25 +408,11 @@ class OptOutsScreen(Screen[None]):
 
     # -- pages ---------------------------------------------------------------------------
 
-    def turn_page(self, delta: int, *, at_end: bool = False) -> bool:
-        """Show another page, the cursor on its first row (its last with `at_end`) once
-        it is read. False when there is no such page."""
-        page = max(0, min(self.pages - 1, self.page + delta))
-        if page == self.page:
-            return False
-        self.page = page
-        self._ask(Intent(at_end=at_end))
-        return True
+    def paged_table(self) -> KeyedTable:
+        return self.query_one("#optouts", KeyedTable)
 
-    def go_to_end(self, *, last: bool) -> None:
-        page = self.pages - 1 if last else 0
-        table = self.query_one("#optouts", KeyedTable)
-        if page == self.page and self._intent is None:
-            if table.row_count:
-                table.move_cursor(row=table.row_count - 1 if last else 0, animate=False)
-            return
-        self.page = page
-        self._ask(Intent(at_end=last))
+    def ask_page(self, *, at_end: bool) -> None:
+        self._ask(Intent(at_end=at_end))
 
     # -- keys ----------------------------------------------------------------------------
 

@@ -76,3 +76,47 @@ class PagedTable(KeyedTable):
     def action_last_row(self) -> None:
         if (pages := self._pages()) is not None:
             pages.go_to_end(last=True)
+
+
+class Paging:
+    """What a screen showing one page of a PagedTable does with its keys (Pages): turn a
+    page, go to the first or the last row of all. The screen reads the pages: it says how
+    many there are, which table, and how to ask for one (the cursor on its last row
+    `at_end`); `page` is the one shown or asked for."""
+
+    page: int
+
+    @property
+    def pages(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def turning(self) -> bool:
+        raise NotImplementedError
+
+    def paged_table(self) -> KeyedTable:
+        raise NotImplementedError
+
+    def ask_page(self, *, at_end: bool) -> None:
+        raise NotImplementedError
+
+    def turn_page(self, delta: int, *, at_end: bool = False) -> bool:
+        """Show another page; the cursor goes to its first row (its last with `at_end`)
+        once it is read. False when there is no such page."""
+        page = max(0, min(self.pages - 1, self.page + delta))
+        if page == self.page:
+            return False
+        self.page = page
+        self.ask_page(at_end=at_end)
+        return True
+
+    def go_to_end(self, *, last: bool) -> None:
+        """The first (or the last) row of all, under the screen's order and filter."""
+        page = self.pages - 1 if last else 0
+        table = self.paged_table()
+        if page == self.page and not self.turning:
+            if table.row_count:
+                table.move_cursor(row=table.row_count - 1 if last else 0, animate=False)
+            return
+        self.page = page
+        self.ask_page(at_end=last)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -68,6 +68,8 @@ class CampaignDraft:
     name: str
     message: str | None = None
     template: str | None = None
+    # More texts beside the message or template (variant 0): each recipient gets one.
+    variants: list[str] = field(default_factory=list)
     contacts_file: str | None = None
     list_name: str | None = None
     country: str | None = None
@@ -413,6 +415,10 @@ class CampaignService:
             for error in broken:
                 checks.add(text_field, f"the message, {error}")
             text = None
+        variants = _check_variants(checks, draft.variants)
+        # Every text's placeholders need their columns: checked on them all at once (a
+        # group never spans lines, so joined by newlines they parse as each alone).
+        all_texts = None if text is None or variants is None else "\n".join([text, *variants])
         session = checks.run("session", lambda: _required(ref("session"), draft.session))
         when = checks.run("at", lambda: parse_when(draft.at))
         delay = checks.run("delay", lambda: _delay(draft.delay))
@@ -438,18 +444,19 @@ class CampaignService:
             if region is not None or not draft.country:
                 file = draft.contacts_file
                 result = checks.run(
-                    "contacts_file", lambda: parse_contacts(file, country=region, template=text)
+                    "contacts_file",
+                    lambda: parse_contacts(file, country=region, template=all_texts),
                 )
                 recipients = None if result is None else _new_recipients(result)
             field = "contacts_file"
         else:
             source = draft.list_name
             recipients = checks.run("list_name", lambda: self.store.list_contacts(source or ""))
-            if recipients is not None and text is not None:
-                unknown = _unknown_columns(text, source or "", recipients)
+            if recipients is not None and all_texts is not None:
+                unknown = _unknown_columns(all_texts, source or "", recipients)
                 if unknown:
                     checks.add(text_field, unknown)
-                elif empty := _empty_values(text, source or "", recipients):
+                elif empty := _empty_values(all_texts, source or "", recipients):
                     checks.add(field, empty)
         opted_out = 0
         if recipients:
@@ -466,6 +473,7 @@ class CampaignService:
             checks.add(field, "the campaign has no recipients")
         checks.done()
         assert name and text and session and when and delay and recipients is not None
+        assert variants is not None
         # Where it came from, for display: its bytes are what is sent.
         image_path = str(Path(draft.image or "").expanduser().resolve()) if image else None
         image_mime = image.mimetype if image is not None else None
@@ -473,6 +481,7 @@ class CampaignService:
             name=name,
             session=session,
             template_text=text,
+            variants=variants,  # a list, even empty: its choices are picked (variants.py)
             default_name=draft.default_name,
             image_path=image_path,
             image_mime=image_mime,
@@ -1083,6 +1092,20 @@ def _template_name(name: str) -> str:
 def _check_template_text(checks: _Checks, name: str, text: str) -> None:
     for error in check_template(text).errors:
         checks.add("text", f"template '{name}': {error}")
+
+
+def _check_variants(checks: _Checks, variants: Sequence[str]) -> list[str] | None:
+    """The draft's variants as stored, or None with each one's errors recorded (numbered
+    from 1, as given: --variant flags, or the form's blocks)."""
+    ok = True
+    for i, variant in enumerate(variants, start=1):
+        if not variant.strip():
+            checks.add("variants", f"{ref('variants')} {i} is empty")
+            ok = False
+        for error in template_errors(variant):
+            checks.add("variants", f"{ref('variants')} {i}, {error}")
+            ok = False
+    return list(variants) if ok else None
 
 
 def _new_recipients(result: ImportResult) -> list[NewRecipient]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -32,7 +32,8 @@ class ProgressWriter:
     """Outcomes of messages whose ids were stored ahead may wait up to WRITE_BEHIND seconds
     (or WRITE_BATCH outcomes) to share one transaction: a crash meanwhile leaves those ids
     stored, and a resume re-sends them with the same ids, which WhatsApp dedupes. Ids
-    stored ahead (`reserve`) and a `sending` mark ride in the same transactions. Each
+    stored ahead (`reserve`) and a `sending` mark ride in the same transactions, with the
+    texts picked for those recipients (durable before their messages leave). Each
     commit is handed to `on_commit`; the writer keeps none of the run's state."""
 
     def __init__(
@@ -50,6 +51,7 @@ class ProgressWriter:
         self.on_commit, self.on_error = on_commit, on_error
         self.queue: list[Outcome] = []
         self.reserve: list[tuple[int, str]] = []
+        self.texts: dict[int, str] = {}  # recipient id -> its text, to store with its id or mark
         self.camp: Campaign | None = None  # the campaign as the last commit saw it
         self.error: Exception | None = None
         self._task: asyncio.Future[None] | None = None
@@ -67,8 +69,15 @@ class ProgressWriter:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(WRITE_BEHIND, self.kick)
 
-    def add_reservation(self, pairs: Sequence[tuple[int, str]], *, now: bool) -> None:
+    def add_reservation(
+        self,
+        pairs: Sequence[tuple[int, str]],
+        *,
+        now: bool,
+        texts: Mapping[int, str] | None = None,
+    ) -> None:
         self.reserve.extend(pairs)
+        self.texts.update(texts or {})
         if now:
             self.kick()
 
@@ -84,6 +93,7 @@ class ProgressWriter:
             outcomes, self.queue = self.queue, []
             reserve, self.reserve = self.reserve, []
             mark, self._mark = self._mark, None
+            texts, self.texts = self.texts, {}
             try:
                 camp = await self._db(
                     self.store.commit_progress,
@@ -93,6 +103,7 @@ class ProgressWriter:
                     lease_seconds=self.lease_seconds,
                     reserve=reserve,
                     sending=mark,
+                    texts=texts,
                 )
             except Exception as exc:  # the run stops at its next step and pauses
                 caught(log, exc, f"campaign {self.campaign_id}: progress not written")
@@ -104,12 +115,16 @@ class ProgressWriter:
                 self._marked = camp
             self.on_commit(Committed(camp, outcomes, reserve))
 
-    async def flush(self, sending: tuple[int, str | None] | None = None) -> Campaign:
+    async def flush(
+        self, sending: tuple[int, str | None] | None = None, *, text: str | None = None
+    ) -> Campaign:
         """Wait until everything submitted is written; the campaign as it then is. With
         `sending`, that recipient is marked `sending` in the same transaction (only while
-        the run still owns the campaign: see `Store.commit_progress`), and the campaign is
-        as that transaction saw it."""
+        the run still owns the campaign: see `Store.commit_progress`), with its `text`
+        unless one is stored, and the campaign is as that transaction saw it."""
         self._mark, self._marked = sending, None
+        if sending is not None and text is not None:
+            self.texts[sending[0]] = text
         while self.error is None and (
             self.queue
             or self.reserve

@@ -23,7 +23,13 @@ from waha_tui.optout import DEFAULT_KEYWORDS
 from waha_tui.optout import checked as checked_keywords
 from waha_tui.pacing import DEFAULT_DELAY, parse_delay
 from waha_tui.phones import chat_id_for, check_country, normalise_phone
-from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
+from waha_tui.render import (
+    NAME,
+    RenderError,
+    placeholders,
+    template_errors,
+    unknown_placeholders,
+)
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.sessions import SessionService
@@ -45,6 +51,7 @@ from waha_tui.store import (
     Store,
     StoreError,
 )
+from waha_tui.variants import CampaignTexts, TextCount
 from waha_tui.waha import SessionInfo, Unauthorized, Unreachable, WahaClient, WahaError
 from waha_tui.waha.errors import CHECK_API_KEY
 
@@ -108,6 +115,16 @@ class Created:
             return None
         n = self.opted_out
         return f"{n} opted-out number{'' if n == 1 else 's'} left out"
+
+
+@dataclass(frozen=True)
+class TextPreview:
+    """What a campaign's recipients read: whether its texts vary, how many different
+    texts it sends, and its first recipients' texts as they go out (or why one cannot)."""
+
+    varied: bool
+    count: TextCount
+    first: list[str]
 
 
 @dataclass(frozen=True)
@@ -500,6 +517,22 @@ class CampaignService:
 
     async def campaigns(self) -> list[Campaign]:
         return await self._db(self.store.list_campaigns)
+
+    async def text_preview(self, campaign_id: int, first: int = 3) -> TextPreview:
+        """How many different texts the campaign sends, and its first `first` recipients'
+        texts (stored, or as they will be picked)."""
+        return await self._db(self._text_preview, campaign_id, first)
+
+    def _text_preview(self, campaign_id: int, first: int) -> TextPreview:
+        camp = self.store.get_campaign(campaign_id)
+        texts = CampaignTexts.of_campaign(camp)
+        shown: list[str] = []
+        for rec in self.store.recipients(campaign_id, limit=first):
+            try:
+                shown.append(texts.text_of(camp, rec))
+            except RenderError as exc:
+                shown.append(f"(not sent: {exc})")
+        return TextPreview(texts.varied, texts.count(), shown)
 
     async def campaign(self, campaign_id: int) -> Campaign:
         return await self._db(self.store.get_campaign, campaign_id)
@@ -1161,6 +1194,7 @@ __all__ = [
     "OptOutImport",
     "OptOutService",
     "TemplateCheck",
+    "TextPreview",
     "TransitionError",
     "UnconfirmedRetry",
     "WahaError",

@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from waha_tui.models import Campaign, Recipient
 from waha_tui.render import Literal, Part, Placeholder, Variants, parse, render
 
 COUNT_LIMIT = 10_000  # distinct texts counted one by one; more is "more than 10,000"
@@ -54,6 +55,20 @@ class CampaignTexts:
     @classmethod
     def of(cls, template_text: str, variants: Sequence[str] | None) -> CampaignTexts:
         return cls([template_text, *(variants or [])], spin=variants is not None)
+
+    @classmethod
+    def of_campaign(cls, camp: Campaign) -> CampaignTexts:
+        return cls.of(camp.template_text, camp.variants)
+
+    def text_of(self, camp: Campaign, rec: Recipient) -> str:
+        """The recipient's text: the one stored (what every send and re-send of it
+        carries), else its pick (RenderError when a value is missing)."""
+        if rec.text is not None:
+            return rec.text
+        assert camp.id is not None
+        return self.pick(
+            camp.id, rec.position, rec.variables, name=rec.name, default_name=camp.default_name
+        )
 
     @property
     def varied(self) -> bool:

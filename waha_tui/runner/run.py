@@ -261,17 +261,9 @@ class CampaignRun:
     def _text_of(self, camp: Campaign, rec: Recipient) -> str:
         """The recipient's text: the one stored, else its stable pick, rendered (which a
         re-send of it picks again alike). RenderError when a value is missing."""
-        if rec.text is not None:
-            return rec.text
         if self._texts is None:
-            self._texts = CampaignTexts.of(camp.template_text, camp.variants)
-        return self._texts.pick(
-            self.campaign_id,
-            rec.position,
-            rec.variables,
-            name=rec.name,
-            default_name=camp.default_name,
-        )
+            self._texts = CampaignTexts.of_campaign(camp)
+        return self._texts.text_of(camp, rec)
 
     def _texts_of(self, camp: Campaign, recipients: list[Recipient]) -> dict[int, str]:
         """The texts of recipients about to get an id stored: stored with it. One that

@@ -268,10 +268,12 @@ def _walk(parts: Iterable[Part]) -> Iterator[Placeholder]:
                 yield from _walk(option)
 
 
-def placeholders(template: str) -> list[str]:
-    """The placeholders used in ``template``: lower-cased, unique, in order of first appearance."""
+def placeholders(template: str | Parsed) -> list[str]:
+    """The placeholders used in ``template`` (a text, or one `parse` gave), in every option
+    of its choices: lower-cased, unique, in order of first appearance."""
     seen: dict[str, None] = {}
-    for p in _walk(parse(template).parts):
+    parts = (parse(template) if isinstance(template, str) else template).parts
+    for p in _walk(parts):
         seen.setdefault(p.key, None)
     return list(seen)
 

@@ -15,7 +15,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from waha_tui.models import Campaign, Recipient
-from waha_tui.render import Literal, Part, Placeholder, Variants, parse, render
+from waha_tui.render import (
+    Literal,
+    Part,
+    Placeholder,
+    RenderError,
+    Variants,
+    parse,
+    placeholders,
+    render,
+)
 
 COUNT_LIMIT = 10_000  # distinct texts counted one by one; more is "more than 10,000"
 COUNT_WORK = 200_000  # combinations looked at, at most, to count them
@@ -114,26 +123,31 @@ class CampaignTexts:
                     return TextCount(len(seen) - 1, False)  # so many repeats: at least
         return TextCount(len(seen), True)
 
-    def samples(
-        self,
-        want: int,
-        variables: Mapping[str, str],
-        *,
-        name: str | None,
-        default_name: str,
-        campaign_id: int = 0,
-    ) -> list[str]:
-        """Up to `want` different texts, as the contact of these values would read them:
-        picks for made-up positions (the same each time, so a preview does not flicker)."""
-        found: dict[str, None] = {}
-        for position in range(SAMPLE_TRIES):
-            text = self.pick(
-                campaign_id, -1 - position, variables, name=name, default_name=default_name
-            )
-            found.setdefault(text, None)
+    def sample_positions(self, want: int) -> list[int]:
+        """Up to `want` made-up positions (negative: no recipient's) whose picks differ
+        before the values go in, the same each time, so a preview does not flicker."""
+        keys = {key for t in self.texts for key in placeholders(t)}
+        marks = {key: f"\x00{key}\x00" for key in keys}
+        found: dict[str, int] = {}
+        for i in range(SAMPLE_TRIES):
+            position = -1 - i
+            try:
+                text = self.pick(0, position, marks, name="\x00name\x00", default_name="")
+            except RenderError:  # cannot be: every placeholder has its mark
+                continue
+            found.setdefault(text, position)
             if len(found) >= want:
                 break
-        return list(found)
+        return list(found.values())
+
+    def samples(
+        self, want: int, variables: Mapping[str, str], *, name: str | None, default_name: str
+    ) -> list[str]:
+        """Up to `want` different texts, as the contact of these values would read them."""
+        return [
+            self.pick(0, position, variables, name=name, default_name=default_name)
+            for position in self.sample_positions(want)
+        ]
 
 
 def _has_choice(parts: Sequence[Part]) -> bool:

@@ -505,7 +505,8 @@ def campaign_create(
         if preview.varied:
             say(f"{preview.count}; the first recipients get:", err=True)
             for i, text in enumerate(preview.first, start=1):
-                say(f"  {i}. {printable(text)}", err=True)
+                one_line = " ⏎ ".join(text.splitlines())  # one line per recipient
+                say(f"  {i}. {printable(one_line)}", err=True)
         say(str(cid))
 
     _with_service(ctx, go)

@@ -235,6 +235,76 @@ def test_check_numbers_is_chosen_at_create_shown_edited_and_cloned(cli: Cli) -> 
 # -- campaigns ---------------------------------------------------------------------------
 
 
+def test_variants_and_choices_are_created_previewed_sent_shown_and_cloned(
+    cli: Cli, csv5: str, state: SimState
+) -> None:
+    result = cli.ok(
+        "campaign", "create", "--name", "varied", "--contacts", csv5, "--delay", "0-0",
+        "--message", "{Hi|Hello} {name} from {city}",
+        "--variant", "Good {morning|day}, {name}", "--variant", "Dear {name}",
+    )  # fmt: skip
+    cid = int(result.stdout.strip().splitlines()[-1])
+    lines = result.stderr.splitlines()
+    assert lines[1] == "5 different texts; the first recipients get:"
+    first = [line.split(". ", 1)[1] for line in lines[2:5]]
+    shown = cli.json("campaign", "show", str(cid))
+    assert shown["variants"] == ["Good {morning|day}, {name}", "Dear {name}"]
+    assert "variant 2     Dear {name}" in cli.ok("campaign", "show", str(cid)).stdout
+
+    cli.ok("campaign", "pause", str(cid))
+    cli.ok("campaign", "resume", str(cid))
+    sent = cli.json("campaign", "recipients", str(cid))
+    assert [r["status"] for r in sent] == ["sent"] * 5
+    assert [r["text"] for r in sent] == [m.text for m in state.sent()]
+    assert [r["text"] for r in sent[:3]] == first  # the preview said what went out
+    assert sent[1]["text"] in ("Hi N1 from C1", "Hello N1 from C1", "Good morning, N1",
+                               "Good day, N1", "Dear N1")  # fmt: skip
+    human = cli.ok("campaign", "recipients", str(cid)).stdout.splitlines()
+    assert human[1].split("\t")[-1] == sent[1]["text"]
+
+    clone = int(cli.ok("campaign", "clone", str(cid)).stdout.strip().splitlines()[-1])
+    assert cli.json("campaign", "show", str(clone))["variants"] == shown["variants"]
+    created = cli.json(
+        "campaign", "create", "--name", "j", "--contacts", csv5, "--message", "{a|b|c} {d|e}"
+    )
+    assert (created["different_texts"], created["different_texts_exact"]) == (6, True)
+    assert len(created["first_texts"]) == 3
+
+
+def test_a_template_with_variants_and_a_plain_text_says_nothing_of_texts(
+    cli: Cli, csv5: str
+) -> None:
+    cli.ok("template", "add", "greet", "--text", "{Hi|Hey} {name}")
+    result = cli.ok(
+        "campaign", "create", "--name", "t", "--contacts", csv5, "--template", "greet",
+        "--variant", "Hello {name}",
+    )  # fmt: skip
+    assert "3 different texts" in result.stderr
+    plain = cli.ok("campaign", "create", "--name", "p", "--contacts", csv5, "--message", "Hi")
+    assert "different text" not in plain.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("--message", "Hi", "--variant", " "), "--variant 1 is empty"),
+        (
+            ("--message", "Hi", "--variant", "ok", "--variant", "Hi|Hello {name}"),
+            "--variant 2, line 1, column 3: a | outside braces",
+        ),
+        (("--message", "{Hi|Hello {name}"), "the message, line 1, column 1: {Hi has"),
+        (("--message", "x\n{|}"), "the message, line 2, column 1: {|} is a choice"),
+        (("--message", "Hi", "--variant", "{Hi|{town}}"), "{town}"),
+    ],
+)
+def test_malformed_variants_and_choices_are_refused_with_their_position(
+    cli: Cli, csv5: str, args: tuple[str, ...], error: str
+) -> None:
+    errors = cli.errors("campaign", "create", "--name", "x", "--contacts", csv5, *args)
+    assert any(error in e for e in errors), errors
+    assert cli.json("campaign", "list") == []
+
+
 def test_create_list_show_recipients(cli: Cli, csv5: str) -> None:
     result = cli.ok(
         "campaign", "create", "--name", "Spring", "--contacts", csv5,

@@ -19,7 +19,7 @@ from tests.test_snapshots import every_status, select_campaign
 from tests.test_tui import footer_keys, select, shown
 from tests.tui_helpers import FROZEN, SIZE_IDS, SIZES, Rig, wait_for
 from waha_tui.status import CampaignStatus, RecipientStatus
-from waha_tui.store import NewRecipient, R, Store
+from waha_tui.store import C, NewRecipient, R, Store
 from waha_tui.tui import format
 from waha_tui.tui.screens.details import WINDOW, DetailsScreen
 from waha_tui.tui.widgets.keyed_table import KeyedTable
@@ -211,6 +211,26 @@ async def test_each_recipient_shows_when_it_was_sent(rig: Rig) -> None:
         assert all(stored.values())
         want = {k: v.astimezone().strftime("%H:%M:%S") for k, v in stored.items() if v}
         await wait_for(pilot, lambda: {k: str(t.get_cell(k, "sent")) for k in want} == want)
+
+
+async def test_the_line_under_the_table_shows_each_recipients_text(rig: Rig) -> None:
+    cid = rig.add("Varied", 4, status=S.PAUSED, text="{Hi|Hello|Hey} {name}")
+    with rig.store.write() as conn:  # a campaign of this version: its choices are picked
+        conn.execute(sa.update(C).where(C.c.id == cid).values(variants=["Dear {name},\nbye"]))
+    async with rig.app().run_test(size=SIZE) as pilot:
+        await open_details(pilot, cid)
+        under = details(pilot).query_one("#recipient-error", Static)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.COMPLETED)
+        stored = [r.text or "" for r in rig.store.recipients(cid)]
+        assert all(stored) and {t.split(" ")[0] for t in stored} <= {"Hi", "Hello", "Hey", "Dear"}
+        t = recipients(pilot)
+        t.focus()
+        for position in (1, 2):
+            t.move_cursor(row=t.get_row_index(str(position)))
+            want = "text: " + stored[position].replace("\n", " ⏎ ")
+            await wait_for(pilot, lambda want=want: shown(under).rstrip("\n").endswith(want))
+            assert shown(under).startswith(f"#{position + 1} ")
 
 
 # -- the store's window, on both databases --------------------------------------------------

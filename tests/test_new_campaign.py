@@ -194,6 +194,61 @@ async def test_n_creates_a_campaign_from_a_list_and_a_template_starting_now(rig:
     assert recipients[0].variables == {"city": "Lisbon"}
 
 
+async def test_variants_and_choices_are_previewed_counted_and_created(rig: Rig) -> None:
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        put(pilot, "name", "Varied")
+        put(pilot, "list", "customers")
+        put(pilot, "text", "{Hi|Hello|Hey} {name}")
+        put(pilot, "variants", "Good {morning|day}, {name}\n---\nDear {name},\nwelcome")
+        preview = screen.query_one("#camp-preview", Static)
+        await wait_for(pilot, lambda: "different texts" in str(preview.render()))
+        lines = str(preview.render()).split("\n")
+        assert lines[0] == (
+            "6 different texts: each recipient gets one, picked when the campaign is "
+            "created. Some of them:"
+        )
+        # The first three contacts, each with another of the texts, their own values in.
+        shown = [
+            lines[i + 1] for i, line in enumerate(lines) if line.startswith(("1.", "2.", "3."))
+        ]
+        assert len(shown) == 3 and len(set(shown)) == 3
+        assert shown[0].endswith("Ana") or shown[0].startswith("Dear Ana")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        question = str(pilot.app.screen.query_one("#confirm-question", Static).render())
+        assert question.endswith("Each recipient gets one of 6 different texts.")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+    [camp] = rig.store.list_campaigns()
+    assert camp.template_text == "{Hi|Hello|Hey} {name}"
+    assert camp.variants == ["Good {morning|day}, {name}", "Dear {name},\nwelcome"]
+
+
+async def test_a_malformed_variant_is_marked_with_its_position(rig: Rig) -> None:
+    async with rig.app().run_test(size=(80, 24)) as pilot:
+        await open_form(pilot)
+        put(pilot, "name", "Varied")
+        put(pilot, "list", "customers")
+        put(pilot, "template", "plain")
+        put(pilot, "variants", "fine\n---\nHi\n{a|b")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: error_of(pilot, "variants") != "")
+        assert error_of(pilot, "variants").startswith(
+            "Variant 2, line 2, column 1: {a has no closing }"
+        )
+        assert error_of(pilot, "text") == ""
+    assert rig.store.list_campaigns() == []
+
+
+def test_the_variants_box_splits_at_lines_of_dashes() -> None:
+    from waha_tui.tui.screens.new_campaign import split_variants
+
+    assert split_variants("  \n") == []
+    assert split_variants("a\nb\n --- \nc\n---\n") == ["a\nb", "c", ""]
+    assert split_variants("a---b") == ["a---b"]
+
+
 async def test_the_number_check_box_creates_a_campaign_that_checks_numbers(rig: Rig) -> None:
     async with rig.app().run_test(size=(100, 40)) as pilot:
         screen = await open_form(pilot)

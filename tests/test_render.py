@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import pytest
 
 from waha_tui.errors import UserError
@@ -99,7 +101,12 @@ def test_unknown_placeholders() -> None:
         ("Hi {name", ["line 1, column 4: {name has no closing }"]),
         ("ok\n  {city:}", ["line 2, column 3: {city:} is not a placeholder"]),
         ("{{name}}", ["line 1, column 1: write {name}, not {{name}}"]),
-        ("{Hi|Hello} {name}", ["line 1, column 1: {Hi|Hello} is variants"]),
+        ("Hi|Hello {name}", ["line 1, column 3: a | outside braces"]),
+        ("{Hi|Hello {name}", ["line 1, column 1: {Hi has no closing }"]),
+        ("x { |Hi", ["line 1, column 3: this { of a choice has no closing }"]),
+        ("ok\n{Hi|} {|}", ["line 2, column 7: {|} is a choice with no text in any option"]),
+        ("{a|{first.name}}", ["line 1, column 4: {first.name} is not a placeholder"]),
+        ("a | b | c", ["line 1, column 3: a | outside", "line 1, column 7: a | outside"]),
         ("{a.b} and {c", ["line 1, column 1: {a.b} is not", "line 1, column 11: {c has no"]),
     ],
 )
@@ -112,11 +119,11 @@ def test_template_errors_name_what_and_where(template: str, errors: list[str]) -
 
 @pytest.mark.parametrize(
     "template",
-    ['{"a": 1}', "{}", "{ }", "closed }", ":-} {:-)}", "a | b", "*bold* _it_ ~s~ ```m```"],
+    ['{"a": 1}', "{}", "{ }", "closed }", ":-} {:-)}", r"a \| b", "*bold* _it_ ~s~ ```m```"],
 )
 def test_plain_text_braces_are_no_error(template: str) -> None:
     assert template_errors(template) == []
-    assert render(template, {}, name="Ann", default_name="x") == template
+    assert render(template, {}, name="Ann", default_name="x") == template.replace("\\|", "|")
 
 
 def test_backslash_escapes_a_brace_or_a_bar_and_nothing_else() -> None:
@@ -142,7 +149,71 @@ def test_stored_texts_render_as_they_always_did() -> None:
         ("Hi {first.name}", "Hi {first.name}"),
         ("Hi {name", "Hi {name"),
         ("{{name}}", "{Ann}"),
-        ("{Hi|Hello}", "{Hi|Hello}"),
+        ("a | b", "a | b"),
     ]:
         assert template_errors(template)
         assert render(template, {}, name="Ann", default_name="x") == sent
+    # A choice in a campaign created before choices were sent: as written (no `choose`).
+    assert render("{Hi|Hello} {name}", {}, name="Ann", default_name="x") == "{Hi|Hello} Ann"
+
+
+# -- choices (spintax) -------------------------------------------------------------------
+
+
+def _always(k: int) -> Callable[[Variants], int]:
+    return lambda group: min(k, len(group.options) - 1)
+
+
+def test_a_choice_renders_the_option_chosen() -> None:
+    template = "{Hi|Hello|Hey} {name}!"
+    assert template_errors(template) == []
+    got = [render(template, {}, name="Ann", default_name="x", choose=_always(k)) for k in range(3)]
+    assert got == ["Hi Ann!", "Hello Ann!", "Hey Ann!"]
+
+
+def test_nested_choices_and_placeholders_inside_them() -> None:
+    template = "{Hi|Hello {name}|Hey {city}}, {a|b {c|d}}"
+    assert template_errors(template) == []
+    assert placeholders(template) == ["name", "city"]
+    picks = {0: 1, 1: 1, 2: 1}  # choice number -> option: the outer ones, then the inner
+    values = {"city": "Rome"}
+
+    def choose(group: Variants) -> int:
+        return picks[group.index]
+
+    text = render(template, values, name="Ann", default_name="x", choose=choose)
+    assert text == "Hello Ann, b d"
+    # Choices are numbered in reading order of their `{`, nested ones too.
+    (outer, _comma, second) = parse(template).parts
+    assert isinstance(outer, Variants) and isinstance(second, Variants)
+    assert (outer.index, second.index) == (0, 1)
+    inner = second.options[1][1]
+    assert isinstance(inner, Variants) and inner.index == 2
+
+
+def test_escapes_inside_a_choice_stay_literal() -> None:
+    template = r"{a\|b|c\}|\{d\}} {name}"
+    assert template_errors(template) == []
+    got = [render(template, {}, name="Bo", default_name="x", choose=_always(k)) for k in range(3)]
+    assert got == ["a|b Bo", "c} Bo", "{d} Bo"]
+
+
+def test_an_empty_option_is_allowed_sometimes_nothing() -> None:
+    template = "{very |}good"
+    assert template_errors(template) == []
+    assert render(template, {}, name=None, default_name="x", choose=_always(1)) == "good"
+
+
+def test_only_the_chosen_options_placeholders_need_values() -> None:
+    template = "{Hi|Hi {city}}"
+    assert render(template, {}, name=None, default_name="x", choose=_always(0)) == "Hi"
+    with pytest.raises(RenderError, match=r"\{city\}"):
+        render(template, {}, name=None, default_name="x", choose=_always(1))
+
+
+def test_errors_of_a_multiline_text_with_choices_name_line_and_column() -> None:
+    template = "Hello {name},\n{great|fine} offer | today\n{a|b"
+    found = [str(e) for e in template_errors(template)]
+    assert found[0].startswith("line 2, column 20: a | outside braces")
+    assert found[1].startswith("line 3, column 1: {a has no closing }")
+    assert len(found) == 2

@@ -382,9 +382,9 @@ def test_claim_and_read_stores_the_id_it_is_asked_to_in_the_claims_transaction(
     force(store, cid, status=S.PAUSED, next_index=2)
     seen: list[tuple[str, list[int]]] = []
 
-    def pick(camp: Campaign, recipients: list[Any]) -> tuple[int, str]:
+    def pick(camp: Campaign, recipients: list[Any]) -> tuple[int, str, str]:
         seen.append((camp.status, [r.position for r in recipients]))
-        return recipients[1].id, "true_early"
+        return recipients[1].id, "true_early", "its text"
 
     claimed = store.claim_and_read(cid, "me", 30, read=3, reserve=pick)
     # The pick saw the campaign as claimed, and the recipients from its next_index.
@@ -392,8 +392,8 @@ def test_claim_and_read_stores_the_id_it_is_asked_to_in_the_claims_transaction(
     assert claimed.campaign.status == S.RUNNING and claimed.campaign.lease_owner == "me"
     assert [r.position for r in claimed.recipients] == [2, 3, 4]
     assert claimed.reserved == (claimed.recipients[1].id, "true_early")
-    stored = [r.message_id for r in store.recipients(cid)]
-    assert stored == [None, None, None, "true_early", None, None]
+    stored = [(r.message_id, r.text) for r in store.recipients(cid)]
+    assert stored == [(None, None)] * 3 + [("true_early", "its text")] + [(None, None)] * 2
     assert [e.kind for e in store.events(cid)][-1] == "resumed"
 
 
@@ -403,9 +403,9 @@ def test_a_refused_claim_and_read_stores_no_id(store: Store) -> None:
     before = snapshot(store)
     picked: list[int] = []
 
-    def pick(camp: Campaign, recipients: list[Any]) -> tuple[int, str]:
+    def pick(camp: Campaign, recipients: list[Any]) -> tuple[int, str, str]:
         picked.append(camp.id or 0)
-        return recipients[0].id, "true_early"
+        return recipients[0].id, "true_early", "its text"
 
     with pytest.raises(StoreError, match="already running in another process"):
         store.claim_and_read(cid, "process-b", 30, read=2, reserve=pick)

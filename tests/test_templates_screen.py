@@ -154,6 +154,16 @@ def test_sample_values_for_the_preview() -> None:
     }
 
 
+def test_the_preview_of_a_template_with_choices_shows_one_and_the_count() -> None:
+    from waha_tui.tui.screens.templates import preview
+
+    shown = preview("{Hi|Hello} {name}, {see you|bye}", {"name": "Ana"}).plain
+    first, text = shown.split("\n")
+    assert first == "One of 4 different texts:"
+    assert text in {"Hi Ana, see you", "Hi Ana, bye", "Hello Ana, see you", "Hello Ana, bye"}
+    assert preview("Hi {name}", {"name": "Ana"}).plain == "Hi Ana"
+
+
 # -- helpers -----------------------------------------------------------------------------
 
 

@@ -263,6 +263,8 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "auto_resume": c.auto_resume,
         "check_numbers": c.check_numbers,
         "message": c.template_text,
+        # The other texts (the message is variant 0); each recipient gets one (its "text").
+        "variants": list(c.variants or []),
     }
 
 
@@ -295,6 +297,8 @@ def recipient_dict(r: Recipient) -> dict[str, Any]:
         "replied_at": _iso(r.replied_at),
         "reply_text": r.reply_text,
         "checked_at": _iso(r.checked_at),
+        # The text picked for it, stored before its first send (null: not picked yet).
+        "text": r.text,
     }
 
 
@@ -431,6 +435,14 @@ def campaign_create(
     list_name: Annotated[str | None, typer.Option("--list", help="Imported list.")] = None,
     message: Annotated[str | None, typer.Option("--message", help="Message text.")] = None,
     template: Annotated[str | None, typer.Option("--template", help="Template name.")] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            help="Another text (repeatable): each recipient gets the message or one of these, "
+            "picked for good before its first send.",
+        ),
+    ] = None,
     image: Annotated[str | None, typer.Option("--image", help="Image sent with the text.")] = None,
     session: Annotated[str, typer.Option("--session", help="WAHA session.")] = "default",
     at: Annotated[
@@ -496,6 +508,7 @@ def campaign_create(
         name=name,
         message=message,
         template=template,
+        variants=list(variant or []),
         contacts_file=contacts,
         list_name=list_name,
         country=country,
@@ -518,8 +531,17 @@ def campaign_create(
         created = await service.create(draft)
         cid = created.campaign_id
         camp = await service.campaign(cid)
+        preview = await service.text_preview(cid)
         if as_json:
-            _print_json({**campaign_dict(camp), "opted_out_left_out": created.opted_out})
+            _print_json(
+                {
+                    **campaign_dict(camp),
+                    "opted_out_left_out": created.opted_out,
+                    "different_texts": preview.count.count,
+                    "different_texts_exact": preview.count.exact,
+                    "first_texts": preview.first,
+                }
+            )
             return
         left_out = f" ({created.left_out})" if created.left_out else ""
         say(
@@ -527,6 +549,11 @@ def campaign_create(
             f"{_local(camp.scheduled_at)} on session '{camp.session}'",
             err=True,
         )
+        if preview.varied:
+            say(f"{preview.count}; the first recipients get:", err=True)
+            for i, text in enumerate(preview.first, start=1):
+                one_line = " ⏎ ".join(text.splitlines())  # one line per recipient
+                say(f"  {i}. {printable(one_line)}", err=True)
         say(str(cid))
 
     _with_service(ctx, go)
@@ -579,6 +606,10 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
                 value = f"{value[0]:g}-{value[1]:g} s" if c.break_every else None
             elif key == "waiting_for":
                 key, value = "waiting", waiting_text(c)
+            elif key == "variants":
+                for i, text in enumerate(c.variants or [], start=1):
+                    say(f"{f'variant {i}':13} {printable(text)}")
+                continue
             elif key == "next_index":  # the next recipient as a person counts (from 1)
                 key, value = (
                     "next",
@@ -617,6 +648,7 @@ def campaign_recipients(
                     r.status,
                     r.message_id or "-",
                     r.error or "",
+                    r.text or "",
                 )
             )
 

@@ -76,8 +76,8 @@ class Demo:
     # (seconds after the dashboard opens, action returning the new banner text)
     timeline: list[tuple[float, Callable[[], str]]] = field(default_factory=list)
     temporary: Path | None = None  # the folder made for it, removed unless kept
-    # Wrote the acks of the campaigns sent while the demo was built; the dashboard's own
-    # listener takes over (both at once are harmless: writing an event is idempotent).
+    # Listening since before the demo's first send (so no ack of the campaigns it sends
+    # while it is built is missed); the dashboard takes it over.
     build_listener: Listener | None = None
 
     async def aclose_listener(self) -> None:
@@ -294,7 +294,11 @@ def run_demo(*, keep: bool = False) -> None:
         demo = await build_demo()
         try:
             app = WahaTuiApp(
-                demo.service, install_signals=True, banner=demo.banner, timeline=demo.timeline
+                demo.service,
+                install_signals=True,
+                banner=demo.banner,
+                timeline=demo.timeline,
+                listener=demo.build_listener,  # listening since the demo's first send
             )
             await app.run_async()
         finally:

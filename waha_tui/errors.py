@@ -22,6 +22,7 @@ class FieldName:
 FIELD_NAMES: dict[str, FieldName] = {
     "name": FieldName("--name", "Name"),
     "message": FieldName("--message", "Message"),
+    "variants": FieldName("--variant", "Variant"),
     "template": FieldName("--template", "Template"),
     "contacts_file": FieldName("--contacts", "CSV file"),
     "list_name": FieldName("--list", "List name"),

@@ -68,6 +68,18 @@ class Listener:
     def state(self) -> FeedState:
         return self.feed.state
 
+    def attach(
+        self,
+        *,
+        on_applied: Callable[[Applied], None] | None = None,
+        on_state: Callable[[FeedState], None] | None = None,
+        on_session: Callable[[SessionStatusEvent], None] | None = None,
+    ) -> None:
+        """Tell what happens from now on to these callbacks, on the running loop (a
+        listener handed over: the demo's, listening since before the dashboard opened)."""
+        self._on_applied, self._on_state, self._on_session = on_applied, on_state, on_session
+        self._caller = asyncio.get_running_loop()
+
     def start(self) -> None:
         """Listen, from a thread of its own; callbacks come on the running loop."""
         if self._thread is not None:

@@ -6,25 +6,31 @@ The grammar, everywhere a message text is written (`template add`, `campaign cre
 - `{name}`, `{City}`, `{ first name }`: a placeholder. Its name is letters, digits, `_`, `-`
   and spaces; matching is case-insensitive and ignores the spaces around it. `{name}` is the
   contact's name; any other is the contact list's column of that name.
-- `{Hi|Hello|Hey}`: variants (spintax), one of which each recipient gets; options may hold
-  placeholders and variants of their own. Reserved: refused until variants are sent.
+- `{Hi|Hello|Hey}`: a choice (spintax), one option of which each recipient gets (picked
+  stably: variants.py); options may hold placeholders and choices of their own
+  (`{Hi|Hello {name}|Hey}`). An option may be empty (`{very |}good`: sometimes nothing), but
+  not every option of a group (`{|}`).
 - `\\{`, `\\}` and `\\|` are a literal `{`, `}` and `|`; a backslash before anything else is
-  itself.
+  itself. A `|` outside braces is refused: it is either a choice missing its braces or a
+  literal `|` to write `\\|`.
 - Braces around nothing (`{}`, `{ }`) or around text that does not start like a name
   (`{"a": 1}`, `{:-)}`) are plain text, as is a `}` on its own. WhatsApp markdown
   (`*bold*`, `_italic_`, `~strike~`, ```` ```mono``` ````) is plain text too.
-- Refused, with the line and column of the `{`: braces that start like a placeholder and
-  are not one (`{first.name}`, `{city:}`), a placeholder left without its `}` (`{name`),
-  and `{{name}}` (another tool's habit: write `{name}`). A group never spans lines.
+- Refused, with the line and column of the `{` (or `|`): braces that start like a
+  placeholder and are not one (`{first.name}`, `{city:}`), a placeholder or a choice left
+  without its `}` (`{name`, `{Hi|Hello`), `{{name}}` (another tool's habit: write `{name}`),
+  a choice with no text in any option, and a `|` outside braces. A group never spans lines.
 
 Texts stored before this grammar was enforced are rendered leniently: what would be refused
-is sent as it was written, as it always was.
+is sent as it was written, as it always was; so are choices, unless `render` is told how to
+choose (campaigns created before choices were sent keep sending them as written).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -64,8 +70,14 @@ class Placeholder:
 
 @dataclass(frozen=True)
 class Variants:
+    """A choice: one of its options per recipient."""
+
     options: tuple[tuple[Part, ...], ...]
     source: str  # as written, braces included: what a lenient render sends
+    # Its number among the template's choices, in reading order of their `{` (nested ones
+    # too, whichever option holds them): what a stable pick hashes, so a choice's pick
+    # never depends on what was picked around it.
+    index: int = 0
 
 
 Part = Literal | Placeholder | Variants
@@ -82,26 +94,27 @@ def parse(template: str) -> Parsed:
     given: where there is an error, the text is kept as written."""
     errors: list[TemplateError] = []
     parts: list[Part] = []
-    offset = 0
+    groups = itertools.count()
     for number, line in enumerate(template.split("\n"), start=1):
         if number > 1:
             parts.append(Literal("\n"))
-        parts.extend(_Line(line, number, offset, errors).sequence(0, len(line)))
-        offset += len(line) + 1
+        parts.extend(_Line(line, number, errors, groups).sequence(0, len(line), top=True))
     return Parsed(_merged(parts), errors)
 
 
 class _Line:
     """A recursive-descent parser over one line (a group never spans lines)."""
 
-    def __init__(self, text: str, number: int, offset: int, errors: list[TemplateError]):
-        self.text, self.number, self.errors = text, number, errors
+    def __init__(self, text: str, number: int, errors: list[TemplateError], groups: Iterator[int]):
+        self.text, self.number, self.errors, self.groups = text, number, errors, groups
+        self.unclosed = False  # a `{` left open: the `|` after it are that one mistake
 
     def error(self, at: int, problem: str) -> None:
         self.errors.append(TemplateError(self.number, at + 1, problem))
 
-    def sequence(self, start: int, end: int) -> list[Part]:
-        """The parts of text[start:end] (no unescaped `|` at this level)."""
+    def sequence(self, start: int, end: int, *, top: bool = False) -> list[Part]:
+        """The parts of text[start:end]; an unescaped `|` here is outside any braces (an
+        option's text has none: `group` split them off)."""
         text, i = self.text, start
         parts: list[Part] = []
         plain: list[str] = []
@@ -121,6 +134,11 @@ class _Line:
                         plain = []
                     parts.append(group)
             else:
+                if ch == "|" and top and not self.unclosed:
+                    self.error(
+                        i,
+                        "a | outside braces: a choice is {Hi|Hello}; write \\| for a literal |",
+                    )
                 plain.append(ch)
                 i += 1
         if plain:
@@ -154,22 +172,31 @@ class _Line:
                 word = _NAME.match(head)
                 shown = (word.group(0) if word else head[:1]).rstrip(" ")
                 self.error(start, f"{{{shown} has no closing }}")
+                self.unclosed = True
+            elif self._bars(start + 1, end):
+                self.error(start, "this { of a choice has no closing }")
+                self.unclosed = True
             return Literal("{"), start + 1  # lenient: a brace as written
         inner = text[start + 1 : close]
         splits = self._bars(start + 1, close)
         if splits:
+            index = next(self.groups)  # before its options': reading order
             bounds = [start + 1, *splits, close]
             options = tuple(
                 tuple(self.sequence(a + (1 if k else 0), b))
                 for k, (a, b) in enumerate(pairwise(bounds))
             )
             source = text[start : close + 1]
-            self.error(
-                start,
-                f"{source} is variants (one option per recipient), which this version does "
-                "not send yet: write one text, or \\{ \\| \\} for literal characters",
-            )
-            return Variants(options, source), close + 1
+            if all(
+                not self._unescaped(a + (1 if k else 0), b).strip()
+                for k, (a, b) in enumerate(pairwise(bounds))
+            ):
+                self.error(
+                    start,
+                    f"{source} is a choice with no text in any option: write at least one, "
+                    "e.g. {Hi|Hello}; \\| for a literal |",
+                )
+            return Variants(options, source, index), close + 1
         if _NAME.fullmatch(inner) and inner.strip(" "):
             return Placeholder(inner.strip(" ").lower()), close + 1
         if not inner.strip(" "):
@@ -241,10 +268,12 @@ def _walk(parts: Iterable[Part]) -> Iterator[Placeholder]:
                 yield from _walk(option)
 
 
-def placeholders(template: str) -> list[str]:
-    """The placeholders used in ``template``: lower-cased, unique, in order of first appearance."""
+def placeholders(template: str | Parsed) -> list[str]:
+    """The placeholders used in ``template`` (a text, or one `parse` gave), in every option
+    of its choices: lower-cased, unique, in order of first appearance."""
     seen: dict[str, None] = {}
-    for p in _walk(parse(template).parts):
+    parts = (parse(template) if isinstance(template, str) else template).parts
+    for p in _walk(parts):
         seen.setdefault(p.key, None)
     return list(seen)
 
@@ -256,31 +285,55 @@ def unknown_placeholders(template: str, columns: Iterable[str]) -> list[str]:
     return [key for key in placeholders(template) if key not in known]
 
 
+Choose = Callable[[Variants], int]  # which option of a choice (0-based)
+
+
 def render(
-    template: str, variables: Mapping[str, str], *, name: str | None, default_name: str
+    template: str | Parsed,
+    variables: Mapping[str, str],
+    *,
+    name: str | None,
+    default_name: str,
+    choose: Choose | None = None,
 ) -> str:
-    """Fill in the placeholders of ``template``.
+    """Fill in the placeholders of ``template`` (a text, or one `parse` gave).
 
     {name} is the contact's name, or ``default_name`` when it is empty. Any other placeholder
     is the variable whose key matches case-insensitively. Raises RenderError naming every
-    placeholder that has no variable. Values are never parsed again.
+    placeholder that has no variable (those of the options chosen). Values are never
+    parsed again. Each choice is the option `choose` says; without `choose`, a choice is
+    sent as written (a text stored before choices were sent).
     """
     values = {key.strip().lower(): value for key, value in variables.items()}
     stripped_name = (name or "").strip()
     values[NAME] = stripped_name or default_name
-    parts = parse(template).parts
-    used = dict.fromkeys(p.key for p in parts if isinstance(p, Placeholder))
-    missing = [key for key in used if key not in values]
+    parts = (parse(template) if isinstance(template, str) else template).parts
+    out: list[str] = []
+    missing: dict[str, None] = {}
+    _fill(parts, values, choose, out, missing)
     if missing:
         shown = ", ".join(f"{{{key}}}" for key in missing)
         it = "it" if len(missing) == 1 else "them"
         raise RenderError(f"the template uses {shown} but there is no value for {it}")
-    out: list[str] = []
+    return "".join(out)
+
+
+def _fill(
+    parts: Iterable[Part],
+    values: Mapping[str, str],
+    choose: Choose | None,
+    out: list[str],
+    missing: dict[str, None],
+) -> None:
     for part in parts:
         if isinstance(part, Literal):
             out.append(part.text)
         elif isinstance(part, Placeholder):
-            out.append(values[part.key])
+            if part.key in values:
+                out.append(values[part.key])
+            else:
+                missing.setdefault(part.key, None)
+        elif choose is None:
+            out.append(part.source)  # as written (see above)
         else:
-            out.append(part.source)  # not sent yet: as written (refused at creation)
-    return "".join(out)
+            _fill(part.options[choose(part)], values, choose, out, missing)

@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -38,7 +38,13 @@ from waha_tui.pacing import (
     parse_window,
 )
 from waha_tui.phones import chat_id_for, check_country, normalise_phone
-from waha_tui.render import NAME, placeholders, template_errors, unknown_placeholders
+from waha_tui.render import (
+    NAME,
+    RenderError,
+    placeholders,
+    template_errors,
+    unknown_placeholders,
+)
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.sessions import SessionService
@@ -61,6 +67,7 @@ from waha_tui.store import (
     Store,
     StoreError,
 )
+from waha_tui.variants import CampaignTexts, TextCount
 from waha_tui.waha import (
     SessionInfo,
     SessionMissing,
@@ -92,6 +99,8 @@ class CampaignDraft:
     name: str
     message: str | None = None
     template: str | None = None
+    # More texts beside the message or template (variant 0): each recipient gets one.
+    variants: list[str] = field(default_factory=list)
     contacts_file: str | None = None
     list_name: str | None = None
     country: str | None = None
@@ -138,6 +147,16 @@ class Created:
             return None
         n = self.opted_out
         return f"{n} opted-out number{'' if n == 1 else 's'} left out"
+
+
+@dataclass(frozen=True)
+class TextPreview:
+    """What a campaign's recipients read: whether its texts vary, how many different
+    texts it sends, and its first recipients' texts as they go out (or why one cannot)."""
+
+    varied: bool
+    count: TextCount
+    first: list[str]
 
 
 @dataclass(frozen=True)
@@ -455,6 +474,10 @@ class CampaignService:
             for error in broken:
                 checks.add(text_field, f"the message, {error}")
             text = None
+        variants = _check_variants(checks, draft.variants)
+        # Every text's placeholders need their columns: checked on them all at once (a
+        # group never spans lines, so joined by newlines they parse as each alone).
+        all_texts = None if text is None or variants is None else "\n".join([text, *variants])
         session = checks.run("session", lambda: _required(ref("session"), draft.session))
         when = checks.run("at", lambda: parse_when(draft.at))
         delay = checks.run("delay", lambda: _delay(draft.delay))
@@ -482,18 +505,19 @@ class CampaignService:
             if region is not None or not draft.country:
                 file = draft.contacts_file
                 result = checks.run(
-                    "contacts_file", lambda: parse_contacts(file, country=region, template=text)
+                    "contacts_file",
+                    lambda: parse_contacts(file, country=region, template=all_texts),
                 )
                 recipients = None if result is None else _new_recipients(result)
             field = "contacts_file"
         else:
             source = draft.list_name
             recipients = checks.run("list_name", lambda: self.store.list_contacts(source or ""))
-            if recipients is not None and text is not None:
-                unknown = _unknown_columns(text, source or "", recipients)
+            if recipients is not None and all_texts is not None:
+                unknown = _unknown_columns(all_texts, source or "", recipients)
                 if unknown:
                     checks.add(text_field, unknown)
-                elif empty := _empty_values(text, source or "", recipients):
+                elif empty := _empty_values(all_texts, source or "", recipients):
                     checks.add(field, empty)
         opted_out = 0
         if recipients:
@@ -510,6 +534,7 @@ class CampaignService:
             checks.add(field, "the campaign has no recipients")
         checks.done()
         assert name and text and session and when and delay and recipients is not None
+        assert variants is not None
         # Where it came from, for display: its bytes are what is sent.
         image_path = str(Path(draft.image or "").expanduser().resolve()) if image else None
         image_mime = image.mimetype if image is not None else None
@@ -517,6 +542,7 @@ class CampaignService:
             name=name,
             session=session,
             template_text=text,
+            variants=variants,  # a list, even empty: its choices are picked (variants.py)
             default_name=draft.default_name,
             image_path=image_path,
             image_mime=image_mime,
@@ -539,6 +565,22 @@ class CampaignService:
 
     async def campaigns(self) -> list[Campaign]:
         return await self._db(self.store.list_campaigns)
+
+    async def text_preview(self, campaign_id: int, first: int = 3) -> TextPreview:
+        """How many different texts the campaign sends, and its first `first` recipients'
+        texts (stored, or as they will be picked)."""
+        return await self._db(self._text_preview, campaign_id, first)
+
+    def _text_preview(self, campaign_id: int, first: int) -> TextPreview:
+        camp = self.store.get_campaign(campaign_id)
+        texts = CampaignTexts.of_campaign(camp)
+        shown: list[str] = []
+        for rec in self.store.recipients(campaign_id, limit=first):
+            try:
+                shown.append(texts.text_of(camp, rec))
+            except RenderError as exc:
+                shown.append(f"(not sent: {exc})")
+        return TextPreview(texts.varied, texts.count(), shown)
 
     async def campaign(self, campaign_id: int) -> Campaign:
         return await self._db(self.store.get_campaign, campaign_id)
@@ -1349,6 +1391,20 @@ def _check_template_text(checks: _Checks, name: str, text: str) -> None:
         checks.add("text", f"template '{name}': {error}")
 
 
+def _check_variants(checks: _Checks, variants: Sequence[str]) -> list[str] | None:
+    """The draft's variants as stored, or None with each one's errors recorded (numbered
+    from 1, as given: --variant flags, or the form's blocks)."""
+    ok = True
+    for i, variant in enumerate(variants, start=1):
+        if not variant.strip():
+            checks.add("variants", f"{ref('variants')} {i} is empty")
+            ok = False
+        for error in template_errors(variant):
+            checks.add("variants", f"{ref('variants')} {i}, {error}")
+            ok = False
+    return list(variants) if ok else None
+
+
 def _new_recipients(result: ImportResult) -> list[NewRecipient]:
     return [
         NewRecipient(c.phone, chat_id_for(c.phone), c.name, c.variables) for c in result.contacts
@@ -1402,6 +1458,7 @@ __all__ = [
     "OptOutImport",
     "OptOutService",
     "TemplateCheck",
+    "TextPreview",
     "TransitionError",
     "UnconfirmedRetry",
     "WahaError",

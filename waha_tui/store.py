@@ -20,7 +20,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,6 +88,7 @@ INTERRUPTED = "interrupted: the process running it stopped"
 # A campaign's settings a clone takes (its recipients come fresh; the rest is new).
 CLONED_SETTINGS = (
     "template_text",
+    "variants",
     "default_name",
     "image_path",
     "image_mime",
@@ -255,7 +256,17 @@ _STATUS_AND_OWNER = sa.select(C.c.status, C.c.lease_owner).where(C.c.id == sa.bi
 _RESERVE_ID = (
     sa.update(R)
     .where(R.c.id == sa.bindparam("b_id"))
-    .values(message_id=sa.bindparam("b_mid"), wa_id=sa.bindparam("b_wa"))
+    .values(
+        message_id=sa.bindparam("b_mid"),
+        wa_id=sa.bindparam("b_wa"),
+        # Its text, picked: a text once stored is the one every (re-)send carries.
+        text=sa.func.coalesce(R.c.text, sa.bindparam("b_text", type_=sa.String)),
+    )
+)
+_STORE_TEXT = (
+    sa.update(R)
+    .where(R.c.id == sa.bindparam("b_id"), R.c.text.is_(None))
+    .values(text=sa.bindparam("b_text", type_=sa.String))
 )
 _RECORD_OUTCOME = (
     sa.update(R)
@@ -310,6 +321,7 @@ _MARK_SENDING = (
         message_id=sa.bindparam("b_mid", type_=sa.String),
         wa_id=sa.bindparam("b_wa", type_=sa.String),
         error=None,
+        text=sa.func.coalesce(R.c.text, sa.bindparam("b_text", type_=sa.String)),
     )
 )
 
@@ -1045,14 +1057,16 @@ class Store:
         lease_seconds: float,
         *,
         read: int,
-        reserve: Callable[[Campaign, list[Recipient]], tuple[int, str] | None] | None = None,
+        reserve: Callable[[Campaign, list[Recipient]], tuple[int, str, str | None] | None]
+        | None = None,
         wait: bool = True,
     ) -> Claimed:
         """`claim`, and in the same transaction the first `read` recipients from its
         next_index, and a pre-generated message id stored for the recipient `reserve`
-        picks from them (recipient id, message id; None: none), so a run can send its
-        first message with no transaction of its own before it (the runner's rules say
-        which recipient may take one: `reserve` is the runner's). `wait`: see `write`."""
+        picks from them (recipient id, message id, its text if none is stored yet; None:
+        none), so a run can send its first message with no transaction of its own before
+        it (the runner's rules say which recipient may take one: `reserve` is the
+        runner's). `wait`: see `write`."""
         with self.write(wait=wait) as conn:
             camp = self._claim(conn, campaign_id, owner, lease_seconds)
             recipients, pair = self.claim_reads(conn, camp, reserve, read=read)
@@ -1062,11 +1076,12 @@ class Store:
         self,
         conn: Connection,
         camp: Campaign,
-        reserve: Callable[[Campaign, list[Recipient]], tuple[int, str] | None] | None,
+        reserve: Callable[[Campaign, list[Recipient]], tuple[int, str, str | None] | None] | None,
         *,
         read: int = 32,
     ) -> tuple[list[Recipient], tuple[int, str] | None]:
-        """In a claim's transaction: its first `read` recipients and the id stored ahead."""
+        """In a claim's transaction: its first `read` recipients, and the id stored ahead
+        for the one `reserve` picks (with its text, unless one is stored)."""
         rows = conn.execute(
             sa.select(R)
             .where(R.c.campaign_id == camp.id, R.c.position >= camp.next_index)
@@ -1074,10 +1089,12 @@ class Store:
             .limit(read)
         ).all()
         recipients = [_recipient(r) for r in rows]
-        pair = reserve(camp, recipients) if reserve is not None else None
-        if pair is not None:
-            conn.execute(_RESERVE_ID, {"b_id": pair[0], "b_mid": pair[1], "b_wa": bare(pair[1])})
-        return recipients, pair
+        picked = reserve(camp, recipients) if reserve is not None else None
+        if picked is None:
+            return recipients, None
+        rid, mid, text = picked
+        conn.execute(_RESERVE_ID, {"b_id": rid, "b_mid": mid, "b_wa": bare(mid), "b_text": text})
+        return recipients, (rid, mid)
 
     def warm_up(self) -> None:
         """The statements of a resume's way to its first message (the campaign read, the
@@ -1094,8 +1111,8 @@ class Store:
             return
         self.get_campaign(cid)
 
-        def touch(camp: Campaign, recipients: list[Recipient]) -> tuple[int, str] | None:
-            return (recipients[0].id or 0, "warm-up") if recipients else None
+        def touch(camp: Campaign, recipients: list[Recipient]) -> tuple[int, str, None] | None:
+            return (recipients[0].id or 0, "warm-up", None) if recipients else None
 
         with (
             contextlib.suppress(_RolledBack, ClaimLost, Busy, StoreError),
@@ -1244,18 +1261,19 @@ class Store:
                 .values(next_send_at=at, updated_at=utcnow())
             )
 
-    def mark_sending(self, recipient_id: int, message_id: str | None) -> None:
+    def mark_sending(
+        self, recipient_id: int, message_id: str | None, text: str | None = None
+    ) -> None:
+        """`sending` with its id (and its text, unless one is stored): it may go out."""
         with self.write() as conn:
             conn.execute(
-                sa.update(R)
-                .where(R.c.id == recipient_id)
-                .values(
-                    status=RecipientStatus.SENDING,
-                    attempts=R.c.attempts + 1,
-                    message_id=message_id,
-                    wa_id=bare_or_none(message_id),
-                    error=None,
-                )
+                _MARK_SENDING,
+                {
+                    "b_id": recipient_id,
+                    "b_mid": message_id,
+                    "b_wa": bare_or_none(message_id),
+                    "b_text": text,
+                },
             )
 
     def set_recipient_pending(
@@ -1287,6 +1305,7 @@ class Store:
         reserve: Sequence[tuple[int, str]] = (),
         sending: tuple[int, str | None] | None = None,
         count: SendCount | None = None,
+        texts: Mapping[int, str] | None = None,
     ) -> Campaign:
         """One transaction: recipients' outcomes (in position order), the counters,
         next_index, the lease; and pre-generated message ids stored for the recipients
@@ -1295,7 +1314,9 @@ class Store:
         recipient marked `sending`, only while the campaign is Running for `owner`.
         Returns the campaign as it now is: a status other than Running, or another
         lease owner, means it was paused, cancelled or taken over elsewhere, and then
-        nothing was marked and nothing may be sent.
+        nothing was marked and nothing may be sent. `texts` (recipient id -> text): the
+        texts picked for those recipients, stored (unless one already is) in the same
+        statement as their id or mark, so each is durable before its message leaves.
 
         `count`: the number the messages go from. The `sending` mark is then a send
         reserved from that number: checked against its caps and counted in send_log here,
@@ -1306,11 +1327,15 @@ class Store:
         now = utcnow()
         progress = _progress_params(outcomes)
         capped: CapHit | None = None
+        texts = texts or {}
         with self.write() as conn:
             if reserve:
                 conn.execute(
                     _RESERVE_ID,
-                    [{"b_id": rid, "b_mid": mid, "b_wa": bare(mid)} for rid, mid in reserve],
+                    [
+                        {"b_id": rid, "b_mid": mid, "b_wa": bare(mid), "b_text": texts.get(rid)}
+                        for rid, mid in reserve
+                    ],
                 )
             if outcomes:
                 conn.execute(
@@ -1353,8 +1378,19 @@ class Store:
                 if capped is None:
                     rid, mid = sending
                     conn.execute(
-                        _MARK_SENDING, {"b_id": rid, "b_mid": mid, "b_wa": bare_or_none(mid)}
+                        _MARK_SENDING,
+                        {
+                            "b_id": rid,
+                            "b_mid": mid,
+                            "b_wa": bare_or_none(mid),
+                            "b_text": texts.get(rid),
+                        },
                     )
+            marked = {rid for rid, _ in reserve} | ({sending[0]} if sending else set())
+            if rest := [
+                {"b_id": rid, "b_text": t} for rid, t in texts.items() if rid not in marked
+            ]:
+                conn.execute(_STORE_TEXT, rest)
         if touch:  # committed
             self._touched[campaign_id] = time.monotonic()
         # The row comes straight from the database: no need to validate it again.

@@ -22,7 +22,7 @@ from waha_tui.errors import UserError
 from waha_tui.media import Media, MediaError, load_image
 from waha_tui.models import Campaign, Recipient, utcnow
 from waha_tui.pacing import CapHit, Pacing, SendWindow
-from waha_tui.render import RenderError, render
+from waha_tui.render import RenderError
 from waha_tui.runner.config import RunnerConfig
 from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.runner.policy import (
@@ -41,6 +41,7 @@ from waha_tui.runner.policy import (
 from waha_tui.runner.writer import Committed, ProgressWriter
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.store import Busy, CapReached, Claimed, Outcome, SendCount, Store, StoreError
+from waha_tui.variants import CampaignTexts
 from waha_tui.waha import SendResult, SessionInfo, SessionMissing, WahaClient, WahaError
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class CampaignRun:
         # The last recipient asked something of WhatsApp (a send, a lookup): the pacing
         # delay is due before the next one. An opted-out one asked nothing.
         self._owe_wait = False
+        self._texts: CampaignTexts | None = None  # the campaign's texts, parsed once
 
     def request_stop(self, status: CampaignStatus, reason: str) -> None:
         """Pause or cancel: takes effect after the message in flight, or at once in a wait."""
@@ -217,7 +219,8 @@ class CampaignRun:
         return end
 
     async def _claim(
-        self, pick: Callable[[Campaign, list[Recipient]], tuple[int, str] | None] | None
+        self,
+        pick: Callable[[Campaign, list[Recipient]], tuple[int, str, str | None] | None] | None,
     ) -> Claimed:
         claim = partial(
             self.store.claim_and_read,
@@ -245,11 +248,11 @@ class CampaignRun:
 
     def _first_reservation(
         self, message_id: str, camp: Campaign, recipients: list[Recipient]
-    ) -> tuple[int, str] | None:
-        """In the claim's transaction: which recipient `message_id` is stored for, if any.
-        The first one `_process` will send, when it would store an id before sending it:
-        pending with no id of its own, in a text campaign on the id's session, its message
-        rendering."""
+    ) -> tuple[int, str, str | None] | None:
+        """In the claim's transaction: which recipient `message_id` is stored for, if any,
+        with its text. The first one `_process` will send, when it would store an id
+        before sending it: pending with no id of its own, in a text campaign on the id's
+        session, its message rendering."""
         assert self._ids is not None
         if not takes_ids(camp) or camp.session != self._ids.session:
             return None
@@ -257,10 +260,27 @@ class CampaignRun:
         if rec is None or rec.id is None or rec.status != RS.PENDING or rec.message_id:
             return None
         try:
-            render(camp.template_text, rec.variables, name=rec.name, default_name=camp.default_name)
+            text = self._text_of(camp, rec)
         except RenderError:
             return None  # it fails without an id
-        return rec.id, message_id
+        return rec.id, message_id, text
+
+    def _text_of(self, camp: Campaign, rec: Recipient) -> str:
+        """The recipient's text: the one stored, else its stable pick, rendered (which a
+        re-send of it picks again alike). RenderError when a value is missing."""
+        if self._texts is None:
+            self._texts = CampaignTexts.of_campaign(camp)
+        return self._texts.text_of(camp, rec)
+
+    def _texts_of(self, camp: Campaign, recipients: list[Recipient]) -> dict[int, str]:
+        """The texts of recipients about to get an id stored: stored with it. One that
+        does not render gets none (it fails on its turn, unsent)."""
+        texts: dict[int, str] = {}
+        for rec in recipients:
+            if rec.id is not None and rec.text is None:
+                with contextlib.suppress(RenderError):
+                    texts[rec.id] = self._text_of(camp, rec)
+        return texts
 
     async def _loop(self, camp: Campaign, read: list[Recipient] | None = None) -> ev.Ended:
         pacing = Pacing.of(camp)
@@ -556,14 +576,15 @@ class CampaignRun:
             return
         self._capped = bool(await self._db(self.store.number_caps, number))
 
-    async def _reserve_send(self, rec: Recipient, message_id: str | None) -> Campaign:
-        """Mark `rec` sending (with the previous outcomes, renewing the lease): the send
-        reserved from its number, counted and checked against its caps in that one
-        transaction. At a cap the campaign waits, Running, until the cap lifts."""
+    async def _reserve_send(self, rec: Recipient, message_id: str | None, text: str) -> Campaign:
+        """Mark `rec` sending (with the previous outcomes, renewing the lease, its `text`
+        unless one is stored): the send reserved from its number, counted and checked
+        against its caps in that one transaction. At a cap the campaign waits, Running,
+        until the cap lifts."""
         assert rec.id is not None
         while True:
             try:
-                now = await self._writer.flush(sending=(rec.id, message_id))
+                now = await self._writer.flush(sending=(rec.id, message_id), text=text)
             except CapReached as capped:
                 if not self._ours(capped.campaign):
                     raise _StoppedElsewhere(capped.campaign.status) from None
@@ -621,9 +642,7 @@ class CampaignRun:
         await self._wait_for_window(pacing.window)
         await self._check_session()
         try:
-            text = render(
-                camp.template_text, rec.variables, name=rec.name, default_name=camp.default_name
-            )
+            text = self._text_of(camp, rec)
         except RenderError as exc:
             verdict: Verdict | None = self._decide(Op.SEND, exc, Counter())
             assert isinstance(verdict, FailRecipient)
@@ -646,7 +665,7 @@ class CampaignRun:
         # sendImage takes no pre-generated id (WAHA's OpenAPI): a retry could not be deduped.
         message_id = resend_id or ahead
         if message_id is None and not self._image:
-            message_id = await self._reserve_ids(upcoming)
+            message_id = await self._reserve_ids(camp, upcoming)
         # Pipelined: its id is already durable, so its outcome may be written behind the
         # next sends; a crash before that leaves the id stored and a resume re-sends it
         # with that id, which WhatsApp dedupes.
@@ -656,7 +675,7 @@ class CampaignRun:
             await self._typing(rec, typing)
         if pipelined:
             self._check_stop()
-            self._top_up(upcoming[1:])
+            self._top_up(camp, upcoming[1:])
             # No transaction of its own before it leaves: a pause or cancel another process
             # committed since the last look must still stop it ("paused" means nothing
             # more goes out).
@@ -665,7 +684,8 @@ class CampaignRun:
             # Only now: a pause during typing must leave it pending, as nothing was sent.
             # The same transaction sees a pause or cancel set by another process, and
             # renews the lease. The previous outcome rides in this transaction.
-            now = await self._reserve_send(rec, message_id)
+            # Its text rides in it too (unless stored): durable before the message leaves.
+            now = await self._reserve_send(rec, message_id, text)
             if not self._ours(now):
                 raise _StoppedElsewhere(now.status)
         self._ids.use(rec.id)
@@ -899,7 +919,7 @@ class CampaignRun:
 
     # -- message ids -------------------------------------------------------------------
 
-    async def _reserve_ids(self, upcoming: list[Recipient]) -> str | None:
+    async def _reserve_ids(self, camp: Campaign, upcoming: list[Recipient]) -> str | None:
         """An id for `upcoming[0]`, stored before it is sent, with ids for the next few
         recipients in the same transaction; None when the session has no pre-generated
         ids."""
@@ -923,21 +943,25 @@ class CampaignRun:
                 continue
             assert isinstance(verdict, Pause)
             raise _Stop(S.PAUSED, verdict.reason)
-        self._writer.add_reservation(self._ids.pair(fresh, ids), now=False)
+        pairs = self._ids.pair(fresh, ids)
+        texts = self._texts_of(camp, fresh[: len(pairs)])
+        self._writer.add_reservation(pairs, now=False, texts=texts)
         await self._writer.flush()
         self._check_stop()
         first = fresh[0].id
         assert first is not None  # read from the store: it has its id
         return self._ids.reserved[first]
 
-    def _top_up(self, upcoming: list[Recipient]) -> None:
+    def _top_up(self, camp: Campaign, upcoming: list[Recipient]) -> None:
         """Store the ids already fetched for the next recipients, behind this send, so the
         next message rarely waits for a transaction of its own."""
         assert self._ids is not None
         fresh = self._ids.unreserved(upcoming)
         ids = self._ids.ready(len(fresh))
         if ids:
-            self._writer.add_reservation(self._ids.pair(fresh, ids), now=self._ids.low)
+            pairs = self._ids.pair(fresh, ids)
+            texts = self._texts_of(camp, fresh[: len(pairs)])
+            self._writer.add_reservation(pairs, now=self._ids.low, texts=texts)
 
     # -- typing, images ----------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
@@ -32,7 +32,8 @@ class ProgressWriter:
     """Outcomes of messages whose ids were stored ahead may wait up to WRITE_BEHIND seconds
     (or WRITE_BATCH outcomes) to share one transaction: a crash meanwhile leaves those ids
     stored, and a resume re-sends them with the same ids, which WhatsApp dedupes. Ids
-    stored ahead (`reserve`) and a `sending` mark ride in the same transactions. Each
+    stored ahead (`reserve`) and a `sending` mark ride in the same transactions, with the
+    texts picked for those recipients (durable before their messages leave). Each
     commit is handed to `on_commit`; the writer keeps none of the run's state."""
 
     def __init__(
@@ -54,6 +55,7 @@ class ProgressWriter:
         self._capped: CapReached | None = None  # the mark a cap refused
         self.queue: list[Outcome] = []
         self.reserve: list[tuple[int, str]] = []
+        self.texts: dict[int, str] = {}  # recipient id -> its text, to store with its id or mark
         self.camp: Campaign | None = None  # the campaign as the last commit saw it
         self.error: Exception | None = None
         self._task: asyncio.Future[None] | None = None
@@ -71,8 +73,15 @@ class ProgressWriter:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(WRITE_BEHIND, self.kick)
 
-    def add_reservation(self, pairs: Sequence[tuple[int, str]], *, now: bool) -> None:
+    def add_reservation(
+        self,
+        pairs: Sequence[tuple[int, str]],
+        *,
+        now: bool,
+        texts: Mapping[int, str] | None = None,
+    ) -> None:
         self.reserve.extend(pairs)
+        self.texts.update(texts or {})
         if now:
             self.kick()
 
@@ -88,6 +97,7 @@ class ProgressWriter:
             outcomes, self.queue = self.queue, []
             reserve, self.reserve = self.reserve, []
             mark, self._mark = self._mark, None
+            texts, self.texts = self.texts, {}
             try:
                 camp = await self._db(
                     self.store.commit_progress,
@@ -98,6 +108,7 @@ class ProgressWriter:
                     reserve=reserve,
                     sending=mark,
                     count=self.counting(),
+                    texts=texts,
                 )
             except CapReached as capped:  # committed, all but the mark
                 camp, self._capped = capped.campaign, capped
@@ -111,13 +122,17 @@ class ProgressWriter:
                 self._marked = camp
             self.on_commit(Committed(camp, outcomes, reserve))
 
-    async def flush(self, sending: tuple[int, str | None] | None = None) -> Campaign:
+    async def flush(
+        self, sending: tuple[int, str | None] | None = None, *, text: str | None = None
+    ) -> Campaign:
         """Wait until everything submitted is written; the campaign as it then is. With
         `sending`, that recipient is marked `sending` in the same transaction (only while
-        the run still owns the campaign: see `Store.commit_progress`), and the campaign is
-        as that transaction saw it; CapReached when the number's caps refused the mark
-        (everything else was written)."""
+        the run still owns the campaign: see `Store.commit_progress`), with its `text`
+        unless one is stored, and the campaign is as that transaction saw it; CapReached
+        when the number's caps refused the mark (everything else was written)."""
         self._mark, self._marked, self._capped = sending, None, None
+        if sending is not None and text is not None:
+            self.texts[sending[0]] = text
         while self.error is None and (
             self.queue
             or self.reserve

@@ -230,6 +230,9 @@ class SimState:
         self.engine = engine
         self.sessions: dict[str, SimSession] = {}
         self.messages: list[SentMessage] = []
+        # Every send WAHA accepted, repeats of a pre-generated id included (each as it
+        # came, text and all): what a re-send carried.
+        self.attempts: list[SentMessage] = []
         self._by_id: dict[str, SentMessage] = {}
         self.faults = Faults()
         self.acks = AckPlan()
@@ -515,9 +518,10 @@ class SimState:
         """Record an accepted message; a pre-generated id sent twice is stored once."""
         with self._lock:
             full_id = f"true_{chat_id}_{message_id or secrets.token_hex(10).upper()}"
+            msg = SentMessage(session, chat_id, kind, text, full_id, time.time(), image)
+            self.attempts.append(msg)
             if message_id and full_id in self._by_id:
                 return self._by_id[full_id], False
-            msg = SentMessage(session, chat_id, kind, text, full_id, time.time(), image)
             self.messages.append(msg)
             self._by_id[full_id] = msg
             sess = self.sessions.get(session)
@@ -537,6 +541,7 @@ class SimState:
         """Forget the messages and typing log, and drop every fault."""
         with self._lock:
             self.messages.clear()
+            self.attempts.clear()
             self._by_id.clear()
             self.typing.clear()
             self.seen.clear()

@@ -80,6 +80,9 @@ class WahaTuiApp(App[None]):
         # WAHA's events (acks, replies, opt-outs) while the dashboard is open, sending or
         # not; off for tests whose WAHA is no server on a socket.
         listen: bool = True,
+        # One already listening (the demo's, since before the dashboard opened): used
+        # instead of a new one, and closed with the dashboard.
+        listener: Listener | None = None,
         # A line at the top (the demo's): fixed, or read again every second while shown.
         banner: str | Callable[[], str] | None = None,
         timeline: Sequence[tuple[float, Callable[[], str]]] = (),
@@ -93,8 +96,8 @@ class WahaTuiApp(App[None]):
         self.scheduler_interval = scheduler_interval
         self.install_signals = install_signals
         self.run_scheduler = run_scheduler
-        self.listen = listen
-        self.listener: Listener | None = None
+        self.listen = listen or listener is not None
+        self.listener: Listener | None = listener
         self.banner = banner() if callable(banner) else banner
         self._describe = banner if callable(banner) else None
         self.timeline = list(timeline)
@@ -119,7 +122,9 @@ class WahaTuiApp(App[None]):
         await self.service.recover_interrupted()
         await self.push_screen(self.main)
         self.run_worker(self.service.warm_up(), group="warm-up", exit_on_error=False)
-        if self.listen:
+        if self.listener is not None:
+            self.listener.attach(on_applied=self._events_applied, on_state=self._feed_state)
+        elif self.listen:
             self.listener = self.service.listener(
                 on_applied=self._events_applied, on_state=self._feed_state
             )

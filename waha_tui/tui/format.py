@@ -346,7 +346,20 @@ def recipient_fate_cell(r: Recipient) -> Text:
 
 def recipient_line(r: Recipient) -> Text:
     """The highlighted recipient, whole, under its table: its error, or what WhatsApp said
-    after the send and when (the table's cells are cut or only ticks)."""
+    after the send and when (the table's cells are cut or only ticks); then the text it
+    was (or is to be) sent, once picked."""
+    line = _recipient_said(r)
+    if r.text:
+        if not line.plain:
+            line = Text(f"#{r.position + 1} ", style="bold")
+        else:
+            line.append("\n")
+        line.append("text: ", style="dim")
+        line.append_text(shown(" ⏎ ".join(r.text.splitlines())))
+    return line
+
+
+def _recipient_said(r: Recipient) -> Text:
     text = Text(f"#{r.position + 1} ", style="bold")
     if r.error:
         return text.append_text(shown(r.error, style="red"))

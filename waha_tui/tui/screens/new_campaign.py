@@ -9,6 +9,8 @@ the first messages, and asks before anything is written.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from rich.text import Text
@@ -41,6 +43,7 @@ from waha_tui.tui.screens.sessions import one_line, session_status_cell
 from waha_tui.tui.screens.templates import FORMAT_HINT
 from waha_tui.tui.whatsapp_markdown import whatsapp_text
 from waha_tui.tui.widgets.form import Field
+from waha_tui.variants import CampaignTexts
 
 log = logging.getLogger(__name__)
 DELAY_GUIDANCE = "WAHA advises a random 30–60 s between messages; shorter gets numbers banned"
@@ -54,6 +57,7 @@ DRAFT_FIELDS = {
     "list_name": "list",
     "template": "template",
     "message": "text",
+    "variants": "variants",
     "image": "image",
     "session": "session",
     "at": "when",
@@ -70,6 +74,7 @@ FIELDS = (
     "list",
     "template",
     "text",
+    "variants",
     "image",
     "session",
     "when",
@@ -83,6 +88,16 @@ FIELDS = (
 )
 WINDOW_HINT = "outside it, it waits; 22:00-06:00 runs across midnight"
 BREAK_HINT = "WAHA advises sending in packages with long pauses between them"
+VARIANTS_HINT = "optional: more texts, one per recipient; --- between two"
+_SEPARATOR = re.compile(r"^[ \t]*---[ \t]*$", re.MULTILINE)
+
+
+def split_variants(typed: str) -> list[str]:
+    """The Variants box's texts: separated by lines of `---` (none when it is blank; an
+    empty one between two separators is kept, so the service names it)."""
+    if not typed.strip():
+        return []
+    return [block.strip("\n") for block in _SEPARATOR.split(typed)]
 
 
 def when_hint(typed: str, now: datetime | None = None, *, upon: str = "it is created") -> Text:
@@ -112,10 +127,26 @@ def delay_hint(typed: str) -> Text:
 
 
 def preview_messages(
-    text: str, contacts: list[NewRecipient], default_name: str, image: str | None = None
+    text: str,
+    contacts: list[NewRecipient],
+    default_name: str,
+    image: str | None = None,
+    variants: Sequence[str] = (),
 ) -> Text:
-    """The first messages as their contacts get them (WhatsApp formatting shown)."""
+    """The first messages as their contacts get them (WhatsApp formatting shown). With
+    variants or choices, how many different texts, and the first contacts each with a
+    different one of them (which one each gets is picked when the campaign is created)."""
+    texts = CampaignTexts.of(text, variants)
     out = Text()
+    positions: list[int] = []
+    if texts.varied:
+        count = texts.count()
+        positions = texts.sample_positions(PREVIEWED)
+        out.append(f"{count}", style="bold")
+        out.append(
+            ": each recipient gets one, picked when the campaign is created. Some of them:\n\n",
+            style="dim",
+        )
     for i, contact in enumerate(contacts[:PREVIEWED], 1):
         if i > 1:
             out.append("\n\n")
@@ -124,7 +155,18 @@ def preview_messages(
         if image:
             out.append(f"[image {printable(image)}]\n", style="cyan")
         try:
-            rendered = render(text, contact.variables, name=contact.name, default_name=default_name)
+            if positions:
+                rendered = texts.pick(
+                    0,
+                    positions[(i - 1) % len(positions)],
+                    contact.variables,
+                    name=contact.name,
+                    default_name=default_name,
+                )
+            else:
+                rendered = render(
+                    text, contact.variables, name=contact.name, default_name=default_name
+                )
         except RenderError as exc:
             out.append(str(exc), style="red")
         else:
@@ -178,6 +220,12 @@ class NewCampaignScreen(Screen[int | None]):
                 TextArea(id="camp-text", soft_wrap=True),
                 hint=FORMAT_HINT,
                 id="camp-text-field",
+            )
+            yield Field(
+                "Variants",
+                TextArea(id="camp-variants", soft_wrap=True),
+                hint=VARIANTS_HINT,
+                id="camp-variants-field",
             )
             yield Field(
                 FIELD_NAMES["image"].label,
@@ -355,6 +403,10 @@ class NewCampaignScreen(Screen[int | None]):
     def message_text(self) -> str:
         return self.query_one("#camp-text", TextArea).text
 
+    @property
+    def variants(self) -> list[str]:
+        return split_variants(self.query_one("#camp-variants", TextArea).text)
+
     def draft(self) -> CampaignDraft:
         template = self.chosen("template")
         when = self.value("when").strip()
@@ -362,6 +414,7 @@ class NewCampaignScreen(Screen[int | None]):
             name=self.value("name"),
             template=template,
             message=None if template else (self.message_text or None),
+            variants=self.variants,
             list_name=self.chosen("list"),
             image=self.value("image").strip() or None,
             session=self.value("session"),
@@ -392,6 +445,7 @@ class NewCampaignScreen(Screen[int | None]):
 
     @on(Select.Changed)
     @on(TextArea.Changed, "#camp-text")
+    @on(TextArea.Changed, "#camp-variants")
     @on(Input.Changed, "#camp-default-name")
     @on(Input.Changed, "#camp-image")
     def refresh_preview(self) -> None:
@@ -423,7 +477,9 @@ class NewCampaignScreen(Screen[int | None]):
                 shown.append("Choose a template or write the message.", style="dim")
             else:
                 image = self.value("image").strip() or None
-                shown = preview_messages(text, contacts, self.value("default-name"), image)
+                shown = preview_messages(
+                    text, contacts, self.value("default-name"), image, self.variants
+                )
         self.query_one("#camp-summary", Static).update(summary)
         self.query_one("#camp-preview", Static).update(shown)
         self.query_one("#camp-preview-box").display = bool(shown.plain)
@@ -515,6 +571,9 @@ class NewCampaignScreen(Screen[int | None]):
         window = SendWindow.of(c)
         if window is not None:
             pacing += f", only {window.describe()}"
+        texts = CampaignTexts.of(c.template_text, c.variants)
+        if texts.varied:
+            start += f" Each recipient gets one of {texts.count()}."
         return (
             f"Create campaign '{c.name}' for {count} recipient{'s' if count != 1 else ''} of "
             f"list '{c.list_name}'{left}{image} on session '{c.session}', {c.delay_min:g}–"
@@ -546,7 +605,7 @@ class NewCampaignScreen(Screen[int | None]):
         self.dismiss(cid)
 
     def action_close(self) -> None:
-        edited = bool(self.value("name").strip() or self.message_text.strip())
+        edited = bool(self.value("name").strip() or self.message_text.strip() or self.variants)
         if not edited:
             self.dismiss(None)
             return

@@ -30,6 +30,7 @@ from waha_tui.tui.screens.sessions import one_line
 from waha_tui.tui.whatsapp_markdown import whatsapp_text
 from waha_tui.tui.widgets.form import Field
 from waha_tui.tui.widgets.keyed_table import KeyedTable
+from waha_tui.variants import CampaignTexts
 
 log = logging.getLogger(__name__)
 SAMPLE_NAME = "Ana"
@@ -65,10 +66,16 @@ def sample_line(values: dict[str, str]) -> Text:
 
 
 def preview(text: str, values: dict[str, str]) -> Text:
-    """The message one contact gets, as WhatsApp shows it."""
+    """The message one contact gets, as WhatsApp shows it; with choices, one of the texts
+    and how many there are (each recipient of a campaign gets one)."""
     variables = {k: v for k, v in values.items() if k != NAME}
-    rendered = render(text, variables, name=values[NAME], default_name="there")
-    return whatsapp_text(printable(rendered, multiline=True))
+    texts = CampaignTexts.of(text, [])
+    if not texts.varied:
+        rendered = render(text, variables, name=values[NAME], default_name="there")
+        return whatsapp_text(printable(rendered, multiline=True))
+    [rendered] = texts.samples(1, variables, name=values[NAME], default_name="there")
+    shown = Text(f"One of {texts.count()}:\n", style="dim")
+    return shown.append_text(whatsapp_text(printable(rendered, multiline=True)))
 
 
 def issues_text(check: TemplateCheck) -> Text:

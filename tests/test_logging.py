@@ -309,7 +309,7 @@ def test_run_under_systemd_writes_the_journals_form(
     assert f"<6>waha_tui.history: campaign {cid}: claimed: on session 'default', from " in err
     assert f"<4>waha_tui.history: campaign {cid}: paused: session 'default' is STOPPED" in err
     logged = [x for x in lines if x.startswith("<")]
-    assert logged and all(re.match(r"<[0-7]>waha_tui\.\w+: ", x) for x in logged)
+    assert logged and all(re.match(r"<[0-7]>waha_tui(\.\w+)+: ", x) for x in logged)
 
 
 def _drain(fd: int, into: bytearray) -> None:

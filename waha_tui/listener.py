@@ -137,7 +137,7 @@ class Listener:
             self._wake.set()
 
     def _state(self, state: FeedState) -> None:
-        log.info("WAHA events: %s", state.line())
+        # (The feed logs its own changes.)
         if self._on_state is not None:
             self._tell(self._on_state, state)
 

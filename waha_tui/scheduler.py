@@ -86,6 +86,9 @@ class Scheduler:
             self.service.pool.owner,
         )
         while not stop.is_set():
+            # A run that ends while a tick looks may free its session for a campaign the
+            # tick saw as busy: idle only after a tick that began with nothing running.
+            busy_before = bool(self.service.pool.runs)
             try:
                 started = await self.tick()
             except Exception as exc:  # one bad tick must not end scheduling for good
@@ -102,7 +105,7 @@ class Scheduler:
                 failures = 0
                 log.info("scheduling works again")
                 self._health(None)
-            if until_idle and not started and not self.service.pool.runs:
+            if until_idle and not started and not busy_before and not self.service.pool.runs:
                 return
             await _wait(stop, self.interval)
 

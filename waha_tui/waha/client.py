@@ -202,6 +202,13 @@ def _check_api_key(key: Secret) -> None:
         )
 
 
+# One process may run a campaign on each of hundreds of sessions, each with a send (and
+# its next id) on the wire: a send queued for a free connection longer than the pool
+# timeout would read as WAHA unreachable, and one that waits at all is paced late. Idle
+# connections are kept as many: closing all but a few would reconnect every send.
+MAX_CONNECTIONS = 512
+
+
 class WahaClient:
     """One per process: holds the single httpx.AsyncClient and its connection pool."""
 
@@ -234,7 +241,11 @@ class WahaClient:
             transport=transport,
             # Shorter than uvicorn's and WAHA's keep-alive, so a pooled connection is never
             # reused just as the server closes it (that would make a send look ambiguous).
-            limits=httpx.Limits(max_connections=20, keepalive_expiry=4.0),
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS,
+                max_keepalive_connections=MAX_CONNECTIONS,
+                keepalive_expiry=4.0,
+            ),
             follow_redirects=False,
         )
 

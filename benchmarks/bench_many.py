@@ -282,9 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_many_") as folder, simulator_process() as url:
         tmp = Path(folder)
         sim_sessions(url, args.campaigns)
-        code = throughput(args, url, tmp)
-        if code:
-            return code
+        if args.phase in ("all", "throughput"):
+            code = throughput(args, url, tmp)
+            if code or args.phase == "throughput":
+                return code
         heading(
             f"many idle: {args.campaigns} campaigns each waiting in a 30-60 s delay, "
             f"CPU of `waha-tui run` over {args.idle_seconds:g} s"
@@ -323,6 +324,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the checkout whose `waha-tui run` is measured (e.g. an export of an older "
         "commit, for a before/after)",
     )
+    p.add_argument("--phase", choices=("all", "throughput", "idle"), default="all")
     p.add_argument("--small", action="store_true", help="10 campaigns x 5 (smoke test)")
     args = p.parse_args(argv)
     if args.small:

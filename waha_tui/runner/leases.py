@@ -79,8 +79,10 @@ class LeaseKeeper:
                     # SQLite in WAL: a read by primary key waits for no writer and costs
                     # less on the loop than a thread hop.
                     seen = self.store.leases_of(ids)
-            except StoreError as exc:
-                if not self._failing:
+            except Exception as exc:  # the heartbeat must outlive any one failed beat
+                if not isinstance(exc, StoreError):
+                    log.exception("leases of campaigns %s: unexpected error", ids)
+                elif not self._failing:
                     log.warning(
                         "leases of campaigns %s not %s: %s",
                         ids,
@@ -91,7 +93,7 @@ class LeaseKeeper:
                 continue
             if self._failing:
                 self._failing = False
-                log.info("leases of campaigns %s renewed again", ids)
+                log.info("leases of campaigns %s: the database answers again", ids)
             for cid, on_lost in members.items():
                 status, owner = seen.get(cid, (None, None))
                 if status is None or (status == S.RUNNING and owner == self.owner):

@@ -77,6 +77,7 @@ EXPECTED = {
     ],
     "bench_many.py": [
         "many.bare_loop_msgs_per_s",
+        "many.bare_loop_client_per_worker_msgs_per_s",
         "many.runner_msgs_per_s",
         "many.ratio",
         "many.ratio.target",

@@ -75,6 +75,16 @@ EXPECTED = {
         "acks.keys_running.max_ms",
         "acks.target",
     ],
+    "bench_many.py": [
+        "many.bare_loop_msgs_per_s",
+        "many.bare_loop_client_per_worker_msgs_per_s",
+        "many.runner_msgs_per_s",
+        "many.ratio",
+        "many.ratio.target",
+        "many.idle.nothing_to_run_cpu_pct",
+        "many.idle_cpu_pct",
+        "many.idle_cpu.target",
+    ],
     "bench_import.py": [
         "import.bare_csv_plus_executemany_ms",
         "import.service_create_s",

@@ -491,6 +491,28 @@ def test_heartbeat_renews_only_its_own_lease(store: Store) -> None:
     assert until is not None and renewed is not None and renewed > until
 
 
+def test_renew_leases_renews_only_the_owners_and_reads_every_status(store: Store) -> None:
+    mine = [make_campaign(store, 1, session=f"s{i}") for i in range(3)]
+    theirs = make_campaign(store, 1, session="other")
+    for cid in mine:
+        store.claim(cid, "me", 1)
+    store.claim(theirs, "them", 1)
+    store.transition(mine[2], S.PAUSED, pause_reason="paused elsewhere")
+    before = {cid: store.get_campaign(cid).lease_until for cid in [*mine, theirs]}
+    ids = [*mine, theirs, 10_000]  # a campaign gone from the table is left out
+    # One transaction for all of them, their statuses and owners read back in it.
+    assert store.renew_leases("me", ids, 600) == {
+        mine[0]: (S.RUNNING, "me"),
+        mine[1]: (S.RUNNING, "me"),
+        mine[2]: (S.PAUSED, "me"),  # a pause elsewhere keeps the owner: the run sees it
+        theirs: (S.RUNNING, "them"),
+    }
+    assert store.leases_of(ids) == store.renew_leases("me", ids, 600)
+    after = {cid: store.get_campaign(cid).lease_until for cid in [*mine, theirs]}
+    assert all(after[cid] > before[cid] for cid in mine[:2])  # type: ignore[operator]
+    assert after[theirs] == before[theirs]
+
+
 def test_claimable_campaigns_are_due_on_a_free_session(store: Store) -> None:
     now = utcnow()
     first = make_campaign(store, 1, scheduled_at=now - timedelta(days=2))

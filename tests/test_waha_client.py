@@ -852,3 +852,21 @@ async def test_a_request_searches_for_no_module(sim_server: SimulatorServer) -> 
         finally:
             sys.meta_path.remove(spy)
     assert searched == []
+
+
+async def test_many_sessions_send_at_once_without_queueing(sim_server: SimulatorServer) -> None:
+    # One process runs a campaign per session: 60 sends on the wire at once, each answered
+    # after 0.5 s, all go out together (a pool of 20 connections took three rounds).
+    state = sim_server.state
+    for i in range(60):
+        state.set_status(f"s{i}", "WORKING")
+    state.set_latency(0.5)
+    async with WahaClient(sim_server.url) as client:
+        await client.get_session("s0")  # connected before the clock starts
+        began = time.monotonic()
+        await asyncio.gather(
+            *(client.send_text(f"s{i}", f"49151000000{i:02d}@c.us", "hi") for i in range(60))
+        )
+        elapsed = time.monotonic() - began
+    assert len(state.sent()) == 60
+    assert elapsed < 1.0, elapsed

@@ -252,6 +252,8 @@ def _progress_params(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 # The runner's statements, built once: building and keying a statement per call cost
 # more than running it.
+# Ids per IN (...): far below every driver's limit on bound parameters.
+_IN_CHUNK = 500
 _STATUS_AND_OWNER = sa.select(C.c.status, C.c.lease_owner).where(C.c.id == sa.bindparam("cid"))
 _RESERVE_ID = (
     sa.update(R)
@@ -1191,17 +1193,52 @@ class Store:
     ) -> tuple[str, str | None]:
         """Renew the lease; returns the status and the lease's owner, so the runner sees a
         pause set elsewhere, or its lease taken over."""
+        seen = self.renew_leases(owner, [campaign_id], lease_seconds)
+        if campaign_id not in seen:
+            raise NotFound(f"no campaign with id {campaign_id}")
+        return seen[campaign_id]
+
+    def renew_leases(
+        self, owner: str, campaign_ids: Sequence[int], lease_seconds: float
+    ) -> dict[int, tuple[str, str | None]]:
+        """Renew every lease `owner` holds among these campaigns, in one transaction, and
+        read back each one's status and lease owner in it: one process's heartbeat for all
+        its runs, each of which sees a pause set elsewhere, or its lease taken over. A
+        campaign missing from the table is missing from the answer."""
         now = utcnow()
+        until = now + timedelta(seconds=lease_seconds)
+        seen: dict[int, tuple[str, str | None]] = {}
         with self.write() as conn:
-            conn.execute(
-                sa.update(C)
-                .where(C.c.id == campaign_id, C.c.lease_owner == owner)
-                .values(lease_until=now + timedelta(seconds=lease_seconds))
-            )
-            row = conn.execute(
-                sa.select(C.c.status, C.c.lease_owner).where(C.c.id == campaign_id)
-            ).one()
-            return row.status, row.lease_owner
+            for part in chunks(sorted(campaign_ids), _IN_CHUNK):
+                conn.execute(
+                    sa.update(C)
+                    .where(C.c.id.in_(part), C.c.lease_owner == owner)
+                    .values(lease_until=until)
+                )
+                rows = conn.execute(
+                    sa.select(C.c.id, C.c.status, C.c.lease_owner).where(C.c.id.in_(part))
+                )
+                seen.update((row.id, (row.status, row.lease_owner)) for row in rows)
+        return seen
+
+    def leases_of(self, campaign_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
+        """Each campaign's status and lease owner: a read, no lock taken (on SQLite through
+        the plain connection `status_and_owner` uses, so call it from one thread)."""
+        seen: dict[int, tuple[str, str | None]] = {}
+        for part in chunks(sorted(campaign_ids), _IN_CHUNK):
+            if self.path is None:
+                with self.read() as conn:
+                    rows = conn.execute(
+                        sa.select(C.c.id, C.c.status, C.c.lease_owner).where(C.c.id.in_(part))
+                    ).all()
+            else:
+                marks = ", ".join("?" * len(part))
+                rows = self._plain_read(
+                    f"SELECT id, status, lease_owner FROM campaign WHERE id IN ({marks})",
+                    tuple(part),
+                )
+            seen.update((int(row[0]), (str(row[1]), row[2])) for row in rows)
+        return seen
 
     def status_and_owner(self, campaign_id: int) -> tuple[str, str | None]:
         """The campaign's status and lease owner: a read, no lock taken (the runner asks
@@ -1214,20 +1251,25 @@ class Store:
             if row is None:
                 raise NotFound(f"no campaign with id {campaign_id}")
             return row.status, row.lease_owner
+        found = self._plain_read(
+            "SELECT status, lease_owner FROM campaign WHERE id = ?", (campaign_id,)
+        )
+        if not found:
+            raise NotFound(f"no campaign with id {campaign_id}")
+        return str(found[0][0]), found[0][1]
+
+    def _plain_read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """One statement on SQLite's plain autocommit connection (see status_and_owner)."""
+        assert self.path is not None
         try:
             if self._status_conn is None:
                 self._status_conn = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False
                 )
                 self._status_conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            found = self._status_conn.execute(
-                "SELECT status, lease_owner FROM campaign WHERE id = ?", (campaign_id,)
-            ).fetchone()
+            return self._status_conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.location}: {exc}") from None
-        if found is None:
-            raise NotFound(f"no campaign with id {campaign_id}")
-        return str(found[0]), found[1]
 
     @property
     def reads_block(self) -> bool:

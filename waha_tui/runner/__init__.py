@@ -4,6 +4,7 @@
 - `ids`: pre-generated message ids, fetched ahead and stored before their sends;
 - `writer`: outcomes written in order, behind the sends where that is safe;
 - `run`: one run of one campaign, the loop;
+- `leases`: one heartbeat per process, renewing every run's lease in one statement;
 - `pool`: the runs of this process, their owner id and leases;
 - `config`: settings and the clock.
 """

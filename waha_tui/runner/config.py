@@ -70,7 +70,9 @@ class RunnerConfig:
     session_poll: float = 2.0
     # How long the end of a run keeps trying to write its final status to a busy database.
     store_grace: float = 60.0
-    poll_interval: float = 1.0  # how often a wait looks for a pause set by another process
+    # How often the process's heartbeat reads its runs' campaigns (one read for all), for
+    # a pause, cancel or takeover set by another process: how late a waiting run sees it.
+    poll_interval: float = 1.0
     # The opt-out list is read once per batch of recipients, and again for the rest of
     # the batch when that read is older than this (seconds): how late a number that opts
     # out during a run may still be messaged.
@@ -87,6 +89,12 @@ class RunnerConfig:
             lease_seconds=lease_seconds_from_env(),
             session_grace=_seconds_from_env("WAHA_TUI_SESSION_GRACE", "30"),
         )
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """How often the leases are renewed: a third of the lease, so two renewals may fail
+        before another runner takes the campaign over."""
+        return max(self.lease_seconds / 3, 0.05)
 
     @property
     def budget(self) -> Budget:

@@ -1,4 +1,5 @@
-"""The campaigns this process runs: one run per campaign, one per WAHA session."""
+"""The campaigns this process runs: one run per campaign, one per WAHA session, and one
+heartbeat (`LeaseKeeper`) renewing all their leases."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from waha_tui.errors import UserError
 from waha_tui.models import Campaign
 from waha_tui.runner.config import RunnerConfig, new_owner_id
 from waha_tui.runner.ids import IdSupply, takes_ids
+from waha_tui.runner.leases import LeaseKeeper
 from waha_tui.runner.run import CampaignRun
 from waha_tui.status import CampaignStatus
 from waha_tui.stopping import IN_FLIGHT_GRACE
@@ -44,6 +46,8 @@ class RunnerPool:
         self.owner = owner or new_owner_id()
         self.config = config or RunnerConfig.from_env()
         self.bus = bus or ev.EventBus()
+        # One heartbeat for every run of this process: one write renews all their leases.
+        self.leases = LeaseKeeper(store, self.owner, self.config)
         self.runs: dict[int, CampaignRun] = {}
         self.tasks: dict[int, asyncio.Future[ev.Ended]] = {}
         self.ended: dict[int, ev.Ended] = {}  # how each campaign's last run here ended
@@ -84,6 +88,7 @@ class RunnerPool:
             publish=self.bus.publish,
             session_checked=session_checked,
             ids=ids,
+            leases=self.leases,
         )
         self.runs[campaign_id] = run
         self.ended.pop(campaign_id, None)

@@ -25,6 +25,7 @@ from waha_tui.pacing import CapHit, Pacing, SendWindow
 from waha_tui.render import RenderError
 from waha_tui.runner.config import RunnerConfig
 from waha_tui.runner.ids import IdSupply, takes_ids
+from waha_tui.runner.leases import LeaseKeeper
 from waha_tui.runner.policy import (
     FailRecipient,
     Kind,
@@ -111,8 +112,11 @@ class CampaignRun:
         publish: ev.EventSink,
         session_checked: tuple[str, float] | None = None,
         ids: IdSupply | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self.store, self.client, self.campaign_id = store, client, campaign_id
+        # The process's heartbeat (RunnerPool's, shared by its runs), or one of its own.
+        self.leases = leases or LeaseKeeper(store, owner, config)
         self.owner, self.config, self.publish = owner, config, publish
         self.wake = asyncio.Event()
         self.stop_request: tuple[CampaignStatus, str] | None = None
@@ -187,7 +191,7 @@ class CampaignRun:
             self._last_session_check = self._session_checked[1]
         self.started.set_result(camp)
         self.publish(ev.Started(self.campaign_id, camp.total, camp.next_index))
-        heartbeat = asyncio.create_task(self._heartbeat())
+        self.leases.join(self.campaign_id, self._lost)
         try:
             end = await self._loop(camp, first)
         except _Stop as stop:
@@ -211,7 +215,7 @@ class CampaignRun:
             log.exception("campaign %s: unexpected error", self.campaign_id)
             end = await self._finish(S.FAILED, None, error=f"unexpected error: {exc}")
         finally:
-            heartbeat.cancel()
+            self.leases.leave(self.campaign_id)
             if self._ids is not None:
                 self._ids.stop()
         self.end = end
@@ -363,28 +367,24 @@ class CampaignRun:
         await self._sleep(delay)
 
     async def _sleep(self, seconds: float) -> None:
-        """A wait that ends at once on a pause request, and notices one set elsewhere."""
+        """A wait that ends at once on a pause request, and on a pause, cancel or takeover
+        the process's heartbeat (`LeaseKeeper`) sees set elsewhere: it reads every run's
+        campaign each poll_interval and renews the leases, so the wait itself touches the
+        database only once, when it is over."""
         clock = self.config.clock
         end = clock.monotonic() + seconds
         while True:
             self._check_stop()
             remaining = end - clock.monotonic()
-            if remaining > 0 and await clock.wait(
-                min(remaining, self.config.poll_interval), self.wake
-            ):
-                self._check_stop()
-            done = end - clock.monotonic() <= 0
-            if done and seconds <= 0:
-                return  # no wait: the writer's transactions report a pause set elsewhere
-            # Also after the wait: a message whose id was stored ahead has no transaction
-            # of its own before it goes out, so a pause set elsewhere is looked for here.
-            status, owner = await self._db(
-                self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
-            )
-            if status != S.RUNNING or owner != self.owner:
-                raise _StoppedElsewhere(status)
-            if done:
-                return
+            if remaining <= 0:
+                break
+            await clock.wait(remaining, self.wake)
+        if seconds > 0:
+            # A message whose id was stored ahead has no transaction of its own before it
+            # goes out: a pause set elsewhere since the heartbeat's last read is looked for
+            # here (a read: the heartbeat renews the lease).
+            await self._still_ours()
+        # No wait: the writer's transactions report a pause set elsewhere.
 
     async def _still_ours(self) -> None:
         """A cheap read of the campaign's status and owner. On SQLite it runs on the loop:
@@ -397,22 +397,12 @@ class CampaignRun:
         if status != S.RUNNING or owner != self.owner:
             raise _StoppedElsewhere(status)
 
-    async def _heartbeat(self) -> None:
-        # Keeps the lease alive while one send takes long (the waits renew it too), and
-        # stops the run before its next send when the campaign was taken from it.
-        interval = max(self.config.lease_seconds / 3, 0.05)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                status, owner = await self._db(
-                    self.store.heartbeat, self.campaign_id, self.owner, self.config.lease_seconds
-                )
-            except StoreError as exc:
-                log.warning("campaign %s: lease not renewed: %s", self.campaign_id, exc)
-                continue
-            if (status != S.RUNNING or owner != self.owner) and self._elsewhere is None:
-                self._elsewhere = status
-                self.wake.set()
+    def _lost(self, status: str) -> None:
+        """The heartbeat found the campaign paused, cancelled or taken over elsewhere: the
+        run stops before its next send (at once in a wait)."""
+        if self._elsewhere is None:
+            self._elsewhere = status
+            self.wake.set()
 
     # -- what WAHA says ----------------------------------------------------------------
 
@@ -514,9 +504,9 @@ class CampaignRun:
                     await self._db(self.store.set_next_send, self.campaign_id, self.owner, opens)
                     await self._db(self.store.set_waiting, self.campaign_id, self.owner, said)
                     self.publish(ev.Waiting(self.campaign_id, said))
-                # Waited in pieces of the poll interval (each renews the lease and looks
-                # for a pause), then the clock is read again: a suspended machine or a
-                # clock set forward ends it at the right moment, not the planned one.
+                # Waited (the process's heartbeat renews the lease and looks for a pause
+                # meanwhile), then the wall clock is read again: a clock set meanwhile
+                # moves the opening, and the wait goes on until it.
                 await self._sleep(max((opens - now).total_seconds(), 0.0))
         finally:
             if said is not None:
@@ -601,7 +591,7 @@ class CampaignRun:
     async def _wait_for_cap(self, hit: CapHit) -> None:
         """Wait until the cap lifts (its hour or day is over), looking again every
         cap_recheck seconds for a cap raised meanwhile. Stored and recorded in the history
-        once per cap reached; the waits renew the lease."""
+        once per cap reached; the process's heartbeat renews the lease meanwhile."""
         reason = hit.reason()
         if reason != self._cap_reason:
             self._cap_reason = reason

@@ -202,6 +202,46 @@ def _check_api_key(key: Secret) -> None:
         )
 
 
+# Connections per WAHA session (a send, its next id, a session check and the dashboard's
+# poll may be out at once), and for the requests about no session.
+SESSION_CONNECTIONS = 8
+SHARED_CONNECTIONS = 20
+_SESSION = "waha_tui.session"  # the request extension that names the session's pool
+
+
+class _PoolPerSession(httpx.AsyncBaseTransport):
+    """A connection pool per WAHA session, and one for the rest.
+
+    One process may run a campaign on each of hundreds of sessions, each with a send on
+    the wire. In one pool of 20 connections the sends queue (one queued past the pool
+    timeout reads as WAHA unreachable); in one pool of hundreds, httpcore looks over every
+    connection at each request, which cost a 200-session run more than its sends. Each
+    session sends one message at a time, so its own pool stays a few connections."""
+
+    def __init__(self, limits: httpx.Limits, shared: httpx.Limits) -> None:
+        self._limits = limits
+        # One TLS context for every pool: each of its own read the CA bundle (25 ms, on
+        # the event loop, at each session's first request).
+        self._tls = httpx.create_ssl_context()
+        self._shared = httpx.AsyncHTTPTransport(verify=self._tls, limits=shared)
+        self._pools: dict[str, httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = request.extensions.get(_SESSION)
+        if session is None:
+            return await self._shared.handle_async_request(request)
+        pool = self._pools.get(session)
+        if pool is None:
+            pool = httpx.AsyncHTTPTransport(verify=self._tls, limits=self._limits)
+            self._pools[session] = pool
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in [self._shared, *self._pools.values()]:
+            await pool.aclose()
+        self._pools.clear()
+
+
 class WahaClient:
     """One per process: holds the single httpx.AsyncClient and its connection pool."""
 
@@ -231,10 +271,13 @@ class WahaClient:
             base_url=self.base_url,
             headers=headers,
             timeout=self.timeouts.to_httpx(),
-            transport=transport,
-            # Shorter than uvicorn's and WAHA's keep-alive, so a pooled connection is never
-            # reused just as the server closes it (that would make a send look ambiguous).
-            limits=httpx.Limits(max_connections=20, keepalive_expiry=4.0),
+            transport=transport
+            or _PoolPerSession(
+                # Keep-alive shorter than uvicorn's and WAHA's, so a pooled connection is
+                # never reused just as the server closes it (a send would look ambiguous).
+                httpx.Limits(max_connections=SESSION_CONNECTIONS, keepalive_expiry=4.0),
+                httpx.Limits(max_connections=SHARED_CONNECTIONS, keepalive_expiry=4.0),
+            ),
             follow_redirects=False,
         )
 
@@ -271,7 +314,11 @@ class WahaClient:
         `session` is the session it is about (for the errors' classification)."""
         where = f"{method} {path} ({what})"
         try:
-            async with self._http.stream(method, path, json=json_body, params=params) as resp:
+            # Each session's requests in a pool of its own (_PoolPerSession).
+            extensions = {_SESSION: session} if session is not None else None
+            async with self._http.stream(
+                method, path, json=json_body, params=params, extensions=extensions
+            ) as resp:
                 declared = _content_length(resp.headers.get("content-length"))
                 if declared is not None and declared > self.max_body_bytes:
                     raise self._oversized(where, resp.status_code, declared)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from rich.text import Text
 from textual.app import App, SystemCommand
+from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -474,11 +476,16 @@ class WahaTuiApp(App[None]):
 
     def _feed_state(self, state: FeedState) -> None:
         # Said at once in the WAHA line (the sessions are read again with it).
-        if self.main.is_mounted:
-            self.run_worker(self._refresh_waha_line(), group="waha-line", exclusive=True)
+        if self.main.is_mounted and not self._quitting:
+            self.run_worker(
+                self._refresh_waha_line(), group="waha-line", exclusive=True, exit_on_error=False
+            )
 
     async def _refresh_waha_line(self) -> None:
-        self.main.set_waha_line(await self._sessions_line())
+        line = await self._sessions_line()
+        # The feed's state may change as the dashboard closes, its widgets already gone.
+        with contextlib.suppress(NoMatches):
+            self.main.set_waha_line(line)
 
     def _events_applied(self, applied: Applied) -> None:
         for o in applied.opted_out:

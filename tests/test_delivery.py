@@ -342,7 +342,10 @@ async def test_the_runner_stops_when_error_acks_pause_its_campaign(
     store: Store, sim_server: SimulatorServer
 ) -> None:
     """The real runner on the simulator: ERROR acks applied "during" its waits pause the
-    campaign through the store, and the run stops at its next commit."""
+    campaign through the store, and the run stops at its next commit. WAHA without
+    pre-generated ids: each outcome is then committed before the next send (with ids they
+    are written behind in real time, which the fake clock's instant waits may outrun)."""
+    sim_server.state.message_ids = False
     cid = make_campaign(store, 12, delay_min=5.0, delay_max=5.0, max_consecutive_failures=2)
 
     def refuse(_seconds: float) -> None:

@@ -21,8 +21,9 @@ from waha_tui.status import CampaignStatus, RecipientStatus
 # the campaigns' counts of them and check_numbers, the recipients' checked_at, the opt-out
 # table; 10: sending like a person (issue 17): send windows in a zone, long breaks as a
 # range, text variants, a text and a session per recipient, per-number caps and warm-up,
-# the send log they count.
-SCHEMA_VERSION = 10
+# the send log they count; 11: campaign.sessions, the sessions (numbers) a campaign sends
+# through, with their weights (spread.py), when it has more than one.
+SCHEMA_VERSION = 11
 
 
 # The campaign columns the dashboard sorts by (Store.campaign_page). Each has an index of
@@ -126,7 +127,10 @@ class Campaign(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_campaign_status_scheduled", "status", "scheduled_at"),)
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
-    session: str = Field(default="default", max_length=100)
+    session: str = Field(default="default", max_length=100)  # the first of `sessions`
+    # Several sessions: [[name, weight], ...], its recipients dealt among them
+    # (spread.Spread); None: only `session`.
+    sessions: list[list[Any]] | None = Field(default=None, sa_type=sa.JSON)
     template_text: str
     default_name: str = ""
     image_path: str | None = None  # the file as given at creation: shown, never read again

@@ -2302,6 +2302,10 @@ def _to_v10(conn: Connection) -> None:
     SENDS.create(conn)  # with its index
 
 
+def _to_v11(conn: Connection) -> None:
+    _add_column(conn, C, "sessions")
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
@@ -2312,4 +2316,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     8: _to_v8,
     9: _to_v9,
     10: _to_v10,
+    11: _to_v11,
 }

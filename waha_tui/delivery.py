@@ -331,7 +331,9 @@ def _apply_messages(
                 R.c.chat_id,
                 R.c.sent_at,
                 R.c.replied_at,
-                C.c.session,
+                # The session it went from: its own (a campaign with several sessions),
+                # else its campaign's one.
+                sa.func.coalesce(R.c.session, C.c.session).label("session"),
             )
             .join(C, C.c.id == R.c.campaign_id)
             .where(
@@ -499,22 +501,25 @@ def flag_unconfirmed(
     # Read first (a read waits for no writer), along the partial index of unacknowledged
     # sends by time; then flagged under the write lock, each condition checked again.
     # (No join: the index's condition names its columns bare, as the query must.)
-    query = sa.select(R.c.id, R.c.campaign_id).where(
+    query = sa.select(R.c.id, R.c.campaign_id, R.c.session).where(
         UNACKED, R.c.sent_at >= live_since, R.c.sent_at <= cutoff
     )
     with store.read() as conn:
         rows = conn.execute(query).all()
         campaigns = sorted({row.campaign_id for row in rows})
-        listened = {
-            cid
+        # Each campaign's session (a recipient of a campaign with several has its own).
+        session_of = {
+            cid: session
             for chunk in chunks(campaigns, CHUNK)
-            for cid in conn.execute(
-                sa.select(C.c.id).where(
-                    C.c.id.in_(chunk), C.c.session.in_(sorted(sessions_with_acks))
-                )
-            ).scalars()
+            for cid, session in conn.execute(
+                sa.select(C.c.id, C.c.session).where(C.c.id.in_(chunk))
+            ).tuples()
         }
-    found = sorted(row.id for row in rows if row.campaign_id in listened)
+    found = sorted(
+        row.id
+        for row in rows
+        if (row.session or session_of.get(row.campaign_id)) in sessions_with_acks
+    )
     per: dict[int, int] = defaultdict(int)
     with store.write() as conn:
         for ids in chunks(found, CHUNK):

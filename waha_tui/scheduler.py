@@ -20,6 +20,7 @@ from typing import Any
 from waha_tui import events as ev
 from waha_tui.errors import UserError
 from waha_tui.service import CampaignService
+from waha_tui.spread import names_of, overlap
 from waha_tui.store import ClaimLost
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,14 @@ class Scheduler:
         started: list[int] = []
         for camp in due:
             assert camp.id is not None
-            if pool.is_running(camp.id) or camp.session in busy:
+            sessions = names_of(camp.session, camp.sessions)
+            if pool.is_running(camp.id) or overlap(sessions, busy):
                 continue
             try:
                 await pool.start(camp.id, self.spawn)
             except ClaimLost:
                 # Another runner took it, or its session, a moment ago: nothing to report.
-                busy.add(camp.session)
+                busy.update(sessions)
                 continue
             except UserError as exc:
                 # Anything else (the database went away...): report once, retry later.
@@ -72,7 +74,7 @@ class Scheduler:
                         self.on_error(camp.id, str(exc))
                 self._reported[camp.id] = str(exc)
                 continue
-            busy.add(camp.session)
+            busy.update(sessions)
             started.append(camp.id)
         return started
 

@@ -48,6 +48,8 @@ from waha_tui.render import (
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.sessions import SessionService
+from waha_tui.spread import Spread
+from waha_tui.spread import parse as parse_sessions
 from waha_tui.status import (
     FINISHED,
     PAUSABLE,
@@ -478,7 +480,8 @@ class CampaignService:
         # Every text's placeholders need their columns: checked on them all at once (a
         # group never spans lines, so joined by newlines they parse as each alone).
         all_texts = None if text is None or variants is None else "\n".join([text, *variants])
-        session = checks.run("session", lambda: _required(ref("session"), draft.session))
+        # One session, or several with weights ("a:3,b"): its recipients dealt among them.
+        spread = checks.run("session", lambda: parse_sessions(draft.session, what=ref("session")))
         when = checks.run("at", lambda: parse_when(draft.at))
         delay = checks.run("delay", lambda: _delay(draft.delay))
         every, breaks = _breaks(checks, draft)
@@ -533,14 +536,15 @@ class CampaignService:
         if recipients is not None and not recipients:
             checks.add(field, "the campaign has no recipients")
         checks.done()
-        assert name and text and session and when and delay and recipients is not None
+        assert name and text and spread and when and delay and recipients is not None
         assert variants is not None
         # Where it came from, for display: its bytes are what is sent.
         image_path = str(Path(draft.image or "").expanduser().resolve()) if image else None
         image_mime = image.mimetype if image is not None else None
         campaign = Campaign(
             name=name,
-            session=session,
+            session=spread.names[0],
+            sessions=spread.stored(),
             template_text=text,
             variants=variants,  # a list, even empty: its choices are picked (variants.py)
             default_name=draft.default_name,
@@ -876,7 +880,7 @@ class CampaignService:
         """
         early: tuple[str, asyncio.Task[SessionInfo], IdSupply | None] | None = None
         seen_takes_ids = False
-        if seen is not None and start:
+        if seen is not None and start and not seen.sessions:
             # The session check and the first message id are on the way before the read.
             check = asyncio.ensure_future(self.check_session(seen.session))
             early = (seen.session, check, self.pool.prefetch_ids(seen))
@@ -953,12 +957,16 @@ class CampaignService:
         """The session check (`check`: already under way), and what is written before a
         run may start: (session, when it was found WORKING), or None when the campaign was
         only marked Scheduled."""
-        info = await (check if check is not None else self.check_session(camp.session))
-        if not info.working:
-            raise UserError(
-                f"session '{camp.session}' is {info.status}: start it and scan the QR code first"
-            )
-        checked = (camp.session, self.pool.config.clock.monotonic())
+        if camp.sessions:
+            checked = await self._any_session_working(camp)
+        else:
+            info = await (check if check is not None else self.check_session(camp.session))
+            if not info.working:
+                raise UserError(
+                    f"session '{camp.session}' is {info.status}: start it and scan the QR "
+                    "code first"
+                )
+            checked = (camp.session, self.pool.config.clock.monotonic())
         # A Failed campaign is no longer finished once resumed.
         reopened: dict[str, Any] = {"completed_at": None} if camp.status == S.FAILED else {}
         if not start or not_yet_due:
@@ -991,6 +999,30 @@ class CampaignService:
                 **reopened,
             )
         return checked
+
+    async def _any_session_working(self, camp: Campaign) -> tuple[str, float]:
+        """A campaign with several sessions starts when one of them is WORKING: the
+        others' shares wait for theirs (each run checks its own)."""
+        names = Spread.of(camp).names
+        found = await asyncio.gather(
+            *(self.check_session(name) for name in names), return_exceptions=True
+        )
+        if any(isinstance(info, SessionInfo) and info.working for info in found):
+            return ("", self.pool.config.clock.monotonic())  # each run asks its own
+        states = []
+        for name, info in zip(names, found, strict=True):
+            if isinstance(info, UserError):
+                raise info  # WAHA unreachable, the key refused: the same for them all
+            if isinstance(info, SessionMissing):
+                states.append(f"'{name}' missing")
+            elif isinstance(info, BaseException):
+                raise info
+            else:
+                states.append(f"'{name}' {info.status}")
+        raise UserError(
+            f"none of the campaign's sessions is WORKING ({', '.join(states)}): start one "
+            "and scan its QR code first"
+        )
 
     async def start(
         self, campaign_id: int, spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None

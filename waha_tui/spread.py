@@ -74,7 +74,7 @@ class Spread:
 
 
 def parse(text: str, *, what: str = "session") -> Spread:
-    """"default", "a,b" or "a:3,b:1": UserError naming the part that is wrong."""
+    """ "default", "a,b" or "a:3,b:1": UserError naming the part that is wrong."""
     parts = [p.strip() for p in (text or "").split(",")]
     if not any(parts):
         raise UserError(f"{what} is empty")
@@ -96,8 +96,7 @@ def parse(text: str, *, what: str = "session") -> Spread:
                 w = 0
             if not 1 <= w <= MAX_WEIGHT:
                 raise UserError(
-                    f"{what}: the weight in {part!r} must be a whole number from 1 to "
-                    f"{MAX_WEIGHT}"
+                    f"{what}: the weight in {part!r} must be a whole number from 1 to {MAX_WEIGHT}"
                 )
         if any(name == other for other, _ in seen):
             raise UserError(f"{what}: session '{name}' is named twice")
@@ -105,6 +104,12 @@ def parse(text: str, *, what: str = "session") -> Spread:
     if len(seen) > MAX_SESSIONS:
         raise UserError(f"{what}: at most {MAX_SESSIONS} sessions per campaign")
     return Spread(tuple(seen))
+
+
+def sessions_named(camp: Any) -> str:
+    """ "session 'default'", or "sessions a:3,b" for a campaign with several."""
+    spread = Spread.of(camp)
+    return f"sessions {spread.text()}" if spread.multi else f"session '{spread.names[0]}'"
 
 
 def names_of(session: str, sessions: Sequence[Sequence[Any]] | None) -> list[str]:

@@ -59,6 +59,7 @@ from waha_tui.models import (
 )
 from waha_tui.pacing import CapHit, Caps, CapUse
 from waha_tui.secret import hide, mask_url
+from waha_tui.spread import names_of, overlap, sessions_named
 from waha_tui.status import (
     FINISHED,
     CampaignStatus,
@@ -263,6 +264,8 @@ _RESERVE_ID = (
         wa_id=sa.bindparam("b_wa"),
         # Its text, picked: a text once stored is the one every (re-)send carries.
         text=sa.func.coalesce(R.c.text, sa.bindparam("b_text", type_=sa.String)),
+        # The session it goes from, fixed at its first attempt (a multi-session campaign's).
+        session=sa.func.coalesce(R.c.session, sa.bindparam("b_session", type_=sa.String)),
     )
 )
 _STORE_TEXT = (
@@ -280,6 +283,8 @@ _RECORD_OUTCOME = (
         error=sa.bindparam("b_error", type_=sa.String),
         sent_at=sa.bindparam("b_sent_at", type_=R.c.sent_at.type),
         attempts=R.c.attempts + sa.bindparam("b_tries", type_=sa.Integer),
+        # The session it goes from, fixed at its first attempt (a multi-session campaign's).
+        session=sa.func.coalesce(R.c.session, sa.bindparam("b_session", type_=sa.String)),
     )
 )
 _ADVANCE_VALUES: dict[str, Any] = dict(
@@ -287,7 +292,12 @@ _ADVANCE_VALUES: dict[str, Any] = dict(
     failed=C.c.failed + sa.bindparam("b_failed", type_=sa.Integer),
     unknown=C.c.unknown + sa.bindparam("b_unknown", type_=sa.Integer),
     skipped=C.c.skipped + sa.bindparam("b_skipped", type_=sa.Integer),
-    next_index=sa.func.coalesce(sa.bindparam("b_next", type_=sa.Integer), C.c.next_index),
+    # Only forward while it runs: the runs of a campaign's several sessions write theirs
+    # in whichever order their transactions commit.
+    next_index=sa.case(
+        (sa.bindparam("b_next", type_=sa.Integer) > C.c.next_index, sa.bindparam("b_next")),
+        else_=C.c.next_index,
+    ),
     consecutive_failures=sa.case(
         (sa.bindparam("b_reset", type_=sa.Boolean), sa.bindparam("b_streak", type_=sa.Integer)),
         else_=C.c.consecutive_failures + sa.bindparam("b_streak", type_=sa.Integer),
@@ -324,6 +334,8 @@ _MARK_SENDING = (
         wa_id=sa.bindparam("b_wa", type_=sa.String),
         error=None,
         text=sa.func.coalesce(R.c.text, sa.bindparam("b_text", type_=sa.String)),
+        # The session it goes from, fixed at its first attempt (a multi-session campaign's).
+        session=sa.func.coalesce(R.c.session, sa.bindparam("b_session", type_=sa.String)),
     )
 )
 
@@ -799,7 +811,7 @@ class Store:
             conn.execute(sa.update(C).where(C.c.id == cid).values(total=total))
             source = f" from {campaign.list_name}" if campaign.list_name else ""
             count = f"{total} recipient{'' if total == 1 else 's'}"
-            detail = f"{count}{source}, on session '{campaign.session}'"
+            detail = f"{count}{source}, on {sessions_named(campaign)}"
             history.record(conn, cid, Entry(Kind.CREATED, detail), at=now)
         return cid
 
@@ -1095,7 +1107,8 @@ class Store:
         if picked is None:
             return recipients, None
         rid, mid, text = picked
-        conn.execute(_RESERVE_ID, {"b_id": rid, "b_mid": mid, "b_wa": bare(mid), "b_text": text})
+        row = {"b_id": rid, "b_mid": mid, "b_wa": bare(mid), "b_text": text, "b_session": None}
+        conn.execute(_RESERVE_ID, row)
         return recipients, (rid, mid)
 
     def warm_up(self) -> None:
@@ -1135,20 +1148,21 @@ class Store:
                 f"campaign {campaign_id} is {described(camp.status)}: only a Scheduled or "
                 "Paused campaign can be run"
             )
-        self._lock_session(conn, camp.session)
-        busy = conn.execute(
-            sa.select(C.c.id).where(
-                C.c.session == camp.session,
-                C.c.status == S.RUNNING,
-                C.c.id != campaign_id,
-                C.c.lease_until > now,
+        mine = names_of(camp.session, camp.sessions)
+        for session in sorted(mine):  # one order everywhere: two claims never deadlock
+            self._lock_session(conn, session)
+        # Few campaigns run at once (one per session at most): their session lists are
+        # read whole and compared here, a multi-session campaign's being a JSON list.
+        for row in conn.execute(
+            sa.select(C.c.id, C.c.session, C.c.sessions).where(
+                C.c.status == S.RUNNING, C.c.id != campaign_id, C.c.lease_until > now
             )
-        ).scalar()
-        if busy is not None:
-            raise ClaimLost(
-                f"session '{camp.session}' is busy sending campaign {busy}: one campaign "
-                "per WAHA session at a time"
-            )
+        ):
+            if shared := overlap(mine, names_of(row.session, row.sessions)):
+                raise ClaimLost(
+                    f"session '{shared[0]}' is busy sending campaign {row.id}: one campaign "
+                    "per WAHA session at a time"
+                )
         if camp.status == S.PAUSED:
             check_transition(campaign_id, S.PAUSED, S.SCHEDULED)
         check_transition(campaign_id, S.SCHEDULED, S.RUNNING)
@@ -1170,9 +1184,7 @@ class Store:
         )
         # Only an operator's resume claims a Paused campaign; runners take Scheduled ones.
         kind = Kind.RESUMED if camp.status == S.PAUSED else Kind.CLAIMED
-        detail = (
-            f"on session '{camp.session}', from recipient {camp.next_index + 1} of {camp.total}"
-        )
+        detail = f"on {sessions_named(camp)}, from recipient {camp.next_index + 1} of {camp.total}"
         history.record(conn, campaign_id, Entry(kind, detail), at=now)
         return _campaign(conn.execute(sa.select(C).where(C.c.id == campaign_id)).one())
 
@@ -1304,9 +1316,14 @@ class Store:
             )
 
     def mark_sending(
-        self, recipient_id: int, message_id: str | None, text: str | None = None
+        self,
+        recipient_id: int,
+        message_id: str | None,
+        text: str | None = None,
+        session: str | None = None,
     ) -> None:
-        """`sending` with its id (and its text, unless one is stored): it may go out."""
+        """`sending` with its id (and its text, unless one is stored; and its session,
+        unless one is): it may go out."""
         with self.write() as conn:
             conn.execute(
                 _MARK_SENDING,
@@ -1315,6 +1332,7 @@ class Store:
                     "b_mid": message_id,
                     "b_wa": bare_or_none(message_id),
                     "b_text": text,
+                    "b_session": session,
                 },
             )
 
@@ -1348,6 +1366,8 @@ class Store:
         sending: tuple[int, str | None] | None = None,
         count: SendCount | None = None,
         texts: Mapping[int, str] | None = None,
+        session: str | None = None,
+        next_index: int | None = None,
     ) -> Campaign:
         """One transaction: recipients' outcomes (in position order), the counters,
         next_index, the lease; and pre-generated message ids stored for the recipients
@@ -1365,9 +1385,16 @@ class Store:
         under the number's lock, so processes and hosts sharing the database never exceed
         a cap together; a cap reached leaves the recipient unmarked and raises CapReached
         once the rest is committed. Outcomes of messages sent with no mark of their own
-        (their ids stored ahead: `attempted`) are counted as they are written."""
+        (their ids stored ahead: `attempted`) are counted as they are written.
+
+        A run of one session of a campaign with several (runner/lanes.py): `session` is
+        stored on the recipients it marks, reserves or settles (unless one already is),
+        and `next_index` is the campaign's, counted over all its sessions' runs (by
+        default: after the last outcome's position)."""
         now = utcnow()
         progress = _progress_params(outcomes)
+        if next_index is not None:
+            progress["b_next"] = next_index
         capped: CapHit | None = None
         texts = texts or {}
         with self.write() as conn:
@@ -1375,7 +1402,13 @@ class Store:
                 conn.execute(
                     _RESERVE_ID,
                     [
-                        {"b_id": rid, "b_mid": mid, "b_wa": bare(mid), "b_text": texts.get(rid)}
+                        {
+                            "b_id": rid,
+                            "b_mid": mid,
+                            "b_wa": bare(mid),
+                            "b_text": texts.get(rid),
+                            "b_session": session,
+                        }
                         for rid, mid in reserve
                     ],
                 )
@@ -1391,6 +1424,7 @@ class Store:
                             "b_error": o.error,
                             "b_sent_at": now if o.status == RecipientStatus.SENT else None,
                             "b_tries": 1 if o.attempted else 0,
+                            "b_session": session,
                         }
                         for o in outcomes
                     ],
@@ -1426,6 +1460,7 @@ class Store:
                             "b_mid": mid,
                             "b_wa": bare_or_none(mid),
                             "b_text": texts.get(rid),
+                            "b_session": session,
                         },
                     )
             marked = {rid for rid, _ in reserve} | ({sending[0]} if sending else set())
@@ -1980,19 +2015,25 @@ class Store:
         another's claims. The claim itself (`claim`) re-checks everything under its locks.
         """
         now = now or utcnow()
-        busy = sa.select(C.c.session).where(C.c.status == S.RUNNING, C.c.lease_until > now)
         with self.write() as conn:
+            busy: set[str] = set()
+            for row in conn.execute(
+                sa.select(C.c.session, C.c.sessions).where(
+                    C.c.status == S.RUNNING, C.c.lease_until > now
+                )
+            ):
+                busy.update(names_of(row.session, row.sessions))
+            due_now = sa.and_(C.c.status == S.SCHEDULED, C.c.scheduled_at <= now)
+            if busy:  # a campaign's first session is a column (the others: below)
+                due_now = sa.and_(due_now, C.c.session.not_in(sorted(busy)))
             rows = conn.execute(
                 sa.select(C)
-                .where(
-                    C.c.status == S.SCHEDULED,
-                    C.c.scheduled_at <= now,
-                    C.c.session.not_in(busy),
-                )
+                .where(due_now)
                 .order_by(C.c.scheduled_at, C.c.id)
                 .with_for_update(skip_locked=True)
             ).all()
-        return [_campaign(r) for r in rows]
+        due = [_campaign(r) for r in rows]
+        return [c for c in due if not overlap(names_of(c.session, c.sessions), busy)]
 
     # -- the opt-out list ----------------------------------------------------------------
 

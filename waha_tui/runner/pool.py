@@ -126,6 +126,8 @@ class RunnerPool:
         (None: its messages take none, or this WAHA hands out none). Nothing is stored or
         sent with it before the run's claim; unused, it is dropped."""
         session = camp.session
+        if camp.sessions:  # several: each session's run fetches its own, after the claim
+            return None
         if not takes_ids(camp) or self.client.message_ids(session) is False:
             return None
         ids = IdSupply(lambda: self.client.new_message_id(session), 1, session=session)

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from waha_tui import events as ev
 from waha_tui.errors import UserError
@@ -25,6 +25,7 @@ from waha_tui.pacing import CapHit, Pacing, SendWindow
 from waha_tui.render import RenderError
 from waha_tui.runner.config import RunnerConfig
 from waha_tui.runner.ids import IdSupply, takes_ids
+from waha_tui.runner.lanes import Board, about
 from waha_tui.runner.leases import LeaseKeeper
 from waha_tui.runner.policy import (
     FailRecipient,
@@ -40,6 +41,7 @@ from waha_tui.runner.policy import (
     session_verdict,
 )
 from waha_tui.runner.writer import Committed, ProgressWriter
+from waha_tui.spread import Spread
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.store import Busy, CapReached, Claimed, Outcome, SendCount, Store, StoreError
 from waha_tui.variants import CampaignTexts
@@ -88,6 +90,16 @@ class _Attempt:
     on_wire: bool = False  # a request is out right now
 
 
+@dataclass(frozen=True)
+class _Lane:
+    """This run is one session's share of a campaign sending through several (lanes.py):
+    started by `parent`, the campaign's run, which holds the claim and writes its end."""
+
+    parent: CampaignRun
+    session: str
+    board: Board
+
+
 @dataclass
 class _InFlight:
     """The recipient whose message is being delivered."""
@@ -113,8 +125,11 @@ class CampaignRun:
         session_checked: tuple[str, float] | None = None,
         ids: IdSupply | None = None,
         leases: LeaseKeeper | None = None,
+        lane: _Lane | None = None,
     ) -> None:
         self.store, self.client, self.campaign_id = store, client, campaign_id
+        self._lane = lane
+        self._lanes: list[CampaignRun] = []  # a campaign with several sessions: its lanes
         # The process's heartbeat (RunnerPool's, shared by its runs), or one of its own.
         self.leases = leases or LeaseKeeper(store, owner, config)
         self.owner, self.config, self.publish = owner, config, publish
@@ -122,7 +137,7 @@ class CampaignRun:
         self.stop_request: tuple[CampaignStatus, str] | None = None
         self.started = asyncio.get_running_loop().create_future()
         self.end: ev.Ended | None = None  # how the run ended, also when it was cancelled
-        self.session = ""
+        self.session = lane.session if lane is not None else ""
         self._last_session_check = -1e18
         self._session_checked = session_checked  # by the caller, just before the claim
         self._processed_in_run = 0
@@ -136,6 +151,10 @@ class CampaignRun:
             on_commit=self._committed,
             on_error=self.wake.set,
             counting=self._send_count,
+            session=lane.session if lane is not None else None,
+            next_index=(
+                partial(lane.board.next_index, lane.session) if lane is not None else lambda _: None
+            ),
         )
         # Whether the number this run sends from has caps (read with each session check):
         # then every message is reserved in a transaction of its own before it leaves,
@@ -159,6 +178,8 @@ class CampaignRun:
         if self.stop_request is None:
             self.stop_request = (status, reason)
         self.wake.set()
+        for lane in self._lanes:
+            lane.request_stop(status, reason)
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -193,27 +214,10 @@ class CampaignRun:
         self.publish(ev.Started(self.campaign_id, camp.total, camp.next_index))
         self.leases.join(self.campaign_id, self._lost)
         try:
-            end = await self._loop(camp, first)
-        except _Stop as stop:
-            end = await self._finish(stop.status, stop.reason)
-        except _StoppedElsewhere as other:
-            end = await self._given_up(other.status)
-        except StoreError as exc:
-            verdict = decide(Op.STORE, exc, session=self.session)
-            assert isinstance(verdict, Pause)
-            end = await self._finish(S.PAUSED, verdict.reason)
-        except asyncio.CancelledError:
-            # The task itself was cancelled (the process stopping, a send abandoned after
-            # the stop's grace): leave it resumable.
-            reason = self.stop_request[1] if self.stop_request else None
-            self.end = await asyncio.shield(
-                self._abandoned(reason or "stopped: the program running it exited")
+            spread = Spread.of(camp)
+            end = await self._guarded(
+                self._run_lanes(camp, spread) if spread.multi else self._loop(camp, first)
             )
-            self.publish(self.end)
-            raise
-        except Exception as exc:
-            log.exception("campaign %s: unexpected error", self.campaign_id)
-            end = await self._finish(S.FAILED, None, error=f"unexpected error: {exc}")
         finally:
             self.leases.leave(self.campaign_id)
             if self._ids is not None:
@@ -221,6 +225,107 @@ class CampaignRun:
         self.end = end
         self.publish(end)
         return end
+
+    async def _guarded(self, work: Coroutine[Any, Any, ev.Ended]) -> ev.Ended:
+        """Run `work` to the run's end, and turn however it stopped into that end."""
+        try:
+            return await work
+        except _Stop as stop:
+            return await self._finish(stop.status, stop.reason)
+        except _StoppedElsewhere as other:
+            return await self._given_up(other.status)
+        except StoreError as exc:
+            verdict = decide(Op.STORE, exc, session=self.session)
+            assert isinstance(verdict, Pause)
+            return await self._finish(S.PAUSED, verdict.reason)
+        except asyncio.CancelledError:
+            # The task itself was cancelled (the process stopping, a send abandoned after
+            # the stop's grace): leave it resumable.
+            reason = self.stop_request[1] if self.stop_request else None
+            self.end = await asyncio.shield(
+                self._abandoned(reason or "stopped: the program running it exited")
+            )
+            if self._lane is None:
+                self.publish(self.end)
+            raise
+        except Exception as exc:
+            log.exception("campaign %s: unexpected error", self.campaign_id)
+            return await self._finish(S.FAILED, None, error=f"unexpected error: {exc}")
+
+    # -- several sessions --------------------------------------------------------------
+
+    async def _run_lanes(self, camp: Campaign, spread: Spread) -> ev.Ended:
+        """A run per session over its share, under this run's claim; the campaign's end
+        once they all stopped: Completed when every share is settled, else Paused with
+        why each share that is left waits."""
+        if self._ids is not None:  # ids are a session's: each lane fetches its own
+            self._ids.stop()
+            self._ids = None
+        board = Board(spread, camp.next_index, camp.total)
+        self._lanes = [
+            CampaignRun(
+                self.store,
+                self.client,
+                self.campaign_id,
+                owner=self.owner,
+                config=self.config,
+                publish=self.publish,
+                leases=self.leases,
+                lane=_Lane(self, name, board),
+            )
+            for name in spread.names
+        ]
+        log.info("campaign %s: sending through sessions %s", self.campaign_id, spread.text())
+        tasks = [asyncio.ensure_future(lane._guarded(lane._loop(camp))) for lane in self._lanes]
+        try:
+            ends = await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()  # each leaves its message in flight resumable
+            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+            raise
+        if self.stop_request is not None:
+            return await self._finish(*self.stop_request)
+        if self._elsewhere is not None:
+            return await self._given_up(self._elsewhere)
+        failed = [e for e in ends if isinstance(e, ev.Failed)]
+        if failed:
+            return await self._finish(S.FAILED, None, error=failed[0].error)
+        left = [
+            (lane.session, e.reason)
+            for lane, e in zip(self._lanes, ends, strict=True)
+            if isinstance(e, ev.Paused)
+        ]
+        if not left:
+            return await self._finish(S.COMPLETED)
+        reason = "; ".join(about(name, why) for name, why in left)
+        if len(left) < len(ends):
+            reason += " (the other sessions' recipients are done)"
+        return await self._finish(S.PAUSED, reason)
+
+    def _mine(self, rec: Recipient) -> bool:
+        """Whether `rec` is this run's to send: every one, or its session's share."""
+        if self._lane is None:
+            return True
+        return (rec.session or self._lane.board.spread.session_of(rec.position)) == self.session
+
+    async def _set_waiting(self, reason: str | None) -> None:
+        """What the campaign waits for (None: nothing), stored for every host's dashboard
+        and published; a lane's wait joins its siblings' in the campaign's one line."""
+        line = reason
+        if self._lane is not None:
+            line = self._lane.board.wait(self.session, reason)
+        await self._db(self.store.set_waiting, self.campaign_id, self.owner, line)
+        if line is not None:
+            self.publish(ev.Waiting(self.campaign_id, line))
+
+    async def _set_next_send(self, at: datetime) -> None:
+        """When the next message is due; a campaign with several sessions: its earliest."""
+        due: datetime | None = at
+        if self._lane is not None:
+            due = self._lane.board.next_send(self.session, at, utcnow())
+        if due is not None:
+            await self._db(self.store.set_next_send, self.campaign_id, self.owner, due)
 
     async def _claim(
         self,
@@ -258,7 +363,7 @@ class CampaignRun:
         before sending it: pending with no id of its own, in a text campaign on the id's
         session, its message rendering."""
         assert self._ids is not None
-        if not takes_ids(camp) or camp.session != self._ids.session:
+        if not takes_ids(camp) or camp.session != self._ids.session or camp.sessions:
             return None
         rec = next((r for r in recipients if r.status not in SETTLED), None)
         if rec is None or rec.id is None or rec.status != RS.PENDING or rec.message_id:
@@ -291,7 +396,7 @@ class CampaignRun:
         if camp.image_path or camp.image_sha256:
             self._image = await self._load_image(camp)
         position = camp.next_index
-        if self._ids is not None and (self._image or self._ids.session != camp.session):
+        if self._ids is not None and (self._image or self._ids.session != self.session):
             assert not self._ids.reserved  # `_first_reservation` stored none for these
             self._ids.stop()  # sendImage takes no pre-generated id; ids are per session
             self._ids = None
@@ -299,9 +404,9 @@ class CampaignRun:
             self._ids.want(camp.total - position)  # fetching since before the claim
         else:
             self._ids = IdSupply(
-                lambda: self.client.new_message_id(camp.session), camp.total - position
+                lambda: self.client.new_message_id(self.session), camp.total - position
             )
-            if not self._image and self.client.message_ids(camp.session) is not False:
+            if not self._image and self.client.message_ids(self.session) is not False:
                 # On its way while the session is checked: nothing is stored or sent
                 # before it is used.
                 self._ids.prime()
@@ -321,9 +426,13 @@ class CampaignRun:
                 )
             if not batch:
                 break
+            end = batch[-1].position + 1
+            if self._lane is not None:
+                # Its own share only: the others' are their lanes' (no wait, no id, no look).
+                batch = [rec for rec in batch if self._mine(rec)]
             await self._read_optouts(batch)
             for i, rec in enumerate(batch):
-                if rec.position != position:
+                if rec.position != position and self._lane is None:
                     raise UserError(f"recipient {position + 1} is missing")
                 if rec.status in SETTLED:
                     # Settled earlier (before a retry moved next_index back): never re-sent,
@@ -338,6 +447,7 @@ class CampaignRun:
                     await self._read_optouts(batch[i:])  # a long batch: read the rest again
                 camp = await self._process(camp, rec, pacing, batch[i:])
                 position = rec.position + 1
+            position = end
         return await self._finish(S.COMPLETED)
 
     def _check_stop(self) -> None:
@@ -363,7 +473,7 @@ class CampaignRun:
         if delay >= COUNTDOWN_FROM:
             # Stored, so every host's dashboard counts down to the next message.
             due = utcnow() + timedelta(seconds=delay)
-            await self._db(self.store.set_next_send, self.campaign_id, self.owner, due)
+            await self._set_next_send(due)
         await self._sleep(delay)
 
     async def _sleep(self, seconds: float) -> None:
@@ -403,6 +513,8 @@ class CampaignRun:
         if self._elsewhere is None:
             self._elsewhere = status
             self.wake.set()
+        for lane in self._lanes:
+            lane._lost(status)
 
     # -- what WAHA says ----------------------------------------------------------------
 
@@ -452,8 +564,7 @@ class CampaignRun:
         wait is stored on the campaign, so every dashboard and `campaign show` see it."""
         clock = self.config.clock
         since = clock.monotonic()
-        await self._db(self.store.set_waiting, self.campaign_id, self.owner, retry.reason)
-        self.publish(ev.Waiting(self.campaign_id, retry.reason))
+        await self._set_waiting(retry.reason)
         tries: Counter[Kind] = Counter()
         verdict: Verdict = retry
         try:
@@ -480,9 +591,7 @@ class CampaignRun:
                     raise _Stop(S.PAUSED, verdict.reason)
         finally:
             with contextlib.suppress(StoreError):
-                await asyncio.shield(
-                    self._db(self.store.set_waiting, self.campaign_id, self.owner, None)
-                )
+                await asyncio.shield(self._set_waiting(None))
 
     async def _wait_for_window(self, window: SendWindow | None) -> None:
         """Outside the campaign's send window, wait (in order: the next recipient stays
@@ -501,9 +610,8 @@ class CampaignRun:
                 if said is None:
                     said = window.waiting_for(opens, now)
                     log.info("campaign %s: %s", self.campaign_id, said)
-                    await self._db(self.store.set_next_send, self.campaign_id, self.owner, opens)
-                    await self._db(self.store.set_waiting, self.campaign_id, self.owner, said)
-                    self.publish(ev.Waiting(self.campaign_id, said))
+                    await self._set_next_send(opens)
+                    await self._set_waiting(said)
                 # Waited (the process's heartbeat renews the lease and looks for a pause
                 # meanwhile), then the wall clock is read again: a clock set meanwhile
                 # moves the opening, and the wait goes on until it.
@@ -512,9 +620,7 @@ class CampaignRun:
             if said is not None:
                 log.info("campaign %s: its send window is open", self.campaign_id)
                 with contextlib.suppress(StoreError):
-                    await asyncio.shield(
-                        self._db(self.store.set_waiting, self.campaign_id, self.owner, None)
-                    )
+                    await asyncio.shield(self._set_waiting(None))
 
     async def _check_session(self) -> None:
         """Is the session WORKING? Asked before the first message and then every
@@ -585,7 +691,7 @@ class CampaignRun:
                 self._cap_reason = None
                 log.info("campaign %s: the cap lifted, sending again", self.campaign_id)
                 with contextlib.suppress(StoreError):
-                    await self._db(self.store.set_waiting, self.campaign_id, self.owner, None)
+                    await self._set_waiting(None)
             return now
 
     async def _wait_for_cap(self, hit: CapHit) -> None:
@@ -596,9 +702,8 @@ class CampaignRun:
         if reason != self._cap_reason:
             self._cap_reason = reason
             log.info("campaign %s waits: %s", self.campaign_id, reason)
-            await self._db(self.store.set_waiting, self.campaign_id, self.owner, reason)
-            await self._db(self.store.set_next_send, self.campaign_id, self.owner, hit.until)
-            self.publish(ev.Waiting(self.campaign_id, reason))
+            await self._set_waiting(reason)
+            await self._set_next_send(hit.until)
         left = (hit.until - self.config.clock.wall()).total_seconds()
         await self._sleep(min(max(left, 0.0), self.config.cap_recheck))
 
@@ -878,6 +983,8 @@ class CampaignRun:
         are published, each with the counters as they were after it."""
         if self._ids is not None:
             self._ids.committed(done.reserved)
+        if self._lane is not None:
+            self._lane.board.written(self.session, done.outcomes)
         camp = done.campaign
         counts = {
             RS.SENT: camp.sent,
@@ -898,7 +1005,8 @@ class CampaignRun:
                     counts[RS.FAILED],
                     counts[RS.UNKNOWN],
                     camp.total,
-                    o.position + 1,
+                    # A lane's next is the campaign's: below its siblings' unsent ones too.
+                    o.position + 1 if self._lane is None else camp.next_index,
                     o.error,
                     counts[RS.SKIPPED],
                 )
@@ -991,8 +1099,11 @@ class CampaignRun:
         """Write how the run ended. A busy database is tried again for store_grace seconds;
         if it never answers, the campaign stays Running until its lease lapses, and then
         reads as Paused ("interrupted") everywhere. The store records the end in the
-        campaign's history and logs it."""
+        campaign's history and logs it. A lane writes nothing: its campaign's run does,
+        once every lane stopped."""
         await self._settle()
+        if self._lane is not None:
+            return await self._lane_end(status, reason, error)
         clock, delay = self.config.clock, 0.5
         deadline = clock.monotonic() + self.config.store_grace
         while True:
@@ -1039,6 +1150,9 @@ class CampaignRun:
     async def _given_up(self, status: str) -> ev.Ended:
         """Another process moved the campaign (paused, cancelled, took it over)."""
         await self._settle()
+        if self._lane is not None:
+            self._lane.parent._lost(status)  # its siblings stop too
+            return await self._lane_end(S.PAUSED, status, None)
         try:
             camp = await self._db(self.store.finish, self.campaign_id, self.owner, S.PAUSED)
         except StoreError as exc:
@@ -1059,6 +1173,35 @@ class CampaignRun:
         if unused:
             with contextlib.suppress(StoreError):  # kept ids are re-sent deduped: harmless
                 await self._db(self.store.release_ids, unused)
+
+    async def _lane_end(
+        self, status: CampaignStatus, reason: str | None, error: str | None
+    ) -> ev.Ended:
+        """How this lane stopped, for its campaign's run. A share that waits (its session
+        gone, ...) says so in the campaign's waiting line while the other lanes go on."""
+        assert self._lane is not None
+        board, camp = self._lane.board, self._writer.camp
+        if status == S.COMPLETED:
+            board.done(self.session)
+            log.info("campaign %s: session '%s' sent its share", self.campaign_id, self.session)
+            done = (camp.sent, camp.failed, camp.unknown, camp.skipped) if camp else (0, 0, 0, 0)
+            return ev.Completed(self.campaign_id, *done[:3], board.total, done[3])
+        if status == S.FAILED:
+            return ev.Failed(self.campaign_id, error or reason or "failed")
+        if status == S.CANCELLED:
+            return ev.Cancelled(self.campaign_id, self._last_next_index())
+        why = reason or "stopped"
+        if self.stop_request is None and self._elsewhere is None:
+            log.warning(
+                "campaign %s: session '%s' stopped, its recipients wait: %s",
+                self.campaign_id,
+                self.session,
+                why,
+            )
+            with contextlib.suppress(StoreError):
+                line = f"{why} (its recipients wait; the other sessions go on)"
+                await asyncio.shield(self._set_waiting(line))
+        return ev.Paused(self.campaign_id, why, self._last_next_index())
 
     def _last_next_index(self) -> int:
         camp = self._writer.camp

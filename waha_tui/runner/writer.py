@@ -46,12 +46,17 @@ class ProgressWriter:
         on_commit: Callable[[Committed], None],
         on_error: Callable[[], None],
         counting: Callable[[], SendCount | None] = lambda: None,
+        session: str | None = None,
+        next_index: Callable[[Sequence[Outcome]], int | None] = lambda _: None,
     ) -> None:
         self.store, self.campaign_id = store, campaign_id
         self.owner, self.lease_seconds = owner, lease_seconds
         self.on_commit, self.on_error = on_commit, on_error
         # The number sends are counted against, and the time (None: not known yet).
         self.counting = counting
+        # One session's run of a campaign with several: the session its recipients are
+        # stored with, and the campaign's next_index given those outcomes (see lanes.py).
+        self.session, self.next_index = session, next_index
         self._capped: CapReached | None = None  # the mark a cap refused
         self.queue: list[Outcome] = []
         self.reserve: list[tuple[int, str]] = []
@@ -109,6 +114,8 @@ class ProgressWriter:
                     sending=mark,
                     count=self.counting(),
                     texts=texts,
+                    session=self.session,
+                    next_index=self.next_index(outcomes),
                 )
             except CapReached as capped:  # committed, all but the mark
                 camp, self._capped = capped.campaign, capped

@@ -1111,3 +1111,29 @@ def test_show_and_recipients_carry_what_whatsapp_said_after_the_sends(cli: Cli) 
     assert r2["delivered_at"] is not None
     lines = cli.ok("campaign", "show", str(cid)).stdout
     assert "delivered     2" in lines and "replied       1" in lines
+
+
+def test_a_campaign_over_two_numbers_from_the_cli(cli: Cli, csv5: str, state: SimState) -> None:
+    state.add_session("second", "WORKING")
+    cid = cli.create(
+        "--name", "two", "--contacts", csv5, "--message", "hi", "--delay", "0-0",
+        "--session", "default:2,second",
+    )  # fmt: skip
+    assert "on sessions default:2,second" in cli.outputs[-1]
+    shown = cli.ok("campaign", "show", str(cid)).stdout
+    assert "default:2,second: recipients default (3), second (2)" in shown
+    assert cli.json("campaign", "show", str(cid))["sessions"] == [["default", 2], ["second", 1]]
+    cli.ok("run", "--until-idle")
+    data = cli.json("campaign", "show", str(cid))
+    assert (data["status"], data["sent"]) == ("Completed", 5)
+    by = [r["session"] for r in cli.json("campaign", "recipients", str(cid))]
+    assert by == ["default", "second", "default", "default", "second"]
+    assert sorted(m.session for m in state.sent()) == sorted(by)
+    # Refused before anything is written, naming the option and the part.
+    line = cli.error(
+        "campaign", "create", "--name", "bad", "--contacts", csv5, "--message", "hi",
+        "--session", "default:0",
+    )  # fmt: skip
+    assert line == (
+        "error: --session: the weight in 'default:0' must be a whole number from 1 to 100"
+    )

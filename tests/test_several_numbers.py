@@ -61,9 +61,7 @@ async def client(module_server: SimulatorServer, state: SimState) -> AsyncIterat
 
 def spread_campaign(store: Store, n: int, sessions: str, **fields: object) -> int:
     spread = parse(sessions)
-    return make_campaign(
-        store, n, session=spread.names[0], sessions=spread.stored(), **fields
-    )
+    return make_campaign(store, n, session=spread.names[0], sessions=spread.stored(), **fields)
 
 
 def sent_by_session(state: SimState) -> dict[str, list[str]]:
@@ -149,19 +147,19 @@ async def test_a_stopped_session_holds_back_its_share_only(
     store: Store, client: WahaClient, state: SimState
 ) -> None:
     cid = spread_campaign(store, 10, "default,second", delay_min=1.0, delay_max=1.0)
-    seen: list[str | None] = []
 
     def on_wait(_: float) -> None:
         if len(state.sent("second")) == 2 and state.get("second").status == "WORKING":
             state.set_status("second", "STOPPED")
-        seen.append(store.get_campaign(cid).waiting_for)
 
     end = await run(store, client, cid, clock=FakeClock(on_wait))
     assert isinstance(end, ev.Paused)
     assert "session 'second' is STOPPED" in end.reason
     assert "the other sessions' recipients are done" in end.reason
-    # While the others went on, the campaign's row said which session waits, and why.
-    assert any(w and "'second' is STOPPED" in w and "its recipients wait" in w for w in seen)
+    # While the others went on, the campaign's row said which session waits, and why (its
+    # history keeps every wait the row showed).
+    waits = [e.detail or "" for e in store.events(cid) if e.kind == "waiting"]
+    assert any("'second' is STOPPED" in w and "the other sessions go on" in w for w in waits)
     camp = store.get_campaign(cid)
     assert camp.status == S.PAUSED and camp.sent == 5 + 2
     pending = [r.position for r in store.recipients(cid) if r.status == RS.PENDING]
@@ -206,3 +204,31 @@ async def test_one_campaign_per_session_holds_across_lists(
     assert [c.id for c in store.claimable_campaigns()] == []
     other = make_campaign(store, 2, session="third")
     assert [c.id for c in store.claimable_campaigns()] == [other]
+
+
+# -- where it shows ----------------------------------------------------------------------
+
+
+def test_the_estimate_counts_each_session_sending_its_share_at_once() -> None:
+    from waha_tui.pacing import Pacing
+
+    pacing = Pacing(min_delay=30.0, max_delay=30.0)
+    alone = pacing.estimate(6)
+    both = pacing.estimate(9, lanes=(2, 1))  # the bigger share: 6 of the 9
+    assert both.seconds_left == pytest.approx(alone.seconds_left)
+    assert both.per_minute == pytest.approx(2 * alone.per_minute)
+
+
+def test_the_table_names_the_first_session_and_how_many_more(store: Store) -> None:
+    from waha_tui.tui.format import campaign_cells, estimate
+
+    cid = spread_campaign(store, 4, "default,second,third", delay_min=30.0, delay_max=30.0)
+    camp = store.get_campaign(cid)
+    assert campaign_cells(camp)["session"].plain == "default +2"
+    one = store.get_campaign(make_campaign(store, 4, delay_min=30.0, delay_max=30.0))
+    assert campaign_cells(one)["session"].plain == "default"
+    now = camp.created_at
+    assert now is not None
+    three, alone = estimate(camp, now), estimate(one, now)
+    assert three is not None and alone is not None
+    assert three.seconds_left < alone.seconds_left  # 2 of 4 for the busiest, not 4

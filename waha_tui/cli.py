@@ -22,6 +22,7 @@ from waha_tui.models import MAX_ID, Campaign, CampaignEventRow, OptOut, Recipien
 from waha_tui.pacing import Pacing, SendWindow
 from waha_tui.printable import printable
 from waha_tui.secret import redact, url_password
+from waha_tui.spread import Spread, sessions_named
 from waha_tui.status import CampaignStatus
 from waha_tui.stopping import Stopper
 from waha_tui.waha.envelope import Ack
@@ -228,6 +229,8 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
         "name": c.name,
         "status": c.status,
         "session": c.session,
+        # Every session it sends through, with its weight ([[name, weight], ...]).
+        "sessions": [list(pair) for pair in Spread.of(c).sessions],
         "total": c.total,
         "sent": c.sent,
         "failed": c.failed,
@@ -299,6 +302,9 @@ def recipient_dict(r: Recipient) -> dict[str, Any]:
         "checked_at": _iso(r.checked_at),
         # The text picked for it, stored before its first send (null: not picked yet).
         "text": r.text,
+        # The session it went from, fixed at its first attempt (null: not attempted yet,
+        # or its campaign's one session).
+        "session": r.session,
     }
 
 
@@ -444,7 +450,14 @@ def campaign_create(
         ),
     ] = None,
     image: Annotated[str | None, typer.Option("--image", help="Image sent with the text.")] = None,
-    session: Annotated[str, typer.Option("--session", help="WAHA session.")] = "default",
+    session: Annotated[
+        str,
+        typer.Option(
+            "--session",
+            help="WAHA session, or several with weights: 'a,b' or 'a:3,b:1' (recipients "
+            "dealt among them, each number paced on its own).",
+        ),
+    ] = "default",
     at: Annotated[
         str | None, typer.Option("--at", help="Start time, ISO-8601 (local unless offset).")
     ] = None,
@@ -546,7 +559,7 @@ def campaign_create(
         left_out = f" ({created.left_out})" if created.left_out else ""
         say(
             f"campaign '{camp.name}': {camp.total} recipients{left_out}, Scheduled for "
-            f"{_local(camp.scheduled_at)} on session '{camp.session}'",
+            f"{_local(camp.scheduled_at)} on {sessions_named(camp)}",
             err=True,
         )
         if preview.varied:
@@ -606,6 +619,13 @@ def campaign_show(ctx: typer.Context, campaign_id: str, as_json: JsonOpt = False
                 value = f"{value[0]:g}-{value[1]:g} s" if c.break_every else None
             elif key == "waiting_for":
                 key, value = "waiting", waiting_text(c)
+            elif key == "sessions":
+                if not c.sessions:
+                    continue  # one: the session line says it
+                spread = Spread.of(c)
+                shares = spread.shares(c.total)
+                value = ", ".join(f"{n} ({shares[n]})" for n in spread.names)
+                value = f"{spread.text()}: recipients {value}"
             elif key == "variants":
                 for i, text in enumerate(c.variants or [], start=1):
                     say(f"{f'variant {i}':13} {printable(text)}")
@@ -945,7 +965,10 @@ def campaign_clone(
         typer.Option("--at", help="Start time, ISO-8601 (local unless offset); default now."),
     ] = None,
     session: Annotated[
-        str | None, typer.Option("--session", help="WAHA session (default: the campaign's).")
+        str | None,
+        typer.Option(
+            "--session", help="WAHA session, or 'a,b' / 'a:3,b:1' (default: the campaign's)."
+        ),
     ] = None,
 ) -> None:
     """A new Scheduled campaign from a campaign's own recipients (every one, as new), text,
@@ -958,7 +981,7 @@ def campaign_clone(
         camp = await service.campaign(new)
         say(
             f"campaign '{camp.name}': {_count(camp.total, 'recipient')} cloned from campaign "
-            f"{cid}, Scheduled for {_local(camp.scheduled_at)} on session '{camp.session}'",
+            f"{cid}, Scheduled for {_local(camp.scheduled_at)} on {sessions_named(camp)}",
             err=True,
         )
         say(str(new))

@@ -344,14 +344,25 @@ class Pacing:
         text_length: int = 0,
         caps: CapUse | None = None,
         now: datetime | None = None,
+        lanes: tuple[int, ...] = (1,),
     ) -> Estimate:
-        """`remaining` recipients left; `next_in`: seconds until the next one is due when a
+        """`lanes`: the weights of the sessions it sends through (spread.py). Each sends its
+        share at this pacing, all at once: the time left is the biggest share's, the rate
+        theirs together (`caps`, the first session's, are taken for each).
+
+        `remaining` recipients left; `next_in`: seconds until the next one is due when a
         wait is under way (None: the next one goes now); `caps`: the caps of the number it
         sends from and what that number sent lately (None: it has none, or it is not known
         yet), which hold it back as they hold back the runner (`Caps.blocked`); `now`: the
         moment it is asked at (default: the clock's), from which a send window's closures
         are counted. A window and caps are each walked on their own and the slower rules:
         both at once can be off by the part of a day the window keeps closed."""
+        if len(lanes) > 1:
+            biggest = math.ceil(remaining * max(lanes) / sum(lanes))
+            one = self.estimate(
+                biggest, next_in=next_in, text_length=text_length, caps=caps, now=now
+            )
+            return Estimate(one.per_minute * len(lanes), one.seconds_left)
         gap = self.mean_gap(text_length)
         rate = 60.0 / gap
         wait = max(next_in, 0.0) if next_in is not None else 0.0

@@ -706,7 +706,7 @@ class CampaignService:
         )
         when = checks.run("at", lambda: parse_when(at))
         where = (
-            checks.run("session", lambda: _required(ref("session"), session))
+            checks.run("session", lambda: parse_sessions(session, what=ref("session")))
             if session is not None
             else None
         )

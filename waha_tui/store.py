@@ -59,7 +59,7 @@ from waha_tui.models import (
 )
 from waha_tui.pacing import CapHit, Caps, CapUse
 from waha_tui.secret import hide, mask_url
-from waha_tui.spread import names_of, overlap, sessions_named
+from waha_tui.spread import Spread, names_of, overlap, sessions_named
 from waha_tui.status import (
     FINISHED,
     CampaignStatus,
@@ -1829,13 +1829,13 @@ class Store:
         *,
         name: str,
         scheduled_at: datetime,
-        session: str | None = None,
+        session: Spread | None = None,
     ) -> int:
         """A new Scheduled campaign with the source's recipients, all of them fresh
         (pending: no message id, no error, no attempt), its text, image and settings
-        (CLONED_SETTINGS), under `name`, due at `scheduled_at`, on `session` (by default
-        the source's). One transaction, so the clone is whole or absent. The history of
-        both says so."""
+        (CLONED_SETTINGS), under `name`, due at `scheduled_at`, on `session` (one or
+        several; by default the source's). One transaction, so the clone is whole or
+        absent. The history of both says so."""
         now = utcnow()
         with self.write() as conn:
             # Locked: a delete (mark_deleting) of the source waits for the copy, or came
@@ -1846,7 +1846,8 @@ class Store:
             values: dict[str, Any] = {key: getattr(src, key) for key in CLONED_SETTINGS}
             values.update(
                 name=name,
-                session=session or src.session,
+                session=session.names[0] if session else src.session,
+                sessions=session.stored() if session else src.sessions,
                 status=S.SCHEDULED,
                 scheduled_at=scheduled_at,
                 created_at=now,
@@ -1882,7 +1883,7 @@ class Store:
             ).scalar_one()
             conn.execute(sa.update(C).where(C.c.id == cid).values(total=total))
             conn.execute(sa.update(C).where(C.c.id == source_id).values(updated_at=now))
-            where = f"on session '{values['session']}'"
+            where = f"on {sessions_named(Campaign.model_construct(**values))}"
             history.record(
                 conn,
                 cid,

@@ -12,6 +12,7 @@ from waha_tui.history import Kind, by
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
 from waha_tui.pacing import WINDOW_WAIT, CapUse, Estimate, Pacing, SendWindow
 from waha_tui.printable import printable
+from waha_tui.spread import Spread
 from waha_tui.status import FINISHED, CampaignStatus, RecipientStatus
 from waha_tui.waha import FeedState
 from waha_tui.waha.envelope import Ack
@@ -157,7 +158,7 @@ def campaign_cells(
     return {
         "id": str(c.id),
         "name": shown(c.name),
-        "session": shown(c.session),
+        "session": session_cell(c),
         "status": status_cell(c.status),
         "progress": progress_compact(c),
         "failed": Text(str(c.failed), style="red" if c.failed else ""),
@@ -221,13 +222,20 @@ def next_in(c: Any, now: datetime) -> float | None:
     return left if left > 0 else None
 
 
+def session_cell(c: Any) -> Text:
+    """Its session, or its first and how many more: "sales +2"."""
+    names = Spread.of(c).names
+    return shown(names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}")
+
+
 def estimate(c: Any, now: datetime, caps: CapUse | None = None) -> Estimate | None:
     """How fast and how long, from the campaign's pacing and its number's caps (`caps`:
     read with the WAHA sessions, `CapsService.for_sessions`); None once it ended."""
     if c.status in ENDED:
         return None
     left = max(c.total - c.next_index, 0)
-    return Pacing.of(c).estimate(left, next_in=next_in(c, now), caps=caps, now=now)
+    lanes = tuple(w for _, w in Spread.of(c).sessions)
+    return Pacing.of(c).estimate(left, next_in=next_in(c, now), caps=caps, now=now, lanes=lanes)
 
 
 def eta_cell(c: Any, now: datetime, caps: CapUse | None = None) -> Text:

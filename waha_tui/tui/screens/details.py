@@ -23,6 +23,7 @@ from waha_tui.logs import caught
 from waha_tui.models import Campaign, CampaignEventRow, Recipient, utcnow
 from waha_tui.pacing import CapUse
 from waha_tui.service import CampaignService, NotFound
+from waha_tui.spread import Spread
 from waha_tui.status import CampaignStatus, RecipientStatus
 from waha_tui.tui.columns import HISTORY, Fitted, cut, fit, recipient_columns
 from waha_tui.tui.format import (
@@ -85,7 +86,9 @@ def _counters(c: Campaign, caps: CapUse | None = None) -> Table:
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("Campaign", shown(f"{c.id} {c.name}"), "Status", status_cell(c.status))
-    grid.add_row("Session", shown(c.session), "Progress", progress_cell(c))
+    sessions = Spread.of(c)
+    label = "Sessions" if sessions.multi else "Session"
+    grid.add_row(label, shown(sessions.text()), "Progress", progress_cell(c))
     # The funnel, sent -> delivered -> read -> replied, beside what was not sent.
     grid.add_row(
         "Sent",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from engine_helpers import (
@@ -232,3 +233,32 @@ def test_the_table_names_the_first_session_and_how_many_more(store: Store) -> No
     three, alone = estimate(camp, now), estimate(one, now)
     assert three is not None and alone is not None
     assert three.seconds_left < alone.seconds_left  # 2 of 4 for the busiest, not 4
+
+
+async def test_the_demo_sends_one_campaign_through_two_numbers(tmp_path: Path) -> None:
+    from tests.tui_helpers import wait_for
+    from waha_tui.demo import build_demo
+    from waha_tui.tui.app import WahaTuiApp
+
+    demo = await build_demo(tmp_path)
+    store = demo.service.store
+    try:
+        [camp] = [c for c in store.list_campaigns() if c.sessions]
+        assert Spread.of(camp).names == ["north", "south"]
+        app = WahaTuiApp(demo.service, banner=demo.banner)
+        async with app.run_test(size=(80, 24)) as pilot:
+            cid = camp.id or 0
+
+            def both_sent() -> bool:
+                return {r.session for r in store.recipients(cid) if r.status == RS.SENT} == {
+                    "north",
+                    "south",
+                }
+
+            await wait_for(pilot, both_sent, timeout=30)
+            assert store.get_campaign(cid).status == S.RUNNING
+    finally:
+        await demo.service.stop_all("test over")
+        await demo.aclose_listener()
+        await demo.service.aclose()
+        demo.close()

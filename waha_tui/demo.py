@@ -131,6 +131,8 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
             "sales": "WORKING",
             "support": "WORKING",
             "alerts": "WORKING",
+            "north": "WORKING",
+            "south": "WORKING",
         },
         start_delay=1.0,
     )
@@ -220,6 +222,16 @@ async def build_demo(db_dir: Path | None = None) -> Demo:
     evening.send_window = f"{opens:%H:%M}-{closes:%H:%M}"
     evening.timezone = zone
     store.create_campaign(evening, _people(15, 5))
+    # Due now, over two numbers: 'north' sends two of every three, 'south' the third,
+    # each at its own pace ("north +1" in the table; details shows the split).
+    openings = _campaign(
+        "Store openings",
+        "north",
+        "{name}, a new store opens in {city} on Monday!",
+        scheduled_at=utcnow(),
+    )
+    openings.sessions = [["north", 2], ["south", 1]]
+    store.create_campaign(openings, _people(30, 6))
     await client.aclose()
 
     service = CampaignService.open(Settings(db=str(db_path), waha_url=server.url))

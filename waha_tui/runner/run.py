@@ -129,6 +129,7 @@ class CampaignRun:
     ) -> None:
         self.store, self.client, self.campaign_id = store, client, campaign_id
         self._lane = lane
+        self._cancelled = False  # its task was cancelled (the process stopping)
         self._lanes: list[CampaignRun] = []  # a campaign with several sessions: its lanes
         # The process's heartbeat (RunnerPool's, shared by its runs), or one of its own.
         self.leases = leases or LeaseKeeper(store, owner, config)
@@ -242,6 +243,7 @@ class CampaignRun:
             # The task itself was cancelled (the process stopping, a send abandoned after
             # the stop's grace): leave it resumable.
             reason = self.stop_request[1] if self.stop_request else None
+            self._cancelled = True
             self.end = await asyncio.shield(
                 self._abandoned(reason or "stopped: the program running it exited")
             )
@@ -1191,7 +1193,7 @@ class CampaignRun:
         if status == S.CANCELLED:
             return ev.Cancelled(self.campaign_id, self._last_next_index())
         why = reason or "stopped"
-        if self.stop_request is None and self._elsewhere is None:
+        if self.stop_request is None and self._elsewhere is None and not self._cancelled:
             log.warning(
                 "campaign %s: session '%s' stopped, its recipients wait: %s",
                 self.campaign_id,

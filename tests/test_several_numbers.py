@@ -262,3 +262,33 @@ async def test_the_demo_sends_one_campaign_through_two_numbers(tmp_path: Path) -
         await demo.aclose_listener()
         await demo.service.aclose()
         demo.close()
+
+
+# -- resume ------------------------------------------------------------------------------
+
+
+async def test_a_resume_needs_one_working_session_of_several(
+    store: Store, client: WahaClient, state: SimState
+) -> None:
+    from waha_tui.service import CampaignService
+
+    service = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))
+    cid = spread_campaign(store, 4, "default,second")
+    store.transition(cid, S.PAUSED, pause_reason="paused by the operator")
+    state.set_status("default", "STOPPED")
+    state.set_status("second", "SCAN_QR_CODE")
+    with pytest.raises(UserError) as info:
+        await service.resume(cid, seen=store.get_campaign(cid))
+    assert str(info.value) == (
+        "none of the campaign's sessions is WORKING ('default' STOPPED, 'second' "
+        "SCAN_QR_CODE): start one and scan its QR code first"
+    )
+    assert store.get_campaign(cid).status == S.PAUSED
+    # One of them back: the campaign runs; the other's share waits, and says why.
+    state.set_status("second", "WORKING")
+    run = await service.resume(cid, seen=store.get_campaign(cid))
+    assert run is not None
+    end = await asyncio.wait_for(service.pool.wait(cid), 30)
+    assert isinstance(end, ev.Paused) and "session 'default' is STOPPED" in end.reason
+    assert [m.session for m in state.sent()] == ["second", "second"]
+    await service.pool.stop_all("test over", grace=5)

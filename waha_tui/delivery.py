@@ -508,12 +508,10 @@ def flag_unconfirmed(
         rows = conn.execute(query).all()
         campaigns = sorted({row.campaign_id for row in rows})
         # Each campaign's session (a recipient of a campaign with several has its own).
-        session_of = {
-            cid: session
+        session_of: dict[int, str] = {
+            row.id: row.session
             for chunk in chunks(campaigns, CHUNK)
-            for cid, session in conn.execute(
-                sa.select(C.c.id, C.c.session).where(C.c.id.in_(chunk))
-            ).tuples()
+            for row in conn.execute(sa.select(C.c.id, C.c.session).where(C.c.id.in_(chunk)))
         }
     found = sorted(
         row.id

@@ -763,7 +763,7 @@ class CampaignService:
         )
         when = checks.run("at", lambda: parse_when(at)) if at is not None else None
         pace = checks.run("delay", lambda: _delay(delay)) if delay is not None else None
-        if session is not None and session.strip() != camp.session:
+        if session is not None and session.strip() != Spread.of(camp).text():
             checks.add("session", SESSION_FIXED)
         new_window = new_days = new_zone = None
         if window is not None or days is not None or timezone is not None:

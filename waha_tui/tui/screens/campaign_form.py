@@ -21,6 +21,7 @@ from waha_tui.errors import FIELD_NAMES, InvalidInput
 from waha_tui.logs import caught
 from waha_tui.models import Campaign
 from waha_tui.service import SESSION_FIXED, CampaignService, copy_name
+from waha_tui.spread import Spread, sessions_named
 from waha_tui.tui.format import local_time, shown
 from waha_tui.tui.screens.new_campaign import DELAY_GUIDANCE, NOW_WORDS, delay_hint, when_hint
 from waha_tui.tui.screens.sessions import one_line
@@ -52,7 +53,7 @@ class CampaignFormModal(ModalScreen[int | None]):
             "name": copy_name(campaign.name) if clone else campaign.name,
             "at": start,
             "delay": f"{campaign.delay_min:g}-{campaign.delay_max:g}",
-            "session": campaign.session,
+            "session": Spread.of(campaign).text(),
         }
 
     @property
@@ -106,7 +107,7 @@ class CampaignFormModal(ModalScreen[int | None]):
                 )
                 why = SESSION_FIXED.split(": ", 1)[1]
                 yield Static(
-                    shown(f"Session '{c.session}' stays: {why}."),
+                    shown(f"S{sessions_named(c)[1:]} stays: {why}."),
                     classes="form-hint",
                     id="form-session-note",
                 )
@@ -160,7 +161,7 @@ class CampaignFormModal(ModalScreen[int | None]):
                 message = (
                     f"campaign {new} '{made.name}' cloned from campaign {cid}: "
                     f"{made.total:,} recipients, Scheduled for "
-                    f"{local_time(made.scheduled_at, START_FORMAT)} on session '{made.session}'"
+                    f"{local_time(made.scheduled_at, START_FORMAT)} on {sessions_named(made)}"
                 )
             else:
                 at = self._changed("at")

@@ -36,6 +36,8 @@ from waha_tui.service import (
     parse_when,
 )
 from waha_tui.sessions import SessionService
+from waha_tui.spread import parse as parse_sessions
+from waha_tui.spread import sessions_named
 from waha_tui.tui.format import breaks_cell, local_time
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.contacts import ContactListsScreen
@@ -382,9 +384,15 @@ class NewCampaignScreen(Screen[int | None]):
         if self.session_line is None:
             return
         line = self.session_line.copy()
-        typed = self.value("session").strip()
-        if self.session_names and typed and typed not in self.session_names:
-            line.append(f" · '{typed}' is not on WAHA", style="yellow")
+        try:  # one session, or several with weights: "north:2,south"
+            names = parse_sessions(self.value("session")).names
+        except UserError:
+            names = []  # the form's check says what is wrong, beside the field
+        missing = [n for n in names if self.session_names and n not in self.session_names]
+        if missing:
+            line.append(f" · '{printable(missing[0])}' is not on WAHA", style="yellow")
+        if len(names) > 1:
+            line.append(f" · {len(names)} numbers, each at its own pace")
         self.field("session").set_hint(line)
 
     # -- values ------------------------------------------------------------------------
@@ -576,7 +584,7 @@ class NewCampaignScreen(Screen[int | None]):
             start += f" Each recipient gets one of {texts.count()}."
         return (
             f"Create campaign '{c.name}' for {count} recipient{'s' if count != 1 else ''} of "
-            f"list '{c.list_name}'{left}{image} on session '{c.session}', {c.delay_min:g}–"
+            f"list '{c.list_name}'{left}{image} on {sessions_named(c)}, {c.delay_min:g}–"
             f"{c.delay_max:g} s between messages{pacing}? {start}"
         )
 
@@ -599,7 +607,7 @@ class NewCampaignScreen(Screen[int | None]):
         left = f" ({created.left_out})" if created.left_out else ""
         self.notify(
             f"campaign {cid} '{camp.name}' created: {camp.total} recipients{left}, Scheduled "
-            f"for {local_time(camp.scheduled_at, '%Y-%m-%d %H:%M')} on session '{camp.session}'",
+            f"for {local_time(camp.scheduled_at, '%Y-%m-%d %H:%M')} on {sessions_named(camp)}",
             markup=False,
         )
         self.dismiss(cid)

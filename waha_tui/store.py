@@ -863,6 +863,7 @@ class Store:
         "id",
         "name",
         "session",
+        "sessions",  # several: the row, the estimate and a resume's session check
         "status",
         "scheduled_at",
         "total",

@@ -60,12 +60,22 @@ def recipient_status_cell(status: str) -> Text:
     return Text(status, style=RECIPIENT_LOOK.get(status, ""))
 
 
+def done_of(c: Any) -> int:
+    """How many recipients are behind it: its next_index, or for a campaign sending
+    through several sessions (whose faster numbers run ahead of next_index) how many are
+    settled, from its counters."""
+    done: int = c.sent + c.failed + c.unknown + c.skipped if c.sessions else c.next_index
+    return min(done, int(c.total))
+
+
 def progress_cell(c: Campaign) -> Text:
-    done = c.next_index
+    done = done_of(c)
     total = max(c.total, 1)
     filled = round(BAR_WIDTH * min(done, total) / total)
     bar = "█" * filled + "░" * (BAR_WIDTH - filled)
-    if c.status == S.RUNNING and done < c.total:
+    if c.status == S.RUNNING and c.sessions and done < c.total:
+        label = f"{done} of {c.total} done"
+    elif c.status == S.RUNNING and done < c.total:
         label = f"sending {done + 1} of {c.total}"
     else:
         label = f"{c.sent}/{c.total} sent"
@@ -85,7 +95,7 @@ def count(n: int) -> str:
 
 def progress_compact(c: Campaign) -> Text:
     """The table's progress: a short bar and processed/total (the row line says more)."""
-    done, total = min(c.next_index, c.total), max(c.total, 1)
+    done, total = done_of(c), max(c.total, 1)
     filled = round(COMPACT_BAR * done / total)
     text = Text("█" * filled + "░" * (COMPACT_BAR - filled))
     text.stylize("green" if c.status != S.FAILED else "red")
@@ -233,7 +243,7 @@ def estimate(c: Any, now: datetime, caps: CapUse | None = None) -> Estimate | No
     read with the WAHA sessions, `CapsService.for_sessions`); None once it ended."""
     if c.status in ENDED:
         return None
-    left = max(c.total - c.next_index, 0)
+    left = max(c.total - done_of(c), 0)
     lanes = tuple(w for _, w in Spread.of(c).sessions)
     return Pacing.of(c).estimate(left, next_in=next_in(c, now), caps=caps, now=now, lanes=lanes)
 

@@ -25,6 +25,7 @@ from waha_tui.status import CampaignStatus, can_resume
 from waha_tui.tui.columns import CAMPAIGNS, SORTS, Fitted, Sort, cut, fit, sorted_label
 from waha_tui.tui.format import (
     campaign_cells,
+    done_of,
     due_cell,
     estimate,
     next_in,
@@ -505,6 +506,8 @@ class MainScreen(CampaignActions, Paging, Screen[None]):
                 line.append(
                     ": due, the scheduler starts it" if when == "due" else f": starts in {when}"
                 )
+            elif c.status == S.RUNNING and c.sessions and c.next_index < c.total:
+                line.append(f": {done_of(c)} of {c.total} done over {len(c.sessions)} numbers")
             elif c.status == S.RUNNING and c.next_index < c.total:
                 line.append(f": recipient {c.next_index + 1} of {c.total}")
                 left = next_in(c, utcnow())

@@ -993,8 +993,8 @@ def test_edit_name_start_and_delay_and_why_not_the_session(cli: Cli, csv5: str) 
         f"campaign {cid}: nothing changed\n"
     )
     assert cli.error("campaign", "edit", str(cid)) == (
-        "error: say what to change: --name, --at, --delay, --check-numbers, --window, --days "
-        "or --timezone"
+        "error: say what to change: --name, --at, --delay, --check-numbers, --window, --days, "
+        "--timezone, --break-every or --break"
     )
     assert cli.errors("campaign", "edit", str(cid), "--session", "sales", "--delay", "x") == [
         "--delay 'x' is not MIN-MAX in seconds, e.g. 30-60",
@@ -1137,3 +1137,26 @@ def test_a_campaign_over_two_numbers_from_the_cli(cli: Cli, csv5: str, state: Si
     assert line == (
         "error: --session: the weight in 'default:0' must be a whole number from 1 to 100"
     )
+
+
+def test_edit_the_long_breaks(cli: Cli, csv5: str) -> None:
+    cid = cli.create("--name", "b", "--contacts", csv5, "--message", "Hi", "--at", "2030-01-02")
+    done = cli.ok("campaign", "edit", str(cid), "--break-every", "50", "--break", "60-120")
+    assert done.stdout == f"campaign {cid}: long breaks none → every 50, 60-120 s\n"
+    shown = cli.json("campaign", "show", str(cid))
+    assert (shown["break_every"], shown["break"]) == (50, [60.0, 120.0])
+    # One of the two: the other is kept.
+    done = cli.ok("campaign", "edit", str(cid), "--break", "300-600")
+    assert done.stdout == (
+        f"campaign {cid}: long breaks every 50, 60-120 s → every 50, 300-600 s\n"
+    )
+    assert cli.json("campaign", "events", str(cid))[-1]["detail"] == (
+        "long breaks every 50, 60-120 s → every 50, 300-600 s"
+    )
+    done = cli.ok("campaign", "edit", str(cid), "--break-every", "0")
+    assert done.stdout == f"campaign {cid}: long breaks every 50, 300-600 s → none\n"
+    # As at creation: a length needs a count.
+    assert cli.error("campaign", "edit", str(cid), "--break", "60-90") == (
+        "error: --break needs --break-every N"
+    )
+    assert cli.json("campaign", "show", str(cid))["break_every"] == 0

@@ -1020,12 +1020,20 @@ def campaign_edit(
             show_default=False,
         ),
     ] = None,
+    break_every: Annotated[
+        int | None,
+        typer.Option("--break-every", help="A long break after every N messages (0: none)."),
+    ] = None,
+    break_range: Annotated[
+        str | None,
+        typer.Option("--break", help="The long break's length, MIN-MAX seconds (random)."),
+    ] = None,
     # Not offered, but understood: the refusal says why, rather than "no such option".
     session: Annotated[str | None, typer.Option("--session", hidden=True)] = None,
 ) -> None:
-    """Change a Scheduled or Paused campaign's name, start time, delay, number check or send
-    window (its hours, days, zone). Its session stays: clone it (campaign clone ID --session
-    NAME) to send it from another number."""
+    """Change a Scheduled or Paused campaign's name, start time, delay, number check, send
+    window (its hours, days, zone) or long breaks. Its session stays: clone it (campaign
+    clone ID --session NAME) to send it from another number."""
     cid = _campaign_id(campaign_id)
 
     async def go(service: CampaignService) -> None:
@@ -1039,6 +1047,8 @@ def campaign_edit(
             window=window,
             days=days,
             timezone=timezone,
+            break_every=break_every,
+            break_range=break_range,
         )
         say(f"campaign {cid}: {'; '.join(edited.changes) or 'nothing changed'}")
 

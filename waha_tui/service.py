@@ -28,6 +28,7 @@ from waha_tui.pacing import (
     DEFAULT_DELAY,
     Caps,
     CapUse,
+    Pacing,
     check_zone,
     local_zone,
     parse_break,
@@ -484,7 +485,7 @@ class CampaignService:
         spread = checks.run("session", lambda: parse_sessions(draft.session, what=ref("session")))
         when = checks.run("at", lambda: parse_when(draft.at))
         delay = checks.run("delay", lambda: _delay(draft.delay))
-        every, breaks = _breaks(checks, draft)
+        every, breaks = _breaks(checks, draft.break_every, draft.break_range, draft.break_seconds)
         window, days, zone = _window(checks, draft.window, draft.days, draft.timezone)
         image = None
         if draft.image:
@@ -726,11 +727,15 @@ class CampaignService:
         window: str | None = None,
         days: str | None = None,
         timezone: str | None = None,
+        break_every: int | str | None = None,
+        break_range: str | None = None,
     ) -> Edited:
         """Change a Scheduled or Paused campaign's name, start, delay, number check, send
-        window ("any": none), its days ("any": every day) or its zone (None: kept), with
+        window ("any": none), its days ("any": every day), its zone, or its long breaks
+        (after how many messages, 0: none; how long, "MIN-MAX" seconds) (None: kept), with
         the checks of create. Its session never changes (SESSION_FIXED): a `session` other
-        than its own is refused. Fields: name, at, delay, session, window, days, timezone."""
+        than its own is refused. Fields: name, at, delay, session, window, days, timezone,
+        break_every, break_range."""
         return await self._db(
             self._edit_campaign,
             campaign_id,
@@ -742,6 +747,8 @@ class CampaignService:
             window,
             days,
             timezone,
+            break_every,
+            break_range,
         )
 
     def _edit_campaign(
@@ -755,6 +762,8 @@ class CampaignService:
         window: str | None = None,
         days: str | None = None,
         timezone: str | None = None,
+        break_every: int | str | None = None,
+        break_range: str | None = None,
     ) -> Edited:
         camp = self.store.get_campaign(campaign_id)  # a clear error for an unknown id
         checks = _Checks()
@@ -779,11 +788,23 @@ class CampaignService:
                 timezone if timezone is not None else camp.timezone,
             )
             new_window, new_days = new_window or ANY_TIME, new_days or ANY_TIME
+        breaks: tuple[int, float, float] | None = None
+        if break_every is not None or break_range is not None:
+            # Checked as at creation, against what the campaign keeps of the two; no
+            # breaks any more (0) leaves no length behind.
+            every_raw = camp.break_every if break_every is None else break_every
+            kept = Pacing.of(camp).break_range
+            off = str(every_raw).strip() == "0" and break_range is None
+            span = (0.0, 0.0) if off else kept if break_range is None else break_range
+            every, (low, high) = _breaks(checks, every_raw, span)
+            breaks = (every, low, high)
         checks.done()
-        if all(v is None for v in (name, at, delay, check_numbers, window, days, timezone)):
+        asked = (name, at, delay, check_numbers, window, days, timezone, breaks)
+        if all(v is None for v in asked):
             raise UserError(
                 f"say what to change: {ref('name')}, {ref('at')}, {ref('delay')}, "
-                f"{ref('check_numbers')}, {ref('window')}, {ref('days')} or {ref('timezone')}"
+                f"{ref('check_numbers')}, {ref('window')}, {ref('days')}, {ref('timezone')}, "
+                f"{ref('break_every')} or {ref('break_range')}"
             )
         edited, changes = self.store.edit_campaign(
             campaign_id,
@@ -794,6 +815,7 @@ class CampaignService:
             window=new_window,
             days=new_days,
             timezone=new_zone,
+            breaks=breaks,
         )
         return Edited(edited, changes)
 
@@ -1378,9 +1400,14 @@ def _window(
     return hours, chosen, where
 
 
-def _breaks(checks: _Checks, draft: CampaignDraft) -> tuple[int, tuple[float, float]]:
-    """The long breaks: after how many messages, and their range in seconds."""
-    raw = draft.break_every
+def _breaks(
+    checks: _Checks,
+    raw: int | str,
+    given: str | tuple[float, float] | None,
+    seconds: float = 0.0,
+) -> tuple[int, tuple[float, float]]:
+    """The long breaks: after how many messages (`raw`), and their range in seconds
+    (`given`: "MIN-MAX", or a range; None: `seconds` to `seconds`)."""
     every = 0
     try:
         every = int(str(raw).strip() or "0")
@@ -1388,15 +1415,14 @@ def _breaks(checks: _Checks, draft: CampaignDraft) -> tuple[int, tuple[float, fl
             raise ValueError(raw)
     except ValueError:
         checks.add("break_every", f"{ref('break_every')} {raw!r} is not a whole number of messages")
-    given = draft.break_range
     if isinstance(given, str) and given.strip():
         span = checks.run("break_range", lambda: parse_break(str(given))) or (0.0, 0.0)
     elif isinstance(given, tuple):
         span = given
     else:
-        span = (draft.break_seconds, draft.break_seconds)
+        span = (seconds, seconds)
         given = None
-    if every and given is None and not draft.break_seconds:
+    if every and given is None and not seconds:
         checks.add("break_range", f"{ref('break_every')} needs {ref('break_range')} MIN-MAX")
     if given is not None and not every and span != (0.0, 0.0):
         checks.add("break_every", f"{ref('break_range')} needs {ref('break_every')} N")

@@ -57,7 +57,7 @@ from waha_tui.models import (
     Template,
     utcnow,
 )
-from waha_tui.pacing import CapHit, Caps, CapUse
+from waha_tui.pacing import CapHit, Caps, CapUse, Pacing
 from waha_tui.secret import hide, mask_url
 from waha_tui.spread import Spread, names_of, overlap, sessions_named
 from waha_tui.status import (
@@ -1909,9 +1909,11 @@ class Store:
         window: str | None = None,
         days: str | None = None,
         timezone: str | None = None,
+        breaks: tuple[int, float, float] | None = None,
     ) -> tuple[Campaign, list[str]]:
         """A Scheduled or Paused campaign's name, start, delay, number check, send window
-        (ANY_TIME: none), its days (ANY_TIME: every day) or zone (None: kept), checked under
+        (ANY_TIME: none), its days (ANY_TIME: every day), zone, or long breaks (every,
+        shortest, longest) (None: kept), checked under
         its lock; the history records what changed, from what. Returns the campaign and the
         changes, as they are recorded (none: nothing differed, nothing was written)."""
         with self.write() as conn:
@@ -1942,6 +1944,10 @@ class Store:
                     values[column] = new_value
                     was, now_is = getattr(camp, column) or "any", new_value or "any"
                     changes.append(f"{what} {was} → {now_is}")
+            was_breaks = (camp.break_every, *Pacing.of(camp).break_range)
+            if breaks is not None and breaks != was_breaks:
+                values.update(break_every=breaks[0], break_seconds=breaks[1], break_max=breaks[2])
+                changes.append(f"long breaks {_breaks_text(was_breaks)} → {_breaks_text(breaks)}")
             if not values:
                 return camp, []
             now = utcnow()
@@ -2142,6 +2148,11 @@ def caps_of(row: Any) -> Caps:
         warmup=tuple(row.warmup or ()),
         warmup_start=row.warmup_start,
     )
+
+
+def _breaks_text(breaks: tuple[int, float, float]) -> str:
+    every, low, high = breaks
+    return f"every {every}, {low:g}-{high:g} s" if every else "none"
 
 
 def _on(flag: bool) -> str:

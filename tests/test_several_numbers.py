@@ -292,3 +292,14 @@ async def test_a_resume_needs_one_working_session_of_several(
     assert isinstance(end, ev.Paused) and "session 'default' is STOPPED" in end.reason
     assert [m.session for m in state.sent()] == ["second", "second"]
     await service.pool.stop_all("test over", grace=5)
+
+
+async def test_a_stopped_session_with_nothing_left_to_send_holds_nothing_back(
+    store: Store, client: WahaClient, state: SimState
+) -> None:
+    cid = spread_campaign(store, 3, "default,second")
+    force_recipient(store, cid, 1, status=RS.SENT, session="second")  # second's only one
+    state.set_status("second", "STOPPED")
+    end = await run(store, client, cid)
+    assert isinstance(end, ev.Completed)  # not paused for a session it did not need
+    assert [m.session for m in state.sent()] == ["default", "default"]

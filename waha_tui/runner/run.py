@@ -412,8 +412,11 @@ class CampaignRun:
                 # On its way while the session is checked: nothing is stored or sent
                 # before it is used.
                 self._ids.prime()
-        # A missing or unusable session pauses the campaign before any recipient is touched.
-        await self._check_session()
+        # A missing or unusable session pauses the campaign before any recipient is touched
+        # (a lane's is asked before its first message: a session with nothing left to send
+        # holds nothing back).
+        if self._lane is None:
+            await self._check_session()
         await self._read_caps()
         first = True
         while True:

@@ -130,6 +130,10 @@ async def test_each_recipient_goes_once_through_its_share(
     assert Counter(m.chat_id for m in state.sent()).most_common(1)[0][1] == 1
     camp = store.get_campaign(cid)
     assert (camp.status, camp.next_index, camp.sent) == (S.COMPLETED, 9, 9)
+    from waha_tui.tui.format import recipient_line
+
+    # The details screen's line under the table says which number each went from.
+    assert "via second" in recipient_line(recipients[1]).plain
 
 
 async def test_each_session_keeps_its_own_pacing(

@@ -367,6 +367,12 @@ def recipient_line(r: Recipient) -> Text:
     after the send and when (the table's cells are cut or only ticks); then the text it
     was (or is to be) sent, once picked."""
     line = _recipient_said(r)
+    if r.session:  # a campaign with several numbers: which one it went (goes) from
+        if not line.plain:
+            line = Text(f"#{r.position + 1} ", style="bold")
+        else:
+            line.append(" · ")
+        line.append_text(shown(f"via {r.session}", style="dim"))
     if r.text:
         if not line.plain:
             line = Text(f"#{r.position + 1} ", style="bold")

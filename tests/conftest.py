@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL
 from tests.tui_helpers import Rig, make_rig
 from waha_tui import logs
 from waha_tui.simulator import SimState, Simulator, SimulatorServer
+from waha_tui.store import Store
 from waha_tui.waha import WahaClient
 
 
@@ -104,6 +105,14 @@ def db_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
         pytest.fail(admin, pytrace=False)
     with fresh_database(admin) as url:
         yield url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def store(db_target: str) -> Iterator[Store]:
+    """The store on `db_target`, closed after the test."""
+    st = Store(db_target)
+    yield st
+    st.close()
 
 
 # -- the dashboard -------------------------------------------------------------------------

@@ -5,7 +5,6 @@ order worked out in Python from every row."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,13 +15,6 @@ from waha_tui.models import CAMPAIGN_SORTS, CASE_FOLDED_SORTS, utcnow
 from waha_tui.store import C, Store
 
 NAMES = ["alpha", "Beta", "gamma", "ALPHA", "delta_x", "50% off", "Ünïcode"]
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
 
 
 def fill(store: Store, count: int = 60, seed: int = 3) -> list[dict[str, Any]]:

@@ -141,13 +141,6 @@ def test_the_estimate_follows_the_caps() -> None:
 # -- the store: the count and the check in one transaction --------------------------------
 
 
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
-
-
 def claimed(store: Store, owner: str, n: int = 5, session: str = "default") -> tuple[int, list]:
     cid = make_campaign(store, n, session=session)
     store.claim(cid, owner, 60)

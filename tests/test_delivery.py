@@ -41,13 +41,6 @@ OPT = OptOut.__table__  # type: ignore[attr-defined]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=utcnow().tzinfo)
 
 
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    s = Store(db_target)
-    yield s
-    s.close()
-
-
 # -- building what WAHA sends ------------------------------------------------------------
 
 

@@ -4,7 +4,6 @@ operator moves it, and a window of WINDOW rows that moves with the next recipien
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -234,13 +233,6 @@ async def test_the_line_under_the_table_shows_each_recipients_text(rig: Rig) -> 
 
 
 # -- the store's window, on both databases --------------------------------------------------
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
 
 
 def test_the_window_and_its_count_come_from_the_database(store: Store) -> None:

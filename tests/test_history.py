@@ -58,13 +58,6 @@ def state(sim_server: SimulatorServer) -> SimState:
 
 
 @pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
-
-
-@pytest.fixture
 async def service(store: Store, sim_server: SimulatorServer) -> AsyncIterator[CampaignService]:
     client = WahaClient(sim_server.url)
     svc = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from engine_helpers import fast_config, force, make_campaign
@@ -25,13 +25,6 @@ S = CampaignStatus
 RUNS = 50
 LEASE = 0.6  # the heartbeat renews every third of it: 0.2 s
 POLL = 0.05  # how often it reads the runs' campaigns
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
 
 
 @pytest.fixture

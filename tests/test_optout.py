@@ -20,13 +20,6 @@ from waha_tui.store import NotFound, OptOutEntry, Store
 from waha_tui.waha import WahaClient
 
 
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    s = Store(db_target)
-    yield s
-    s.close()
-
-
 @pytest.fixture(scope="module")
 def shared_sim() -> Iterator[SimulatorServer]:
     yield from module_simulator()

@@ -45,13 +45,6 @@ def sim_server(shared_sim: SimulatorServer) -> SimulatorServer:
 
 
 @pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    s = Store(db_target)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
     c = WahaClient(sim_server.url)
     yield c

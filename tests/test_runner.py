@@ -65,13 +65,6 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
-
-
-@pytest.fixture
 async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
     c = WahaClient(sim_server.url)
     yield c

@@ -47,13 +47,6 @@ def state(module_server: SimulatorServer) -> SimState:
 
 
 @pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
-
-
-@pytest.fixture
 async def client(module_server: SimulatorServer, state: SimState) -> AsyncIterator[WahaClient]:
     c = WahaClient(module_server.url)
     yield c

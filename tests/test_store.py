@@ -49,13 +49,6 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "campaigns.db"
 
 
-@pytest.fixture
-def store(db_target: str):
-    st = Store(db_target)
-    yield st
-    st.close()
-
-
 # -- the file ----------------------------------------------------------------------------
 
 

@@ -143,13 +143,6 @@ def sim_server(module_server: SimulatorServer) -> SimulatorServer:
 
 
 @pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
-
-
-@pytest.fixture
 async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
     c = WahaClient(sim_server.url)
     yield c

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -220,13 +220,6 @@ def test_the_estimate_counts_the_time_the_window_is_closed() -> None:
 
 
 # -- the runner --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(db_target: str) -> Iterator[Store]:
-    st = Store(db_target)
-    yield st
-    st.close()
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -174,6 +176,58 @@ def test_acks_move_forward_only_and_count_each_recipient_once(store: Store) -> N
     again = delivery.apply(store, batch)
     assert everything(store) == before
     assert (again.acks, again.delivered, again.campaigns) == (0, 0, frozenset())
+
+
+def test_a_background_batch_waits_for_an_operators_action_on_its_way_to_its_write(
+    store: Store,
+) -> None:
+    """The listener's batches (hold_off) do not take the write lock while a resume is on
+    its way to its claim (`Store.urgent`): they are written the moment it is done, or
+    after the hold-off at worst; a plain apply never waits."""
+    cid = sent_campaign(store, [NOWEB_ID, WEBJS_ID])
+    done: list[float] = []
+
+    def background(event: WahaEvent, hold_off: float) -> None:
+        delivery.apply(store, [event], hold_off=hold_off)
+        done.append(time.monotonic())
+
+    with store.urgent():
+        writer = threading.Thread(target=background, args=(ack(NOWEB_ID, 2), 5.0))
+        writer.start()
+        time.sleep(0.2)
+        assert not done and store.get_campaign(cid).delivered == 0  # held off
+        delivery.apply(store, [ack(WEBJS_ID, 2)])  # not a background write: at once
+        assert store.get_campaign(cid).delivered == 1
+        left = time.monotonic()
+    writer.join(5.0)
+    assert done and done[0] - left < 1.0  # written when the action was done, not at 5 s
+    assert store.get_campaign(cid).delivered == 2
+
+    started = time.monotonic()
+    with store.urgent():  # an action that never ends: the batch waits its hold-off only
+        background(ack(NOWEB_ID, 3), 0.1)
+    assert 0.1 <= done[1] - started < 2.0
+    assert store.get_campaign(cid).read == 1
+
+
+def test_a_write_waiting_for_a_background_batch_is_told_when_it_ends(store: Store) -> None:
+    cid = sent_campaign(store, [NOWEB_ID])
+    assert store.background_done(0.0)  # none under way
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.background_write(0.0):
+            inside.set()
+            release.wait(5.0)
+
+    writer = threading.Thread(target=hold)
+    writer.start()
+    assert inside.wait(5.0)
+    assert not store.background_done(0.05)
+    threading.Timer(0.1, release.set).start()
+    assert store.background_done(5.0)
+    writer.join(5.0)
+    assert store.get_campaign(cid).status == S.COMPLETED
 
 
 def test_an_ack_matching_no_recipient_is_ignored(store: Store) -> None:

@@ -124,9 +124,17 @@ class _Tally:
     paused: list[int] = field(default_factory=list)
 
 
-def apply(store: Store, events: Sequence[WahaEvent], *, now: datetime | None = None) -> Applied:
+def apply(
+    store: Store,
+    events: Sequence[WahaEvent],
+    *,
+    now: datetime | None = None,
+    hold_off: float | None = None,
+) -> Applied:
     """Write what a batch of events says, in one transaction (StoreError if the database
-    fails: nothing of the batch is then written, and the caller may apply it again)."""
+    fails: nothing of the batch is then written, and the caller may apply it again).
+    `hold_off`: a background write (`Store.background_write`): it waits up to that long
+    for an operator's action on its way to its own write (a resume's claim)."""
     now = now or utcnow()
     acks = [e for e in events if isinstance(e, AckEvent)]
     messages = [e for e in events if isinstance(e, MessageEvent)]
@@ -135,7 +143,8 @@ def apply(store: Store, events: Sequence[WahaEvent], *, now: datetime | None = N
         return Applied(ignored=tally.ignored)
     # Read before the write lock is taken (it changes by an operator's hand, rarely).
     folded = matcher(store.optout_keywords() or DEFAULT_KEYWORDS) if messages else frozenset()
-    with store.write() as conn:
+    writing = store.write() if hold_off is None else store.background_write(hold_off)
+    with writing as conn:
         if acks:
             _apply_acks(conn, acks, tally)
         if messages:

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 FLUSH_EVERY = 0.1  # seconds: what arrived meanwhile is written in one transaction
 FLUSH_AT = 2_000  # events: written at once when this many wait
 CONFIRM_EVERY = 10.0  # seconds between looks for sends never confirmed
+# Longest a batch waits for an operator's resume on its way to its claim: the claim then
+# finds the write lock free (a batch of a few hundred acks holds it for milliseconds).
+HOLD_OFF = 0.25  # seconds
 
 
 class Listener:
@@ -156,7 +159,7 @@ class Listener:
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            applied = await asyncio.to_thread(delivery.apply, self.store, batch)
+            applied = await asyncio.to_thread(delivery.apply, self.store, batch, hold_off=HOLD_OFF)
         except StoreError as exc:
             # The database is away (busy, gone): the events are kept for the next try.
             log.warning("WAHA events: %d not written yet: %s", len(batch), exc)

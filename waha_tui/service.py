@@ -900,6 +900,19 @@ class CampaignService:
         when it was only marked Scheduled: with start=False (for a `waha-tui run`
         elsewhere), or when it never started and its scheduled time is still ahead.
         """
+        # Until its claim: this process's WAHA events writer does not take the write lock
+        # meanwhile, so the claim finds it free (on the loop, without a thread hop).
+        with self.store.urgent():
+            return await self._resume(campaign_id, start=start, spawn=spawn, seen=seen)
+
+    async def _resume(
+        self,
+        campaign_id: int,
+        *,
+        start: bool,
+        spawn: Callable[[Awaitable[ev.Ended]], Any] | None,
+        seen: Any | None,
+    ) -> CampaignRun | None:
         early: tuple[str, asyncio.Task[SessionInfo], IdSupply | None] | None = None
         seen_takes_ids = False
         if seen is not None and start and not seen.sessions:

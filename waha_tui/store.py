@@ -19,6 +19,7 @@ import logging
 import os
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -383,6 +384,11 @@ class Store:
         self._nowait_engine: Engine | None = None  # write(wait=False)'s, SQLite
         self._touched: dict[int, float] = {}  # campaign id -> when its run last moved updated_at
         self._pruned = -PRUNE_EVERY  # when this process last pruned send_log (monotonic)
+        # This process's writes that can wait (WAHA's events) hold off while an operator's
+        # action is on its way to its write (a resume's claim), and say when they end.
+        self._gate = threading.Condition()
+        self._urgent = 0  # operators' actions on their way to a write
+        self._background = 0  # background writes under way
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         # Where the data is, for messages: a file path, or the URL without its password.
         self.location = (
@@ -627,6 +633,46 @@ class Store:
                 raise Busy(self._busy_message()) from None
             raise self._error(exc) from None
         history.tell(told)
+
+    @contextmanager
+    def urgent(self) -> Iterator[None]:
+        """An operator's action on its way to a write (a resume, to its claim): this
+        process's background writes do not begin meanwhile (see `background_write`), so
+        the action's write finds the lock free. Taken and left in microseconds: the event
+        loop may use it."""
+        with self._gate:
+            self._urgent += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._urgent -= 1
+                self._gate.notify_all()
+
+    @contextmanager
+    def background_write(self, hold_off: float) -> Iterator[Connection]:
+        """A write that can wait a moment (WAHA's events, from a worker thread): it
+        begins once no `urgent` action of this process is on its way, waiting at most
+        `hold_off` seconds (the events are written late by that much at worst)."""
+        with self._gate:
+            if self._urgent:
+                self._gate.wait_for(lambda: not self._urgent, hold_off)
+            self._background += 1
+        try:
+            with self.write() as conn:
+                yield conn
+        finally:
+            with self._gate:
+                self._background -= 1
+                self._gate.notify_all()
+
+    def background_done(self, timeout: float) -> bool:
+        """Wait (blocking: from a worker thread) until no background write of this process
+        is under way, at most `timeout` seconds: a write that found one holding the lock
+        then begins at once, rather than when SQLite's busy handler next looks (it sleeps
+        1, 2, 5, 10 ms ... between looks). Whether none is under way."""
+        with self._gate:
+            return self._gate.wait_for(lambda: not self._background, timeout)
 
     def _no_waiting(self) -> Engine:
         if self.path is None:

@@ -54,6 +54,7 @@ S = CampaignStatus
 RS = RecipientStatus
 BATCH = 500
 FIRST_BATCH = 32  # recipients read before the first message of a run
+CLAIM_HOLD = 1.0  # seconds a claim waits for this process's background write first
 SETTLED = frozenset({RS.SENT, RS.FAILED, RS.UNKNOWN, RS.SKIPPED})
 TAKEN_OVER = "taken over by another runner"
 # Why a recipient is skipped (its error): it never gets a message.
@@ -184,6 +185,15 @@ class CampaignRun:
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _short_read(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A short indexed read on the way to a message (the number's caps, a first
+        batch's opt-outs): on SQLite in the loop, as a WAL read waits for no writer and
+        costs less than the thread hop (two such hops sat between a resume's claim and
+        its first message); where reads may wait on the network (PostgreSQL), in a thread."""
+        if self.store.reads_block:
+            return await self._db(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
 
     # -- the run -----------------------------------------------------------------------
 
@@ -347,7 +357,14 @@ class CampaignRun:
             # waiting for it; else in a thread, waiting as any write does.
             with contextlib.suppress(Busy):
                 return claim(wait=False)
+            # Most likely this process's WAHA events writer holds the lock: the claim goes
+            # the moment it is done, rather than when SQLite's busy handler looks again.
+            return await self._db(self._claim_after_background, claim)
         return await self._db(claim)
+
+    def _claim_after_background(self, claim: Callable[[], Claimed]) -> Claimed:
+        self.store.background_done(CLAIM_HOLD)
+        return claim()
 
     async def _early_id(self) -> str | None:
         if self._ids is None:
@@ -467,7 +484,12 @@ class CampaignRun:
         """Which of these recipients' numbers are on the opt-out list: one query for a
         batch, never one per recipient."""
         phones = [r.phone for r in recipients if r.status not in SETTLED]
-        self._optout = await self._db(self.store.opted_out, phones) if phones else set()
+        if not phones:
+            self._optout = set()
+        elif len(phones) <= FIRST_BATCH:
+            self._optout = await self._short_read(self.store.opted_out, phones)
+        else:
+            self._optout = await self._db(self.store.opted_out, phones)
         self._optout_at = self.config.clock.monotonic()
 
     async def _pause_between(self, pacing: Pacing, *, lookup: bool = False) -> None:
@@ -675,7 +697,7 @@ class CampaignRun:
                 )
             self._capped = False
             return
-        self._capped = bool(await self._db(self.store.number_caps, number))
+        self._capped = bool(await self._short_read(self.store.number_caps, number))
 
     async def _reserve_send(self, rec: Recipient, message_id: str | None, text: str) -> Campaign:
         """Mark `rec` sending (with the previous outcomes, renewing the lease, its `text`

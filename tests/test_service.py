@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from engine_helpers import (
     PNG,
+    FakeClock,
     Recorder,
     closed_port,
     fast_config,
@@ -33,7 +34,13 @@ from waha_tui import events as ev
 from waha_tui.errors import InvalidInput, UserError
 from waha_tui.models import utcnow
 from waha_tui.runner import Clock, RunnerPool
-from waha_tui.service import PAUSED_BY_OPERATOR, CampaignDraft, CampaignService, parse_when
+from waha_tui.service import (
+    PAUSED_BY_OPERATOR,
+    PREP_FRESH,
+    CampaignDraft,
+    CampaignService,
+    parse_when,
+)
 from waha_tui.simulator import SimState, SimulatorServer
 from waha_tui.status import CampaignStatus, RecipientStatus, TransitionError
 from waha_tui.store import Claimed, NotFound, Store
@@ -790,3 +797,31 @@ def test_a_warm_up_on_a_busy_sqlite_database_waits_for_nothing(tmp_path: Path) -
     assert store.get_campaign(cid).status == S.PAUSED
     other.close()
     store.close()
+
+
+async def test_a_resume_prepared_while_its_row_was_highlighted_uses_what_was_asked(
+    service: CampaignService, state: SimState
+) -> None:
+    """What `r` asks WAHA before the claim, asked while the row was highlighted: used when
+    it is of that row and fresh (the session's state as it was then), asked again when it
+    is older than PREP_FRESH; nothing is sent either way before the claim."""
+    clock = service.pool.config.clock
+    assert isinstance(clock, FakeClock)
+    fresh, stale = make_campaign(service.store, 1), make_campaign(service.store, 1)
+    for cid in (fresh, stale):
+        service.store.transition(cid, S.PAUSED, pause_reason=PAUSED_BY_OPERATOR)
+    rows = {cid: service.store.get_campaign(cid) for cid in (fresh, stale)}
+    preps = {cid: service.prepare_resume(rows[cid]) for cid in (fresh, stale)}
+    for prep in preps.values():
+        assert prep is not None and (await prep.check).working
+    state.set_status("default", "STOPPED")  # since they were asked
+    clock.now += PREP_FRESH / 2
+    run = await service.resume(fresh, seen=rows[fresh], prepared=preps[fresh])
+    assert run is not None  # as WAHA said a moment ago: WORKING
+    await finish(service, fresh)
+    clock.now += PREP_FRESH
+    with pytest.raises(UserError, match="session 'default' is STOPPED"):
+        await service.resume(stale, seen=rows[stale], prepared=preps[stale])
+    assert (await service.campaign(stale)).status == S.PAUSED
+    # Not resumable (Scheduled: the scheduler starts it): nothing is asked ahead.
+    assert service.prepare_resume(await service.campaign(make_campaign(service.store))) is None

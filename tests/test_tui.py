@@ -23,6 +23,7 @@ from tests.tui_helpers import Rig, wait_for
 from waha_tui.history import Entry, Kind, record
 from waha_tui.status import CampaignStatus
 from waha_tui.store import C, Store
+from waha_tui.tui.app import WahaTuiApp
 from waha_tui.tui.screens.confirm import ConfirmationModal
 from waha_tui.tui.screens.details import DetailsScreen
 from waha_tui.tui.screens.help import KEYS, HelpScreen
@@ -90,9 +91,20 @@ async def test_r_is_not_offered_and_does_nothing_on_rows_that_are_not_paused(rig
 
 async def test_r_resumes_a_paused_campaign_and_sends_only_the_rest(rig: Rig) -> None:
     cid = rig.add("Half done", 8, status=S.PAUSED, done=3, reason="session 'default' dropped")
+    other = rig.add("Other", 2, status=S.PAUSED, done=0, reason="paused by the operator")
     async with rig.app().run_test(size=(120, 30)) as pilot:
+        app = pilot.app
+        assert isinstance(app, WahaTuiApp)
+        await select(pilot, other)
+        asked = app._prep
+        # Highlighted, its resume's questions to WAHA are on their way; moved on, dropped.
+        assert asked is not None and asked.campaign_id == other
         await select(pilot, cid)
+        assert app._prep is not None and app._prep.campaign_id == cid
+        assert asked.check.cancelled() or asked.check.done()
+        used = app._prep
         await pilot.press("r")
+        assert app._prep is None and not used.check.cancelled()  # the resume took it
         await wait_for(pilot, lambda: rig.store.get_campaign(cid).status == S.COMPLETED)
         # The row shows it too, from the table's own cells.
         await wait_for(pilot, lambda: "Completed" in str(table(pilot).get_cell(str(cid), "status")))

@@ -887,6 +887,7 @@ class CampaignService:
         start: bool = True,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None = None,
         seen: Any | None = None,
+        prepared: ResumePrep | None = None,
     ) -> CampaignRun | None:
         """Check its WAHA session, then run a Paused campaign at once (Paused -> Running),
         or a Failed one with recipients left (Failed -> Paused -> Running), from its next
@@ -894,7 +895,9 @@ class CampaignService:
 
         `seen`: the campaign as the caller last read it (the dashboard's row: its session
         and image): its session check and first message id are asked for while it is read
-        again, and used if it still has that session and image.
+        again, and used if it still has that session and image. `prepared`: the same, asked
+        for ahead (`prepare_resume`, while the row was highlighted), used if it is of that
+        row and at most PREP_FRESH seconds old; it is the resume's from here either way.
 
         Returns once the runner has started (the caller chooses whether to wait), or None
         when it was only marked Scheduled: with start=False (for a `waha-tui run`
@@ -903,7 +906,30 @@ class CampaignService:
         # Until its claim: this process's WAHA events writer does not take the write lock
         # meanwhile, so the claim finds it free (on the loop, without a thread hop).
         with self.store.urgent():
-            return await self._resume(campaign_id, start=start, spawn=spawn, seen=seen)
+            return await self._resume(
+                campaign_id, start=start, spawn=spawn, seen=seen, prepared=prepared
+            )
+
+    def prepare_resume(self, row: Any) -> ResumePrep | None:
+        """What a resume of `row` (a campaign as the dashboard shows it, highlighted) asks
+        WAHA before its claim, asked now: its session's state and its first message id, so
+        an `r` that follows finds them ready. Harmless if unused (`drop_prep`): nothing is
+        stored or sent, and an unused id is only never used. None: not resumable here."""
+        if row.sessions or not can_resume(row.status, row.next_index, row.total):
+            return None
+        check = asyncio.ensure_future(self.check_session(row.session))
+        return ResumePrep(
+            row.id,
+            row.session,
+            takes_ids(row),
+            check,
+            self.pool.prefetch_ids(row),
+            self.pool.config.clock.monotonic(),
+        )
+
+    def drop_prep(self, prep: ResumePrep | None) -> None:
+        if prep is not None:
+            self._drop_early((prep.session, prep.check, prep.ids))
 
     async def _resume(
         self,
@@ -912,10 +938,28 @@ class CampaignService:
         start: bool,
         spawn: Callable[[Awaitable[ev.Ended]], Any] | None,
         seen: Any | None,
+        prepared: ResumePrep | None = None,
     ) -> CampaignRun | None:
         early: tuple[str, asyncio.Task[SessionInfo], IdSupply | None] | None = None
         seen_takes_ids = False
-        if seen is not None and start and not seen.sessions:
+        if prepared is not None:
+            age = self.pool.config.clock.monotonic() - prepared.at
+            fits = seen is not None and (prepared.campaign_id, prepared.session) == (
+                campaign_id,
+                seen.session,
+            )
+            if start and fits and seen is not None:
+                check = prepared.check
+                if age > PREP_FRESH or check.cancelled():
+                    # Its id keeps; its session's state is asked again.
+                    check.cancel()
+                    check.add_done_callback(_quietly)
+                    check = asyncio.ensure_future(self.check_session(seen.session))
+                early = (prepared.session, check, prepared.ids)
+                seen_takes_ids = prepared.takes_ids
+            else:
+                self.drop_prep(prepared)
+        if early is None and seen is not None and start and not seen.sessions:
             # The session check and the first message id are on the way before the read.
             check = asyncio.ensure_future(self.check_session(seen.session))
             early = (seen.session, check, self.pool.prefetch_ids(seen))
@@ -963,6 +1007,8 @@ class CampaignService:
             raise
         if checked is None:
             return None
+        if early is not None and prepared is not None and early[1] is prepared.check:
+            checked = (checked[0], prepared.at)  # asked then: the runner counts from then
         # The claim takes it from Paused to Running in one transaction, so a refusal (its
         # session busy, claimed elsewhere) leaves it Paused, not Scheduled behind our back.
         # The runner does not ask WAHA about the session again before its first message;
@@ -1536,6 +1582,24 @@ __all__ = [
     "check_template",
     "parse_when",
 ]
+
+
+# How old a resume's session check and first id, asked for while its row was highlighted,
+# may be when `r` comes: older, they are asked again (the runner's first session check
+# after the claim counts from the check's time, as when it is asked at `r`).
+PREP_FRESH = 2.0
+
+
+@dataclass
+class ResumePrep:
+    """A resume's questions to WAHA, asked ahead (`CampaignService.prepare_resume`)."""
+
+    campaign_id: int
+    session: str
+    takes_ids: bool
+    check: asyncio.Task[SessionInfo]
+    ids: IdSupply | None
+    at: float  # when they were asked (the runner's clock)
 
 
 def _quietly(task: asyncio.Task[Any]) -> None:

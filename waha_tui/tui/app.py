@@ -23,7 +23,7 @@ from waha_tui.listener import Listener
 from waha_tui.logs import caught
 from waha_tui.printable import printable
 from waha_tui.scheduler import Scheduler
-from waha_tui.service import CampaignService
+from waha_tui.service import CampaignService, ResumePrep
 from waha_tui.status import (
     CampaignStatus,
     can_delete,
@@ -104,6 +104,8 @@ class WahaTuiApp(App[None]):
         self._describe = banner if callable(banner) else None
         self.timeline = list(timeline)
         self.resuming: set[int] = set()
+        # The highlighted row's resume, asked of WAHA ahead (its session, its first id).
+        self._prep: ResumePrep | None = None
         self.deleting: set[int] = set()  # deletes under way here: D is not offered twice
         self.main = MainScreen()
         self._stop_scheduler = asyncio.Event()
@@ -374,20 +376,38 @@ class WahaTuiApp(App[None]):
     def run_task(self, coro: Coroutine[Any, Any, None]) -> None:
         self.run_worker(coro, group="actions", exit_on_error=False)
 
+    def prepare_resume(self, row: Any | None) -> None:
+        """The highlighted campaign may be resumed next: what its resume asks WAHA before
+        its claim (its session, its first message id) is asked now, so `r` finds it
+        ready; dropped when the cursor moves on (an unused id is harmless)."""
+        prep = self._prep
+        if prep is not None and row is not None and prep.campaign_id == row.id:
+            return
+        self._prep = None
+        self.service.drop_prep(prep)
+        if row is not None and row.id not in self.resuming and not self._quitting:
+            self._prep = self.service.prepare_resume(row)
+
     def start_resume(self, campaign_id: int) -> None:
         if campaign_id in self.resuming:
             return  # a second press while one is in flight does nothing
         self.resuming.add(campaign_id)
-        self.run_task(self._resume(campaign_id))
+        prep, self._prep = self._prep, None
+        if prep is not None and prep.campaign_id != campaign_id:
+            self.service.drop_prep(prep)
+            prep = None
+        self.run_task(self._resume(campaign_id, prep))
         # Nothing else on the loop until the resume is under way: a footer recompose
         # (hiding r while it is in flight) costs tens of ms on a slow machine, so it
         # follows a moment later; a second r is refused by check_action meanwhile.
         self.set_timer(UI_AFTER_RESUME, self.main.refresh_bindings_if_changed)
 
-    async def _resume(self, campaign_id: int) -> None:
+    async def _resume(self, campaign_id: int, prep: ResumePrep | None = None) -> None:
         try:
             row = self.main.campaigns.get(campaign_id)
-            run = await self.service.resume(campaign_id, spawn=self.spawn_runner, seen=row)
+            run = await self.service.resume(
+                campaign_id, spawn=self.spawn_runner, seen=row, prepared=prep
+            )
         except UserError as exc:
             self.resuming.discard(campaign_id)  # still Paused: r is offered again
             self.notify(
@@ -559,6 +579,8 @@ class WahaTuiApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._unsubscribe()
+        self.service.drop_prep(self._prep)
+        self._prep = None
         if self.listener is not None:
             # Bounded: the feed's close never waits on the network more than a second.
             await self.listener.aclose()

@@ -532,6 +532,7 @@ class MainScreen(CampaignActions, Paging, Screen[None]):
     def _row_moved(self) -> None:
         self._show_row_info()
         self.refresh_bindings_if_changed()
+        self.wapp.prepare_resume(self.current())
 
     @on(DataTable.RowSelected, "#campaigns")
     def _row_chosen(self) -> None:

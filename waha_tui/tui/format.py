@@ -318,7 +318,8 @@ def rate_cell(c: Any) -> Text:
     if c.status in ENDED:
         rate = average_rate(c)
         return Text(per_minute(rate)) if rate is not None else Text("-", style="dim")
-    rate = 60.0 / Pacing.of(c).mean_gap()
+    est = estimate(c, utcnow())  # the pacing's rate (every session's, several together)
+    rate = est.per_minute if est is not None else 60.0 / Pacing.of(c).mean_gap()
     return Text(per_minute(rate), style="" if c.status == S.RUNNING else "dim")
 
 

@@ -475,11 +475,12 @@ async def test_edit_checks_as_create_does_and_never_moves_the_session(
     with pytest.raises(UserError) as nothing:
         await service.edit_campaign(cid)
     assert str(nothing.value) == (
-        "say what to change: --name, --at, --delay, --check-numbers, --window, --days or --timezone"
+        "say what to change: --name, --at, --delay, --check-numbers, --window, --days,"
+        " --timezone, --break-every or --break"
     )
     assert nothing.value.said("label") == (
         "say what to change: Name, Start, Delay, Check numbers on WhatsApp first, Send window, "
-        "Days or Time zone"
+        "Days, Time zone, Break every or Break (s)"
     )
     with pytest.raises(NotFound):
         await service.edit_campaign(999, name="x")

@@ -55,6 +55,32 @@ async def test_the_quit_question_follows_a_campaign_that_ends_while_it_is_asked(
     assert len(rig.sim.state.sent()) == 4
 
 
+async def test_toasts_never_cover_the_quit_dialogs_buttons_at_80x24(rig: Rig) -> None:
+    cid = rig.add("Long", 50, delay=(5.0, 5.0))
+    async with rig.app().run_test(size=(80, 24), notifications=True) as pilot:
+        await rig.service.start(cid)
+        await wait_for(pilot, lambda: rig.service.running_here() == [cid])
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmationModal))
+        for n in range(3):
+            pilot.app.notify(f"toast {n}: a long message that wraps over lines " * 2, timeout=30)
+        modal = pilot.app.screen
+        await wait_for(pilot, lambda: len(modal.query("Toast")) == 3)
+        await pilot.pause(0.2)
+        buttons, screen = modal.query_one("#confirm-buttons").region, modal.region
+        shown = [t.region.intersection(screen) for t in modal.query("Toast")]
+        assert any(r.area for r in shown)  # the room under the question shows one
+        assert not any(r.overlaps(buttons) for r in shown)
+        await pilot.press("n")  # stay: the rest show again on the dashboard
+        await wait_for(pilot, lambda: not isinstance(pilot.app.screen, ConfirmationModal))
+        await pilot.pause(0.2)
+        on_main = [
+            t.region.intersection(pilot.app.screen.region) for t in pilot.app.screen.query("Toast")
+        ]
+        assert sum(1 for r in on_main if r.area) >= 2
+        await rig.service.pause(cid)
+
+
 async def test_the_demo_banner_never_tells_to_do_what_is_done(tmp_path: Path) -> None:
     demo = await build_demo(tmp_path)
     try:

@@ -49,6 +49,18 @@ class ConfirmationModal(ModalScreen[bool]):
         self.query_one("#no", Button).focus()
         if self._follow is not None:
             self.set_interval(self.FOLLOW_EVERY, self._refresh_question)
+        self.call_after_refresh(self._place_toasts)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._place_toasts)
+
+    def _place_toasts(self) -> None:
+        """Toasts stay in the rows under the question, never over its buttons: at 80x24 a
+        second toast landed on them. What does not fit waits for the dialog to close."""
+        box = self.query_one("#confirm-box").region
+        room = max(self.size.height - box.bottom - 1, 0)  # the rack keeps a margin of 1
+        for rack in self.query("ToastRack"):  # Textual's own widget; by name, not import
+            rack.styles.max_height = room
 
     def _refresh_question(self) -> None:
         assert self._follow is not None

@@ -271,6 +271,23 @@ async def test_retry_unconfirmed_of_an_image_campaign_is_never_deduped(
     assert (await service.plan_unconfirmed_retry(image)).deduped is False
 
 
+async def test_retry_unconfirmed_over_several_numbers_is_deduped_only_if_each_takes_ids(
+    store: Store, client: WahaClient, sim_server: SimulatorServer
+) -> None:
+    from engine_helpers import force
+
+    sim_server.state.add_session("second", "WORKING")
+    service = CampaignService(store, client)
+    both, gone = make_campaign(store, 2), make_campaign(store, 2)
+    force(store, both, sessions=[["default", 1], ["second", 1]])
+    force(store, gone, sessions=[["default", 1], ["nowhere", 1]])  # WAHA has no such session
+    for cid in (both, gone):
+        force(store, cid, status=S.COMPLETED, sent=2, unconfirmed=2, next_index=2)
+    assert (await service.plan_unconfirmed_retry(both)).deduped is True
+    plan = await service.plan_unconfirmed_retry(gone)
+    assert plan.deduped is False and plan.question is not None
+
+
 def test_cli_retry_unconfirmed_asks_or_refuses_without_a_terminal(
     db_target: str, sim_server: SimulatorServer
 ) -> None:

@@ -49,7 +49,7 @@ from waha_tui.render import (
 from waha_tui.runner import CampaignRun, RunnerConfig, RunnerPool
 from waha_tui.runner.ids import IdSupply, takes_ids
 from waha_tui.sessions import SessionService
-from waha_tui.spread import Spread
+from waha_tui.spread import Spread, names_of
 from waha_tui.spread import parse as parse_sessions
 from waha_tui.status import (
     FINISHED,
@@ -1145,11 +1145,16 @@ class CampaignService:
     async def plan_unconfirmed_retry(self, campaign_id: int) -> UnconfirmedRetry:
         """What `retry(unconfirmed=True)` would do, for the CLI and the dashboard to ask
         the same question: repeats are deduped only when the campaign sends text (an image
-        takes no id) and its session takes pre-generated ids (asked of WAHA once, if this
-        process does not know yet: an older WAHA ignores the id, and WEBJS has none)."""
+        takes no id) and every session it sends through takes pre-generated ids (asked of
+        WAHA once, if this process does not know yet: an older WAHA ignores the id, and
+        WEBJS has none)."""
         camp = await self._read(self.store.get_campaign, campaign_id)
         count = camp.unconfirmed
-        deduped = bool(count) and takes_ids(camp) and await self._session_takes_ids(camp.session)
+        deduped = bool(count) and takes_ids(camp)
+        for session in names_of(camp.session, camp.sessions) if deduped else []:
+            deduped = await self._session_takes_ids(session)
+            if not deduped:
+                break
         return UnconfirmedRetry(campaign_id, count, deduped)
 
     async def _session_takes_ids(self, session: str) -> bool:

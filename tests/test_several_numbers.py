@@ -217,6 +217,27 @@ def test_the_estimate_counts_each_session_sending_its_share_at_once() -> None:
     assert both.per_minute == pytest.approx(2 * alone.per_minute)
 
 
+def test_the_estimate_holds_each_share_to_its_own_numbers_caps(store: Store) -> None:
+    from waha_tui.pacing import Caps, CapUse
+    from waha_tui.tui.format import estimate
+
+    cid = spread_campaign(store, 40, "default,second", delay_min=30.0, delay_max=30.0)
+    camp = store.get_campaign(cid)
+    assert camp.created_at is not None
+    now = camp.created_at
+    full = CapUse("4915550001", Caps(per_hour=5, zone="UTC"), 5, 5, now)  # reached: wait
+    free = estimate(camp, now)
+    assert free is not None and free.seconds_left < 3600  # 20 each, 30 s apart
+    for capped in ("default", "second"):  # whichever number it is, its share waits
+        held = estimate(camp, now, {capped: full})
+        assert held is not None and held.seconds_left > 3 * 3600  # 20 at 5 an hour
+        assert held.per_minute < free.per_minute
+    # A campaign of one session is held back by its own number's caps, not another's.
+    one = store.get_campaign(make_campaign(store, 20, delay_min=30.0, delay_max=30.0))
+    alone = estimate(one, now, {"second": full})
+    assert alone is not None and alone.seconds_left < 3600
+
+
 def test_the_table_names_the_first_session_and_how_many_more(store: Store) -> None:
     from waha_tui.tui.format import campaign_cells, estimate
 

@@ -345,10 +345,12 @@ class Pacing:
         caps: CapUse | None = None,
         now: datetime | None = None,
         lanes: tuple[int, ...] = (1,),
+        lane_caps: tuple[CapUse | None, ...] = (),
     ) -> Estimate:
         """`lanes`: the weights of the sessions it sends through (spread.py). Each sends its
-        share at this pacing, all at once: the time left is the biggest share's, the rate
-        theirs together (`caps`, the first session's, are taken for each).
+        share at this pacing, all at once, held back by its own number's caps (`lane_caps`,
+        in the same order; missing ones: none): the time left is the slowest share's, the
+        rate theirs together.
 
         `remaining` recipients left; `next_in`: seconds until the next one is due when a
         wait is under way (None: the next one goes now); `caps`: the caps of the number it
@@ -358,11 +360,17 @@ class Pacing:
         are counted. A window and caps are each walked on their own and the slower rules:
         both at once can be off by the part of a day the window keeps closed."""
         if len(lanes) > 1:
-            biggest = math.ceil(remaining * max(lanes) / sum(lanes))
-            one = self.estimate(
-                biggest, next_in=next_in, text_length=text_length, caps=caps, now=now
-            )
-            return Estimate(one.per_minute * len(lanes), one.seconds_left)
+            each = [
+                self.estimate(
+                    math.ceil(remaining * weight / sum(lanes)),
+                    next_in=next_in,
+                    text_length=text_length,
+                    caps=lane_caps[i] if i < len(lane_caps) else None,
+                    now=now,
+                )
+                for i, weight in enumerate(lanes)
+            ]
+            return Estimate(sum(e.per_minute for e in each), max(e.seconds_left for e in each))
         gap = self.mean_gap(text_length)
         rate = 60.0 / gap
         wait = max(next_in, 0.0) if next_in is not None else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,11 +160,11 @@ def reason_cell(c: Campaign) -> Text:
 
 
 def campaign_cells(
-    c: Campaign, now: datetime | None = None, caps: CapUse | None = None
+    c: Campaign, now: datetime | None = None, caps: Mapping[str, CapUse] | None = None
 ) -> dict[str, object]:
     """Every cell a campaign's row may show, by column key (tui/columns.py chooses which
-    fit); names are Text, never parsed as markup. `now`: for the countdowns; `caps`: its
-    session's number's, for the estimate."""
+    fit); names are Text, never parsed as markup. `now`: for the countdowns; `caps`: the
+    caps of its sessions' numbers, by session, for the estimate."""
     now = now or utcnow()
     return {
         "id": str(c.id),
@@ -238,17 +239,26 @@ def session_cell(c: Any) -> Text:
     return shown(names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1}")
 
 
-def estimate(c: Any, now: datetime, caps: CapUse | None = None) -> Estimate | None:
-    """How fast and how long, from the campaign's pacing and its number's caps (`caps`:
-    read with the WAHA sessions, `CapsService.for_sessions`); None once it ended."""
+def estimate(c: Any, now: datetime, caps: Mapping[str, CapUse] | None = None) -> Estimate | None:
+    """How fast and how long, from the campaign's pacing and its numbers' caps (`caps`:
+    by session, read with the WAHA sessions, `CapsService.for_sessions`); None once it
+    ended."""
     if c.status in ENDED:
         return None
     left = max(c.total - done_of(c), 0)
-    lanes = tuple(w for _, w in Spread.of(c).sessions)
-    return Pacing.of(c).estimate(left, next_in=next_in(c, now), caps=caps, now=now, lanes=lanes)
+    sessions = Spread.of(c).sessions
+    caps = caps or {}
+    return Pacing.of(c).estimate(
+        left,
+        next_in=next_in(c, now),
+        caps=caps.get(sessions[0][0]),
+        now=now,
+        lanes=tuple(w for _, w in sessions),
+        lane_caps=tuple(caps.get(name) for name, _ in sessions),
+    )
 
 
-def eta_cell(c: Any, now: datetime, caps: CapUse | None = None) -> Text:
+def eta_cell(c: Any, now: datetime, caps: Mapping[str, CapUse] | None = None) -> Text:
     """The time what is left takes: "~2h05m" (an estimate, hence the tilde)."""
     est = estimate(c, now, caps)
     if est is None or c.next_index >= c.total:

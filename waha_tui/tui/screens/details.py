@@ -8,6 +8,7 @@ elsewhere, it stays there until the operator goes back to that row or presses `n
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from rich.console import Group
 from rich.table import Table
@@ -61,7 +62,7 @@ DEFAULT_WIDTH = 80  # until the first resize tells the real one
 SCROLLBAR = 2
 
 
-def summary(c: Campaign, caps: CapUse | None = None) -> Group:
+def summary(c: Campaign, caps: Mapping[str, CapUse] | None = None) -> Group:
     """The counters in a grid of short values; the long ones (why it waits, why it paused,
     its last error) under it, wrapped, so the grid keeps its columns at 80 wide."""
     notes = Text()
@@ -79,7 +80,7 @@ def summary(c: Campaign, caps: CapUse | None = None) -> Group:
     return Group(_counters(c, caps), notes) if notes else Group(_counters(c, caps))
 
 
-def _counters(c: Campaign, caps: CapUse | None = None) -> Table:
+def _counters(c: Campaign, caps: Mapping[str, CapUse] | None = None) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -202,8 +203,8 @@ class DetailsScreen(CampaignActions, Screen[None]):
         finally:
             self._loading = False
         self.campaign = camp
-        # Its number's caps, as the list's ETA counts them (read with the WAHA line).
-        caps = self.wapp.main.caps.get(camp.session)
+        # Its numbers' caps, as the list's ETA counts them (read with the WAHA line).
+        caps = self.wapp.main.caps
         self.query_one("#details-summary", Static).update(summary(camp, caps))
         follow = self.following  # asked before the rows change: the followed one may go
         self._recipients = {str(r.position): r for r in recipients}

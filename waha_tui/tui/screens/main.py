@@ -330,7 +330,7 @@ class MainScreen(CampaignActions, Paging, Screen[None]):
         cells = self._cells.get(cid)
         if cells is None:
             c = self.campaigns[cid]
-            every = campaign_cells(c, caps=self.caps.get(c.session))
+            every = campaign_cells(c, caps=self.caps)
             cells = self._cells[cid] = tuple(cut(every[f.key], f.width) for f in self._fitted)
         return cells
 
@@ -512,7 +512,7 @@ class MainScreen(CampaignActions, Paging, Screen[None]):
                 line.append(f": recipient {c.next_index + 1} of {c.total}")
                 left = next_in(c, utcnow())
                 line.append(f" · next message in {math.ceil(left)} s" if left else " · sending")
-            est = estimate(c, utcnow(), self.caps.get(c.session))
+            est = estimate(c, utcnow(), self.caps)
             if est is not None and c.status != S.DELETING and c.next_index < c.total:
                 left_words = "to go" if c.status == S.RUNNING else "of sending left"
                 line.append(

@@ -60,6 +60,21 @@ def sim_server() -> Iterator[SimulatorServer]:
 
 
 @pytest.fixture
+def state(sim_server: SimulatorServer) -> SimState:
+    """The simulator's state, for faults and what it was sent."""
+    return sim_server.state
+
+
+@pytest.fixture
+async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
+    """A WahaClient of the test's simulator (a module's shared one, where the module
+    overrides sim_server)."""
+    c = WahaClient(sim_server.url)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
 def sim() -> Simulator:
     return Simulator(SimState(start_delay=0.05))
 

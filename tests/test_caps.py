@@ -5,7 +5,7 @@ campaign waiting at its cap and going on, and the estimate that knows them."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -280,13 +280,6 @@ def module_server() -> Iterator[SimulatorServer]:
 @pytest.fixture
 def sim_server(module_server: SimulatorServer) -> SimulatorServer:
     return reset_simulator(module_server)
-
-
-@pytest.fixture
-async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
-    c = WahaClient(sim_server.url)
-    yield c
-    await c.aclose()
 
 
 def sends_at(db: str) -> list[datetime]:

@@ -124,11 +124,6 @@ def cli(tmp_path: Path, sim_server: SimulatorServer) -> Cli:
     return Cli(tmp_path / "campaigns.db", sim_server)
 
 
-@pytest.fixture
-def state(sim_server: SimulatorServer) -> SimState:
-    return sim_server.state
-
-
 def write(path: Path, text: str) -> str:
     path.write_text(text, encoding="utf-8")
     return str(path)

@@ -53,11 +53,6 @@ def sim_server(module_server: SimulatorServer) -> SimulatorServer:
 
 
 @pytest.fixture
-def state(sim_server: SimulatorServer) -> SimState:
-    return sim_server.state
-
-
-@pytest.fixture
 async def service(store: Store, sim_server: SimulatorServer) -> AsyncIterator[CampaignService]:
     client = WahaClient(sim_server.url)
     svc = CampaignService(store, client, RunnerPool(store, client, config=fast_config()))

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest
 from engine_helpers import fast_config, force, make_campaign
 from sqlalchemy import event
 
@@ -25,13 +24,6 @@ S = CampaignStatus
 RUNS = 50
 LEASE = 0.6  # the heartbeat renews every third of it: 0.2 s
 POLL = 0.05  # how often it reads the runs' campaigns
-
-
-@pytest.fixture
-async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
-    c = WahaClient(sim_server.url)
-    yield c
-    await c.aclose()
 
 
 async def until(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -70,11 +70,6 @@ async def service(db: str, sim_server: SimulatorServer) -> AsyncIterator[Campaig
     await svc.aclose()
 
 
-@pytest.fixture
-def state(sim_server: SimulatorServer) -> SimState:
-    return sim_server.state
-
-
 def counted(db: str, table: str, campaign_id: int) -> int:
     """Rows of `table` for a campaign, straight from the database."""
     column = "id" if table == "campaign" else "campaign_id"

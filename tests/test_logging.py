@@ -45,11 +45,6 @@ def sim_server(module_server: SimulatorServer) -> SimulatorServer:
     return reset_simulator(module_server)
 
 
-@pytest.fixture
-def state(sim_server: SimulatorServer) -> SimState:
-    return sim_server.state
-
-
 def env_for(server: SimulatorServer, db: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WAHA_", "JOURNAL_"))}
     env.update(WAHA_URL=server.url, WAHA_TUI_DB=db, PYTHONUNBUFFERED="1", **extra)

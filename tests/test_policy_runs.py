@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,18 +45,6 @@ def module_server() -> Iterator[SimulatorServer]:
 @pytest.fixture
 def sim_server(module_server: SimulatorServer) -> SimulatorServer:
     return reset_simulator(module_server)
-
-
-@pytest.fixture
-def state(sim_server: SimulatorServer) -> SimState:
-    return sim_server.state
-
-
-@pytest.fixture
-async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
-    c = WahaClient(sim_server.url)
-    yield c
-    await c.aclose()
 
 
 async def run(

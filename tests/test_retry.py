@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,13 +42,6 @@ def shared_sim() -> Iterator[SimulatorServer]:
 @pytest.fixture
 def sim_server(shared_sim: SimulatorServer) -> SimulatorServer:
     return reset_simulator(shared_sim)
-
-
-@pytest.fixture
-async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
-    c = WahaClient(sim_server.url)
-    yield c
-    await c.aclose()
 
 
 def truth(store: Store, cid: int) -> None:

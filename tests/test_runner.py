@@ -10,7 +10,7 @@ import asyncio
 import base64
 import gc
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,18 +62,6 @@ RS = RecipientStatus
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "campaigns.db"
-
-
-@pytest.fixture
-async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
-    c = WahaClient(sim_server.url)
-    yield c
-    await c.aclose()
-
-
-@pytest.fixture
-def state(sim_server: SimulatorServer) -> SimState:
-    return sim_server.state
 
 
 def server_with(state: SimState) -> SimulatorServer:

@@ -79,11 +79,6 @@ async def service(db: str, sim_server: SimulatorServer) -> AsyncIterator[Campaig
 
 
 @pytest.fixture
-def state(sim_server: SimulatorServer) -> SimState:
-    return sim_server.state
-
-
-@pytest.fixture
 def contacts_csv(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "contacts.csv"
     path.write_text(

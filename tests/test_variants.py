@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -140,13 +140,6 @@ def module_server() -> Iterator[SimulatorServer]:
 @pytest.fixture
 def sim_server(module_server: SimulatorServer) -> SimulatorServer:
     return reset_simulator(module_server)
-
-
-@pytest.fixture
-async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
-    c = WahaClient(sim_server.url)
-    yield c
-    await c.aclose()
 
 
 class Watching(SimState):

@@ -222,18 +222,6 @@ def test_the_estimate_counts_the_time_the_window_is_closed() -> None:
 # -- the runner --------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def client(sim_server: SimulatorServer) -> AsyncIterator[WahaClient]:
-    c = WahaClient(sim_server.url)
-    yield c
-    await c.aclose()
-
-
-@pytest.fixture
-def state(sim_server: SimulatorServer) -> SimState:
-    return sim_server.state
-
-
 WINDOW_FIELDS: dict[str, Any] = {
     "send_window": "09:00-20:00",
     "window_days": "mon,tue,wed,thu,fri",

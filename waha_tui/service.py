@@ -1151,10 +1151,11 @@ class CampaignService:
         camp = await self._read(self.store.get_campaign, campaign_id)
         count = camp.unconfirmed
         deduped = bool(count) and takes_ids(camp)
-        for session in names_of(camp.session, camp.sessions) if deduped else []:
-            deduped = await self._session_takes_ids(session)
-            if not deduped:
-                break
+        if deduped:
+            for session in names_of(camp.session, camp.sessions):
+                if not await self._session_takes_ids(session):
+                    deduped = False
+                    break
         return UnconfirmedRetry(campaign_id, count, deduped)
 
     async def _session_takes_ids(self, session: str) -> bool:
